@@ -1,0 +1,5 @@
+"""``python -m radassist`` is the same as the ``radassist`` command."""
+
+from radassist.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The database: tables, engine, state transitions and read-side queries."""

@@ -1,0 +1,47 @@
+"""Event tags (``source:subject:action``) and the one function that writes them.
+
+Event rows are the worklist's timeline.  ``detail`` holds surrogate ids, counts and error codes,
+never patient data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from radassist.db.tables import Event
+
+
+class EventTag(StrEnum):
+    INSTANCE_RECEIVED = "study:instance:received"
+    INSTANCE_REJECTED = "study:instance:rejected"
+    STUDY_REOPENED = "study:reopened"
+    STUDY_COMPLETE = "study:complete"
+    JOB_QUEUED = "job:queued"
+    DRAFT_STARTED = "job:draft:started"
+    DRAFT_COMPLETED = "job:draft:completed"
+    SR_BUILT = "job:sr:built"
+    JOB_DONE = "job:done"
+    JOB_FAILED = "job:failed"
+    JOB_CANCELLED = "job:cancelled"
+    JOB_REQUEUED = "job:requeued"
+    DELIVERY_SENT = "delivery:sent"
+    DELIVERY_RETRY = "delivery:retry"
+    DELIVERY_FAILED = "delivery:failed"
+    DELIVERY_CANCELLED = "delivery:cancelled"
+    DELIVERY_REQUEUED = "delivery:requeued"
+
+
+def record_event(
+    session: Session,
+    tag: EventTag,
+    *,
+    study_id: uuid.UUID | None = None,
+    job_id: uuid.UUID | None = None,
+    **detail: Any,
+) -> None:
+    """Add an event row to the current transaction (committed with the change it describes)."""
+    session.add(Event(tag=str(tag), study_id=study_id, job_id=job_id, detail=detail))

@@ -1,0 +1,68 @@
+"""Log configuration for the entry points, and the log context every record carries.
+
+Library modules only call ``logging.getLogger(__name__)``; handlers are installed here, by the
+process entry points.  Context (job id, study id, Celery task id) travels in contextvars, bound
+at the start of a task and cleared at its end, never interpolated by hand.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+job_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("job_id", default="-")
+study_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("study_id", default="-")
+task_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("task_id", default="-")
+
+FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s [job=%(job_id)s study=%(study_id)s] %(message)s"
+
+
+class ContextFilter(logging.Filter):
+    """Copies the contextvars onto each record so the format can show them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.job_id = job_id_var.get()
+        record.study_id = study_id_var.get()
+        record.task_id = task_id_var.get()
+        return True
+
+
+@contextmanager
+def log_context(*, job_id: object = None, study_id: object = None, task_id: object = None) -> Iterator[None]:
+    """Bind surrogate ids (never patient data) to every record logged inside the block."""
+    tokens = []
+    for var, value in ((job_id_var, job_id), (study_id_var, study_id), (task_id_var, task_id)):
+        if value is not None:
+            tokens.append((var, var.set(str(value))))
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Install one stderr handler on the root logger; called once per process by its entry point."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(ContextFilter())
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("radassist").setLevel(level)
+    logging.getLogger("dicom_node").setLevel(level)
+    logging.getLogger("workers").setLevel(level)
+    # pynetdicom logs whole C-FIND/C-STORE identifiers at DEBUG; keep it at INFO or above.
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+
+
+def short_hash(value: str | None) -> str | None:
+    """A 12-hex handle for a value that must not be logged itself (accession numbers, UIDs at INFO)."""
+    if not value:
+        return None
+    import hashlib
+
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]

@@ -1,0 +1,79 @@
+"""The pipeline's states and the transitions allowed between them.
+
+A study collects instances (``receiving``) until it has been quiet long enough, then it is
+``complete`` and a job is queued for it.  The job owns what follows; each of its outputs (the SR to
+each PACS, the ORU to the RIS) is a delivery with a state of its own, so a RIS outage never holds
+back the PACS copy.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class StudyState(StrEnum):
+    RECEIVING = "receiving"
+    COMPLETE = "complete"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    DRAFTING = "drafting"
+    DELIVERING = "delivering"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class DeliveryChannel(StrEnum):
+    SR = "sr"
+    HL7 = "hl7"
+
+
+FINAL_JOB_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
+FINAL_DELIVERY_STATES = frozenset(
+    {DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.CANCELLED}
+)
+
+ALLOWED_TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
+    StudyState: {
+        StudyState.RECEIVING: frozenset({StudyState.COMPLETE}),
+        # An instance arriving after completion reopens the study (a re-draft follows).
+        StudyState.COMPLETE: frozenset({StudyState.RECEIVING}),
+    },
+    JobState: {
+        JobState.QUEUED: frozenset({JobState.DRAFTING, JobState.FAILED, JobState.CANCELLED}),
+        # DRAFTING -> QUEUED: a worker died mid-draft and the reconciler hands the job back.
+        JobState.DRAFTING: frozenset(
+            {JobState.DELIVERING, JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.QUEUED}
+        ),
+        JobState.DELIVERING: frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED}),
+        JobState.DONE: frozenset(),
+        JobState.FAILED: frozenset({JobState.QUEUED}),
+        JobState.CANCELLED: frozenset({JobState.QUEUED}),
+    },
+    DeliveryState: {
+        DeliveryState.PENDING: frozenset(
+            {DeliveryState.SENDING, DeliveryState.FAILED, DeliveryState.CANCELLED}
+        ),
+        DeliveryState.SENDING: frozenset(
+            {DeliveryState.DELIVERED, DeliveryState.PENDING, DeliveryState.FAILED, DeliveryState.CANCELLED}
+        ),
+        DeliveryState.DELIVERED: frozenset(),
+        DeliveryState.FAILED: frozenset({DeliveryState.PENDING}),
+        DeliveryState.CANCELLED: frozenset({DeliveryState.PENDING}),
+    },
+}
+
+
+def can_transition(current: StrEnum, target: StrEnum) -> bool:
+    """True when the table allows ``current -> target``."""
+    return target in ALLOWED_TRANSITIONS[type(current)].get(current, frozenset())

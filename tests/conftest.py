@@ -1,0 +1,129 @@
+"""Shared fixtures: settings on a temporary data folder, a migrated database (SQLite and
+PostgreSQL), free ports and waiting for sockets (never sleeping)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+import sqlalchemy as sa
+
+from radassist.config import Settings, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+TESTDATA = REPO.parent / "shared" / "testdata" / "dicom"
+if not TESTDATA.exists():  # a checkout outside /work: let CI point at shared/
+    TESTDATA = Path(os.environ.get("RADASSIST_TESTDATA", "/work/shared/testdata/dicom"))
+
+PG_ADMIN_URL = os.environ.get("RADASSIST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+pydicom.config.settings.reading_validation_mode = pydicom.config.RAISE
+pydicom.config.settings.writing_validation_mode = pydicom.config.RAISE
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:
+    """Poll ``predicate`` until it returns something truthy; return it, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def testdata() -> Path:
+    return TESTDATA
+
+
+def _postgres_available() -> bool:
+    try:
+        engine = sa.create_engine(PG_ADMIN_URL)
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    if not _postgres_available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432")
+        pytest.skip("PostgreSQL is not reachable")
+    name = f"radassist_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs twice: on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'radassist.sqlite3'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Build Settings on a temporary data folder; keyword arguments are env-style overrides,
+    e.g. ``make_settings(dicom_port="11113", database_url=url)``."""
+
+    def factory(**overrides: Any) -> Settings:
+        environ = {"RADASSIST_STORAGE_PATH": str(tmp_path / "data")}
+        for key, value in overrides.items():
+            if key == "destinations":
+                import json
+
+                environ["RADASSIST_DESTINATIONS"] = json.dumps(value)
+            else:
+                environ[f"RADASSIST_{key.upper()}"] = str(value)
+        return load_settings(environ=environ)
+
+    return factory
+
+
+@pytest.fixture
+def migrated_settings(make_settings: Callable[..., Settings], database_url: str) -> Settings:
+    """Settings whose database (SQLite or PostgreSQL) has been built by ``alembic upgrade head``."""
+    from radassist.db.migrate import upgrade
+
+    settings = make_settings(database_url=database_url)
+    upgrade(settings)
+    return settings
