@@ -117,6 +117,7 @@ class DicomDestination(_Section):
     """A PACS (or any Storage SCP) that receives our SRs by C-STORE."""
 
     kind: Literal["dicom"] = "dicom"
+    """How SRs reach it: ``dicom`` (C-STORE)."""
     name: str = Field(min_length=1, max_length=64)
     """A short name shown on the worklist."""
     ae_title: AETitle

@@ -1,0 +1,30 @@
+"""``python -m dicom_node [--config FILE]``: run the DICOM listener until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from radassist.config import load_settings
+from radassist.errors import ConfigError
+from radassist.logging import configure_logging
+
+from dicom_node.server import run_listener
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dicom_node", description="RadAssist DICOM listener")
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file (default: $RADASSIST_CONFIG)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"radassist: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.logging.level)
+    run_listener(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

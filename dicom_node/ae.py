@@ -1,0 +1,54 @@
+"""The Application Entity: which SOP classes and transfer syntaxes we accept, and from whom.
+
+We store the bytes as received and never decode pixels here, so every storage SOP class is
+accepted in every common transfer syntax, compressed ones included: refusing JPEG 2000 would make
+the PACS decompress (or, worse, drop) the study.
+"""
+
+from __future__ import annotations
+
+from pydicom import uid
+from pynetdicom import AE, AllStoragePresentationContexts
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+from radassist.config import Settings
+
+#: Offered in this order of preference when a sender proposes several in one context.
+TRANSFER_SYNTAXES: tuple[str, ...] = (
+    uid.ExplicitVRLittleEndian,
+    uid.ImplicitVRLittleEndian,
+    uid.DeflatedExplicitVRLittleEndian,
+    uid.ExplicitVRBigEndian,
+    uid.JPEGBaseline8Bit,
+    uid.JPEGExtended12Bit,
+    uid.JPEGLossless,
+    uid.JPEGLosslessSV1,
+    uid.JPEGLSLossless,
+    uid.JPEGLSNearLossless,
+    uid.JPEG2000Lossless,
+    uid.JPEG2000,
+    uid.JPEG2000MCLossless,
+    uid.JPEG2000MC,
+    uid.HTJ2KLossless,
+    uid.HTJ2KLosslessRPCL,
+    uid.HTJ2K,
+    uid.RLELossless,
+)
+
+ACSE_TIMEOUT_SECONDS = 30.0
+
+
+def build_ae(settings: Settings) -> AE:
+    """An AE answering only to ``[dicom] ae_title``, for C-STORE of any storage class and C-ECHO."""
+    dicom = settings.dicom
+    ae = AE(ae_title=dicom.ae_title)
+    # A called AE title other than ours is refused at association (A-ASSOCIATE-RJ, called AE not recognised).
+    ae.require_called_aet = True
+    ae.maximum_associations = dicom.max_associations
+    ae.network_timeout = dicom.network_timeout_seconds
+    ae.dimse_timeout = dicom.network_timeout_seconds
+    ae.acse_timeout = min(ACSE_TIMEOUT_SECONDS, dicom.network_timeout_seconds)
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, list(TRANSFER_SYNTAXES))
+    ae.add_supported_context(Verification, [uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian])
+    return ae

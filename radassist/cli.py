@@ -1,0 +1,218 @@
+"""The one command, ``radassist``: run everything, or each part on its own machine.
+
+Every subcommand takes ``--config FILE`` (or ``RADASSIST_CONFIG``); ``RADASSIST_<SECTION>_<KEY>``
+environment variables override the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from radassist.config import Settings, load_settings
+from radassist.errors import ConfigError
+from radassist.logging import configure_logging
+
+logger = logging.getLogger("radassist.cli")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    configure_logging(settings.logging.level)
+    return settings
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """All in one: migrate, then listener, drafting worker, delivery worker + scheduler, and web app."""
+    settings = _settings(args)
+    from radassist.db.migrate import upgrade
+
+    upgrade(settings)
+    base = [sys.executable, "-m", "radassist"]
+    config = ["--config", str(args.config)] if args.config else []
+    parts = {
+        "listener": base + ["listener", *config],
+        "draft-worker": base + ["worker", *config, "--queues", "gpu", "--concurrency", "1", "--name", "draft"],
+        "delivery-worker": base
+        + ["worker", *config, "--queues", "io", "--pool", "threads", "--concurrency", "4", "--beat", "--name", "io"],
+        "web": base + ["web", *config],
+    }
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for name, argv in parts.items():
+        # Each child gets its own process group, so a terminal's Ctrl-C reaches only us and we stop
+        # them in order.
+        children[name] = subprocess.Popen(argv, start_new_session=True)
+    logger.info(
+        "RadAssist running: DICOM %s on %s:%d, worklist http://%s:%d/",
+        settings.dicom.ae_title, settings.dicom.host, settings.dicom.port, settings.web.host, settings.web.port,
+    )
+    exit_code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                logger.error("%s exited with status %s; stopping the others", name, child.returncode)
+                stopping, exit_code = True, 1
+                break
+        time.sleep(0.5)
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for child in children.values():
+        try:
+            child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    logger.info("RadAssist stopped")
+    return exit_code
+
+
+def cmd_listener(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from dicom_node.server import run_listener
+
+    run_listener(settings)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from workers import signals  # noqa: F401  (connects the worker hooks)
+    from workers.app import make_celery
+
+    app = make_celery(settings)
+    argv = [
+        "worker",
+        "--loglevel", settings.logging.level,
+        "--queues", args.queues,
+        "--concurrency", str(args.concurrency),
+        "--pool", args.pool,
+        "--hostname", f"{args.name}@%h",
+        "--without-mingle",
+        "--without-gossip",
+    ]
+    if args.beat:
+        argv.append("--beat")
+    app.worker_main(argv)
+    return 0
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from workers.app import make_celery
+
+    make_celery(settings).start(["beat", "--loglevel", settings.logging.level])
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    import uvicorn
+
+    from radassist.web.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.web.host, port=settings.web.port, log_config=None)
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from radassist.db import migrate
+
+    if args.action == "upgrade":
+        migrate.upgrade(settings)
+        print("database schema is up to date")
+    else:
+        migrate.check(settings)
+        print("tables match the migrations")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    import json
+
+    from sqlalchemy.engine import make_url
+
+    if args.action == "example":
+        from radassist.config_example import render_example
+
+        print(render_example(), end="")
+        return 0
+    settings = load_settings(args.config)
+    effective = settings.model_dump(mode="json")
+    effective["database"]["url"] = make_url(settings.database_url).render_as_string(hide_password=True)
+    effective["queue"]["broker_url"] = _mask_url(settings.broker_url)
+    print(json.dumps(effective, indent=2))
+    return 0
+
+
+def _mask_url(url: str) -> str:
+    """Hide the password of a broker URL (``amqp://user:secret@host`` -> ``amqp://user:***@host``)."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
+
+
+def cmd_make_tiny_model(args: argparse.Namespace) -> int:
+    from radassist.models.tiny import write_tiny_model
+
+    folder = write_tiny_model(Path(args.folder), arch=args.arch)
+    print(f"tiny randomly initialised {args.arch} model written to {folder} (for tests and demos only)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="radassist", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=os.environ.get("RADASSIST_CONFIG"), help="TOML settings file")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("run", parents=[common], help="run every part in one command").set_defaults(func=cmd_run)
+    sub.add_parser("listener", parents=[common], help="the DICOM listener").set_defaults(func=cmd_listener)
+    worker = sub.add_parser("worker", parents=[common], help="a Celery worker")
+    worker.add_argument("--queues", default="gpu,io", help="gpu (drafting), io (delivery), or both")
+    worker.add_argument("--concurrency", type=int, default=1, help="processes or threads (1 per GPU for drafting)")
+    worker.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
+    worker.add_argument("--beat", action="store_true", help="also run the scheduler (one per installation)")
+    worker.add_argument("--name", default="radassist", help="worker name shown in monitoring")
+    worker.set_defaults(func=cmd_worker)
+    sub.add_parser("beat", parents=[common], help="the scheduler (sweeps)").set_defaults(func=cmd_beat)
+    sub.add_parser("web", parents=[common], help="the worklist web app and API").set_defaults(func=cmd_web)
+    db = sub.add_parser("db", parents=[common], help="database schema")
+    db.add_argument("action", choices=["upgrade", "check"])
+    db.set_defaults(func=cmd_db)
+    config = sub.add_parser("config", parents=[common], help="show settings")
+    config.add_argument("action", choices=["check", "example"], help="check: print the effective settings (secrets masked); example: print a documented config file")
+    config.set_defaults(func=cmd_config)
+    tiny = sub.add_parser("make-tiny-model", parents=[common], help="write a tiny random VLM for tests and demos")
+    tiny.add_argument("folder")
+    tiny.add_argument("--arch", default="gemma3")
+    tiny.set_defaults(func=cmd_make_tiny_model)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"radassist: {exc.message}", file=sys.stderr)
+        return 2

@@ -1,0 +1,44 @@
+"""Send one outbox item to its destination; errors say whether a retry can help."""
+
+from __future__ import annotations
+
+from radassist.config import Settings
+from radassist.db.tables import Delivery
+from radassist.errors import PermanentFailure
+from radassist.hl7.mllp import send_mllp
+from radassist.pacs.cstore import store_sr
+from radassist.states import DeliveryChannel
+from radassist.store.outputs import OutputStore
+
+
+def send_delivery(delivery: Delivery, settings: Settings, outputs: OutputStore) -> None:
+    """One attempt. Raises TransientFailure (retry later) or PermanentFailure (give up)."""
+    if not delivery.payload_path:
+        raise PermanentFailure("the delivery has no stored payload", code="delivery.no_payload")
+    if delivery.channel is DeliveryChannel.SR:
+        try:
+            destination = settings.destination(delivery.destination)
+        except KeyError:
+            raise PermanentFailure(
+                f"destination {delivery.destination!r} is no longer configured", code="delivery.unknown_destination"
+            ) from None
+        store_sr(
+            outputs.path(delivery.payload_path),
+            ae_title=destination.ae_title,
+            host=destination.host,
+            port=destination.port,
+            calling_ae_title=destination.calling_ae_title or settings.dicom.ae_title,
+        )
+        return
+    if delivery.channel is DeliveryChannel.HL7:
+        if not settings.hl7.enabled:
+            raise PermanentFailure("HL7 output is no longer configured", code="delivery.unknown_destination")
+        send_mllp(
+            settings.hl7.host,
+            settings.hl7.port,
+            outputs.read(delivery.payload_path).decode("utf-8"),
+            control_id=delivery.control_id or "",
+            timeout_s=settings.hl7.ack_timeout_seconds,
+        )
+        return
+    raise PermanentFailure(f"unknown channel {delivery.channel}", code="delivery.unknown_channel")

@@ -1,0 +1,112 @@
+"""The few header fields we persist, read in one place: the only PHI-tag reader of intake.
+
+Everything the rest of intake needs comes out of here as an :class:`InstanceHeader`; the dataset
+itself (names, IDs, birth dates) goes no further.  The accession number is carried so the
+recorder can hash it; it is never stored or logged as is.
+
+Identifying UIDs are required and must be valid (1-64 characters, digits and dots); descriptive
+fields are best-effort: a malformed Series Number must not cost the sender its study.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydicom.dataset import Dataset
+
+from radassist.errors import RejectedInput
+
+T = TypeVar("T")
+
+_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class InstanceHeader:
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    modality: str | None
+    study_description: str | None
+    series_description: str | None
+    series_number: int | None
+    instance_number: int | None
+    accession_number: str | None
+
+    def __repr__(self) -> str:
+        # Never show the accession number or descriptions, even in a traceback.
+        return "<InstanceHeader>"
+
+
+def _raw(dataset: Dataset, keyword: str) -> Any:
+    """The element's value, or None when absent; a value pydicom cannot convert counts as absent."""
+    try:
+        if keyword not in dataset:
+            return None
+        return dataset[keyword].value
+    except Exception:  # noqa: BLE001 - a malformed value; the message may echo it, so drop it
+        return None
+
+
+def _uid(dataset: Dataset, keyword: str) -> str:
+    value = _raw(dataset, keyword)
+    if value is None or not str(value).strip("\x00 "):
+        raise RejectedInput(f"the data set has no {keyword}", code="dicom.missing_uid")
+    text = str(value).strip("\x00 ")
+    if len(text) > 64 or not _UID_RE.match(text):
+        raise RejectedInput(f"the data set's {keyword} is not a valid UID", code="dicom.invalid_uid")
+    return text
+
+
+def _optional(dataset: Dataset, keyword: str, convert: Callable[[Any], T]) -> T | None:
+    value = _raw(dataset, keyword)
+    if value is None or value == "":
+        return None
+    try:
+        return convert(value)
+    except Exception:  # noqa: BLE001 - descriptive fields are best effort
+        return None
+
+
+def _text(value: Any) -> str | None:
+    text = str(value).strip("\x00 ")
+    return text or None
+
+
+def _int(value: Any) -> int | None:
+    number = int(value)
+    return number if -_INT32_MAX <= number <= _INT32_MAX else None
+
+
+def read_header(dataset: Dataset) -> InstanceHeader:
+    """Pull the persisted fields out of a received dataset (pixel data need not be loaded).
+
+    The transfer syntax comes from the file meta (``dataset.file_meta``), which pynetdicom builds
+    from the presentation context.  Raises :class:`RejectedInput` with code ``dicom.missing_uid``
+    or ``dicom.invalid_uid`` when an identifying UID is absent or malformed.
+    """
+    if not isinstance(dataset, Dataset):
+        raise TypeError("dataset must be a pydicom Dataset")
+    file_meta = getattr(dataset, "file_meta", None)
+    meta_ts = _raw(file_meta, "TransferSyntaxUID") if file_meta is not None else None
+    if meta_ts is None:
+        raise RejectedInput("the data set has no transfer syntax", code="dicom.missing_uid")
+    return InstanceHeader(
+        study_instance_uid=_uid(dataset, "StudyInstanceUID"),
+        series_instance_uid=_uid(dataset, "SeriesInstanceUID"),
+        sop_instance_uid=_uid(dataset, "SOPInstanceUID"),
+        sop_class_uid=_uid(dataset, "SOPClassUID"),
+        transfer_syntax_uid=_uid(file_meta, "TransferSyntaxUID"),
+        modality=_optional(dataset, "Modality", _text),
+        study_description=_optional(dataset, "StudyDescription", _text),
+        series_description=_optional(dataset, "SeriesDescription", _text),
+        series_number=_optional(dataset, "SeriesNumber", _int),
+        instance_number=_optional(dataset, "InstanceNumber", _int),
+        accession_number=_optional(dataset, "AccessionNumber", _text),
+    )

@@ -1,0 +1,1 @@
+"""Durable files: received instances (and, in :mod:`radassist.store.outputs`, what we produce)."""

@@ -1,0 +1,1 @@
+"""One router per resource: the worklist (pages and JSON) and the ops endpoints."""

@@ -1,0 +1,119 @@
+"""Response schemas of the JSON API: only what the worklist shows, never patient data.
+
+Timestamps are timezone-aware UTC and serialise as ISO-8601 with a ``Z`` suffix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from radassist.db.queries import StudyDetail, WorklistState
+from radassist.states import DeliveryChannel, DeliveryState, JobState
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True, frozen=True)
+
+
+class DeliveryOut(_Out):
+    channel: DeliveryChannel
+    destination: str
+    state: DeliveryState
+    attempts: int
+    last_error_code: str | None
+    last_error_message: str | None
+    next_attempt_at: dt.datetime | None
+    first_attempt_at: dt.datetime | None
+    delivered_at: dt.datetime | None
+
+
+class StudyOut(_Out):
+    id: uuid.UUID
+    study_instance_uid: str
+    modality: str | None
+    study_description: str | None
+    calling_ae_title: str | None
+    instance_count: int
+    state: WorklistState
+    first_received_at: dt.datetime
+    last_received_at: dt.datetime
+    completed_at: dt.datetime | None
+    job_id: uuid.UUID | None
+    job_state: JobState | None
+    job_attempts: int | None
+    model_name: str | None
+    job_created_at: dt.datetime | None
+    job_started_at: dt.datetime | None
+    job_drafted_at: dt.datetime | None
+    job_finished_at: dt.datetime | None
+    receiving_s: float | None
+    waiting_s: float | None
+    queued_s: float | None
+    drafting_s: float | None
+    delivering_s: float | None
+    total_s: float | None
+    error_code: str | None
+    error_message: str | None
+    has_draft: bool
+    deliveries: list[DeliveryOut]
+
+
+class StudyPage(BaseModel):
+    items: list[StudyOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class EventOut(_Out):
+    tag: str
+    at: dt.datetime
+    detail: dict[str, Any]
+    job_id: uuid.UUID | None
+    count: int
+    last_at: dt.datetime | None
+
+
+class JobOut(_Out):
+    id: uuid.UUID
+    state: JobState
+    model_name: str
+    attempts: int
+    error_code: str | None
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+class DraftOut(_Out):
+    """The model's unverified text: a draft for a radiologist, never a signed report."""
+
+    job_id: uuid.UUID
+    findings: str
+    impression: str
+    model_name: str
+    model_revision: str | None
+    prompt_version: str
+    created_at: dt.datetime
+    verified: bool = False
+
+
+class StudyDetailOut(StudyOut):
+    jobs: list[JobOut]
+    events: list[EventOut]
+    draft: DraftOut | None
+
+    @classmethod
+    def from_detail(cls, detail: StudyDetail) -> StudyDetailOut:
+        study = StudyOut.model_validate(detail.row)
+        return cls.model_validate(
+            {
+                **dict(study),
+                "jobs": [JobOut.model_validate(j) for j in detail.jobs],
+                "events": [EventOut.model_validate(e) for e in detail.events],
+                "draft": DraftOut.model_validate(detail.draft) if detail.draft is not None else None,
+            }
+        )

@@ -1,0 +1,1 @@
+"""Celery workers and the scheduler: drafting (``gpu`` queue), delivery (``io`` queue), sweeps (beat)."""

@@ -1,0 +1,51 @@
+"""The Celery app, built from Settings by the entry point (no module-level app, no import-time config)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import Celery
+from kombu import Queue
+
+from radassist.config import Settings
+
+GPU_QUEUE = "gpu"
+IO_QUEUE = "io"
+
+TASK_MODULES = ["workers.tasks.sweep", "workers.tasks.draft", "workers.tasks.deliver"]
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app whose tasks can reach ``settings`` as ``app.radassist_settings``."""
+    settings.storage.path.mkdir(parents=True, exist_ok=True)
+    app = Celery("radassist", broker=settings.broker_url, include=TASK_MODULES, set_as_current=True)
+    time_limit = settings.queue.job_time_limit_seconds
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        # A job is acknowledged only when it has finished; a worker that dies mid-draft hands it back.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[Queue(GPU_QUEUE), Queue(IO_QUEUE)],
+        task_default_queue=IO_QUEUE,
+        task_routes={"radassist.draft_study": {"queue": GPU_QUEUE}},
+        task_time_limit=time_limit,
+        task_soft_time_limit=int(time_limit * 0.9),
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"polling_interval": 0.5},
+        beat_schedule={
+            "sweep": {
+                "task": "radassist.sweep",
+                "schedule": timedelta(seconds=settings.queue.sweep_interval_seconds),
+                "options": {"queue": IO_QUEUE, "expires": settings.queue.sweep_interval_seconds * 5},
+            }
+        },
+        beat_schedule_filename=str(settings.storage.path / "celerybeat-schedule"),
+    )
+    app.radassist_settings = settings  # type: ignore[attr-defined]
+    return app
