@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dicom_node.server import run_listener
 from radassist.config import load_settings
 from radassist.errors import ConfigError
 from radassist.logging import configure_logging
-
-from dicom_node.server import run_listener
 
 
 def main(argv: list[str] | None = None) -> int:

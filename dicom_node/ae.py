@@ -13,26 +13,29 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from radassist.config import Settings
 
-#: Offered in this order of preference when a sender proposes several in one context.
+#: The order is our preference when a sender proposes several in one presentation context
+#: (pynetdicom picks the first of ours that the sender proposed).  Lossless compressed first: the
+#: sender keeps its encoding and does not have to decompress (which some cannot do for JPEG 2000);
+#: then uncompressed; lossy last, so a sender that could send either is never asked to lose data.
 TRANSFER_SYNTAXES: tuple[str, ...] = (
+    uid.JPEG2000Lossless,
+    uid.HTJ2KLossless,
+    uid.HTJ2KLosslessRPCL,
+    uid.JPEG2000MCLossless,
+    uid.JPEGLosslessSV1,
+    uid.JPEGLossless,
+    uid.JPEGLSLossless,
+    uid.RLELossless,
     uid.ExplicitVRLittleEndian,
     uid.ImplicitVRLittleEndian,
     uid.DeflatedExplicitVRLittleEndian,
     uid.ExplicitVRBigEndian,
+    uid.JPEG2000,
+    uid.HTJ2K,
+    uid.JPEG2000MC,
+    uid.JPEGLSNearLossless,
     uid.JPEGBaseline8Bit,
     uid.JPEGExtended12Bit,
-    uid.JPEGLossless,
-    uid.JPEGLosslessSV1,
-    uid.JPEGLSLossless,
-    uid.JPEGLSNearLossless,
-    uid.JPEG2000Lossless,
-    uid.JPEG2000,
-    uid.JPEG2000MCLossless,
-    uid.JPEG2000MC,
-    uid.HTJ2KLossless,
-    uid.HTJ2KLosslessRPCL,
-    uid.HTJ2K,
-    uid.RLELossless,
 )
 
 ACSE_TIMEOUT_SECONDS = 30.0
@@ -49,6 +52,7 @@ def build_ae(settings: Settings) -> AE:
     ae.dimse_timeout = dicom.network_timeout_seconds
     ae.acse_timeout = min(ACSE_TIMEOUT_SECONDS, dicom.network_timeout_seconds)
     for context in AllStoragePresentationContexts:
+        assert context.abstract_syntax is not None
         ae.add_supported_context(context.abstract_syntax, list(TRANSFER_SYNTAXES))
     ae.add_supported_context(Verification, [uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian])
     return ae

@@ -17,11 +17,12 @@ import time
 from dataclasses import dataclass, field, fields
 from io import BytesIO
 
-
 from pydicom import dcmread
 from pynetdicom.events import Event
 from sqlalchemy.orm import Session, sessionmaker
 
+from dicom_node.statuses import REJECTION_STATUS, EchoStatus, StoreStatus
+from radassist import metrics
 from radassist.config import Settings
 from radassist.db.base import utcnow
 from radassist.errors import RejectedInput
@@ -30,8 +31,6 @@ from radassist.intake.header import InstanceHeader, read_header
 from radassist.intake.record import record_instance
 from radassist.logging import short_hash
 from radassist.store.instances import InstanceStore, StoredFile
-
-from dicom_node.statuses import REJECTION_STATUS, EchoStatus, StoreStatus
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ def _count(counters: NodeCounters | None, name: str) -> None:
 
 
 def _calling_ae(event: Event) -> str:
-    return str(event.assoc.requestor.ae_title).strip()
+    return str(event.assoc.requestor.ae_title).strip() or "-"
 
 
 def _called_ae(event: Event) -> str:
@@ -85,7 +84,7 @@ def handle_echo(event: Event, counters: NodeCounters | None = None) -> int:
 def _parse(encoded: bytes) -> InstanceHeader:
     try:
         dataset = dcmread(BytesIO(encoded), stop_before_pixels=True)
-    except Exception:  # noqa: BLE001 - pydicom's message may quote the data set
+    except Exception:
         logger.debug("undecodable data set", exc_info=True)
         raise RejectedInput("the data set could not be decoded", code="dicom.undecodable") from None
     return read_header(dataset)
@@ -108,14 +107,19 @@ def _check_command(event: Event, header: InstanceHeader) -> None:
         )
 
 
-def _record_rejection(session_factory: sessionmaker[Session], code: str, calling_ae: str, status: int) -> None:
+def _record_rejection(
+    session_factory: sessionmaker[Session], code: str, calling_ae: str, status: int
+) -> None:
     """Best effort: a rejection shows on the timeline, but failing to note it changes nothing."""
     try:
         with session_factory() as session:
             record_event(session, EventTag.INSTANCE_REJECTED, code=code, calling_ae=calling_ae, status=status)
             session.commit()
-    except Exception:  # noqa: BLE001
-        logger.warning("could not record a rejected instance in the database", exc_info=logger.isEnabledFor(logging.DEBUG))
+    except Exception:
+        logger.warning(
+            "could not record a rejected instance in the database",
+            exc_info=logger.isEnabledFor(logging.DEBUG),
+        )
 
 
 def handle_store(
@@ -130,8 +134,9 @@ def handle_store(
     calling_ae = _calling_ae(event)
     try:
         return _store(event, store, session_factory, calling_ae, counters, started)
-    except Exception as exc:  # noqa: BLE001 - never let pynetdicom answer with its own generic code
+    except Exception as exc:
         _count(counters, "instances_failed")
+        metrics.count_rejected("node.unexpected")
         logger.error(
             "C-STORE from %s failed unexpectedly (%s)",
             calling_ae,
@@ -156,6 +161,7 @@ def _store(
     except RejectedInput as exc:
         status = REJECTION_STATUS.get(exc.code, StoreStatus.CANNOT_UNDERSTAND)
         _count(counters, "instances_rejected")
+        metrics.count_rejected(exc.code)
         logger.warning("C-STORE from %s rejected: %s (status 0x%04X)", calling_ae, exc.code, status)
         _record_rejection(session_factory, exc.code, calling_ae, int(status))
         return int(status)
@@ -169,6 +175,7 @@ def _store(
         )
     except (OSError, ValueError) as exc:
         _count(counters, "instances_failed")
+        metrics.count_rejected("storage.write_failed")
         logger.error(
             "C-STORE from %s: could not write the instance to disk (%s); answering out of resources",
             calling_ae,
@@ -187,9 +194,10 @@ def _store(
                 now=utcnow(),
             )
             session.commit()
-    except Exception as exc:  # noqa: BLE001 - any database failure means "not stored"
+    except Exception as exc:
         _undo_write(store, stored)
         _count(counters, "instances_failed")
+        metrics.count_rejected("db.write_failed")
         logger.error(
             "C-STORE from %s: could not record the instance (%s); answering out of resources",
             calling_ae,
@@ -199,6 +207,7 @@ def _store(
         return int(StoreStatus.OUT_OF_RESOURCES)
 
     _count(counters, "instances_stored" if new else "instances_duplicate")
+    metrics.INSTANCES_RECEIVED.inc()
     logger.info(
         "stored %s instance of study %s from %s (%d bytes, %.0f ms)",
         "a new" if new else "a re-sent",
@@ -242,7 +251,7 @@ __all__ = [
     "NodeCounters",
     "handle_echo",
     "handle_store",
-    "on_accepted",
     "on_aborted",
+    "on_accepted",
     "on_released",
 ]

@@ -17,12 +17,11 @@ from pynetdicom import AE, evt
 from pynetdicom.transport import ThreadedAssociationServer
 from sqlalchemy.orm import Session, sessionmaker
 
+from dicom_node.ae import build_ae
+from dicom_node.handlers import NodeCounters, handle_echo, handle_store, on_aborted, on_accepted, on_released
 from radassist.config import Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.store.instances import InstanceStore
-
-from dicom_node.ae import build_ae
-from dicom_node.handlers import NodeCounters, handle_echo, handle_store, on_aborted, on_accepted, on_released
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +82,9 @@ def start_listener(
     return server
 
 
-def stop_listener(server: ThreadedAssociationServer, *, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
+def stop_listener(
+    server: ThreadedAssociationServer, *, grace_seconds: float = SHUTDOWN_GRACE_SECONDS
+) -> None:
     """Stop accepting, let running associations finish for ``grace_seconds``, then abort the rest.
 
     Aborting loses nothing acknowledged: Success is only sent after the commit.
@@ -91,10 +92,13 @@ def stop_listener(server: ThreadedAssociationServer, *, grace_seconds: float = S
     ae: AE = server.ae
     server.shutdown()
     deadline = time.monotonic() + grace_seconds
-    while ae.active_associations and time.monotonic() < deadline:
+    # Only established associations may be mid-transfer; one still negotiating (or a bare TCP
+    # probe) has nothing to lose and would otherwise hold shutdown until the ACSE timeout.
+    while any(a.is_established for a in ae.active_associations) and time.monotonic() < deadline:
         time.sleep(0.1)
     for assoc in ae.active_associations:
-        logger.warning("aborting an association still open at shutdown")
+        if assoc.is_established:
+            logger.warning("aborting an association still open at shutdown")
         assoc.abort()
     session_factory = getattr(server, "radassist_session_factory", None)
     bind = getattr(session_factory, "kw", {}).get("bind") if session_factory is not None else None

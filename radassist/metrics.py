@@ -38,9 +38,7 @@ INSTANCES_REJECTED = Counter(
     "Instances refused by this listener, by error code.",
     ["reason"],
 )
-JOBS_FINISHED = Counter(
-    "radassist_jobs_finished", "Jobs this worker brought to a final state.", ["state"]
-)
+JOBS_FINISHED = Counter("radassist_jobs_finished", "Jobs this worker brought to a final state.", ["state"])
 JOB_DURATION = Histogram(
     "radassist_job_duration_seconds",
     "Time a job spent in each stage (waiting = last instance to study complete).",

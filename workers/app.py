@@ -37,7 +37,8 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"polling_interval": 0.5},
+        # kombu's SQLAlchemy transport hands its options to create_engine(), so none for it.
+        broker_transport_options={} if settings.broker_url.startswith("sqla+") else {"polling_interval": 0.5},
         beat_schedule={
             "sweep": {
                 "task": "radassist.sweep",

@@ -14,14 +14,14 @@ from radassist.db.engine import make_sessionmaker
 from radassist.store.outputs import OutputStore
 
 _lock = threading.Lock()
+_sessionmakers: dict[str, sessionmaker[Session]] = {}
 
 
 class RadAssistTask(Task):  # type: ignore[misc]
-    """Tasks take ids, never objects; the session factory is made lazily in the worker process
-    (after the prefork pool has forked), once per process."""
+    """Tasks take ids, never objects.  The session factory is made lazily in the worker process
+    (after the prefork pool has forked), once per process and database."""
 
     abstract = True
-    _sessionmaker: sessionmaker[Session] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -34,16 +34,21 @@ class RadAssistTask(Task):  # type: ignore[misc]
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        cls = type(self)
-        if RadAssistTask._sessionmaker is None:
+        url = self.settings.database_url
+        maker = _sessionmakers.get(url)
+        if maker is None:
             with _lock:
-                if RadAssistTask._sessionmaker is None:
-                    RadAssistTask._sessionmaker = make_sessionmaker(self.settings)
-        del cls
-        with RadAssistTask._sessionmaker() as session:
+                maker = _sessionmakers.get(url)
+                if maker is None:
+                    maker = _sessionmakers[url] = make_sessionmaker(self.settings)
+        with maker() as session:
             yield session
 
 
 def reset_sessionmaker() -> None:
-    """Forget the parent's engine in a freshly forked worker process."""
-    RadAssistTask._sessionmaker = None
+    """Forget engines inherited from the parent in a freshly forked worker process."""
+    for maker in _sessionmakers.values():
+        bind = maker.kw.get("bind")
+        if bind is not None:
+            bind.dispose(close=False)
+    _sessionmakers.clear()

@@ -363,7 +363,13 @@ def study_detail(session: Session, study_id: uuid.UUID) -> StudyDetail | None:
         JobSummary(**j._asdict())
         for j in session.execute(
             select(
-                Job.id, Job.state, Job.model_name, Job.attempts, Job.error_code, Job.created_at, Job.finished_at
+                Job.id,
+                Job.state,
+                Job.model_name,
+                Job.attempts,
+                Job.error_code,
+                Job.created_at,
+                Job.finished_at,
             )
             .where(Job.study_id == study_id)
             .order_by(Job.created_at.desc(), Job.id.desc())

@@ -110,10 +110,13 @@ def send_mllp(host: str, port: int, message: str, *, control_id: str, timeout_s:
     try:
         sock = socket.create_connection((host, port), timeout=timeout_s)
     except TimeoutError:
-        raise TransientFailure(f"connecting to the RIS at {where} timed out", code="hl7.unreachable") from None
+        raise TransientFailure(
+            f"connecting to the RIS at {where} timed out", code="hl7.unreachable"
+        ) from None
     except OSError as exc:
         raise TransientFailure(
-            f"cannot connect to the RIS at {where}: {exc.strerror or type(exc).__name__}", code="hl7.unreachable"
+            f"cannot connect to the RIS at {where}: {exc.strerror or type(exc).__name__}",
+            code="hl7.unreachable",
         ) from None
     with sock:
         try:
@@ -124,7 +127,9 @@ def send_mllp(host: str, port: int, message: str, *, control_id: str, timeout_s:
                 f"no ACK from the RIS at {where} within {timeout_s:g}s", code="hl7.timeout"
             ) from None
         except ValueError as exc:
-            raise TransientFailure(f"unusable reply from the RIS at {where}: {exc}", code="hl7.ack.invalid") from None
+            raise TransientFailure(
+                f"unusable reply from the RIS at {where}: {exc}", code="hl7.ack.invalid"
+            ) from None
         except OSError as exc:
             raise TransientFailure(
                 f"connection to the RIS at {where} failed: {exc.strerror or type(exc).__name__}",
@@ -137,7 +142,9 @@ def send_mllp(host: str, port: int, message: str, *, control_id: str, timeout_s:
     try:
         ack = parse_ack(ack_text)
     except ValueError as exc:
-        raise TransientFailure(f"unusable ACK from the RIS at {where}: {exc}", code="hl7.ack.invalid") from None
+        raise TransientFailure(
+            f"unusable ACK from the RIS at {where}: {exc}", code="hl7.ack.invalid"
+        ) from None
 
     if ack.control_id and ack.control_id != control_id:
         raise TransientFailure(

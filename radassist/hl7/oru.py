@@ -51,7 +51,9 @@ _SEX = {"M": "M", "F": "F", "O": "O"}
 def _escaped(datatype: str, value: str, version: str) -> str:
     """``value`` as ER7 text with the encoding characters escaped by hl7apy."""
     return str(
-        datatype_factory(datatype, value, version=version, validation_level=VALIDATION_LEVEL.TOLERANT).to_er7()
+        datatype_factory(
+            datatype, value, version=version, validation_level=VALIDATION_LEVEL.TOLERANT
+        ).to_er7()
     )
 
 
@@ -93,7 +95,7 @@ def _lines(text: str, version: str) -> list[str]:
 
 def _hl7_datetime(value: dt.datetime) -> str:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return value.strftime("%Y%m%d%H%M%S%z")
 
 
@@ -155,7 +157,11 @@ def build_oru(
         raise TypeError('Argument "source" must be a pydicom Dataset.')
     if version not in SUPPORTED_VERSIONS:
         raise ValueError(f'Argument "version" must be one of {", ".join(SUPPORTED_VERSIONS)}.')
-    if not control_id or len(control_id) > _CONTROL_ID_MAX or not re.fullmatch(r"[A-Za-z0-9._-]+", control_id):
+    if (
+        not control_id
+        or len(control_id) > _CONTROL_ID_MAX
+        or not re.fullmatch(r"[A-Za-z0-9._-]+", control_id)
+    ):
         raise ValueError(
             f'Argument "control_id" must be 1-{_CONTROL_ID_MAX} characters of letters, digits, ".", "_" or "-".'
         )

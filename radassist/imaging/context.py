@@ -17,7 +17,9 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 # Objects that describe images rather than being images; their Modality says nothing about the study.
-NON_IMAGE_MODALITIES = frozenset({"SR", "PR", "KO", "SEG", "REG", "RTSTRUCT", "RTPLAN", "RTRECORD", "DOC", "FID"})
+NON_IMAGE_MODALITIES = frozenset(
+    {"SR", "PR", "KO", "SEG", "REG", "RTSTRUCT", "RTPLAN", "RTRECORD", "DOC", "FID"}
+)
 
 _AGE_UNITS = {"Y": "year", "M": "month", "W": "week", "D": "day"}
 _SEX = {"M": "male", "F": "female", "O": "other"}
@@ -45,7 +47,7 @@ def _text(ds: Dataset, keyword: str) -> str | None:
     """A header value as clean text, or None when absent, empty or unreadable."""
     try:
         value: Any = ds.get(keyword)
-    except Exception:  # a malformed element must not stop the job; the field is just unknown
+    except Exception:  # noqa: BLE001 -- a malformed element must not stop the job; the field is just unknown
         return None
     if value is None:
         return None
@@ -127,8 +129,10 @@ def clinical_context(datasets: Iterable[Dataset]) -> ClinicalContext:
     body_part = _first(datasets, "BodyPartExamined")
     age = format_age(_first(datasets, "PatientAge"))
     if age is None:
-        study_date = _first(datasets, "StudyDate") or _first(datasets, "SeriesDate") or _first(
-            datasets, "AcquisitionDate"
+        study_date = (
+            _first(datasets, "StudyDate")
+            or _first(datasets, "SeriesDate")
+            or _first(datasets, "AcquisitionDate")
         )
         age = age_from_dates(_first(datasets, "PatientBirthDate"), study_date)
     sex_code = (_first(datasets, "PatientSex") or "").upper()

@@ -19,7 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
+from pydicom.pixels.processing import apply_color_lut, apply_modality_lut, apply_voi_lut
+from pydicom.pixels.utils import pixel_array
 
 from radassist.errors import PermanentFailure
 
@@ -86,7 +87,8 @@ def _percentile_window(arr: NDArray[Any]) -> NDArray[np.float64]:
         low, high = float(arr.min()), float(arr.max())
     if high <= low:
         return np.zeros(arr.shape, dtype=np.float64)
-    return np.clip((arr.astype(np.float64) - low) / (high - low), 0.0, 1.0)
+    unit: NDArray[np.float64] = np.clip((arr.astype(np.float64) - low) / (high - low), 0.0, 1.0)
+    return unit
 
 
 def _min_max(arr: NDArray[Any]) -> NDArray[np.float64]:
@@ -128,7 +130,7 @@ def decode_frame(ds: Dataset, frame: int = 0) -> NDArray[Any]:
         if number_of_frames(ds) > 1:
             return pixel_array(ds, index=frame)
         return ds.pixel_array
-    except Exception as exc:  # decoder errors may quote the dataset: re-raise cleanly
+    except Exception as exc:  # noqa: BLE001 -- decoder errors may quote the dataset: re-raise cleanly
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         name = getattr(syntax, "name", None) or "unknown transfer syntax"
         raise PermanentFailure(
@@ -143,7 +145,7 @@ def frame_to_rgb(ds: Dataset, frame: int = 0) -> NDArray[np.uint8]:
     if photometric == "PALETTE COLOR":
         try:
             rgb = _colour_to_uint8(apply_color_lut(stored, ds))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- any LUT error means the same: undecodable
             raise PermanentFailure(
                 f"palette colour lookup failed ({type(exc).__name__})", code="dicom.undecodable"
             ) from None
@@ -151,9 +153,7 @@ def frame_to_rgb(ds: Dataset, frame: int = 0) -> NDArray[np.uint8]:
         rgb = _colour_to_uint8(stored[..., :3])
     else:
         if stored.ndim != 2:
-            raise PermanentFailure(
-                f"unexpected pixel array shape {stored.shape}", code="dicom.undecodable"
-            )
+            raise PermanentFailure(f"unexpected pixel array shape {stored.shape}", code="dicom.undecodable")
         unit = _grey_to_unit(stored, _frame_view(ds, frame))
         grey = np.clip(unit * 255.0 + 0.5, 0, 255).astype(np.uint8)
         rgb = np.repeat(grey[..., None], 3, axis=2)

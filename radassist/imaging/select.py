@@ -27,7 +27,18 @@ VOLUME_MODALITIES = frozenset({"CT", "MR", "PT"})
 # Frames shown of one cine or other multi-frame object that is not a volume.
 MAX_FRAMES_PER_CLIP = 3
 
-_VIEW_RANK = {"PA": 0, "AP": 1, "CC": 0, "MLO": 1, "LL": 3, "RL": 3, "LAT": 3, "LATERAL": 3, "LLD": 3, "RLD": 3}
+_VIEW_RANK = {
+    "PA": 0,
+    "AP": 1,
+    "CC": 0,
+    "MLO": 1,
+    "LL": 3,
+    "RL": 3,
+    "LAT": 3,
+    "LATERAL": 3,
+    "LLD": 3,
+    "RLD": 3,
+}
 _NON_IMAGE_SOP_CLASS_WORDS = ("SR Storage", "Presentation State", "Key Object Selection", "Segmentation")
 
 
@@ -86,7 +97,8 @@ def _plane(ds: Dataset, frame: int | None) -> tuple[list[float] | None, list[flo
                 position = _float_list(group.PlanePositionSequence[0].get("ImagePositionPatient")) or position
             if group.get("PlaneOrientationSequence"):
                 orientation = (
-                    _float_list(group.PlaneOrientationSequence[0].get("ImageOrientationPatient")) or orientation
+                    _float_list(group.PlaneOrientationSequence[0].get("ImageOrientationPatient"))
+                    or orientation
                 )
     return position, orientation
 

@@ -68,11 +68,14 @@ def claim_complete_studies(
                 Study.last_received_at <= cutoff,
             )
             .values(state=StudyState.COMPLETE, completed_at=now)
+            .returning(Study.id)
             .execution_options(synchronize_session=False)
-        ).rowcount
-        if claimed != 1:
+        ).scalar_one_or_none()
+        if claimed is None:
             continue  # another sweeper won, or an instance just arrived
-        job = Job(id=uuid.uuid4(), study_id=study_id, state=JobState.QUEUED, model_name=model_name, created_at=now)
+        job = Job(
+            id=uuid.uuid4(), study_id=study_id, state=JobState.QUEUED, model_name=model_name, created_at=now
+        )
         session.add(job)
         session.flush()
         record_event(session, EventTag.STUDY_COMPLETE, study_id=study_id, quiet_seconds=quiet_seconds)

@@ -94,9 +94,8 @@ def read_header(dataset: Dataset) -> InstanceHeader:
     if not isinstance(dataset, Dataset):
         raise TypeError("dataset must be a pydicom Dataset")
     file_meta = getattr(dataset, "file_meta", None)
-    meta_ts = _raw(file_meta, "TransferSyntaxUID") if file_meta is not None else None
-    if meta_ts is None:
-        raise RejectedInput("the data set has no transfer syntax", code="dicom.missing_uid")
+    if not isinstance(file_meta, Dataset):
+        raise RejectedInput("the data set has no file meta (transfer syntax)", code="dicom.missing_uid")
     return InstanceHeader(
         study_instance_uid=_uid(dataset, "StudyInstanceUID"),
         series_instance_uid=_uid(dataset, "SeriesInstanceUID"),

@@ -134,9 +134,10 @@ def _record(
                 update(Study)
                 .where(Study.id == study_id, Study.state == StudyState.COMPLETE)
                 .values(state=StudyState.RECEIVING, completed_at=None)
+                .returning(Study.id)
                 .execution_options(synchronize_session=False)
-            ).rowcount
-            == 1
+            ).scalar_one_or_none()
+            is not None
         )
         session.execute(
             update(Series)

@@ -14,7 +14,7 @@ from typing import Literal
 
 import pydicom
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
@@ -43,13 +43,21 @@ def _associate(ae: AE, *, ae_title: str, host: str, port: int) -> Association:
     try:
         assoc = ae.associate(host, port, ae_title=ae_title)
     except (OSError, ValueError) as exc:
-        raise TransientFailure(f"cannot associate with PACS {where}: {type(exc).__name__}", code="pacs.unreachable") from None
+        raise TransientFailure(
+            f"cannot associate with PACS {where}: {type(exc).__name__}", code="pacs.unreachable"
+        ) from None
     if assoc.is_established:
         return assoc
     if assoc.is_rejected:
         raise TransientFailure(f"PACS {where} rejected the association", code="pacs.rejected")
+    if assoc.rejected_contexts and not assoc.accepted_contexts:
+        # pynetdicom aborts when the peer accepts none of our contexts: a configuration problem.
+        raise PermanentFailure(
+            f"PACS {where} accepts none of the requested presentation contexts", code="pacs.context.rejected"
+        )
     raise TransientFailure(
-        f"no association with PACS {where} (connection refused, aborted or timed out)", code="pacs.unreachable"
+        f"no association with PACS {where} (connection refused, aborted or timed out)",
+        code="pacs.unreachable",
     )
 
 
@@ -81,7 +89,9 @@ def store_sr(
     try:
         ds = pydicom.dcmread(path)
     except (OSError, InvalidDicomError) as exc:
-        raise PermanentFailure(f"cannot read the file to send ({type(exc).__name__})", code="pacs.file.unreadable") from None
+        raise PermanentFailure(
+            f"cannot read the file to send ({type(exc).__name__})", code="pacs.file.unreadable"
+        ) from None
     sop_class = UID(ds.SOPClassUID)
     transfer_syntax = UID(ds.file_meta.TransferSyntaxUID)
     syntaxes = [transfer_syntax] if transfer_syntax not in _UNCOMPRESSED else list(_UNCOMPRESSED)
@@ -103,7 +113,9 @@ def store_sr(
                 code="pacs.context.rejected",
             ) from None
         except (RuntimeError, OSError) as exc:
-            raise TransientFailure(f"C-STORE to PACS {where} failed: {type(exc).__name__}", code="pacs.unreachable") from None
+            raise TransientFailure(
+                f"C-STORE to PACS {where} failed: {type(exc).__name__}", code="pacs.unreachable"
+            ) from None
         if "Status" not in status_ds:
             raise TransientFailure(
                 f"no C-STORE response from PACS {where} (timeout or abort)", code="pacs.unreachable"
@@ -132,7 +144,7 @@ def echo(*, ae_title: str, host: str, port: int, calling_ae_title: str, timeout_
     ae.add_requested_context(Verification)
     try:
         assoc = _associate(ae, ae_title=ae_title, host=host, port=port)
-    except TransientFailure as exc:
+    except (TransientFailure, PermanentFailure) as exc:
         logger.info("C-ECHO to %s@%s:%s failed: %s", ae_title, host, port, exc.code)
         return False
     try:

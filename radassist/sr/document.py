@@ -12,6 +12,7 @@ import copy
 import datetime as dt
 import logging
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -43,7 +44,7 @@ _TYPE2_PATIENT_STUDY = (
 
 
 class _DropPatientNameWarnings(logging.Filter):
-    """highdicom's base class logs a doubtful ``patient_name`` with its value; drop that record."""
+    """Some highdicom versions log a doubtful ``patient_name`` with its value; drop that record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "patient_name" not in str(record.msg)
@@ -112,11 +113,18 @@ def _unique_instances(sources: Sequence[pydicom.Dataset]) -> list[pydicom.Datase
     return unique
 
 
+def _known_class_first(sources: Sequence[pydicom.Dataset]) -> list[pydicom.Dataset]:
+    """Put first an instance of a standard SOP class: highdicom copies the patient and study
+    modules from the first evidence item by looking up that class's IOD, and fails on a
+    vendor-private class."""
+    return sorted(sources, key=lambda ds: not pydicom.uid.UID(str(ds.SOPClassUID)).keyword)
+
+
 def _local_time(now: dt.datetime, source: pydicom.Dataset) -> tuple[dt.datetime, str | None]:
     """``now`` in the source's time zone when it declares one (so that the SR's dates read like
     the study's), otherwise in the server's local zone, which is what DICOM dates mean by default."""
     if now.tzinfo is None:
-        now = now.replace(tzinfo=dt.timezone.utc)
+        now = now.replace(tzinfo=dt.UTC)
     offset = source.get("TimezoneOffsetFromUTC")
     if offset:
         match = re.fullmatch(r"([+-])(\d{2})(\d{2})", str(offset).strip())
@@ -153,7 +161,7 @@ def build_content(
     impressions."""
     observer_name = model_name if not model_revision else f"{model_name} ({model_revision})"
     observer = hd.sr.ObserverContext(
-        observer_type=codes.OBSERVER_TYPE_DEVICE,
+        observer_type=hd.sr.CodedConcept.from_code(codes.OBSERVER_TYPE_DEVICE),
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
             uid=device_observer_uid(model_name, model_revision),
             name=observer_name,
@@ -222,10 +230,10 @@ def build_draft_sr(
         if not isinstance(uid, str) or not re.fullmatch(r"[0-9]+(\.[0-9]+)*", uid) or len(uid) > 64:
             raise ValueError(f'Argument "{name}" is not a valid DICOM UID.')
 
-    header = _header_source(sources[0])
-    evidence = [header, *_unique_instances(sources[1:])]
-    evidence = _unique_instances(evidence)
-    local_now, tz_offset = _local_time(now or dt.datetime.now(dt.timezone.utc), header)
+    ordered = _known_class_first(sources)
+    header = _header_source(ordered[0])
+    evidence = _unique_instances([header, *ordered[1:]])
+    local_now, tz_offset = _local_time(now or dt.datetime.now(dt.UTC), header)
 
     content = build_content(
         findings=findings,
@@ -238,29 +246,34 @@ def build_draft_sr(
     department = header.get("InstitutionalDepartmentName") or None
     sr_type = hd.sr.EnhancedSR if sr_class == "enhanced" else hd.sr.ComprehensiveSR
     try:
-        sr = sr_type(
-            evidence=evidence,
-            content=content,
-            series_instance_uid=series_instance_uid,
-            series_number=series_number,
-            sop_instance_uid=sop_instance_uid,
-            instance_number=1,
-            manufacturer=codes.MANUFACTURER,
-            is_complete=False,
-            is_final=False,
-            is_verified=False,
-            institution_name=_lo(str(institution)) if institution else None,
-            institutional_department_name=_lo(str(department)) if department else None,
-            specific_character_set="ISO_IR 192",
-            series_description=codes.SERIES_DESCRIPTION,
-            manufacturer_model_name=_lo(model_name),
-            software_versions=_lo(software_version),
-            content_date=local_now.date(),
-            content_time=local_now.time().replace(microsecond=0),
-        )
+        with warnings.catch_warnings():
+            # highdicom warns about single-component names quoting the name itself (patient data).
+            warnings.filterwarnings("ignore", message=r"The string .* person name", category=UserWarning)
+            sr = sr_type(
+                evidence=evidence,
+                content=content,
+                series_instance_uid=series_instance_uid,
+                series_number=series_number,
+                sop_instance_uid=sop_instance_uid,
+                instance_number=1,
+                manufacturer=codes.MANUFACTURER,
+                is_complete=False,
+                is_final=False,
+                is_verified=False,
+                institution_name=_lo(str(institution)) if institution else None,
+                institutional_department_name=_lo(str(department)) if department else None,
+                specific_character_set="ISO_IR 192",
+                series_description=codes.SERIES_DESCRIPTION,
+                manufacturer_model_name=_lo(model_name),
+                software_versions=_lo(software_version),
+                content_date=local_now.date(),
+                content_time=local_now.time().replace(microsecond=0),
+            )
     except (AttributeError, KeyError) as exc:
         # highdicom's messages may quote attribute values; keep only the kind of problem.
-        raise ValueError(f'Argument "sources" cannot be used as SR evidence ({type(exc).__name__}).') from None
+        raise ValueError(
+            f'Argument "sources" cannot be used as SR evidence ({type(exc).__name__}).'
+        ) from None
 
     stamp = local_now.replace(microsecond=0)
     sr.InstanceCreationDate = DA(stamp.date())

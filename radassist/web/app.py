@@ -36,9 +36,9 @@ def format_seconds(value: float | None) -> str:
         return ""
     if value < 1:
         return f"{value * 1000:.0f} ms"
-    if value < 60:
+    if value < 59.95:  # what would print as "60.0 s" reads better as "1 min 00 s"
         return f"{value:.1f} s"
-    minutes, seconds = divmod(int(round(value)), 60)
+    minutes, seconds = divmod(round(value), 60)
     if minutes < 60:
         return f"{minutes} min {seconds:02d} s"
     hours, minutes = divmod(minutes, 60)

@@ -144,7 +144,9 @@ def _seed(settings: Settings) -> Seeded:
                     error_message="the model weights are not in the local cache",
                 )
             )
-            fd_job = Job(study_id=failed_delivery.id, state=JobState.FAILED, model_name="m", created_at=at(310))
+            fd_job = Job(
+                study_id=failed_delivery.id, state=JobState.FAILED, model_name="m", created_at=at(310)
+            )
             s.add(fd_job)
             s.flush()
             s.add(
@@ -168,8 +170,18 @@ def _seed(settings: Settings) -> Seeded:
             s.add_all(
                 [
                     Job(study_id=reopened.id, state=JobState.DONE, model_name="m", created_at=at(150)),
-                    Job(study_id=reopened_in_progress.id, state=JobState.FAILED, model_name="m", created_at=at(80)),
-                    Job(study_id=reopened_in_progress.id, state=JobState.QUEUED, model_name="m", created_at=at(95)),
+                    Job(
+                        study_id=reopened_in_progress.id,
+                        state=JobState.FAILED,
+                        model_name="m",
+                        created_at=at(80),
+                    ),
+                    Job(
+                        study_id=reopened_in_progress.id,
+                        state=JobState.QUEUED,
+                        model_name="m",
+                        created_at=at(95),
+                    ),
                 ]
             )
             ids = Seeded(
@@ -364,8 +376,8 @@ def test_ops_endpoints_and_metrics(seeded: Seeded, client: TestClient) -> None:
     assert 'radassist_jobs{state="failed"} 3.0' in text
     assert 'radassist_deliveries{channel="sr",state="delivered"} 1.0' in text
     assert 'radassist_deliveries{channel="hl7",state="failed"} 1.0' in text
-    assert 'radassist_failures{source="job",code="model.unavailable"} 1.0' in text
-    assert 'radassist_failures{source="delivery",code="hl7.nack.ar"} 1.0' in text
+    assert 'radassist_failures{code="model.unavailable",source="job"} 1.0' in text
+    assert 'radassist_failures{code="hl7.nack.ar",source="delivery"} 1.0' in text
     assert "radassist_instances_received_total" in text
     # No identifier ever becomes a label value.
     assert "1.2.826.0.1.3680043.8.498" not in text and "MODALITY1" not in text

@@ -22,6 +22,7 @@ from radassist.delivery.send import send_delivery
 from radassist.errors import PermanentFailure, RadAssistError, TransientFailure
 from radassist.events import EventTag, record_event
 from radassist.logging import log_context
+from radassist.metrics import DELIVERIES, JOBS_FINISHED, observe_stage
 from radassist.states import FINAL_DELIVERY_STATES, DeliveryState, JobState
 from workers.base import RadAssistTask
 from workers.enqueue import after_commit
@@ -73,6 +74,7 @@ def _record_outcome(task: RadAssistTask, delivery: Delivery, job: Job, error: Ra
             set_delivery_state(session, delivery.id, DeliveryState.SENDING, DeliveryState.DELIVERED,
                                delivered_at=now, last_error_code=None, last_error_message=None)
             record_event(session, EventTag.DELIVERY_SENT, study_id=job.study_id, job_id=job.id, **detail)
+            DELIVERIES.labels(channel=str(delivery.channel), outcome="delivered").inc()
             logger.info("%s delivered to %s (attempt %d)", delivery.channel, delivery.destination, delivery.attempts)
         elif isinstance(error, TransientFailure) and not expired(delivery.first_attempt_at or now, now, settings.delivery):
             retry_in = backoff_seconds(delivery.attempts, settings.delivery)
@@ -81,6 +83,7 @@ def _record_outcome(task: RadAssistTask, delivery: Delivery, job: Job, error: Ra
                                last_error_code=error.code, last_error_message=error.message[:2000])
             record_event(session, EventTag.DELIVERY_RETRY, study_id=job.study_id, job_id=job.id,
                          code=error.code, retry_in_s=retry_in, **detail)
+            DELIVERIES.labels(channel=str(delivery.channel), outcome="retry").inc()
             logger.warning("%s to %s failed (%s); retry in %.0f s", delivery.channel, delivery.destination, error.code, retry_in)
         else:
             if isinstance(error, TransientFailure):
@@ -89,6 +92,7 @@ def _record_outcome(task: RadAssistTask, delivery: Delivery, job: Job, error: Ra
             set_delivery_state(session, delivery.id, DeliveryState.SENDING, DeliveryState.FAILED,
                                last_error_code=error.code, last_error_message=error.message[:2000])
             record_event(session, EventTag.DELIVERY_FAILED, study_id=job.study_id, job_id=job.id, code=error.code, **detail)
+            DELIVERIES.labels(channel=str(delivery.channel), outcome="failed").inc()
             logger.warning("%s to %s failed for good (%s)", delivery.channel, delivery.destination, error.code)
         session.flush()
         finish_job_if_delivered(session, job.id, job.study_id, now)
@@ -109,9 +113,19 @@ def finish_job_if_delivered(session, job_id: uuid.UUID, study_id: uuid.UUID, now
     if not failed:
         if set_job_state(session, job_id, JobState.DELIVERING, JobState.DONE, finished_at=now):
             record_event(session, EventTag.JOB_DONE, study_id=study_id, job_id=job_id, deliveries=len(rows))
+            _count_finished(session, job_id, JobState.DONE)
         return
     code = failed[0].last_error_code or "delivery.failed"
     message = "; ".join(f"{r.channel} to {r.destination}: {r.last_error_message or r.state}" for r in failed)
     if set_job_state(session, job_id, JobState.DELIVERING, JobState.FAILED,
                      finished_at=now, error_code=code, error_message=message[:2000]):
         record_event(session, EventTag.JOB_FAILED, study_id=study_id, job_id=job_id, code=code)
+        _count_finished(session, job_id, JobState.FAILED)
+
+
+def _count_finished(session, job_id: uuid.UUID, state: JobState) -> None:  # type: ignore[no-untyped-def]
+    JOBS_FINISHED.labels(state=str(state)).inc()
+    job = session.get(Job, job_id)
+    if job is not None and job.drafted_at is not None and job.finished_at is not None:
+        observe_stage("delivering", (job.finished_at - job.drafted_at).total_seconds())
+        observe_stage("total", (job.finished_at - job.created_at).total_seconds())

@@ -22,6 +22,7 @@ from radassist.delivery.outbox import create_outputs, read_headers
 from radassist.errors import PermanentFailure, RadAssistError
 from radassist.events import EventTag, record_event
 from radassist.logging import log_context
+from radassist.metrics import JOBS_FINISHED, observe_stage
 from radassist.states import JobState
 from workers.base import RadAssistTask
 from workers.enqueue import after_commit
@@ -121,8 +122,12 @@ def _store_draft(task: RadAssistTask, job_id: uuid.UUID, study_id: uuid.UUID, dr
         )
         record_event(session, EventTag.DRAFT_COMPLETED, study_id=study_id, job_id=job_id,
                      seconds=draft.generation.get("seconds"))
+        if job.started_at is not None:
+            observe_stage("queued", (job.started_at - job.created_at).total_seconds())
+            observe_stage("drafting", (now - job.started_at).total_seconds())
         if target is JobState.DONE:
             record_event(session, EventTag.JOB_DONE, study_id=study_id, job_id=job_id, deliveries=0)
+            JOBS_FINISHED.labels(state=str(JobState.DONE)).inc()
         session.flush()
         ids = [d.id for d in deliveries]
         after_commit(session, lambda: [deliver.apply_async((str(i),)) for i in ids])
@@ -137,5 +142,6 @@ def _fail(task: RadAssistTask, job_id: uuid.UUID, study_id: uuid.UUID, error: Ra
             error_code=error.code, error_message=error.message[:2000], finished_at=utcnow(),
         ):
             record_event(session, EventTag.JOB_FAILED, study_id=study_id, job_id=job_id, code=error.code)
+            JOBS_FINISHED.labels(state=str(JobState.FAILED)).inc()
         session.commit()
     logger.warning("job failed: %s", error.code)

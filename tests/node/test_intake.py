@@ -1,0 +1,170 @@
+"""Intake pieces below the network: the instance store, the header reader, racing recorders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pytest
+from pydicom import config
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from sqlalchemy import func, select
+
+from radassist.config import Settings
+from radassist.db.engine import make_sessionmaker
+from radassist.db.tables import Event, Instance, Series, Study
+from radassist.errors import RejectedInput
+from radassist.intake.header import read_header
+from radassist.intake.record import record_instance
+from radassist.store.instances import InstanceStore, StoredFile
+from tests.unit.test_completion import header
+
+NOW = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)
+
+
+# --- InstanceStore ---------------------------------------------------------------------------
+
+
+def test_store_paths_are_hashes_not_uids(tmp_path: Path) -> None:
+    store = InstanceStore(tmp_path)
+    stored = store.write(b"DICM-bytes", "../../etc", "1.2/..", "passwd")
+    assert ".." not in stored.relpath and "etc" not in stored.relpath
+    assert store.path(stored.relpath).read_bytes() == b"DICM-bytes"
+    assert store.path(stored.relpath).is_relative_to(tmp_path.resolve())
+    assert stored.size_bytes == 10 and not stored.replaced
+
+
+@pytest.mark.parametrize("relpath", ["../outside.dcm", "/etc/passwd", "a/../../b", ""])
+def test_store_refuses_paths_leaving_the_root(tmp_path: Path, relpath: str) -> None:
+    with pytest.raises(ValueError, match="inside the store"):
+        InstanceStore(tmp_path).path(relpath)
+
+
+def test_store_rewrite_replaces_and_leaves_no_temporaries(tmp_path: Path) -> None:
+    store = InstanceStore(tmp_path)
+    first = store.write(b"one", "1.2", "1.2.1", "1.2.1.1")
+    with open(tmp_path / "src", "wb") as f:
+        f.write(b"second version")
+    with open(tmp_path / "src", "rb") as f:
+        second = store.write(f, "1.2", "1.2.1", "1.2.1.1")
+    assert second.relpath == first.relpath and second.replaced
+    assert store.path(second.relpath).read_bytes() == b"second version"
+    assert [p.name for p in tmp_path.rglob("*.part")] == []
+
+
+def test_store_failure_removes_the_temporary(tmp_path: Path) -> None:
+    class Broken:
+        def read(self, _n: int = -1) -> bytes:
+            raise OSError("disk went away")
+
+    store = InstanceStore(tmp_path)
+    with pytest.raises(OSError):
+        store.write(Broken(), "1.2", "1.2.1", "1.2.1.1")  # type: ignore[arg-type]
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+# --- read_header -----------------------------------------------------------------------------
+
+
+def _dataset(**values: object) -> Dataset:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = "1.2.3.4.5"
+    ds.StudyInstanceUID = "1.2.3"
+    ds.SeriesInstanceUID = "1.2.3.4"
+    ds.AccessionNumber = "SENTINEL-ACC"
+    ds.PatientName = "SENTINEL^NAME"
+    for key, value in values.items():
+        setattr(ds, key, value)
+    return ds
+
+
+def test_header_reads_the_persisted_fields() -> None:
+    got = read_header(_dataset(Modality="CR", SeriesNumber="3", StudyDescription="CHEST"))
+    assert got.sop_instance_uid == "1.2.3.4.5" and got.transfer_syntax_uid == "1.2.840.10008.1.2.1"
+    assert got.modality == "CR" and got.series_number == 3 and got.study_description == "CHEST"
+    assert got.accession_number == "SENTINEL-ACC"
+    assert "SENTINEL" not in repr(got)
+
+
+@pytest.mark.parametrize(
+    "keyword", ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"]
+)
+def test_header_rejects_missing_uids(keyword: str) -> None:
+    ds = _dataset()
+    delattr(ds, keyword)
+    with pytest.raises(RejectedInput) as info:
+        read_header(ds)
+    assert info.value.code == "dicom.missing_uid"
+    assert "SENTINEL" not in str(info.value)
+
+
+def test_header_rejects_a_malformed_uid() -> None:
+    ds = _dataset()
+    ds["StudyInstanceUID"] = DataElement(0x0020000D, "UI", "1.2.abc/../x", validation_mode=config.IGNORE)
+    with pytest.raises(RejectedInput) as info:
+        read_header(ds)
+    assert info.value.code == "dicom.invalid_uid"
+
+
+# --- record_instance under concurrency -------------------------------------------------------
+
+
+def test_racing_recorders_of_one_new_study(migrated_settings: Settings) -> None:
+    """Eight threads record instances of the same new study and series at once (unique-UID races)."""
+    factory = make_sessionmaker(migrated_settings)
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            barrier.wait()
+            for k in range(3):
+                with factory() as session:
+                    sop = f"1.9.9.{n}.{k}"
+                    record_instance(
+                        session,
+                        header("1.9.9", sop),
+                        StoredFile(f"x/{sop}", 5),
+                        calling_ae="MOD",
+                        called_ae="RADASSIST",
+                        now=NOW,
+                    )
+                    session.commit()
+            # and a re-send of one of its own
+            with factory() as session:
+                sop = f"1.9.9.{n}.0"
+                assert not record_instance(
+                    session,
+                    header("1.9.9", sop),
+                    StoredFile(f"x/{sop}", 5),
+                    calling_ae="MOD",
+                    called_ae="RADASSIST",
+                    now=NOW,
+                )
+                session.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    try:
+        assert not errors, errors
+        with factory() as session:
+            study = session.scalars(select(Study)).one()
+            assert study.instance_count == 24
+            assert session.scalars(select(Series)).one().instance_count == 24
+            assert session.scalar(select(func.count()).select_from(Instance)) == 24
+            received = session.scalar(
+                select(func.count()).select_from(Event).where(Event.tag == "study:instance:received")
+            )
+            assert received == 32
+    finally:
+        factory.kw["bind"].dispose()

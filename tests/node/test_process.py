@@ -1,0 +1,47 @@
+"""``python -m dicom_node`` as its own process: serves, then stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from radassist.config import Settings
+from radassist.db.migrate import upgrade
+from tests.conftest import free_port, wait_for_port
+from tests.node.conftest import echoscu
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_module_entry_point_serves_and_stops_on_sigterm(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    port = free_port()
+    url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
+    upgrade(make_settings(database_url=url))
+    env = {
+        **os.environ,
+        "RADASSIST_STORAGE_PATH": str(tmp_path / "data"),
+        "RADASSIST_DATABASE_URL": url,
+        "RADASSIST_DICOM_HOST": "127.0.0.1",
+        "RADASSIST_DICOM_PORT": str(port),
+    }
+    env.pop("RADASSIST_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dicom_node"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for_port(port)
+        assert echoscu(port).returncode == 0
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "DICOM listener stopped" in err

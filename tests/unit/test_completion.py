@@ -1,0 +1,189 @@
+"""Study completion: quiet studies are claimed once, a late instance reopens, concurrent sweepers agree."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from radassist.config import Settings
+from radassist.db.engine import make_sessionmaker
+from radassist.db.tables import Event, Job, Study
+from radassist.intake.completion import claim_complete_studies
+from radassist.intake.header import InstanceHeader
+from radassist.intake.record import record_instance
+from radassist.states import JobState, StudyState
+from radassist.store.instances import StoredFile
+
+T0 = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)
+QUIET = 10.0
+MODEL = "test/model"
+
+
+def header(study: str, sop: str, series: str = "1.2.3.1") -> InstanceHeader:
+    return InstanceHeader(
+        study_instance_uid=study,
+        series_instance_uid=series,
+        sop_instance_uid=sop,
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.1",
+        transfer_syntax_uid="1.2.840.10008.1.2.1",
+        modality="CR",
+        study_description=None,
+        series_description=None,
+        series_number=1,
+        instance_number=1,
+        accession_number="ACC1",
+    )
+
+
+def receive(factory: sessionmaker[Session], study: str, sop: str, at: dt.datetime) -> bool:
+    with factory() as session:
+        new = record_instance(
+            session,
+            header(study, sop),
+            StoredFile(f"x/{sop}.dcm", 10),
+            calling_ae="MOD",
+            called_ae="RADASSIST",
+            now=at,
+        )
+        session.commit()
+        return new
+
+
+def claim(factory: sessionmaker[Session], at: dt.datetime) -> list[uuid.UUID]:
+    with factory() as session:
+        ids = claim_complete_studies(session, now=at, quiet_seconds=QUIET, model_name=MODEL)
+        session.commit()
+        return ids
+
+
+@pytest.fixture
+def factory(migrated_settings: Settings) -> sessionmaker[Session]:
+    made = make_sessionmaker(migrated_settings)
+    yield made
+    made.kw["bind"].dispose()
+
+
+def test_quiet_study_gets_exactly_one_job(factory: sessionmaker[Session]) -> None:
+    assert receive(factory, "1.2.3", "1.2.3.1.1", T0)
+    assert receive(factory, "1.2.3", "1.2.3.1.2", T0 + dt.timedelta(seconds=3))
+
+    assert claim(factory, T0 + dt.timedelta(seconds=12)) == []  # 9 s quiet: not yet
+    jobs = claim(factory, T0 + dt.timedelta(seconds=13))
+    assert len(jobs) == 1
+    assert claim(factory, T0 + dt.timedelta(seconds=60)) == []
+
+    with factory() as session:
+        study = session.scalars(select(Study)).one()
+        assert study.state == StudyState.COMPLETE
+        assert study.instance_count == 2
+        assert study.completed_at == T0 + dt.timedelta(seconds=13)
+        assert study.accession_number_hash is not None and "ACC1" not in study.accession_number_hash
+        job = session.get(Job, jobs[0])
+        assert job is not None and job.state == JobState.QUEUED and job.model_name == MODEL
+        tags = [e.tag for e in session.scalars(select(Event).order_by(Event.id))]
+        assert tags.count("study:complete") == 1 and tags.count("job:queued") == 1
+
+
+def test_late_instance_reopens_and_queues_a_second_job(factory: sessionmaker[Session]) -> None:
+    receive(factory, "1.2.4", "1.2.4.1.1", T0)
+    first = claim(factory, T0 + dt.timedelta(seconds=20))
+    assert len(first) == 1
+
+    # A re-send of a known instance changes nothing ...
+    assert not receive(factory, "1.2.4", "1.2.4.1.1", T0 + dt.timedelta(seconds=30))
+    with factory() as session:
+        assert session.scalars(select(Study)).one().state == StudyState.COMPLETE
+    # ... a new one reopens the study.
+    assert receive(factory, "1.2.4", "1.2.4.1.2", T0 + dt.timedelta(seconds=40))
+    with factory() as session:
+        study = session.scalars(select(Study)).one()
+        assert study.state == StudyState.RECEIVING
+        assert study.completed_at is None
+        assert study.instance_count == 2
+        reopened = session.scalar(
+            select(func.count()).select_from(Event).where(Event.tag == "study:reopened")
+        )
+        assert reopened == 1
+
+    assert claim(factory, T0 + dt.timedelta(seconds=45)) == []
+    second = claim(factory, T0 + dt.timedelta(seconds=51))
+    assert len(second) == 1 and second != first
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 2
+
+
+def test_instance_arriving_after_selection_wins(factory: sessionmaker[Session]) -> None:
+    """The claim is compare-and-set on last_received_at: a study that just got an instance stays open."""
+    receive(factory, "1.2.5", "1.2.5.1.1", T0)
+    receive(factory, "1.2.5", "1.2.5.1.2", T0 + dt.timedelta(seconds=15))
+    assert claim(factory, T0 + dt.timedelta(seconds=20)) == []
+    with factory() as session:
+        assert session.scalars(select(Study)).one().state == StudyState.RECEIVING
+
+
+def test_concurrent_sweepers_queue_one_job_per_study(factory: sessionmaker[Session]) -> None:
+    studies = [f"1.2.6.{n}" for n in range(8)]
+    for study in studies:
+        receive(factory, study, f"{study}.1", T0)
+    barrier = threading.Barrier(3)
+    results: list[list[uuid.UUID]] = []
+    errors: list[BaseException] = []
+
+    def sweeper() -> None:
+        try:
+            barrier.wait()
+            results.append(claim(factory, T0 + dt.timedelta(seconds=30)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sweeper) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    claimed = [job for batch in results for job in batch]
+    assert len(claimed) == len(studies) == len(set(claimed))
+    with factory() as session:
+        per_study = session.execute(select(Job.study_id, func.count()).group_by(Job.study_id)).all()
+        assert len(per_study) == len(studies) and all(n == 1 for _, n in per_study)
+
+
+def test_postgres_locked_candidate_is_skipped_then_not_claimed_twice(
+    make_settings: Callable[..., Settings], postgres_url: str
+) -> None:
+    """Two sweepers in open transactions on PostgreSQL: the second skips the row the first holds."""
+    from radassist.db.migrate import upgrade
+
+    settings = make_settings(database_url=postgres_url)
+    upgrade(settings)
+    one, two = make_sessionmaker(settings), make_sessionmaker(settings)
+    try:
+        receive(one, "1.2.7", "1.2.7.1.1", T0)
+        at = T0 + dt.timedelta(seconds=30)
+        with one() as first, two() as second:
+            claimed = claim_complete_studies(first, now=at, quiet_seconds=QUIET, model_name=MODEL)
+            assert len(claimed) == 1
+            # The first has not committed: the second skips the locked row instead of waiting.
+            assert claim_complete_studies(second, now=at, quiet_seconds=QUIET, model_name=MODEL) == []
+            second.rollback()
+            first.commit()
+            # After the commit the study is complete: still no second job.
+            assert claim_complete_studies(second, now=at, quiet_seconds=QUIET, model_name=MODEL) == []
+            second.commit()
+        with one() as session:
+            assert session.scalar(select(func.count()).select_from(Job)) == 1
+    finally:
+        one.kw["bind"].dispose()
+        two.kw["bind"].dispose()
+
+
+def test_claim_rejects_naive_time(factory: sessionmaker[Session]) -> None:
+    with factory() as session, pytest.raises(ValueError, match="now"):
+        claim_complete_studies(session, now=dt.datetime(2026, 1, 1), quiet_seconds=1, model_name=MODEL)

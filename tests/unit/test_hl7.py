@@ -1,0 +1,266 @@
+"""The ORU^R01 (hl7apy, STRICT) and its MLLP delivery to python-hl7's MLLP server as the RIS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import socket
+import threading
+from pathlib import Path
+
+import hl7
+import pydicom
+import pytest
+from hl7apy.consts import VALIDATION_LEVEL
+from hl7apy.parser import parse_message
+
+from radassist.config import Hl7Settings
+from radassist.errors import PermanentFailure, TransientFailure
+from radassist.hl7.mllp import parse_ack, send_mllp
+from radassist.hl7.oru import NTE_NOTICE, build_oru
+from tests.conftest import free_port, wait_until
+from tests.dicom_factories import (
+    SENTINEL_ACCESSION,
+    SENTINEL_PATIENT_ID,
+    SENTINEL_VALUES,
+    make_ct_study,
+)
+from tests.peers import mllp_ris
+
+NOW = dt.datetime(2024, 5, 1, 12, 30, 15, tzinfo=dt.UTC)
+FINDINGS = "Lungs are clear | no effusion ^ & ~ \\ done.\n\nHeart size normal \u2014 d\u00e9j\u00e0 vu."
+# tests.peers.mllp_ris decodes ASCII (python-hl7's default), so what it receives stays ASCII.
+ASCII_FINDINGS = "Lungs are clear | no effusion ^ & ~ \\ done.\n\nHeart size normal."
+IMPRESSION = "No acute disease."
+CONTROL_ID = "0123456789abcdef0123"
+
+
+@pytest.fixture
+def source() -> pydicom.Dataset:
+    return make_ct_study(series_count=1, instances_per_series=1)[0]
+
+
+def _oru(source: pydicom.Dataset, **kwargs: object) -> str:
+    args: dict[str, object] = {
+        "findings": FINDINGS,
+        "impression": IMPRESSION,
+        "control_id": CONTROL_ID,
+        "study_instance_uid": str(source.StudyInstanceUID),
+        "hl7": Hl7Settings(host="ris.example", sending_facility="RADDEPT"),
+        "now": NOW,
+    }
+    args.update(kwargs)
+    return build_oru(source, **args)  # type: ignore[arg-type]
+
+
+def _unescape(message: hl7.Message, value: object) -> str:
+    return str(message.unescape(str(value)))
+
+
+def test_oru_validates_strict_and_carries_the_order(source: pydicom.Dataset) -> None:
+    er7 = _oru(source)
+    assert "\r" in er7 and "\n" not in er7
+    parsed = parse_message(er7, validation_level=VALIDATION_LEVEL.STRICT, find_groups=True)
+    parsed.validate()  # raises on any STRICT violation
+
+    msg = hl7.parse(er7)
+    msh = msg.segment("MSH")
+    assert str(msh[3]) == "RADASSIST" and str(msh[4]) == "RADDEPT"
+    assert str(msh[5]) == "RIS" and str(msh[6]) == "HOSPITAL"
+    assert str(msh[7]) == "20240501123015+0000"
+    assert str(msh[9]) == "ORU^R01^ORU_R01"
+    assert str(msh[10]) == CONTROL_ID
+    assert str(msh[11]) == "P" and str(msh[12]) == "2.5.1"
+    assert str(msh[18]) == "UNICODE UTF-8"
+
+    pid = msg.segment("PID")
+    assert str(pid[3][0][0]) == SENTINEL_PATIENT_ID
+    assert str(pid[5]) == "SENTINEL^PHI"
+    assert str(pid[7]) == "19010203" and str(pid[8]) == "O"
+
+    orc, obr = msg.segment("ORC"), msg.segment("OBR")
+    assert str(orc[1]) == "RE"
+    assert str(orc[2]) == str(orc[3]) == SENTINEL_ACCESSION
+    assert str(obr[2]) == str(obr[3]) == SENTINEL_ACCESSION
+    assert str(obr[4][0][1]) == "CT CHEST W/O CONTRAST"
+    assert str(obr[7]) == "20240314092653"
+    assert str(obr[25]) == "R"
+    assert "AI-generated draft" in str(msg.segment("NTE")[3])
+    assert str(msg.segment("NTE")[3]) == NTE_NOTICE
+
+
+def test_obx_lines_are_coded_escaped_and_preliminary(source: pydicom.Dataset) -> None:
+    er7 = _oru(source)
+    msg = hl7.parse(er7)
+    obx = list(msg.segments("OBX"))
+    assert [str(s[1]) for s in obx] == [str(i) for i in range(1, len(obx) + 1)]
+    rows = [(str(s[2]), str(s[3]), _unescape(msg, s[5]), str(s[11])) for s in obx]
+    assert rows[0][:2] == ("TX", "59776-5^Findings^LN")
+    assert rows[0][2].startswith("AI-GENERATED DRAFT - NOT VERIFIED")
+    assert rows[1] == ("TX", "59776-5^Findings^LN", "Lungs are clear | no effusion ^ & ~ \\ done.", "R")
+    assert rows[2] == ("TX", "59776-5^Findings^LN", "Heart size normal \u2014 d\u00e9j\u00e0 vu.", "R")
+    assert rows[3] == ("TX", "19005-8^Impressions^LN", IMPRESSION, "R")
+    assert rows[4] == ("ST", "110180^Study Instance UID^DCM", str(source.StudyInstanceUID), "R")
+    assert len(rows) == 5
+    # The special characters arrive escaped, not as separators.
+    assert "clear \\F\\ no effusion \\S\\ \\T\\ \\R\\ \\E\\ done" in er7
+
+
+def test_long_lines_are_wrapped_into_several_obx(source: pydicom.Dataset) -> None:
+    long_line = " ".join(f"word{i}" for i in range(120))
+    er7 = _oru(source, findings=long_line)
+    parse_message(er7, validation_level=VALIDATION_LEVEL.STRICT, find_groups=True).validate()
+    msg = hl7.parse(er7)
+    pieces = [str(s[5]) for s in msg.segments("OBX") if str(s[3]).startswith("59776-5")][1:]
+    assert len(pieces) > 1 and all(len(p) <= 199 for p in pieces)
+    assert " ".join(pieces) == long_line
+
+
+def test_preliminary_status_mirrors_obr_25(source: pydicom.Dataset) -> None:
+    msg = hl7.parse(_oru(source, hl7=Hl7Settings(result_status="P")))
+    assert str(msg.segment("OBR")[25]) == "P"
+    assert {str(s[11]) for s in msg.segments("OBX")} == {"P"}
+
+
+def test_oru_rejects_bad_arguments_without_patient_data(source: pydicom.Dataset) -> None:
+    with pytest.raises(ValueError, match='"control_id"'):
+        _oru(source, control_id="x" * 21)
+    with pytest.raises(ValueError, match='"findings" and "impression"'):
+        _oru(source, findings="", impression="  ")
+    with pytest.raises(ValueError, match='"study_instance_uid"'):
+        _oru(source, study_instance_uid="abc")
+    del source.PatientID
+    with pytest.raises(ValueError, match="PatientID") as excinfo:
+        _oru(source)
+    assert not any(value in str(excinfo.value) for value in SENTINEL_VALUES)
+
+
+def test_oru_from_rg1(testdata: Path) -> None:
+    source = pydicom.dcmread(testdata / "pydicom-data" / "RG1_J2KR.dcm", stop_before_pixels=True)
+    er7 = _oru(source, study_instance_uid=str(source.StudyInstanceUID))
+    parse_message(er7, validation_level=VALIDATION_LEVEL.STRICT, find_groups=True).validate()
+    msg = hl7.parse(er7)
+    assert str(msg.segment("OBR")[2]) == "exam Number"
+    assert str(msg.segment("OBR")[4][0][1]) == "THORAX"
+
+
+# --- MLLP delivery to the python-hl7 MLLP server ---------------------------------------------
+
+
+def test_send_returns_the_ack_on_aa(source: pydicom.Dataset, caplog: pytest.LogCaptureFixture) -> None:
+    er7 = _oru(source, findings=ASCII_FINDINGS)
+    with caplog.at_level(logging.DEBUG), mllp_ris() as ris:
+        ack = send_mllp("127.0.0.1", ris.port, er7, control_id=CONTROL_ID, timeout_s=10)
+    assert ris.messages and hl7.parse(ris.messages[0]).segment("MSH")[10][0] == CONTROL_ID
+    # The RIS got the text intact (UTF-8, escapes preserved).
+    received = hl7.parse(ris.messages[0])
+    assert (
+        _unescape(received, received.segments("OBX")[1][5]) == "Lungs are clear | no effusion ^ & ~ \\ done."
+    )
+    parsed = hl7.parse(ack)
+    assert str(parsed.segment("MSA")[1]) == "AA" and str(parsed.segment("MSA")[2]) == CONTROL_ID
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert not any(value in logged for value in SENTINEL_VALUES)
+    assert "Lungs are clear" not in logged
+
+
+def test_ae_is_transient(source: pydicom.Dataset) -> None:
+    with mllp_ris(lambda message, seen: "AE") as ris, pytest.raises(TransientFailure) as excinfo:
+        send_mllp(
+            "127.0.0.1", ris.port, _oru(source, findings=ASCII_FINDINGS), control_id=CONTROL_ID, timeout_s=10
+        )
+    assert excinfo.value.code == "hl7.nack.ae"
+    assert ris.acks == ["AE"]
+
+
+def test_ar_is_permanent(source: pydicom.Dataset) -> None:
+    with mllp_ris(lambda message, seen: "AR") as ris, pytest.raises(PermanentFailure) as excinfo:
+        send_mllp(
+            "127.0.0.1", ris.port, _oru(source, findings=ASCII_FINDINGS), control_id=CONTROL_ID, timeout_s=10
+        )
+    assert excinfo.value.code == "hl7.nack.ar"
+    assert not any(value in str(excinfo.value) for value in SENTINEL_VALUES)
+
+
+def test_a_silent_ris_times_out(source: pydicom.Dataset) -> None:
+    with mllp_ris(lambda message, seen: None) as ris:
+        with pytest.raises(TransientFailure) as excinfo:
+            send_mllp(
+                "127.0.0.1",
+                ris.port,
+                _oru(source, findings=ASCII_FINDINGS),
+                control_id=CONTROL_ID,
+                timeout_s=0.5,
+            )
+        wait_until(lambda: ris.messages, timeout=5)  # it did arrive; the RIS just never answered
+    assert excinfo.value.code == "hl7.timeout"
+
+
+def test_an_ack_for_another_message_is_a_mismatch(source: pydicom.Dataset) -> None:
+    with mllp_ris() as ris, pytest.raises(TransientFailure) as excinfo:
+        send_mllp(
+            "127.0.0.1",
+            ris.port,
+            _oru(source, findings=ASCII_FINDINGS),
+            control_id="somethingelse",
+            timeout_s=10,
+        )
+    assert excinfo.value.code == "hl7.ack.mismatch"
+
+
+def test_nothing_listening_is_transient(source: pydicom.Dataset) -> None:
+    with pytest.raises(TransientFailure) as excinfo:
+        send_mllp(
+            "127.0.0.1",
+            free_port(),
+            _oru(source, findings=ASCII_FINDINGS),
+            control_id=CONTROL_ID,
+            timeout_s=2,
+        )
+    assert excinfo.value.code == "hl7.unreachable"
+
+
+def test_a_peer_closing_without_ack_is_transient(source: pydicom.Dataset) -> None:
+    # A TCP peer that reads and hangs up: what a crashing interface engine looks like.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+
+        def accept_and_close() -> None:
+            conn, _ = server.accept()
+            conn.recv(65536)
+            conn.close()
+
+        thread = threading.Thread(target=accept_and_close, daemon=True)
+        thread.start()
+        with pytest.raises(TransientFailure) as excinfo:
+            send_mllp(
+                "127.0.0.1",
+                server.getsockname()[1],
+                _oru(source, findings=ASCII_FINDINGS),
+                control_id=CONTROL_ID,
+                timeout_s=5,
+            )
+        thread.join(5)
+    assert excinfo.value.code == "hl7.unreachable"
+
+
+def _ack_with_reason(code: str, reason: str, err: str | None = None) -> str:
+    request = hl7.parse(f"MSH|^~\\&|RADASSIST|X|RIS|H|20240501||ORU^R01^ORU_R01|{CONTROL_ID}|P|2.5.1\r")
+    ack = request.create_ack(code, message_id="ACK1")
+    ack.assign_field(reason, "MSA", 1, 3)
+    text = str(ack)
+    if err:
+        text += f"ERR||||E||||{err}\r"
+    return text
+
+
+def test_parse_ack_reads_the_ris_reason() -> None:
+    ack = parse_ack(_ack_with_reason("AR", "Unknown order", err="Order not found \\T\\ closed"))
+    assert (ack.code, ack.control_id) == ("AR", CONTROL_ID)
+    assert ack.text == "Unknown order; Order not found & closed"
+    assert parse_ack(_ack_with_reason("AA", "")).text == ""
+    with pytest.raises(ValueError):
+        parse_ack("garbage")
+    with pytest.raises(ValueError):
+        parse_ack("MSH|^~\\&|A|B|C|D|2024||ACK|1|P|2.5.1\r")
