@@ -21,11 +21,10 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from tests.conftest import free_port, wait_for_port, wait_until
-from tests.peers import Pacs, Ris, mllp_ris, storescp
+from tests.peers import Pacs, Ris, mllp_ris, storescp, storescu
 
 pytestmark = pytest.mark.e2e
 
-STORESCU = "/usr/bin/storescu"
 DCIODVFY = "/usr/bin/dciodvfy"
 SENTINELS = ("SENTINEL^PATIENT", "SENTINEL-ID-4711", "19010101", "SENTINEL-ACC-9")
 
@@ -138,11 +137,8 @@ def run_service(tmp_path: Path) -> Iterator:
         assert service.process.returncode == 0, service.log.read_text()[-4000:]
 
 
-def storescu(port: int, *files: Path) -> None:
-    result = subprocess.run(
-        [STORESCU, "-aec", "RADASSIST", "-aet", "MODALITY", "127.0.0.1", str(port), *map(str, files)],
-        capture_output=True, text=True, timeout=120,
-    )
+def send(port: int, *files: Path) -> None:
+    result = storescu(port, *files)
     assert result.returncode == 0, result.stderr
 
 
@@ -187,9 +183,9 @@ def test_study_comes_back_as_sr_and_oru(backend: str, request: pytest.FixtureReq
         ports = write_config(config, data=tmp_path / "data", model=str(tiny_model), pacs=pacs, ris=ris,
                              database_url=database_url, broker_url=broker_url)
         service = run_service(config, *ports)
-        storescu(service.dicom_port, cr_file)
-        storescu(service.dicom_port, *ct_files)
-        storescu(service.dicom_port, ct_files[0])  # a re-sent instance changes nothing
+        send(service.dicom_port, cr_file)
+        send(service.dicom_port, *ct_files)
+        send(service.dicom_port, ct_files[0])  # a re-sent instance changes nothing
 
         def all_done() -> list[dict] | None:
             studies = service.studies()
@@ -250,7 +246,7 @@ def test_model_that_cannot_load_fails_each_job_with_its_reason(tmp_path: Path, t
         config = tmp_path / "radassist.toml"
         ports = write_config(config, data=tmp_path / "data", model=str(tmp_path / "no-such-model"), pacs=pacs, ris=None)
         service = run_service(config, *ports)
-        storescu(service.dicom_port, testdata / "pydicom-data" / "RG1_J2KI.dcm")
+        send(service.dicom_port, testdata / "pydicom-data" / "RG1_J2KI.dcm")
         study = wait_until(lambda: next((s for s in service.studies() if s["state"] == "failed"), None), timeout=120)
         assert study["error_code"] == "model.unavailable"
         assert study["error_message"]

@@ -18,64 +18,7 @@ from radassist.config import Settings
 from radassist.store.instances import InstanceStore
 from tests.conftest import free_port, wait_for_port
 
-STORESCU = "/usr/bin/storescu"
-ECHOSCU = "/usr/bin/echoscu"
-STORESCP = "/usr/bin/storescp"
-
-#: storescu proposes only uncompressed syntaxes unless told which compressed one to offer.
-_PROPOSE_FLAG = {
-    pydicom.uid.JPEG2000Lossless: "-xv",
-    pydicom.uid.JPEG2000: "-xw",
-    pydicom.uid.JPEGLosslessSV1: "-xs",
-    pydicom.uid.JPEGLossless: "-xs",
-    pydicom.uid.JPEGLSLossless: "-xt",
-    pydicom.uid.JPEGLSNearLossless: "-xu",
-    pydicom.uid.RLELossless: "-xr",
-    pydicom.uid.DeflatedExplicitVRLittleEndian: "-xd",
-}
-
-
-def storescu(
-    port: int, *files: Path, called_ae: str = "RADASSIST", calling_ae: str = "MODALITY"
-) -> subprocess.CompletedProcess[str]:
-    """Send files with dcmtk's storescu in their own transfer syntax (one association per file)."""
-    result: subprocess.CompletedProcess[str] | None = None
-    for file in files:
-        ts = pydicom.dcmread(file, stop_before_pixels=True).file_meta.TransferSyntaxUID
-        flag = _PROPOSE_FLAG.get(ts, "-xe")
-        result = subprocess.run(
-            [
-                STORESCU,
-                "-v",
-                "-R",
-                flag,
-                "-aet",
-                calling_ae,
-                "-aec",
-                called_ae,
-                "127.0.0.1",
-                str(port),
-                str(file),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if result.returncode != 0:
-            return result
-    assert result is not None
-    return result
-
-
-def echoscu(port: int, called_ae: str = "RADASSIST") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [ECHOSCU, "-aet", "MODALITY", "-aec", called_ae, "127.0.0.1", str(port)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.peers import STORESCP, echoscu, storescu  # noqa: F401  (re-exported for the node tests)
 
 
 @dataclass
