@@ -164,7 +164,7 @@ def ae_then_aa(message: hl7.Message, seen: int) -> str:
 
 BACKENDS = {
     "embedded": ("", ""),
-    "postgresql-rabbitmq": (None, "amqp://guest:guest@127.0.0.1:5672//"),
+    "postgresql-rabbitmq": (None, None),
 }
 
 
@@ -174,6 +174,8 @@ def test_study_comes_back_as_sr_and_oru(backend: str, request: pytest.FixtureReq
     database_url, broker_url = BACKENDS[backend]
     if database_url is None:
         database_url = request.getfixturevalue("postgres_url")
+    if broker_url is None:
+        broker_url = request.getfixturevalue("rabbitmq_url")
     ct_uid, ct_files = make_ct_study(tmp_path / "ct")
     cr_file = testdata / "pydicom-data" / "RG1_J2KR.dcm"
     cr_uid = str(pydicom.dcmread(cr_file, stop_before_pixels=True).StudyInstanceUID)
