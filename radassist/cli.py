@@ -97,9 +97,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from workers.app import make_celery
 
     app = make_celery(settings)
+    # Celery's own INFO lines (every sweep received and succeeded) drown the pipeline's.
+    celery_level = "DEBUG" if settings.logging.level == "DEBUG" else "WARNING"
     argv = [
         "worker",
-        "--loglevel", settings.logging.level,
+        "--loglevel", celery_level,
         "--queues", args.queues,
         "--concurrency", str(args.concurrency),
         "--pool", args.pool,

@@ -53,7 +53,7 @@ def _section_lines(model: type[BaseModel], values: dict[str, Any], *, commented:
 def render_example() -> str:
     defaults = Settings()
     out = [HEADER]
-    for section, field in Settings.model_fields.items():
+    for section in Settings.model_fields:
         if section == "destinations":
             out.append("# Where SRs are stored by C-STORE; one [[destinations]] table per PACS. None by default:")
             out.append("# [[destinations]]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue
 
 from radassist.config import Settings
 
@@ -48,5 +48,5 @@ def make_celery(settings: Settings) -> Celery:
         },
         beat_schedule_filename=str(settings.storage.path / "celerybeat-schedule"),
     )
-    app.radassist_settings = settings  # type: ignore[attr-defined]
+    app.radassist_settings = settings
     return app

@@ -24,8 +24,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url``; SQLite files get their parent folder created."""
     if url.startswith("sqlite"):
-        from sqlalchemy.engine import make_url
         from pathlib import Path
+
+        from sqlalchemy.engine import make_url
 
         database = make_url(url).database
         if database and database != ":memory:":

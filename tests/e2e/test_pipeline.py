@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import hl7
+import httpx
 import pydicom
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -200,7 +200,7 @@ def test_study_comes_back_as_sr_and_oru(backend: str, request: pytest.FixtureReq
         # One SR per study, into the same study, valid, with both sections.
         srs = [pydicom.dcmread(p) for p in pacs.received()]
         assert sorted(str(ds.StudyInstanceUID) for ds in srs) == sorted([cr_uid, ct_uid])
-        for path, ds in zip(pacs.received(), srs):
+        for path, ds in zip(pacs.received(), srs, strict=True):
             assert ds.SeriesDescription.startswith("AI DRAFT")
             assert (ds.CompletionFlag, ds.VerificationFlag, ds.PreliminaryFlag) == ("PARTIAL", "UNVERIFIED", "PRELIMINARY")
             text = sr_content_text(ds)
