@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, fields
 from io import BytesIO
 
@@ -21,6 +23,9 @@ from pydicom import dcmread
 from pynetdicom.events import Event
 from sqlalchemy.orm import Session, sessionmaker
 
+from dicom_node.access import INTAKE_PAUSED, LOW_DISK, CallerPolicy, IntakePauses, Refusal
+from dicom_node.associations import AssociationLog, AssociationState
+from dicom_node.capacity import DiskGuard
 from dicom_node.statuses import REJECTION_STATUS, EchoStatus, StoreStatus
 from radassist import metrics
 from radassist.config import Settings
@@ -29,7 +34,10 @@ from radassist.errors import RejectedInput
 from radassist.events import EventTag, record_event
 from radassist.intake.header import InstanceHeader, read_header
 from radassist.intake.record import record_instance
+from radassist.intake.sop_classes import is_image_sop_class
+from radassist.intake.structure import check_complete
 from radassist.logging import short_hash
+from radassist.pipelines import pipeline_for
 from radassist.store.instances import InstanceStore, StoredFile
 
 logger = logging.getLogger(__name__)
@@ -42,6 +50,7 @@ class NodeCounters:
     associations_accepted: int = 0
     associations_released: int = 0
     associations_aborted: int = 0
+    associations_refused: int = 0
     echoes: int = 0
     instances_stored: int = 0
     instances_duplicate: int = 0
@@ -87,7 +96,9 @@ def _parse(encoded: bytes) -> InstanceHeader:
     except Exception:
         logger.debug("undecodable data set", exc_info=True)
         raise RejectedInput("the data set could not be decoded", code="dicom.undecodable") from None
-    return read_header(dataset)
+    header = read_header(dataset)
+    check_complete(encoded, header.transfer_syntax_uid)
+    return header
 
 
 def _check_command(event: Event, header: InstanceHeader) -> None:
@@ -122,19 +133,42 @@ def _record_rejection(
         )
 
 
+def _state(event: Event) -> AssociationState | None:
+    return getattr(event.assoc, "radassist", None)
+
+
 def handle_store(
     event: Event,
     store: InstanceStore,
     session_factory: sessionmaker[Session],
     settings: Settings,
     counters: NodeCounters | None = None,
+    disk_guard: DiskGuard | None = None,
+    writer: Executor | None = None,
 ) -> int:
-    """C-STORE: parse the header, write the received bytes durably, commit the rows, then answer."""
+    """C-STORE: parse the header, write the received bytes durably, commit the rows, then answer.
+
+    With a ``writer`` executor the file is written on it while the rows are prepared here.
+    """
     started = time.monotonic()
     calling_ae = _calling_ae(event)
+    state = _state(event)
+    if disk_guard is not None and not disk_guard.has_room():
+        _count(counters, "instances_failed")
+        metrics.count_rejected(LOW_DISK.code)
+        if state is not None:
+            state.count(False)
+        logger.warning("C-STORE from %s refused: free disk space below the threshold (0xA700)", calling_ae)
+        return int(StoreStatus.OUT_OF_RESOURCES)
+    status = int(StoreStatus.PROCESSING_FAILURE)
     try:
-        return _store(event, store, session_factory, calling_ae, counters, started)
+        status, size = _store(event, store, session_factory, settings, calling_ae, counters, started, writer)
+        if state is not None:
+            state.count(status == StoreStatus.SUCCESS, size)
+        return status
     except Exception as exc:
+        if state is not None:
+            state.count(False)
         _count(counters, "instances_failed")
         metrics.count_rejected("node.unexpected")
         logger.error(
@@ -150,10 +184,13 @@ def _store(
     event: Event,
     store: InstanceStore,
     session_factory: sessionmaker[Session],
+    settings: Settings,
     calling_ae: str,
     counters: NodeCounters | None,
     started: float,
-) -> int:
+    writer: Executor | None = None,
+) -> tuple[int, int]:
+    """The status to answer and the number of bytes stored (0 when nothing was)."""
     encoded = event.encoded_dataset(include_meta=True)
     try:
         header = _parse(encoded)
@@ -164,38 +201,51 @@ def _store(
         metrics.count_rejected(exc.code)
         logger.warning("C-STORE from %s rejected: %s (status 0x%04X)", calling_ae, exc.code, status)
         _record_rejection(session_factory, exc.code, calling_ae, int(status))
-        return int(status)
+        return int(status), 0
 
     study_handle = short_hash(header.study_instance_uid)
     logger.debug("C-STORE of SOP instance %s in study %s", header.sop_instance_uid, header.study_instance_uid)
 
+    called_ae = _called_ae(event)
+    reopen = is_image_sop_class(header.sop_class_uid) or pipeline_for(settings, called_ae).draft_non_image
+    uids = (header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
+    # The file write (two fsyncs) runs on the writer thread while this thread prepares the rows;
+    # the commit waits for the fsynced file, so a committed row always points to a durable file.
+    pending: Future[StoredFile] | None = writer.submit(store.write, encoded, *uids) if writer else None
+    stored: StoredFile | None = None
     try:
-        stored = store.write(
-            encoded, header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
-        )
+        if pending is None:
+            stored = store.write(encoded, *uids)
     except (OSError, ValueError) as exc:
-        _count(counters, "instances_failed")
-        metrics.count_rejected("storage.write_failed")
-        logger.error(
-            "C-STORE from %s: could not write the instance to disk (%s); answering out of resources",
-            calling_ae,
-            type(exc).__name__,
-        )
-        return int(StoreStatus.OUT_OF_RESOURCES)
+        return _write_failed(calling_ae, counters, exc), 0
 
     try:
         with session_factory() as session:
+            provisional = stored or StoredFile(relpath=store.relpath_for(*uids), size_bytes=len(encoded))
             new = record_instance(
                 session,
                 header,
-                stored,
+                provisional,
                 calling_ae=calling_ae,
-                called_ae=_called_ae(event),
+                called_ae=called_ae,
                 now=utcnow(),
+                reopen_study=reopen,
             )
+            if pending is not None:
+                try:
+                    stored = pending.result()
+                except (OSError, ValueError) as exc:
+                    session.rollback()
+                    return _write_failed(calling_ae, counters, exc), 0
             session.commit()
     except Exception as exc:
-        _undo_write(store, stored)
+        if stored is None and pending is not None:
+            try:
+                stored = pending.result()
+            except (OSError, ValueError):
+                stored = None
+        if stored is not None:
+            _undo_write(store, stored)
         _count(counters, "instances_failed")
         metrics.count_rejected("db.write_failed")
         logger.error(
@@ -204,7 +254,8 @@ def _store(
             type(exc).__name__,
             exc_info=logger.isEnabledFor(logging.DEBUG),
         )
-        return int(StoreStatus.OUT_OF_RESOURCES)
+        return int(StoreStatus.OUT_OF_RESOURCES), 0
+    assert stored is not None
 
     _count(counters, "instances_stored" if new else "instances_duplicate")
     metrics.INSTANCES_RECEIVED.inc()
@@ -216,7 +267,18 @@ def _store(
         stored.size_bytes,
         (time.monotonic() - started) * 1000,
     )
-    return int(StoreStatus.SUCCESS)
+    return int(StoreStatus.SUCCESS), stored.size_bytes
+
+
+def _write_failed(calling_ae: str, counters: NodeCounters | None, exc: BaseException) -> int:
+    _count(counters, "instances_failed")
+    metrics.count_rejected("storage.write_failed")
+    logger.error(
+        "C-STORE from %s: could not write the instance to disk (%s); answering out of resources",
+        calling_ae,
+        type(exc).__name__,
+    )
+    return int(StoreStatus.OUT_OF_RESOURCES)
 
 
 def _undo_write(store: InstanceStore, stored: StoredFile) -> None:
@@ -232,19 +294,103 @@ def _undo_write(store: InstanceStore, stored: StoredFile) -> None:
 # --- notification handlers: log and count only --------------------------------------------
 
 
+def on_requested(
+    event: Event,
+    policy: CallerPolicy,
+    association_log: AssociationLog,
+    disk_guard: DiskGuard | None = None,
+    counters: NodeCounters | None = None,
+    tls: bool = False,
+    pauses: IntakePauses | None = None,
+) -> None:
+    """A-ASSOCIATE-RQ received: refuse unknown callers and a full disk now, before any data comes.
+
+    pynetdicom lets this notification answer the request itself (A-ASSOCIATE-RJ); when we accept,
+    the called AE title becomes the association's own, so each of our titles is answered as itself.
+    """
+    assoc = event.assoc
+    primitive = assoc.requestor.primitive
+    calling_ae = str(getattr(primitive, "calling_ae_title", "") or "").strip()
+    called_ae = str(getattr(primitive, "called_ae_title", "") or "").strip()
+    peer_host = str(assoc.requestor.address or "")
+    peer_port = assoc.requestor.port
+    refusal: Refusal | None = policy.check(calling_ae, called_ae, peer_host)
+    if refusal is None and pauses is not None and pauses.is_paused(calling_ae):
+        refusal = INTAKE_PAUSED
+    if refusal is None and disk_guard is not None and not disk_guard.has_room():
+        refusal = LOW_DISK
+    state = AssociationState(
+        id=uuid.uuid4(), calling_ae=calling_ae or "-", called_ae=called_ae or "-", peer_host=peer_host, tls=tls
+    )
+    if refusal is not None:
+        _count(counters, "associations_refused")
+        metrics.count_rejected(refusal.code)
+        logger.warning(
+            "association from %s at %s to %s refused: %s",
+            state.calling_ae,
+            peer_host,
+            state.called_ae,
+            refusal.code,
+        )
+        association_log.opened(state, peer_port, refused=refusal.code)
+        state.closed = True
+        assoc.radassist = state  # type: ignore[attr-defined]
+        assoc.acse.send_reject(refusal.result, refusal.source, refusal.reason)
+        assoc.kill()
+        return
+    assoc.acceptor.ae_title = called_ae
+    assoc.radassist = state  # type: ignore[attr-defined]
+    association_log.opened(state, peer_port)
+
+
 def on_accepted(event: Event, counters: NodeCounters | None = None) -> None:
     _count(counters, "associations_accepted")
-    logger.info("association accepted from %s at %s", _calling_ae(event), event.assoc.requestor.address)
+    logger.info(
+        "association accepted from %s at %s to %s",
+        _calling_ae(event),
+        event.assoc.requestor.address,
+        _called_ae(event),
+    )
 
 
 def on_released(event: Event, counters: NodeCounters | None = None) -> None:
     _count(counters, "associations_released")
+    state = _state(event)
+    if state is not None:
+        state.outcome = "released"
     logger.info("association released by %s", _calling_ae(event))
 
 
-def on_aborted(event: Event, counters: NodeCounters | None = None) -> None:
+def on_aborted(
+    event: Event, counters: NodeCounters | None = None, association_log: AssociationLog | None = None
+) -> None:
     _count(counters, "associations_aborted")
+    state = _state(event)
+    if state is not None and state.outcome in ("open", "closed"):
+        # The connection may already be closed (and the row written) when the abort is reported.
+        late = state.closed and state.reason is None and state.outcome == "closed"
+        state.outcome = "aborted"
+        if late and association_log is not None:
+            association_log.closed(state, again=True)
     logger.warning("association with %s aborted", _calling_ae(event))
+
+
+def on_connection_closed(event: Event, association_log: AssociationLog) -> None:
+    """Complete the association's row: when it ended, how, and how many instances it brought."""
+    state = _state(event)
+    if state is None or state.closed:
+        return
+    if state.outcome == "open":
+        assoc = event.assoc
+        state.outcome = "aborted" if assoc.is_aborted else "released" if assoc.is_released else "closed"
+    association_log.closed(state)
+    logger.info(
+        "association from %s ended (%s): %d stored, %d failed",
+        state.calling_ae,
+        state.outcome,
+        state.stored,
+        state.failed,
+    )
 
 
 __all__ = [
@@ -253,5 +399,7 @@ __all__ = [
     "handle_store",
     "on_aborted",
     "on_accepted",
+    "on_connection_closed",
     "on_released",
+    "on_requested",
 ]

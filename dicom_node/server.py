@@ -7,9 +7,14 @@ importing this module starts nothing and loads no model code.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import multiprocessing.process
+import os
 import signal
+import ssl
 import threading
 import time
+from concurrent.futures import Executor, ThreadPoolExecutor
 from types import FrameType
 from typing import Any
 
@@ -17,10 +22,24 @@ from pynetdicom import AE, evt
 from pynetdicom.transport import ThreadedAssociationServer
 from sqlalchemy.orm import Session, sessionmaker
 
+from dicom_node.access import CallerPolicy, IntakePauses
 from dicom_node.ae import build_ae
-from dicom_node.handlers import NodeCounters, handle_echo, handle_store, on_aborted, on_accepted, on_released
+from dicom_node.associations import AssociationLog
+from dicom_node.capacity import DiskGuard
+from dicom_node.handlers import (
+    NodeCounters,
+    handle_echo,
+    handle_store,
+    on_aborted,
+    on_accepted,
+    on_connection_closed,
+    on_released,
+    on_requested,
+)
+from dicom_node.transport import serve
 from radassist.config import Settings
 from radassist.db.engine import make_sessionmaker
+from radassist.pipelines import ae_titles
 from radassist.store.instances import InstanceStore
 
 logger = logging.getLogger(__name__)
@@ -33,15 +52,37 @@ def event_handlers(
     store: InstanceStore,
     session_factory: sessionmaker[Session],
     counters: NodeCounters,
+    *,
+    policy: CallerPolicy | None = None,
+    disk_guard: DiskGuard | None = None,
+    tls: bool = False,
+    writer: Executor | None = None,
 ) -> list[Any]:
     """The handler table, each handler with its bound arguments."""
+    policy = policy or CallerPolicy(settings)
+    association_log = AssociationLog(session_factory)
     return [
-        (evt.EVT_C_STORE, handle_store, [store, session_factory, settings, counters]),
+        (evt.EVT_REQUESTED, on_requested,
+         [policy, association_log, disk_guard, counters, tls, IntakePauses(session_factory)]),
+        (evt.EVT_C_STORE, handle_store, [store, session_factory, settings, counters, disk_guard, writer]),
         (evt.EVT_C_ECHO, handle_echo, [counters]),
         (evt.EVT_ACCEPTED, on_accepted, [counters]),
         (evt.EVT_RELEASED, on_released, [counters]),
-        (evt.EVT_ABORTED, on_aborted, [counters]),
+        (evt.EVT_ABORTED, on_aborted, [counters, association_log]),
+        (evt.EVT_CONN_CLOSE, on_connection_closed, [association_log]),
     ]
+
+
+def server_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """The TLS port's context (PS3.15 Annex B: TLS 1.2 or later, optional client certificates)."""
+    dicom = settings.dicom
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(dicom.tls_cert_file, dicom.tls_key_file or None)
+    if dicom.tls_ca_file:
+        context.load_verify_locations(cafile=dicom.tls_ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED if dicom.tls_require_client_cert else ssl.CERT_OPTIONAL
+    return context
 
 
 def start_listener(
@@ -51,11 +92,12 @@ def start_listener(
     session_factory: sessionmaker[Session] | None = None,
     counters: NodeCounters | None = None,
 ) -> ThreadedAssociationServer | None:
-    """Listen on ``[dicom] host:port``; return the running server (None when ``block`` is True,
-    in which case this returns only when the server is shut down).
+    """Listen on ``[dicom] host:port`` (and ``tls_port`` when set); return the running plain server
+    (None when ``block`` is True, in which case this returns only when the server is shut down).
 
-    The server object carries ``radassist_counters`` (the :class:`NodeCounters`) and
-    ``radassist_session_factory`` for readiness checks and tests.
+    The server object carries ``radassist_counters`` (the :class:`NodeCounters`),
+    ``radassist_session_factory`` for readiness checks and tests, and ``radassist_tls_server``
+    (the TLS server or None), which :func:`stop_listener` stops with it.
     """
     if session_factory is None:
         session_factory = make_sessionmaker(settings)
@@ -63,22 +105,55 @@ def start_listener(
     store = InstanceStore(settings.storage.instances_dir)
     settings.storage.instances_dir.mkdir(parents=True, exist_ok=True)
     ae = build_ae(settings)
-    handlers = event_handlers(settings, store, session_factory, counters)
-    address = (settings.dicom.host, settings.dicom.port)
+    policy = CallerPolicy(settings)
+    disk_guard = DiskGuard(settings, session_factory)
+    disk_guard.has_room()  # records the starting condition
+    # Files are fsynced on these threads while the association thread prepares the rows.
+    writer = ThreadPoolExecutor(max_workers=settings.dicom.max_associations, thread_name_prefix="instance-writer")
+    handlers = event_handlers(
+        settings, store, session_factory, counters, policy=policy, disk_guard=disk_guard, writer=writer
+    )
+    dicom = settings.dicom
+    if not dicom.allow_any_caller and not dicom.allowed_callers:
+        logger.warning("no [[dicom.allowed_callers]] configured: every association will be refused")
+    tls_server: ThreadedAssociationServer | None = None
+    reuse_port = dicom.listener_processes > 1
+    if dicom.tls_port:
+        tls_handlers = event_handlers(
+            settings, store, session_factory, counters, policy=policy, disk_guard=disk_guard, tls=True, writer=writer
+        )
+        tls_server = serve(
+            ae,
+            (dicom.host, dicom.tls_port),
+            tls_handlers,
+            ssl_context=server_ssl_context(settings),
+            reuse_port=reuse_port,
+        )
+        logger.info("DICOM TLS listener on %s:%d", dicom.host, dicom.tls_port)
+    address = (dicom.host, dicom.port)
     logger.info(
         "DICOM listener %s on %s:%d (max %d associations)",
-        settings.dicom.ae_title,
-        settings.dicom.host,
-        settings.dicom.port,
-        settings.dicom.max_associations,
+        ", ".join(ae_titles(settings)),
+        dicom.host,
+        dicom.port,
+        dicom.max_associations,
     )
+    server = serve(ae, address, handlers, reuse_port=reuse_port)
     if block:
-        ae.start_server(address, block=True, evt_handlers=handlers)
+        # Serve until another thread calls ``server.shutdown()`` (the socket is then closed).
+        try:
+            while server.socket is not None and server.socket.fileno() != -1:
+                time.sleep(0.5)
+        finally:
+            if tls_server is not None:
+                tls_server.shutdown()
+            writer.shutdown(wait=True)
         return None
-    server = ae.start_server(address, block=False, evt_handlers=handlers)
-    assert server is not None
     server.radassist_counters = counters  # type: ignore[attr-defined]
     server.radassist_session_factory = session_factory  # type: ignore[attr-defined]
+    server.radassist_tls_server = tls_server  # type: ignore[attr-defined]
+    server.radassist_disk_guard = disk_guard  # type: ignore[attr-defined]
+    server.radassist_writer = writer  # type: ignore[attr-defined]
     return server
 
 
@@ -90,6 +165,9 @@ def stop_listener(
     Aborting loses nothing acknowledged: Success is only sent after the commit.
     """
     ae: AE = server.ae
+    tls_server = getattr(server, "radassist_tls_server", None)
+    if tls_server is not None:
+        tls_server.shutdown()
     server.shutdown()
     deadline = time.monotonic() + grace_seconds
     # Only established associations may be mid-transfer; one still negotiating (or a bare TCP
@@ -100,6 +178,9 @@ def stop_listener(
         if assoc.is_established:
             logger.warning("aborting an association still open at shutdown")
         assoc.abort()
+    writer = getattr(server, "radassist_writer", None)
+    if writer is not None:
+        writer.shutdown(wait=True)
     session_factory = getattr(server, "radassist_session_factory", None)
     bind = getattr(session_factory, "kw", {}).get("bind") if session_factory is not None else None
     if bind is not None:
@@ -108,7 +189,36 @@ def stop_listener(
 
 
 def run_listener(settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly (main thread only)."""
+    """Serve until SIGINT or SIGTERM, then shut down cleanly (main thread only).
+
+    With ``[dicom] listener_processes`` > 1, that many processes share the port(s) (``SO_REUSEPORT``;
+    the kernel spreads new connections over them); this one starts and stops the others.
+    """
+    children: list[multiprocessing.process.BaseProcess] = []
+    if settings.dicom.listener_processes > 1:
+        context = multiprocessing.get_context("spawn")
+        for n in range(settings.dicom.listener_processes - 1):
+            child = context.Process(target=_child_main, args=(settings,), name=f"dicom-listener-{n + 1}")
+            child.start()
+            children.append(child)
+    try:
+        _serve_until_signal(settings)
+    finally:
+        for running in children:
+            if running.is_alive() and running.pid is not None:
+                os.kill(running.pid, signal.SIGTERM)
+        for stopped in children:
+            stopped.join(SHUTDOWN_GRACE_SECONDS + 5)
+
+
+def _child_main(settings: Settings) -> None:
+    from radassist.logging import configure_logging
+
+    configure_logging(settings.logging.level)
+    _serve_until_signal(settings)
+
+
+def _serve_until_signal(settings: Settings) -> None:
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:

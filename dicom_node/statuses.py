@@ -31,6 +31,10 @@ class StoreStatus(IntEnum):
     """In the "Cannot understand" range: the data set's SOP Instance UID differs from the
     command's Affected SOP Instance UID."""
 
+    CANNOT_UNDERSTAND_TRUNCATED = 0xC003
+    """In the "Cannot understand" range: an element runs past the end of the data set (truncated
+    pixel data, a length larger than what arrived) or the stream is otherwise malformed."""
+
     PROCESSING_FAILURE = 0x0110
     """PS3.7 C.4.2 "Processing failure": an unexpected error in the listener itself."""
 
@@ -45,6 +49,8 @@ REJECTION_STATUS: dict[str, StoreStatus] = {
     "dicom.missing_uid": StoreStatus.CANNOT_UNDERSTAND_MISSING_UID,
     "dicom.invalid_uid": StoreStatus.CANNOT_UNDERSTAND_MISSING_UID,
     "dicom.undecodable": StoreStatus.CANNOT_UNDERSTAND,
+    "dicom.truncated": StoreStatus.CANNOT_UNDERSTAND_TRUNCATED,
+    "dicom.invalid_vr": StoreStatus.CANNOT_UNDERSTAND,
     "dicom.sop_class_mismatch": StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
     "dicom.instance_conflict": StoreStatus.CANNOT_UNDERSTAND_INSTANCE_CONFLICT,
 }

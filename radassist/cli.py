@@ -44,6 +44,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         + ["worker", *config, "--queues", "io", "--pool", "threads", "--concurrency", "4", "--beat", "--name", "io"],
         "web": base + ["web", *config],
     }
+    if settings.hl7.listen_port:
+        parts["hl7-listener"] = base + ["hl7-listener", *config]
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 
@@ -81,6 +83,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             child.wait()
     logger.info("RadAssist stopped")
     return exit_code
+
+
+def cmd_hl7_listener(args: argparse.Namespace) -> int:
+    """The inbound MLLP listener: orders and signed reports from the RIS."""
+    settings = _settings(args)
+    from radassist.hl7.listener import run_listener
+
+    run_listener(settings)
+    return 0
 
 
 def cmd_listener(args: argparse.Namespace) -> int:
@@ -173,6 +184,67 @@ def _mask_url(url: str) -> str:
     return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
 
 
+def cmd_user(args: argparse.Namespace) -> int:
+    """Local users of the web app: add (or reset) one, or issue an API token for one."""
+    import getpass
+
+    from radassist.auth.users import create_user, issue_api_token
+    from radassist.db.engine import make_sessionmaker
+
+    settings = _settings(args)
+    sessions = make_sessionmaker(settings)
+    try:
+        if args.action == "add":
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\r\n")
+            else:
+                password = getpass.getpass("Password: ")
+                if getpass.getpass("Again: ") != password:
+                    print("radassist: the passwords differ", file=sys.stderr)
+                    return 2
+            try:
+                with sessions.begin() as session:
+                    create_user(session, args.name, password, args.role)
+            except ValueError as exc:
+                print(f"radassist: {exc}", file=sys.stderr)
+                return 2
+            print(f"user {args.name} ({args.role}) saved")
+        else:
+            try:
+                with sessions.begin() as session:
+                    token = issue_api_token(session, args.name)
+            except LookupError:
+                print(f"radassist: no user {args.name}", file=sys.stderr)
+                return 2
+            print(token)  # shown once; only its hash is kept
+    finally:
+        sessions.kw["bind"].dispose()
+    return 0
+
+
+def cmd_test_destinations(args: argparse.Namespace) -> int:
+    """Connection test of each configured destination (C-ECHO, Orthanc ``/system``, QIDO-RS)."""
+    from radassist.errors import RadAssistError
+    from radassist.pacs.targets import test_connection
+
+    settings = load_settings(args.config)
+    chosen = [d for d in settings.destinations if not args.names or d.name in args.names]
+    unknown = set(args.names) - {d.name for d in chosen}
+    if unknown:
+        print(f"radassist: no destination named {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    failed = 0
+    for dest in chosen:
+        try:
+            test_connection(dest, calling_ae_title=settings.dicom.ae_title)
+        except RadAssistError as exc:
+            failed += 1
+            print(f"{dest.name} ({dest.kind}): FAILED [{exc.code}] {exc.message}")
+        else:
+            print(f"{dest.name} ({dest.kind}): ok")
+    return 1 if failed else 0
+
+
 def cmd_make_tiny_model(args: argparse.Namespace) -> int:
     from radassist.models.tiny import write_tiny_model
 
@@ -189,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("run", parents=[common], help="run every part in one command").set_defaults(func=cmd_run)
     sub.add_parser("listener", parents=[common], help="the DICOM listener").set_defaults(func=cmd_listener)
+    sub.add_parser(
+        "hl7-listener", parents=[common], help="the inbound HL7 MLLP listener (orders, signed reports)"
+    ).set_defaults(func=cmd_hl7_listener)
     worker = sub.add_parser("worker", parents=[common], help="a Celery worker")
     worker.add_argument("--queues", default="gpu,io", help="gpu (drafting), io (delivery), or both")
     worker.add_argument("--concurrency", type=int, default=1, help="processes or threads (1 per GPU for drafting)")
@@ -204,6 +279,15 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", parents=[common], help="show settings")
     config.add_argument("action", choices=["check", "example"], help="check: print the effective settings (secrets masked); example: print a documented config file")
     config.set_defaults(func=cmd_config)
+    user = sub.add_parser("user", parents=[common], help="web users: add one (or reset its password), or issue an API token")
+    user.add_argument("action", choices=["add", "token"])
+    user.add_argument("name")
+    user.add_argument("--role", choices=["admin", "viewer"], default="viewer", help="for add (default viewer)")
+    user.add_argument("--password-stdin", action="store_true", help="for add: read the password from standard input")
+    user.set_defaults(func=cmd_user)
+    dests = sub.add_parser("test-destinations", parents=[common], help="connection test of the SR destinations")
+    dests.add_argument("names", nargs="*", help="destination names (default: all)")
+    dests.set_defaults(func=cmd_test_destinations)
     tiny = sub.add_parser("make-tiny-model", parents=[common], help="write a tiny random VLM for tests and demos")
     tiny.add_argument("folder")
     tiny.add_argument("--arch", default="gemma3")

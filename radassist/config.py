@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from radassist.errors import ConfigError
 
@@ -34,10 +34,86 @@ def validate_ae_title(value: str) -> str:
 
 
 AETitle = Annotated[str, Field(min_length=1, max_length=16)]
+SrClassName = Literal["enhanced", "comprehensive", "basic"]
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class AllowedCaller(_Section):
+    """One sender allowed to associate: its calling AE title, where it connects from, and to which of our titles."""
+
+    ae_title: str = Field(min_length=1, max_length=16)
+    """The sender's calling AE title; ``*`` for any title (then ``network`` alone decides)."""
+    network: str = "0.0.0.0/0"
+    """The host address or network (CIDR) it connects from, e.g. ``10.1.2.0/24``; IPv4 or IPv6."""
+    called_ae_titles: tuple[str, ...] = ()
+    """Which of our AE titles it may call; empty: every one."""
+
+    @field_validator("ae_title")
+    @classmethod
+    def _check_calling(cls, value: str) -> str:
+        return value if value == "*" else validate_ae_title(value)
+
+    @field_validator("network")
+    @classmethod
+    def _check_network(cls, value: str) -> str:
+        import ipaddress
+
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+
+    @field_validator("called_ae_titles")
+    @classmethod
+    def _check_called(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(validate_ae_title(v) for v in value)
+
+
+class RequiredSeries(_Section):
+    """A series a study must hold before it counts as complete (both parts must match when given)."""
+
+    modality: str = ""
+    """The series' Modality, e.g. ``CT``; empty: any."""
+    description_pattern: str = ""
+    """A regular expression searched (case-insensitive) in the Series Description; empty: any."""
+
+    @field_validator("description_pattern")
+    @classmethod
+    def _check_pattern(cls, value: str) -> str:
+        import re
+
+        re.compile(value)
+        return value
+
+
+class PipelineSettings(_Section):
+    """What happens to studies sent to one of our AE titles (``[[pipelines]]``, keyed by ``ae_title``).
+
+    Unset fields take the value of ``[dicom]``, ``[model]``, ``[hl7]`` and ``[[destinations]]``.
+    """
+
+    ae_title: AETitle
+    """The called AE title that selects this pipeline; the listener answers to it on every port."""
+    model_name: str = ""
+    """The model that drafts these studies; empty: ``[model] name``."""
+    destinations: tuple[str, ...] | None = None
+    """Names of the ``[[destinations]]`` that receive the SR; unset: all of them."""
+    hl7: bool = True
+    """Send the ORU^R01 to the RIS (when ``[hl7]`` is configured)."""
+    study_quiet_seconds: float | None = Field(None, gt=0)
+    """Quiet time before a study is complete; unset: ``[dicom] study_quiet_seconds``."""
+    series_quiet_seconds: float | None = Field(None, ge=0)
+    """See ``[dicom] series_quiet_seconds``; unset: that value."""
+    force_complete_after_seconds: float | None = Field(None, ge=0)
+    """See ``[dicom] force_complete_after_seconds``; unset: that value."""
+    required_series: tuple[RequiredSeries, ...] | None = None
+    """See ``[dicom] required_series``; unset: those rules."""
+    draft_non_image: bool | None = None
+    """See ``[dicom] draft_non_image``; unset: that value."""
+    priority: int = 0
+    """Higher first: complete studies of higher-priority pipelines are claimed and queued first."""
+
+    _check_ae = field_validator("ae_title")(validate_ae_title)
 
 
 class DicomSettings(_Section):
@@ -55,8 +131,45 @@ class DicomSettings(_Section):
     """Most simultaneous associations; more are refused (A-ASSOCIATE-RJ, transient)."""
     network_timeout_seconds: float = Field(60.0, gt=0)
     """An association idle for this long is aborted."""
+    series_quiet_seconds: float = Field(0.0, ge=0)
+    """With ``required_series`` rules all met, a study completes after this much quiet instead of
+    ``study_quiet_seconds`` (0: off). Per pipeline in ``[[pipelines]]``."""
+    force_complete_after_seconds: float = Field(0.0, ge=0)
+    """A study still receiving (or missing a required series) this long after its first instance is
+    completed anyway (0: never)."""
+    required_series: tuple[RequiredSeries, ...] = ()
+    """Series a study must hold before the quiet timer completes it (each rule must match one series)."""
+    draft_non_image: bool = False
+    """Draft studies holding only non-image objects (SR, PR, KO, PDF...). Off: they are stored, never drafted."""
+    allow_any_caller: bool = False
+    """Accept associations from any calling AE and host. Off (the default): only ``allowed_callers``."""
+    allowed_callers: tuple[AllowedCaller, ...] = ()
+    """Who may send: ``[[dicom.allowed_callers]]`` entries of calling AE title, network and called AE titles."""
+    tls_port: int = Field(0, ge=0, le=65535)
+    """A second listener port speaking DICOM TLS (PS3.15 secure transport); 0 disables it."""
+    tls_cert_file: str = ""
+    """PEM server certificate (chain) of the TLS port."""
+    tls_key_file: str = ""
+    """PEM private key of ``tls_cert_file``; empty: the key is in the certificate file."""
+    tls_ca_file: str = ""
+    """PEM CA(s) that sign client certificates; required when ``tls_require_client_cert`` is on."""
+    tls_require_client_cert: bool = False
+    """Refuse TLS connections without a client certificate signed by ``tls_ca_file``."""
+    listener_processes: int = Field(1, ge=1, le=64)
+    """Listener processes sharing the port(s) with ``SO_REUSEPORT`` (Linux): parallel associations
+    then use several cores. 1: one process."""
 
     _check_ae = field_validator("ae_title")(validate_ae_title)
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> DicomSettings:
+        if self.tls_port and not self.tls_cert_file:
+            raise ValueError("tls_port needs tls_cert_file")
+        if self.tls_require_client_cert and not self.tls_ca_file:
+            raise ValueError("tls_require_client_cert needs tls_ca_file")
+        if self.tls_port and self.tls_port == self.port:
+            raise ValueError("tls_port must differ from port")
+        return self
 
 
 class StorageSettings(_Section):
@@ -64,6 +177,11 @@ class StorageSettings(_Section):
 
     path: Path = Path("radassist-data")
     """The data folder. The embedded database and broker live here too unless their URLs are set."""
+    min_free_bytes: int = Field(1_073_741_824, ge=0)
+    """Below this much free disk space, new associations are refused (transient) and stores answered
+    "out of resources" (0xA700). 0 disables the check."""
+    min_free_percent: float = Field(0.0, ge=0, lt=100)
+    """The same threshold as a share of the disk, in percent (both apply when both are set)."""
 
     @property
     def instances_dir(self) -> Path:
@@ -92,6 +210,25 @@ class QueueSettings(_Section):
     """Hard time limit of one drafting job; the soft limit is 90 % of it."""
 
 
+class PromptProfileSettings(_Section):
+    """A prompt profile: which studies it serves, what the model is told, how CT is windowed."""
+
+    name: str = Field(min_length=1, max_length=64)
+    """Recorded with each draft that used it."""
+    modalities: tuple[str, ...] = ()
+    """DICOM Modality values it serves (``CT``, ``MR``, ``CR``...); empty: any."""
+    body_parts: tuple[str, ...] = ()
+    """Words matched against BodyPartExamined and the study description (``CHEST``, ``HEAD``); empty: any."""
+    instruction: str = Field("", max_length=4000)
+    """What the model is asked to do beyond the common report format (e.g. what to comment on)."""
+    windows: tuple[str, ...] = ()
+    """CT windows shown: ``lung``, ``soft_tissue``, ``bone``, ``brain``, ``subdural``, ``liver``; empty: the header's."""
+    window_mode: Literal["channels", "images"] = "channels"
+    """``channels``: up to three windows packed as R, G, B of one image; ``images``: one image per window."""
+    max_slices: int | None = Field(None, ge=1, le=256)
+    """Slices shown for this kind of study; empty: ``[model] max_slices``."""
+
+
 class ModelSettings(_Section):
     """The vision-language model that drafts reports."""
 
@@ -111,6 +248,28 @@ class ModelSettings(_Section):
     """Most images of one study shown to the model."""
     local_files_only: bool = False
     """Never contact the hub; load from the local cache or folder only."""
+    backend: Literal["transformers", "openai", "adapter"] = "transformers"
+    """``transformers``: the model runs in the worker process. ``openai``: an OpenAI-compatible
+    server (vLLM, SGLang, TGI) at ``url`` serves it; ``name`` is then the served model name.
+    ``adapter``: a site's own backend class named by ``adapter`` (e.g. a remote-code model)."""
+    adapter: str = ""
+    """``package.module:Class`` of a site backend (backend ``adapter``); built as ``Class(model_settings)``."""
+    url: str = ""
+    """Base URL of the OpenAI-compatible server, e.g. ``http://gpu-host:8000/v1`` (backend ``openai``)."""
+    api_key: SecretStr = SecretStr("")
+    """Bearer token for the server (backend ``openai``); empty sends none."""
+    concurrency: int = Field(4, ge=1, le=256)
+    """Most requests one worker process has in flight at once to the server (backend ``openai``)."""
+    request_timeout_s: float = Field(300.0, gt=0)
+    """Timeout of one request to the server (backend ``openai``)."""
+    batch_size: int = Field(4, ge=1, le=64)
+    """Most queued studies drafted together in one ``generate`` (backend ``transformers``)."""
+    generation_time_limit_s: float = Field(600.0, gt=0)
+    """Wall-clock limit of one ``generate`` call; a draft cut off by it fails as ``model.timeout``."""
+    max_slices: int = Field(8, ge=1, le=256)
+    """Slices of a CT/MR volume shown to the model (before multiplying by CT windows in ``images`` mode)."""
+    profiles: tuple[PromptProfileSettings, ...] = ()
+    """Site prompt profiles (``[[model.profiles]]``), tried before the built-in ones."""
 
 
 class DicomDestination(_Section):
@@ -128,11 +287,65 @@ class DicomDestination(_Section):
     """Its DICOM port."""
     calling_ae_title: AETitle | None = None
     """The calling AE we present; defaults to ``[dicom] ae_title``."""
+    sr_class: SrClassName = "enhanced"
+    """SR SOP class sent here: ``enhanced`` (default), ``comprehensive``, or ``basic`` (Basic Text SR, old PACS)."""
+    tls: bool = False
+    """Associate over TLS (DICOM TLS, PS3.15 B.1); the peer's certificate is checked against ``tls_ca_file``."""
+    tls_ca_file: str = ""
+    """PEM file of the CA(s) that sign the PACS's certificate; empty: the system's trust store."""
+    tls_cert_file: str = ""
+    """PEM client certificate we present, when the PACS requires one; empty: none."""
+    tls_key_file: str = ""
+    """PEM private key of ``tls_cert_file``; empty: the key is in the certificate file."""
+    tls_check_hostname: bool = True
+    """Check that the PACS's certificate names ``host``."""
 
     _check_ae = field_validator("ae_title")(validate_ae_title)
 
 
-Destination = Annotated[DicomDestination, Field(discriminator="kind")]
+class OrthancDestination(_Section):
+    """An Orthanc server that receives our SRs through its REST API (``POST /instances``)."""
+
+    kind: Literal["orthanc"]
+    """How SRs reach it: ``orthanc`` (Orthanc REST, through Orthanc's ``orthanc-api-client``)."""
+    name: str = Field(min_length=1, max_length=64)
+    """A short name shown on the worklist."""
+    url: str = Field(min_length=1)
+    """Orthanc's base URL, e.g. ``http://orthanc:8042``."""
+    username: str = ""
+    """HTTP basic-auth user; empty: no authentication."""
+    password: SecretStr = SecretStr("")
+    """HTTP basic-auth password."""
+    timeout_seconds: float = Field(30.0, gt=0)
+    """Timeout of one HTTP request."""
+    sr_class: SrClassName = "enhanced"
+    """SR SOP class sent here: ``enhanced`` (default), ``comprehensive`` or ``basic``."""
+
+
+class DicomwebDestination(_Section):
+    """A DICOMweb server that receives our SRs by STOW-RS (``POST {url}/studies``)."""
+
+    kind: Literal["dicomweb"]
+    """How SRs reach it: ``dicomweb`` (STOW-RS, multipart/related; type=application/dicom)."""
+    name: str = Field(min_length=1, max_length=64)
+    """A short name shown on the worklist."""
+    url: str = Field(min_length=1)
+    """The DICOMweb service root, e.g. ``https://pacs.example.org/dicom-web``."""
+    username: str = ""
+    """HTTP basic-auth user; empty: no basic authentication."""
+    password: SecretStr = SecretStr("")
+    """HTTP basic-auth password."""
+    bearer_token: SecretStr = SecretStr("")
+    """An OAuth bearer token sent as ``Authorization: Bearer``; empty: none."""
+    tls_ca_file: str = ""
+    """PEM file of the CA(s) that sign the server's certificate; empty: the system's trust store."""
+    timeout_seconds: float = Field(30.0, gt=0)
+    """Timeout of one HTTP request."""
+    sr_class: SrClassName = "enhanced"
+    """SR SOP class sent here: ``enhanced`` (default), ``comprehensive`` or ``basic``."""
+
+
+Destination = Annotated[DicomDestination | OrthancDestination | DicomwebDestination, Field(discriminator="kind")]
 
 
 class Hl7Settings(_Section):
@@ -154,6 +367,31 @@ class Hl7Settings(_Section):
     """OBR-25: ``R`` = results stored, not yet verified (the default); ``P`` = preliminary."""
     ack_timeout_seconds: float = Field(30.0, gt=0)
     """How long to wait for the RIS's ACK before the attempt counts as failed and is retried."""
+    version: Literal["2.5.1", "2.3.1"] = "2.5.1"
+    """HL7 version of the ORU^R01 (MSH-12): ``2.5.1``, or ``2.3.1`` for older RIS."""
+    accession_field: Literal["OBR-3", "OBR-18"] = "OBR-3"
+    """Where the RIS keeps the accession number, in our ORU and in its orders: ``OBR-3`` (filler
+    order number) or ``OBR-18`` (placer field 1). Order numbers come from the stored order when known."""
+    obx_value_type: Literal["TX", "FT"] = "TX"
+    """OBX-2 of the report lines (one OBX per line): ``TX`` text or ``FT`` formatted text."""
+    tls: bool = False
+    """Send over TLS (MLLP/S); the RIS's certificate is checked against ``tls_ca_file`` (or the system CAs)."""
+    tls_ca_file: str = ""
+    """PEM file of the CA(s) that sign the RIS's certificate; empty: the system's trust store."""
+    tls_cert_file: str = ""
+    """PEM client certificate (chain) we present, when the RIS requires one; empty: none."""
+    tls_key_file: str = ""
+    """PEM private key of ``tls_cert_file``; empty: the key is in the certificate file."""
+    tls_check_hostname: bool = True
+    """Check that the RIS's certificate names ``host``."""
+    listen_host: str = "0.0.0.0"
+    """Address of our inbound MLLP listener (orders and signed reports from the RIS)."""
+    listen_port: int = Field(0, ge=0, le=65535)
+    """Port of the inbound MLLP listener; 0 disables it (``radassist run`` starts it when set)."""
+    listen_tls_cert_file: str = ""
+    """PEM certificate (chain) of the inbound listener; set it to accept MLLP over TLS only."""
+    listen_tls_key_file: str = ""
+    """PEM private key of ``listen_tls_cert_file``; empty: the key is in the certificate file."""
 
     @property
     def enabled(self) -> bool:
@@ -178,6 +416,19 @@ class WebSettings(_Section):
     """Address the web app binds to."""
     port: int = Field(8080, ge=1, le=65535)
     """Its TCP port."""
+    secret_key: SecretStr = SecretStr("")
+    """Key that signs CSRF tokens (32+ characters). Empty: one is generated into the data folder
+    (``web-secret.key``) on first start and kept. Placeholders such as ``change-me`` are refused."""
+    secure_cookies: bool = False
+    """Mark the session cookie ``Secure`` (sent over HTTPS only). Turn on when served behind TLS."""
+    session_hours: float = Field(12.0, gt=0)
+    """A login lasts this long."""
+    metrics_public: bool = False
+    """Serve ``/metrics`` without login. Off: Prometheus sends an API token (``authorization`` in its scrape config)."""
+    login_attempts: int = Field(5, ge=1)
+    """Failed logins allowed per user name and client address within ``login_window_s``; more are refused (429)."""
+    login_window_s: float = Field(300.0, gt=0)
+    """The window of ``login_attempts``."""
 
 
 class LoggingSettings(_Section):
@@ -196,6 +447,8 @@ class Settings(_Section):
     queue: QueueSettings = QueueSettings()
     model: ModelSettings = ModelSettings()
     destinations: tuple[Destination, ...] = ()
+    pipelines: tuple[PipelineSettings, ...] = ()
+    """Extra AE titles, each with its own pipeline; ``[dicom] ae_title`` is the default pipeline."""
     hl7: Hl7Settings = Hl7Settings()
     delivery: DeliverySettings = DeliverySettings()
     web: WebSettings = WebSettings()
@@ -217,6 +470,18 @@ class Settings(_Section):
         names = [d.name for d in self.destinations]
         if len(names) != len(set(names)):
             raise ValueError("destination names must be unique")
+        return self
+
+    @model_validator(mode="after")
+    def _consistent_pipelines(self) -> Settings:
+        titles = [self.dicom.ae_title, *(p.ae_title for p in self.pipelines)]
+        if len(titles) != len(set(titles)):
+            raise ValueError("pipeline AE titles must be unique and differ from [dicom] ae_title")
+        known = {d.name for d in self.destinations}
+        for pipeline in self.pipelines:
+            unknown = set(pipeline.destinations or ()) - known
+            if unknown:
+                raise ValueError(f"pipeline {pipeline.ae_title} names unknown destinations: {sorted(unknown)}")
         return self
 
     @property

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from radassist.config import DicomDestination, Settings
+from radassist.config import DicomDestination, PipelineSettings, Settings
 
 HEADER = """\
 # RadAssist configuration: every setting, with its default.
@@ -33,6 +33,8 @@ def _toml_value(value: Any) -> str:
         return json.dumps(str(value))
     if value is None:
         return '""'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(str(value))
 
 
@@ -59,6 +61,12 @@ def render_example() -> str:
             out.append("# [[destinations]]")
             dest_values = {**EXAMPLE_DESTINATION, "kind": "dicom"}
             out.extend(_section_lines(DicomDestination, dest_values, commented=True))
+            out.append("")
+            continue
+        if section == "pipelines":
+            out.append("# More AE titles on the same port, each with its own pipeline. None by default:")
+            out.append("# [[pipelines]]")
+            out.extend(_section_lines(PipelineSettings, {"ae_title": "CT_AI"}, commented=True))
             out.append("")
             continue
         model = type(getattr(defaults, section))

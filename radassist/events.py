@@ -33,6 +33,11 @@ class EventTag(StrEnum):
     DELIVERY_FAILED = "delivery:failed"
     DELIVERY_CANCELLED = "delivery:cancelled"
     DELIVERY_REQUEUED = "delivery:requeued"
+    NODE_STORAGE_LOW = "node:storage:low"
+    NODE_STORAGE_OK = "node:storage:ok"
+    ASSOCIATION_REFUSED = "node:association:refused"
+    HL7_ORDER_RECEIVED = "hl7:order:received"
+    HL7_REPORT_RECEIVED = "hl7:report:received"
 
 
 def record_event(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -50,6 +50,19 @@ DELIVERIES = Counter(
     "Delivery attempts by this worker, by channel and outcome (delivered, retry, failed).",
     ["channel", "outcome"],
 )
+
+DELIVERY_DURATION = Histogram(
+    "radassist_delivery_duration_seconds",
+    "Time from a delivery's first attempt to its final state, by channel and outcome.",
+    ["channel", "outcome"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
+)
+
+
+def observe_delivery(channel: str, outcome: str, seconds: float | None) -> None:
+    """Record how long one delivery took to become final (``delivered`` or ``failed``)."""
+    if seconds is not None and seconds >= 0 and outcome in ("delivered", "failed"):
+        DELIVERY_DURATION.labels(channel=code_label(channel), outcome=outcome).observe(seconds)
 
 
 def code_label(code: str | None) -> str:
@@ -123,8 +136,29 @@ class DatabaseCollector(Collector):
         return [up, studies, jobs, deliveries, failures]
 
 
-def database_registry(sessions: sessionmaker[Session]) -> CollectorRegistry:
-    """A registry holding only the database gauges; one per web app, beside the process's default one."""
+class QueueCollector(Collector):
+    """Messages waiting in each Celery queue, asked of the broker at scrape time (cached briefly)."""
+
+    def __init__(self, depths: Callable[[], dict[str, int | None]]) -> None:
+        self._depths = depths
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily("radassist_queue_depth", "Messages waiting per Celery queue.", labels=["queue"])]
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily("radassist_queue_depth", "Messages waiting per Celery queue.", labels=["queue"])
+        for queue, depth in self._depths().items():
+            if depth is not None:
+                family.add_metric([code_label(queue)], depth)
+        return [family]
+
+
+def database_registry(
+    sessions: sessionmaker[Session], queue_depths: Callable[[], dict[str, int | None]] | None = None
+) -> CollectorRegistry:
+    """A registry holding only the database (and queue) gauges; one per web app, beside the process's default one."""
     registry = CollectorRegistry()
     registry.register(DatabaseCollector(sessions))
+    if queue_depths is not None:
+        registry.register(QueueCollector(queue_depths))
     return registry

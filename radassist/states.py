@@ -57,8 +57,9 @@ ALLOWED_TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
         ),
         JobState.DELIVERING: frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED}),
         JobState.DONE: frozenset(),
-        JobState.FAILED: frozenset({JobState.QUEUED}),
-        JobState.CANCELLED: frozenset({JobState.QUEUED}),
+        # -> DELIVERING: an admin retries the deliveries of a job that already has its draft.
+        JobState.FAILED: frozenset({JobState.QUEUED, JobState.DELIVERING}),
+        JobState.CANCELLED: frozenset({JobState.QUEUED, JobState.DELIVERING}),
     },
     DeliveryState: {
         DeliveryState.PENDING: frozenset(

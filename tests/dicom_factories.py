@@ -111,6 +111,8 @@ def make_ct_study(
     patient_name: str = SENTINEL_NAME,
     patient_id: str = SENTINEL_PATIENT_ID,
     accession_number: str = SENTINEL_ACCESSION,
+    rows: int = 16,
+    columns: int = 16,
 ) -> list[pydicom.Dataset]:
     """A multi-series CT-like study (same study, patient and frame of reference)."""
     study_uid = generate_uid()
@@ -129,6 +131,8 @@ def make_ct_study(
                     patient_name=patient_name,
                     patient_id=patient_id,
                     accession_number=accession_number,
+                    rows=rows,
+                    columns=columns,
                 )
             )
     return instances

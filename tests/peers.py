@@ -6,6 +6,8 @@ Neither was written here; both are what a hospital's systems look like from the 
 from __future__ import annotations
 
 import asyncio
+import json
+import ssl as ssl_module
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -93,10 +95,11 @@ class Pacs:
 
 
 @contextmanager
-def storescp(folder: Path, ae_title: str = "PACS") -> Iterator[Pacs]:
-    """dcmtk storescp on a free loopback port, writing what it receives into ``folder``."""
+def storescp(folder: Path, ae_title: str = "PACS", port: int | None = None) -> Iterator[Pacs]:
+    """dcmtk storescp on a free loopback port (or ``port``: e.g. one that was down a moment ago),
+    writing what it receives into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         [STORESCP, "--aetitle", ae_title, "--output-directory", str(folder), "+xa", str(port)],
         stdout=subprocess.DEVNULL,
@@ -122,9 +125,14 @@ class Ris:
 
 
 @contextmanager
-def mllp_ris(policy: AckPolicy | None = None) -> Iterator[Ris]:
-    """python-hl7's asyncio MLLP server in a background thread, acknowledging by ``policy``."""
-    port = free_port()
+def mllp_ris(
+    policy: AckPolicy | None = None, *, port: int | None = None, ssl: ssl_module.SSLContext | None = None
+) -> Iterator[Ris]:
+    """python-hl7's asyncio MLLP server in a background thread, acknowledging by ``policy``.
+
+    ``port``: listen there (e.g. a port that was down a moment ago); ``ssl``: serve MLLP over TLS.
+    """
+    port = port or free_port()
     ris = Ris(port)
     seen: dict[str, int] = {}
     loop = asyncio.new_event_loop()
@@ -150,7 +158,9 @@ def mllp_ris(policy: AckPolicy | None = None) -> Iterator[Ris]:
             writer.close()
 
     async def serve() -> None:
-        server = await hl7.mllp.start_hl7_server(handle, host="127.0.0.1", port=port, encoding="utf-8")
+        server = await hl7.mllp.start_hl7_server(
+            handle, host="127.0.0.1", port=port, encoding="utf-8", ssl=ssl
+        )
         ready.set()
         async with server:
             await server.serve_forever()
@@ -173,3 +183,84 @@ def mllp_ris(policy: AckPolicy | None = None) -> Iterator[Ris]:
         for task in asyncio.all_tasks(loop):
             loop.call_soon_threadsafe(task.cancel)
         thread.join(timeout=5)
+
+
+ORTHANC = "/usr/sbin/Orthanc"
+ORTHANC_DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+
+
+@dataclass
+class OrthancServer:
+    http_port: int
+    dicom_port: int
+    ae_title: str
+    folder: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def dicomweb_url(self) -> str:
+        return f"{self.url}/dicom-web"
+
+
+def start_orthanc(
+    folder: Path, *, http_port: int | None = None, dicom_port: int | None = None, ae_title: str = "ORTHANC"
+) -> OrthancServer:
+    """Start Debian's Orthanc (with its DICOMweb plugin) on loopback ports, storage in ``folder``.
+
+    Orthanc 1.10 cannot choose its listening address; ``RemoteAccessAllowed: false`` makes it refuse
+    every HTTP client but localhost, and the ports are free, random ones.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    http_port = http_port or free_port()
+    dicom_port = dicom_port or free_port()
+    config = {
+        "Name": "radassist-test",
+        "StorageDirectory": str(folder / "storage"),
+        "IndexDirectory": str(folder / "storage"),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": ae_title,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomCheckCalledAet": False,
+        "UnknownSopClassAccepted": True,
+        "HttpServerThreadsCount": 8,
+        "Plugins": [ORTHANC_DICOMWEB_PLUGIN],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True, "Ssl": False},
+    }
+    config_path = folder / "orthanc.json"
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    log = open(folder / "orthanc.log", "wb")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen([ORTHANC, str(config_path)], stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    log.close()
+    try:
+        wait_for_port(http_port, timeout=60)
+        wait_for_port(dicom_port, timeout=60)
+    except TimeoutError:
+        process.terminate()
+        process.wait(timeout=10)
+        raise
+    return OrthancServer(http_port, dicom_port, ae_title, folder, process)
+
+
+def stop_orthanc(server: OrthancServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(timeout=10)
+
+
+@contextmanager
+def orthanc(folder: Path, ae_title: str = "ORTHANC") -> Iterator[OrthancServer]:
+    """An Orthanc for one test (REST, DICOM and DICOMweb on free loopback ports)."""
+    server = start_orthanc(folder, ae_title=ae_title)
+    try:
+        yield server
+    finally:
+        stop_orthanc(server)

@@ -18,7 +18,7 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(settings: Settings, revision: str = "heads") -> None:
+def upgrade(settings: Settings, revision: str = "head") -> None:
     """Bring the schema to ``revision``; safe to run from several processes at once on PostgreSQL."""
     command.upgrade(alembic_config(settings.database_url), revision)
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, String, Subquery, and_, case, func, literal, or_, select, type_coerce
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, String, Subquery, and_, case, func, literal, or_, select, tuple_, type_coerce
+from sqlalchemy.orm import Session, aliased
 
-from radassist.db.tables import Delivery, Draft, Event, Job, Study
+from radassist.db.tables import Delivery, Draft, Event, Job, Order, Study
 from radassist.events import EventTag
 from radassist.states import DeliveryChannel, DeliveryState, JobState, StudyState
 
@@ -54,6 +54,7 @@ class DeliveryRow:
     next_attempt_at: dt.datetime | None
     first_attempt_at: dt.datetime | None
     delivered_at: dt.datetime | None
+    id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,10 @@ class StudyRow:
     error_message: str | None
     has_draft: bool
     deliveries: tuple[DeliveryRow, ...]
+    patient_age: str | None = None
+    patient_sex: str | None = None
+    priority: str | None = None
+    """The RIS order's priority (``S``, ``A``, ``R``...), when an order for the accession is known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,40 +141,32 @@ class StudyDetail:
     """The latest job's draft, when it has one."""
 
 
-def _latest_jobs() -> Subquery:
-    rank = (
-        func.row_number()
-        .over(partition_by=Job.study_id, order_by=(Job.created_at.desc(), Job.id.desc()))
-        .label("rank")
+def _is_latest(job: Any) -> Any:
+    """No newer job of the same study exists: an anti-join the planner can run either way round
+    (from the studies' order for a plain page, from ``jobs.state`` for a state filter)."""
+    newer = aliased(Job, name="newer_job")
+    return ~(
+        select(newer.id)
+        .where(
+            newer.study_id == job.study_id,
+            tuple_(newer.created_at, newer.id) > tuple_(job.created_at, job.id),
+        )
+        .exists()
     )
-    return select(
-        Job.id,
-        Job.study_id,
-        Job.state,
-        Job.attempts,
-        Job.model_name,
-        Job.error_code,
-        Job.error_message,
-        Job.created_at,
-        Job.started_at,
-        Job.drafted_at,
-        Job.finished_at,
-        rank,
-    ).subquery("latest_job")
 
 
 def _worklist() -> Subquery:
     """Studies joined to their latest job and its draft, with the computed worklist state."""
-    job = _latest_jobs()
-    job_in_progress = job.c.state.in_(IN_PROGRESS_JOB_STATES)
+    job = aliased(Job, name="latest_job")
+    job_in_progress = job.state.in_(IN_PROGRESS_JOB_STATES)
     state = type_coerce(
         case(
             (
-                and_(Study.state == StudyState.RECEIVING, or_(job.c.state.is_(None), ~job_in_progress)),
+                and_(Study.state == StudyState.RECEIVING, or_(job.state.is_(None), ~job_in_progress)),
                 literal(WorklistState.RECEIVING.value),
             ),
-            (job.c.state.is_(None), literal(WorklistState.COMPLETE.value)),
-            else_=type_coerce(job.c.state, String(32)),
+            (job.state.is_(None), literal(WorklistState.COMPLETE.value)),
+            else_=type_coerce(job.state, String(32)),
         ),
         String(32),
     )
@@ -185,22 +182,27 @@ def _worklist() -> Subquery:
             Study.first_received_at,
             Study.last_received_at,
             Study.completed_at,
+            Study.accession_number_hash,
+            Study.patient_age,
+            Study.patient_sex,
+            Order.priority,
             state.label("worklist_state"),
-            job.c.id.label("job_id"),
-            job.c.state.label("job_state"),
-            job.c.attempts.label("job_attempts"),
-            job.c.model_name,
-            job.c.error_code,
-            job.c.error_message,
-            job.c.created_at.label("job_created_at"),
-            job.c.started_at.label("job_started_at"),
-            job.c.drafted_at.label("job_drafted_at"),
-            job.c.finished_at.label("job_finished_at"),
+            job.id.label("job_id"),
+            job.state.label("job_state"),
+            job.attempts.label("job_attempts"),
+            job.model_name,
+            job.error_code,
+            job.error_message,
+            job.created_at.label("job_created_at"),
+            job.started_at.label("job_started_at"),
+            job.drafted_at.label("job_drafted_at"),
+            job.finished_at.label("job_finished_at"),
             Draft.id.label("draft_id"),
         )
         .select_from(Study)
-        .outerjoin(job, and_(job.c.study_id == Study.id, job.c.rank == 1))
-        .outerjoin(Draft, Draft.job_id == job.c.id)
+        .outerjoin(job, and_(job.study_id == Study.id, _is_latest(job)))
+        .outerjoin(Draft, Draft.job_id == job.id)
+        .outerjoin(Order, Order.accession_number_hash == Study.accession_number_hash)
         .subquery("worklist")
     )
 
@@ -255,6 +257,9 @@ def _to_row(r: Any, deliveries: tuple[DeliveryRow, ...]) -> StudyRow:
         error_message=error_message,
         has_draft=r.draft_id is not None,
         deliveries=deliveries,
+        patient_age=r.patient_age,
+        patient_sex=r.patient_sex,
+        priority=r.priority,
     )
 
 
@@ -273,6 +278,7 @@ def _deliveries_for(session: Session, job_ids: list[uuid.UUID]) -> dict[uuid.UUI
             Delivery.next_attempt_at,
             Delivery.first_attempt_at,
             Delivery.delivered_at,
+            Delivery.id,
         )
         .where(Delivery.job_id.in_(job_ids))
         .order_by(Delivery.job_id, Delivery.channel, Delivery.destination)
@@ -283,20 +289,67 @@ def _deliveries_for(session: Session, job_ids: list[uuid.UUID]) -> dict[uuid.UUI
     return {job_id: tuple(rows) for job_id, rows in grouped.items()}
 
 
-def _filtered(worklist: Subquery, state: str | None) -> Select[Any]:
+@dataclass(frozen=True, slots=True)
+class WorklistFilter:
+    """What the admin narrowed the worklist to; every part optional, all parts must match."""
+
+    state: str | None = None
+    modality: str | None = None
+    ae_title: str | None = None
+    """The calling AE title, exactly."""
+    received_from: dt.datetime | None = None
+    """Last instance received at or after this instant."""
+    received_to: dt.datetime | None = None
+    """Last instance received before this instant."""
+    accession: str | None = None
+    """An accession number, matched exactly through its stored hash (the number itself is not kept)."""
+
+
+def _state_condition(worklist: Any, state: WorklistState) -> Any:
+    """The worklist state's CASE spelled as plain column conditions, so indexes on them apply."""
+    c = worklist.c
+    receiving = c.study_state == StudyState.RECEIVING.value
+    if state is WorklistState.RECEIVING:
+        return and_(receiving, or_(c.job_state.is_(None), c.job_state.not_in([s.value for s in IN_PROGRESS_JOB_STATES])))
+    if state is WorklistState.COMPLETE:
+        return and_(~receiving, c.job_state.is_(None))
+    if JobState(state.value) in IN_PROGRESS_JOB_STATES:
+        return c.job_state == state.value
+    return and_(c.job_state == state.value, ~receiving)
+
+
+def _filtered(worklist: Any, where: WorklistFilter) -> Select[Any]:
+    from radassist.intake.record import accession_hash
+
     stmt = select(worklist)
-    if state:
-        stmt = stmt.where(worklist.c.worklist_state == WorklistState(state).value)
+    if where.state:
+        stmt = stmt.where(_state_condition(worklist, WorklistState(where.state)))
+    if where.modality:
+        stmt = stmt.where(worklist.c.modality == where.modality.strip().upper())
+    if where.ae_title:
+        stmt = stmt.where(worklist.c.calling_ae_title == where.ae_title.strip())
+    if where.received_from is not None:
+        stmt = stmt.where(worklist.c.last_received_at >= where.received_from)
+    if where.received_to is not None:
+        stmt = stmt.where(worklist.c.last_received_at < where.received_to)
+    if where.accession and where.accession.strip():
+        stmt = stmt.where(worklist.c.accession_number_hash == accession_hash(where.accession.strip()))
     return stmt
 
 
 def list_studies(
-    session: Session, *, state: str | None = None, limit: int = 50, offset: int = 0
+    session: Session,
+    *,
+    state: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    where: WorklistFilter | None = None,
 ) -> list[StudyRow]:
     """One page of the worklist, most recently received first; ``state`` filters on the worklist state."""
+    where = where or WorklistFilter(state=state)
     worklist = _worklist()
     stmt = (
-        _filtered(worklist, state)
+        _filtered(worklist, where)
         .order_by(worklist.c.last_received_at.desc(), worklist.c.id.desc())
         .limit(limit)
         .offset(offset)
@@ -306,18 +359,38 @@ def list_studies(
     return [_to_row(r, deliveries.get(r.job_id, ())) for r in rows]
 
 
-def count_studies(session: Session, *, state: str | None = None) -> int:
-    """How many studies the worklist holds (in ``state``, when given): the pager's total."""
+def count_studies(
+    session: Session, *, state: str | None = None, where: WorklistFilter | None = None, cap: int | None = None
+) -> int:
+    """How many studies the worklist holds (in ``state``, when given): the pager's total.
+
+    With ``cap``, a state-filtered count stops at ``cap + 1`` (a pager shows "10,000+"): finding
+    every study's latest job for 90,000 done studies costs more than the page itself.
+    """
+    where = where or WorklistFilter(state=state)
+    if not where.state:
+        # No computed column involved: count the studies table alone (no per-row job lookup).
+        stmt = _filtered(Study.__table__.alias("worklist"), WorklistFilter(**{**_asdict(where), "state": None}))
+        return int(session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
     worklist = _worklist()
-    stmt = select(func.count()).select_from(_filtered(worklist, state).subquery())
+    filtered = _filtered(worklist, where)
+    if cap is not None:
+        filtered = filtered.with_only_columns(worklist.c.id).limit(cap + 1)
+    stmt = select(func.count()).select_from(filtered.subquery())
     return int(session.execute(stmt).scalar_one())
 
 
-def counts_by_state(session: Session) -> dict[str, int]:
-    """Studies per worklist state; every state is present, zero when none."""
+def _asdict(where: WorklistFilter) -> dict[str, Any]:
+    return {name: getattr(where, name) for name in WorklistFilter.__slots__}
+
+
+def counts_by_state(session: Session, since: dt.datetime | None = None) -> dict[str, int]:
+    """Studies per worklist state (last received at or after ``since``); every state present, zero when none."""
     worklist = _worklist()
     counts = dict.fromkeys((s.value for s in WorklistState), 0)
     stmt = select(worklist.c.worklist_state, func.count()).group_by(worklist.c.worklist_state)
+    if since is not None:
+        stmt = stmt.where(worklist.c.last_received_at >= since)
     for state, n in session.execute(stmt):
         counts[str(state)] = int(n)
     return counts
@@ -425,3 +498,112 @@ def failure_counts(session: Session) -> dict[tuple[str, str], int]:
     for code, n in session.execute(deliveries):
         counts[("delivery", code or "unknown")] += int(n)
     return dict(counts)
+
+
+# --- the study page's extras: series, what the model saw and was told, the associations ---
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRow:
+    series_instance_uid: str
+    modality: str | None
+    series_number: int | None
+    series_description: str | None
+    instance_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationRow:
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    calling_ae_title: str
+    called_ae_title: str
+    peer_host: str
+    outcome: str
+    reason: str | None
+    instances_stored: int
+    instances_failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class StudyExtras:
+    series: tuple[SeriesRow, ...]
+    prompt: str | None
+    generation: dict[str, Any]
+    source_sop_instance_uids: tuple[str, ...]
+    consistency_warnings: tuple[str, ...]
+    associations: tuple[AssociationRow, ...]
+    series_chosen: dict[str, Any] | None = None
+    """Which series of a volume the model saw, and how many of its slices (from the generation record)."""
+
+
+def _has_table(session: Session, name: str) -> bool:
+    from sqlalchemy import inspect
+
+    return bool(inspect(session.connection()).has_table(name))
+
+
+def study_extras(session: Session, detail: StudyDetail) -> StudyExtras:
+    """Series, the latest draft's prompt and generation record, and the associations that brought the study."""
+    from radassist.db.tables import Series
+
+    row = detail.row
+    series = tuple(
+        SeriesRow(**r._asdict())
+        for r in session.execute(
+            select(Series.series_instance_uid, Series.modality, Series.series_number, Series.series_description,
+                   Series.instance_count)
+            .where(Series.study_id == row.id)
+            .order_by(Series.series_number, Series.series_instance_uid)
+        )
+    )
+    prompt, generation = None, {}
+    if detail.draft is not None:
+        d = session.execute(select(Draft.prompt, Draft.generation).where(Draft.job_id == detail.draft.job_id)).one()
+        prompt, generation = d.prompt, dict(d.generation or {})
+    warnings = generation.get("consistency_warnings") or ()
+    associations: tuple[AssociationRow, ...] = ()
+    if row.calling_ae_title and _has_table(session, "associations"):
+        from radassist.db.tables import Association
+
+        # The study's associations: from its calling AE, open at some time while it was received.
+        slack = dt.timedelta(seconds=5)
+        associations = tuple(
+            AssociationRow(**a._asdict())
+            for a in session.execute(
+                select(Association.started_at, Association.ended_at, Association.calling_ae_title,
+                       Association.called_ae_title, Association.peer_host, Association.outcome, Association.reason,
+                       Association.instances_stored, Association.instances_failed)
+                .where(Association.calling_ae_title == row.calling_ae_title,
+                       Association.started_at <= row.last_received_at + slack,
+                       or_(Association.ended_at.is_(None), Association.ended_at >= row.first_received_at - slack))
+                .order_by(Association.started_at)
+                .limit(100)
+            )
+        )
+    return StudyExtras(
+        series=series,
+        prompt=prompt,
+        generation=generation,
+        source_sop_instance_uids=tuple(str(u) for u in generation.get("source_sop_instance_uids") or ()),
+        consistency_warnings=tuple(str(w) for w in warnings) if isinstance(warnings, (list, tuple)) else (str(warnings),),
+        associations=associations,
+        series_chosen=generation.get("series_chosen") if isinstance(generation.get("series_chosen"), dict) else None,
+    )
+
+
+def instance_path(session: Session, study_id: uuid.UUID, sop_instance_uid: str) -> str | None:
+    """The stored file (relative to the instances folder) of one instance of this study."""
+    from radassist.db.tables import Instance
+
+    return session.scalar(
+        select(Instance.path).where(Instance.study_id == study_id, Instance.sop_instance_uid == sop_instance_uid)
+    )
+
+
+def recent_counts(session: Session, now: dt.datetime) -> dict[str, dict[str, int]]:
+    """Studies per worklist state received in the last hour and the last day (the system page)."""
+    return {
+        "hour": counts_by_state(session, since=now - dt.timedelta(hours=1)),
+        "day": counts_by_state(session, since=now - dt.timedelta(days=1)),
+    }

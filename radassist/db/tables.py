@@ -47,11 +47,20 @@ class Study(Base):
     first_received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[dt.datetime | None]
+    patient_age: Mapped[str | None] = mapped_column(String(4))
+    """PatientAge as sent (e.g. ``064Y``), for the worklist; filled at intake when known."""
+    patient_sex: Mapped[str | None] = mapped_column(String(1))
+    """PatientSex as sent (``F``, ``M``, ``O``), for the worklist; filled at intake when known."""
 
     series: Mapped[list[Series]] = relationship(back_populates="study", passive_deletes=True)
     jobs: Mapped[list[Job]] = relationship(back_populates="study", order_by="Job.created_at")
 
-    __table_args__ = (Index("ix_studies_state_last_received_at", "state", "last_received_at"),)
+    __table_args__ = (
+        Index("ix_studies_state_last_received_at", "state", "last_received_at"),
+        # The worklist's order (newest first) and its filters (ops migration 0006).
+        Index("ix_studies_last_received_at_id", "last_received_at", "id"),
+        Index("ix_studies_accession_number_hash", "accession_number_hash"),
+    )
 
     def __repr__(self) -> str:
         return f"<Study {self.id} {self.state}>"
@@ -112,6 +121,10 @@ class Job(Base):
     """Derived once from the job id, so a retried delivery re-sends the same object."""
     sr_path: Mapped[str | None] = mapped_column(String(512))
     """Relative to ``[storage] path``/outputs."""
+    supersedes_job_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL", name="fk_jobs_supersedes_job_id_jobs")
+    )
+    """The study's previous job when this one re-drafts a grown study: its SR is the predecessor."""
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None]
     drafted_at: Mapped[dt.datetime | None]
@@ -120,6 +133,9 @@ class Job(Base):
     study: Mapped[Study] = relationship(back_populates="jobs")
     draft: Mapped[Draft | None] = relationship(back_populates="job", uselist=False)
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="job", order_by="Delivery.created_at")
+
+    # The worklist's "latest job of a study" anti-join (ops migration 0006).
+    __table_args__ = (Index("ix_jobs_study_id_created_at_id", "study_id", "created_at", "id"),)
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.state}>"
@@ -196,3 +212,213 @@ class Event(Base):
 
     def __repr__(self) -> str:
         return f"<Event {self.id} {self.tag}>"
+
+
+class Order(Base):
+    """An imaging order from the RIS (ORM^O01 / OMI^O23), joined to its study by accession hash.
+
+    Holds the clinical text the prompt and the ORU need (indication, requested procedure, order
+    numbers); the accession number itself is kept only as its hash, as on ``studies``.
+    """
+
+    __tablename__ = "orders"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    accession_number_hash: Mapped[str] = mapped_column(String(16), unique=True)
+    placer_order_number: Mapped[str | None] = mapped_column(String(200))
+    placer_namespace: Mapped[str | None] = mapped_column(String(64))
+    filler_order_number: Mapped[str | None] = mapped_column(String(200))
+    filler_namespace: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[str | None] = mapped_column(String(16))
+    indication: Mapped[str | None] = mapped_column(Text)
+    procedure_code: Mapped[str | None] = mapped_column(String(64))
+    procedure_text: Mapped[str | None] = mapped_column(String(200))
+    procedure_system: Mapped[str | None] = mapped_column(String(32))
+    order_control: Mapped[str | None] = mapped_column(String(4))
+    """ORC-1 of the last message (NW, XO, CA, ...)."""
+    order_status: Mapped[str | None] = mapped_column(String(4))
+    control_id: Mapped[str | None] = mapped_column(String(64))
+    """MSH-10 of the last message that changed this order."""
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_orders_placer_order_number", "placer_order_number"),
+        Index("ix_orders_filler_order_number", "filler_order_number"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Order {self.id} {self.order_control}>"
+
+
+class Report(Base):
+    """A signed (final or corrected) report from the RIS, kept for draft-vs-final comparison."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    accession_number_hash: Mapped[str] = mapped_column(String(16), index=True)
+    study_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("studies.id", ondelete="SET NULL"), index=True)
+    """The study, when it was known at receipt; otherwise join on the accession hash."""
+    order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(1))
+    """OBR-25: F (final) or C (corrected)."""
+    text: Mapped[str] = mapped_column(Text)
+    observed_at: Mapped[str | None] = mapped_column(String(32))
+    """OBR-22 (or OBR-7) as sent, an HL7 DTM."""
+    control_id: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("accession_number_hash", "control_id", name="uq_reports_accession_control_id"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Report {self.id} {self.status}>"
+
+
+class InboundMessage(Base):
+    """Every HL7 message the inbound listener answered; the raw text only of those not accepted (AA)."""
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    message_type: Mapped[str | None] = mapped_column(String(16))
+    control_id: Mapped[str | None] = mapped_column(String(64))
+    ack_code: Mapped[str] = mapped_column(String(2))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    """Why it was not accepted, without patient data."""
+    raw: Mapped[str | None] = mapped_column(Text)
+    """The message as received, for inspection (kept only when not accepted; never logged)."""
+    peer: Mapped[str | None] = mapped_column(String(64))
+
+    def __repr__(self) -> str:
+        return f"<InboundMessage {self.id} {self.ack_code}>"
+
+
+class Association(Base):
+    """One DICOM association (accepted or refused): who called, from where, what came of it.
+
+    AE titles and addresses are not patient data; nothing else about the peer is kept.
+    """
+
+    __tablename__ = "associations"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    calling_ae_title: Mapped[str] = mapped_column(String(16))
+    called_ae_title: Mapped[str] = mapped_column(String(16))
+    peer_host: Mapped[str] = mapped_column(String(64))
+    peer_port: Mapped[int | None]
+    tls: Mapped[bool] = mapped_column(default=False)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    ended_at: Mapped[dt.datetime | None]
+    outcome: Mapped[str] = mapped_column(String(32))
+    """``open``, ``released``, ``aborted``, ``closed`` or ``rejected``."""
+    reason: Mapped[str | None] = mapped_column(String(64))
+    """Why it was refused or ended badly (a stable code such as ``caller.unknown``)."""
+    instances_stored: Mapped[int] = mapped_column(Integer, default=0)
+    instances_failed: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_stored: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    def __repr__(self) -> str:
+        return f"<Association {self.id} {self.outcome}>"
+
+
+class NodeStatus(Base):
+    """The listener's current condition (one row per listener name), for the worklist and ops pages."""
+
+    __tablename__ = "node_status"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    accepting: Mapped[bool] = mapped_column(default=True)
+    reason: Mapped[str | None] = mapped_column(String(64))
+    """Why it is not accepting (e.g. ``storage.low_disk``)."""
+    free_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<NodeStatus {self.name} accepting={self.accepting}>"
+
+
+# --- operations: users, sessions, API tokens, audit log, intake pauses (migration 0006) ---
+
+
+class User(Base):
+    """A local user of the web app; the password is kept only as an argon2 hash."""
+
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    """``admin`` (may act) or ``viewer`` (may look)."""
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.role}>"
+
+
+class WebSession(Base):
+    """A logged-in browser; the cookie holds a random token, the table only its SHA-256."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+
+    def __repr__(self) -> str:
+        return f"<WebSession {self.id}>"
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API, acting as its user; kept only as its SHA-256."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+
+    def __repr__(self) -> str:
+        return f"<ApiToken {self.id}>"
+
+
+class AuditEntry(Base):
+    """One admin action: who, when, what, on which surrogate id (never patient data)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    user_name: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(64))
+    """A job, delivery or study id, or an AE title."""
+    outcome: Mapped[str] = mapped_column(String(16))
+    """``done`` or ``refused`` (the target was not in a state the action applies to)."""
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONVariant, default=dict)
+
+    def __repr__(self) -> str:
+        return f"<AuditEntry {self.id} {self.action}>"
+
+
+class IntakePause(Base):
+    """A calling AE title whose new associations the listener refuses until an admin resumes it."""
+
+    __tablename__ = "intake_pauses"
+
+    ae_title: Mapped[str] = mapped_column(String(16), primary_key=True)
+    paused_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    paused_by: Mapped[str] = mapped_column(String(64))
+
+    def __repr__(self) -> str:
+        return f"<IntakePause {self.ae_title}>"

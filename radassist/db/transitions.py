@@ -26,15 +26,16 @@ def set_job_state(
     job_id: uuid.UUID,
     expected: JobState | Iterable[JobState],
     target: JobState,
+    *conditions: Any,
     **values: Any,
 ) -> bool:
-    """Move a job from one of ``expected`` to ``target``; False when it was in none of them."""
+    """Move a job from one of ``expected`` to ``target`` (plus optional extra WHERE conditions)."""
     states = _expected(expected)
     for state in states:
         if not can_transition(state, target):
             raise ValueError(f"job transition {state} -> {target} is not allowed")
     result = session.execute(
-        update(Job).where(Job.id == job_id, Job.state.in_(states)).values(state=target, **values)
+        update(Job).where(Job.id == job_id, Job.state.in_(states), *conditions).values(state=target, **values)
     )
     assert isinstance(result, CursorResult)
     return result.rowcount == 1

@@ -5,14 +5,18 @@ from __future__ import annotations
 from radassist.config import Settings
 from radassist.db.tables import Delivery
 from radassist.errors import PermanentFailure
-from radassist.hl7.mllp import send_mllp
-from radassist.pacs.cstore import store_sr
+from radassist.hl7.mllp import client_tls_context, send_mllp
+from radassist.pacs.targets import send_sr_file
 from radassist.states import DeliveryChannel
 from radassist.store.outputs import OutputStore
 
 
 def send_delivery(delivery: Delivery, settings: Settings, outputs: OutputStore) -> None:
-    """One attempt. Raises TransientFailure (retry later) or PermanentFailure (give up)."""
+    """One attempt. Raises TransientFailure (retry later) or PermanentFailure (give up).
+
+    The payload is the file stored when the outputs were built, so every attempt sends the same
+    SOP Instance UID (or the same MSH-10), never a rebuilt object.
+    """
     if not delivery.payload_path:
         raise PermanentFailure("the delivery has no stored payload", code="delivery.no_payload")
     if delivery.channel is DeliveryChannel.SR:
@@ -20,14 +24,11 @@ def send_delivery(delivery: Delivery, settings: Settings, outputs: OutputStore) 
             destination = settings.destination(delivery.destination)
         except KeyError:
             raise PermanentFailure(
-                f"destination {delivery.destination!r} is no longer configured", code="delivery.unknown_destination"
+                f"destination {delivery.destination!r} is no longer configured",
+                code="delivery.unknown_destination",
             ) from None
-        store_sr(
-            outputs.path(delivery.payload_path),
-            ae_title=destination.ae_title,
-            host=destination.host,
-            port=destination.port,
-            calling_ae_title=destination.calling_ae_title or settings.dicom.ae_title,
+        send_sr_file(
+            outputs.path(delivery.payload_path), destination, calling_ae_title=settings.dicom.ae_title
         )
         return
     if delivery.channel is DeliveryChannel.HL7:
@@ -39,6 +40,7 @@ def send_delivery(delivery: Delivery, settings: Settings, outputs: OutputStore) 
             outputs.read(delivery.payload_path).decode("utf-8"),
             control_id=delivery.control_id or "",
             timeout_s=settings.hl7.ack_timeout_seconds,
+            ssl_context=client_tls_context(settings.hl7),
         )
         return
     raise PermanentFailure(f"unknown channel {delivery.channel}", code="delivery.unknown_channel")

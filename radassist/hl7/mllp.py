@@ -3,16 +3,21 @@
 Outcomes are classified by what should happen next: AA (or CA) returns the ACK; AE/CE, a
 silent peer, a refused or reset connection, or an ACK for another message are transient and
 retried; AR/CR mean the RIS will never take this message, so the delivery fails for good.
+With ``[hl7] tls`` the connection is wrapped in TLS (MLLP over TLS, as IHE ATNA's secure node
+expects); a failed handshake or an untrusted certificate is transient (``hl7.tls``), since a
+certificate fixed by the administrator makes the next retry succeed.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 
-from radassist.errors import PermanentFailure, TransientFailure
+from radassist.config import Hl7Settings
+from radassist.errors import ConfigError, PermanentFailure, TransientFailure
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +102,37 @@ def _receive(sock: socket.socket, deadline: float) -> bytes:
     return buffer[start + 1 if start != -1 and start < end else 0 : end]
 
 
-def send_mllp(host: str, port: int, message: str, *, control_id: str, timeout_s: float) -> str:
+def client_tls_context(hl7: Hl7Settings) -> ssl.SSLContext | None:
+    """The TLS context for connections to the RIS, or None when ``[hl7] tls`` is off.
+
+    Built once per process from the configured CA, client certificate and key files.
+    """
+    if not hl7.tls:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=hl7.tls_ca_file or None)
+        context.check_hostname = hl7.tls_check_hostname
+        if hl7.tls_cert_file:
+            context.load_cert_chain(hl7.tls_cert_file, hl7.tls_key_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"[hl7] TLS files cannot be loaded: {type(exc).__name__}: {exc}") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def send_mllp(
+    host: str,
+    port: int,
+    message: str,
+    *,
+    control_id: str,
+    timeout_s: float,
+    ssl_context: ssl.SSLContext | None = None,
+) -> str:
     """Send ``message`` to ``host:port``; return the ACK's ER7 text when the RIS accepted it.
 
-    ``timeout_s`` bounds connecting and, separately, waiting for the whole ACK.
+    ``timeout_s`` bounds connecting (with the TLS handshake when ``ssl_context`` is given, see
+    :func:`client_tls_context`) and, separately, waiting for the whole ACK.
     """
     if not message.startswith("MSH"):
         raise ValueError('Argument "message" must be ER7 text starting with MSH.')
@@ -118,6 +150,21 @@ def send_mllp(host: str, port: int, message: str, *, control_id: str, timeout_s:
             f"cannot connect to the RIS at {where}: {exc.strerror or type(exc).__name__}",
             code="hl7.unreachable",
         ) from None
+    if ssl_context is not None:
+        try:
+            sock = ssl_context.wrap_socket(sock, server_hostname=host)
+        except (ssl.SSLError, ssl.CertificateError) as exc:
+            sock.close()
+            reason = (
+                getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or type(exc).__name__
+            )
+            raise TransientFailure(f"TLS with the RIS at {where} failed: {reason}", code="hl7.tls") from None
+        except OSError as exc:
+            sock.close()
+            raise TransientFailure(
+                f"TLS with the RIS at {where} failed: {exc.strerror or type(exc).__name__}",
+                code="hl7.unreachable",
+            ) from None
     with sock:
         try:
             sock.sendall(frame(message))

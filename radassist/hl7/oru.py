@@ -5,9 +5,12 @@ its table fails here rather than at the RIS.  Free text (report lines, names, ac
 numbers) is always set through hl7apy's datatypes, which escape ``| ^ & ~ \\``; only our own
 constants are written as raw ER7.
 
-Layout: MSH, PID, ORC, OBR, NTE (the draft notice), then one OBX per line: the notice first,
-the Findings lines (LOINC 59776-5), the Impression lines (LOINC 19005-8), and an OBX with the
-Study Instance UID so that the RIS can link to the images.
+Layout: MSH, PID, ORC (RE), OBR, NTE (the draft notice), then one OBX per line (TX, or FT by
+``[hl7] obx_value_type``): the notice first, the Findings lines (LOINC 59776-5), the Impression
+lines (LOINC 19005-8), and an OBX with the Study Instance UID so that the RIS can link to the
+images.  HL7 v2.5.1 by default, v2.3.1 for older RIS (``[hl7] version``).  Placer and filler
+order numbers are the RIS's own when its order was received (radassist.hl7.orders), else the
+accession number; ``[hl7] accession_field = "OBR-18"`` also puts the accession in OBR-18.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from hl7apy.exceptions import HL7apyException
 from hl7apy.factories import datatype_factory
 
 from radassist.config import Hl7Settings
+from radassist.hl7.orders import OrderContext
 from radassist.sr import codes
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_VERSIONS = ("2.5.1",)
+SUPPORTED_VERSIONS = ("2.5.1", "2.3.1")
 # hl7apy types a parsed OBX-5 of type "varies" as ST; STRICT allows 199 characters there, so
 # long lines are wrapped into several OBX segments.
 _OBX_TEXT_MAX = 199
@@ -136,6 +140,13 @@ def _procedure(source: pydicom.Dataset) -> tuple[str | None, str, str | None]:
     return None, f"{modality} imaging study" if modality else "Imaging study", None
 
 
+def _order_number(number: str | None, namespace: str | None, fallback: str) -> tuple[str, str | None]:
+    """(entity id, namespace) of an order number: the stored order's, else the accession."""
+    if number:
+        return number, namespace or None
+    return fallback, None
+
+
 def build_oru(
     source: pydicom.Dataset,
     *,
@@ -145,18 +156,25 @@ def build_oru(
     study_instance_uid: str,
     hl7: Hl7Settings,
     now: dt.datetime,
-    version: str = "2.5.1",
+    version: str | None = None,
+    order: OrderContext | None = None,
 ) -> str:
     """Return the ORU^R01 as ER7 text, segments separated by ``\\r``.
 
     ``source`` is one header of the study (patient and order attributes); ``control_id`` is
-    MSH-10, stored with the delivery and reused on every retry.  Raises ``ValueError`` naming
-    the argument or the field; messages carry no patient data.
+    MSH-10, stored with the delivery and reused on every retry.  ``version`` defaults to
+    ``hl7.version``.  ``order``, the RIS's order for this accession when one was received, gives
+    the placer/filler order numbers (ORC-2/3, OBR-2/3) and the requested procedure (OBR-4);
+    without it both numbers are the accession number.  Raises ``ValueError`` naming the argument
+    or the field; messages carry no patient data.
     """
     if not isinstance(source, pydicom.Dataset):
         raise TypeError('Argument "source" must be a pydicom Dataset.')
+    version = version or hl7.version
     if version not in SUPPORTED_VERSIONS:
         raise ValueError(f'Argument "version" must be one of {", ".join(SUPPORTED_VERSIONS)}.')
+    if order is not None and not isinstance(order, OrderContext):
+        raise TypeError('Argument "order" must be an OrderContext or None.')
     if (
         not control_id
         or len(control_id) > _CONTROL_ID_MAX
@@ -184,11 +202,11 @@ def build_oru(
         msh.msh_5 = hl7.receiving_application
         msh.msh_6 = hl7.receiving_facility
         msh.msh_7 = _hl7_datetime(now)
-        msh.msh_9 = "ORU^R01^ORU_R01"
+        msh.msh_9 = "ORU^R01^ORU_R01" if version != "2.3.1" else "ORU^R01"
         msh.msh_10 = control_id
         msh.msh_11 = "P"
         msh.msh_12 = version
-        msh.msh_18 = "UNICODE UTF-8"
+        msh.msh_18 = "UNICODE UTF-8" if version != "2.3.1" else "UNICODE"
 
         result = msg.add_group("ORU_R01_PATIENT_RESULT")
         field = "PID"
@@ -218,53 +236,81 @@ def build_oru(
         sex = _SEX.get(str(source.get("PatientSex") or "").strip().upper())
         pid.pid_8 = sex or "U"
 
-        order = result.add_group("ORU_R01_ORDER_OBSERVATION")
+        order_group = result.add_group("ORU_R01_ORDER_OBSERVATION")
         accession = str(source.get("AccessionNumber") or "").strip()
+        placer = _order_number(
+            order.placer_order_number if order else None, order.placer_namespace if order else None, accession
+        )
+        filler = _order_number(
+            order.filler_order_number if order else None, order.filler_namespace if order else None, accession
+        )
         field = "ORC"
-        orc = order.add_segment("ORC")
+        orc = order_group.add_segment("ORC")
         orc.orc_1 = "RE"
-        if accession:
-            orc.orc_2.ei_1 = _typed("ST", accession, version)
-            orc.orc_3.ei_1 = _typed("ST", accession, version)
+        if placer[0]:
+            orc.orc_2.ei_1 = _typed("ST", placer[0], version)
+            if placer[1]:
+                orc.orc_2.ei_2 = _typed("IS", placer[1], version)
+        if filler[0]:
+            orc.orc_3.ei_1 = _typed("ST", filler[0], version)
+            if filler[1]:
+                orc.orc_3.ei_2 = _typed("IS", filler[1], version)
         orc.orc_5 = "CM"
 
         field = "OBR"
-        obr = order.add_segment("OBR")
+        obr = order_group.add_segment("OBR")
         obr.obr_1 = "1"
-        if accession:
-            obr.obr_2.ei_1 = _typed("ST", accession, version)
-            obr.obr_3.ei_1 = _typed("ST", accession, version)
-        code, text, system = _procedure(source)
+        if placer[0]:
+            obr.obr_2.ei_1 = _typed("ST", placer[0], version)
+            if placer[1]:
+                obr.obr_2.ei_2 = _typed("IS", placer[1], version)
+        if filler[0]:
+            obr.obr_3.ei_1 = _typed("ST", filler[0], version)
+            if filler[1]:
+                obr.obr_3.ei_2 = _typed("IS", filler[1], version)
+        if order is not None and (order.procedure_code or order.procedure_text):
+            code, text, system = (
+                order.procedure_code,
+                order.procedure_text or order.procedure_code or "",
+                order.procedure_system,
+            )
+        else:
+            code, text, system = _procedure(source)
         if code:
-            obr.obr_4.ce_1 = _typed("ST", code, version)
+            obr.obr_4.ce_1 = _typed("ST", code[:20], version)
         obr.obr_4.ce_2 = _typed("ST", text[:199], version)
         if code and system:
-            obr.obr_4.ce_3 = _typed("ID", system, version)
+            # CE.3 is ID from v2.5, ST before.
+            obr.obr_4.ce_3 = _typed("ST" if version == "2.3.1" else "ID", system[:20], version)
         study_dt = _study_datetime(source)
         if study_dt:
             obr.obr_7 = study_dt
+        if hl7.accession_field == "OBR-18" and accession:
+            obr.obr_18 = _typed("ST", accession, version)
         obr.obr_22 = _hl7_datetime(now)
         obr.obr_24 = "RAD"
         obr.obr_25 = hl7.result_status
 
         field = "NTE"
-        nte = order.add_segment("NTE")
+        nte = order_group.add_segment("NTE")
         nte.nte_1 = "1"
         nte.nte_2 = "L"
         nte.nte_3 = _typed("FT", NTE_NOTICE, version)
 
         field = "OBX"
         obx_status = _OBX_STATUS[hl7.result_status]
-        rows: list[tuple[str, str, str]] = [("TX", FINDINGS_OBX3, codes.DRAFT_NOTICE_ASCII)]
-        rows += [("TX", FINDINGS_OBX3, line) for line in finding_lines]
-        rows += [("TX", IMPRESSION_OBX3, line) for line in impression_lines]
+        text_type = hl7.obx_value_type
+        rows: list[tuple[str, str, str]] = [(text_type, FINDINGS_OBX3, codes.DRAFT_NOTICE_ASCII)]
+        rows += [(text_type, FINDINGS_OBX3, line) for line in finding_lines]
+        rows += [(text_type, IMPRESSION_OBX3, line) for line in impression_lines]
         rows.append(("ST", STUDY_UID_OBX3, study_instance_uid))
         observed = _hl7_datetime(now)
         for set_id, (value_type, identifier, value) in enumerate(rows, start=1):
-            obx = order.add_group("ORU_R01_OBSERVATION").add_segment("OBX")
+            obx = order_group.add_group("ORU_R01_OBSERVATION").add_segment("OBX")
             obx.obx_1 = str(set_id)
             obx.obx_2 = value_type
             obx.obx_3 = identifier
+            obx.obx_4 = "1"  # one sub-ID per section: its lines belong together (required in v2.3.1)
             obx.obx_5 = _escaped(value_type, value, version)
             obx.obx_11 = obx_status
             obx.obx_14 = observed
@@ -275,5 +321,5 @@ def build_oru(
     except HL7apyException as exc:
         # hl7apy's messages quote the offending value, which may be patient data.
         raise ValueError(f"cannot encode the ORU^R01 ({field}): {type(exc).__name__}") from None
-    logger.debug("built ORU^R01 control_id=%s with %d OBX", control_id, len(rows))
+    logger.debug("built ORU^R01 v%s control_id=%s with %d OBX", version, control_id, len(rows))
     return er7

@@ -38,6 +38,7 @@ class ClinicalContext:
     modality: str | None = None
     body_part: str | None = None
     study_description: str | None = None
+    series_description: str | None = None
     age: str | None = None
     sex: str | None = None
     indication: str | None = None

@@ -3,14 +3,23 @@
 ``prepare_study`` is all the worker calls.  Everything the model sees goes through here, so the
 SR can name exactly which instances were used (``source_sop_instance_uids``) and the notes can
 say what was left out.
+
+Speed and memory: headers are parsed with Pixel Data deferred, the frames to show are chosen from
+headers alone, and only those frames are decoded -- straight from their files, one at a time, each
+reduced to the model's resolution before the next is read.  A 300-slice CT shown as 8 slices
+decodes 8 slices, and the study never exists in memory as a decoded volume.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 from pydicom import dcmread
@@ -19,13 +28,15 @@ from pydicom.errors import InvalidDicomError
 
 from radassist.errors import PermanentFailure
 from radassist.imaging.context import ClinicalContext, clinical_context
-from radassist.imaging.pixels import frame_to_rgb, to_image
-from radassist.imaging.select import select_frames
+from radassist.imaging.pixels import WindowMode, check_windows, frame_pictures, to_image
+from radassist.imaging.select import Frame, select_frames
 
 logger = logging.getLogger(__name__)
 
 # Values larger than this are read from disk only when touched (pixel data of frames not shown).
 _DEFER_BYTES = 64 * 1024
+# Threads that decode, window and resize the chosen frames at once.
+DECODE_THREADS = min(4, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,21 @@ class PreparedStudy:
     context: ClinicalContext
     source_sop_instance_uids: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    """One per image: ``R CC``, ``PA``, ``slice 3 of 8 (lung window)``..."""
+    series_chosen: dict[str, Any] | None = None
+    """The volume series shown (hashed UID, number, description, slices): stored with the draft."""
+    lateralities: frozenset[str] = frozenset()
+    """ImageLaterality/Laterality values of the images shown (``R``, ``L``, ``B``)."""
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How a study is turned into pictures; chosen per study (by its prompt profile) from its context."""
+
+    windows: tuple[str, ...] = ()
+    window_mode: WindowMode = "channels"
+    max_slices: int | None = None
 
 
 def _read(path: Path) -> Dataset | None:
@@ -47,14 +73,40 @@ def _read(path: Path) -> Dataset | None:
         return None
 
 
-def prepare_study(paths: Sequence[Path], *, image_size: int, max_images: int) -> PreparedStudy:
+def _one_per_series(items: Sequence[tuple[Path, Dataset]]) -> list[Dataset]:
+    """The first instance of each series: patient, study and series attributes are shared within a
+    series, so reading them from 300 slices would only cost time."""
+    seen: dict[str, Dataset] = {}
+    for _, ds in items:
+        seen.setdefault(str(ds.get("SeriesInstanceUID", "")), ds)
+    return list(seen.values())
+
+
+def prepare_study(
+    paths: Sequence[Path],
+    *,
+    image_size: int,
+    max_images: int,
+    max_slices: int | None = None,
+    windows: Sequence[str] = (),
+    window_mode: WindowMode = "channels",
+    resolve: Callable[[ClinicalContext], RenderOptions] | None = None,
+) -> PreparedStudy:
     """Read a study's stored files and return the images the model should see, with context.
+
+    ``max_slices`` (default ``max_images``) is the slice budget of a CT/MR volume; ``windows``
+    names CT windows (``lung``, ``soft_tissue``, ``bone``...) shown per slice as packed channels
+    or as separate images (``window_mode``).  No more than ``max_images`` images are returned.
+    ``resolve``, when given, picks those three from the study's clinical context instead (the
+    worker passes its prompt-profile choice), after the headers are read and before any decoding.
 
     Raises ``PermanentFailure`` ``imaging.no_images`` when nothing is an image, and
     ``dicom.undecodable`` when there are images but none of them could be decoded.
     """
     if max_images < 1:
         raise ValueError("max_images: must be at least 1")
+    if max_slices is not None and max_slices < 1:
+        raise ValueError("max_slices: must be at least 1")
     items: list[tuple[Path, Dataset]] = []
     unreadable = 0
     for path in paths:
@@ -63,33 +115,86 @@ def prepare_study(paths: Sequence[Path], *, image_size: int, max_images: int) ->
             unreadable += 1
         else:
             items.append((Path(path), ds))
-    frames, notes = select_frames(items, max_images)
+    context = clinical_context(_one_per_series(items))
+    if resolve is not None:
+        options = resolve(context)
+        windows, window_mode, max_slices = options.windows, options.window_mode, options.max_slices
+    windows = check_windows(windows)
+    per_frame = len(windows) if windows and window_mode == "images" else 1
+    frame_budget = max(1, max_images // per_frame)
+    selection = select_frames(items, frame_budget, min(max_slices or frame_budget, frame_budget))
+    notes = selection.notes
     if unreadable:
         notes.insert(0, f"{unreadable} unreadable file(s) skipped")
-    if not frames:
+    if not selection.frames:
         raise PermanentFailure("the study holds no image the model can read", code="imaging.no_images")
 
+    def render(frame: Frame) -> list[Image.Image] | PermanentFailure:
+        try:
+            pictures = frame_pictures(
+                frame.dataset, frame.frame, windows=windows, window_mode=window_mode, path=frame.path
+            )
+        except PermanentFailure as exc:
+            return exc
+        return [to_image(picture, image_size) for picture in pictures]
+
+    # Decoding, windowing and resizing release the GIL for most of their time: a few threads
+    # overlap them (and the file reads); each holds one slice, so memory stays a few slices.
+    threads = min(DECODE_THREADS, len(selection.frames))
+    if threads > 1:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="radassist-decode") as pool:
+            rendered = list(pool.map(render, selection.frames))
+    else:
+        rendered = [render(frame) for frame in selection.frames]
+
     images: list[Image.Image] = []
+    labels: list[str] = []
     uids: list[str] = []
     failures: list[PermanentFailure] = []
-    for frame in frames:
-        try:
-            rgb = frame_to_rgb(frame.dataset, frame.frame)
-        except PermanentFailure as exc:
-            failures.append(exc)
+    windowed = False
+    for frame, result in zip(selection.frames, rendered, strict=True):
+        if isinstance(result, PermanentFailure):
+            failures.append(result)
             continue
-        images.append(to_image(rgb, image_size))
+        if windows and str(frame.dataset.get("Modality", "")).upper() == "CT":
+            windowed = True
+        for index, picture in enumerate(result):
+            images.append(picture)
+            label = frame.label
+            if len(result) > 1:
+                label = f"{label} ({windows[index].replace('_', ' ')} window)".strip()
+            labels.append(label)
         uid = str(frame.dataset.get("SOPInstanceUID", ""))
-        if uid and uid not in uids:
+        if uid and (not uids or uids[-1] != uid) and uid not in uids:
             uids.append(uid)
         logger.debug("showing frame %d of %s", frame.frame, uid)
+    del rendered
     if failures:
         notes.append(f"{len(failures)} image(s) could not be decoded")
     if not images:
         raise PermanentFailure(failures[0].message, code="dicom.undecodable")
+    if windowed:
+        if window_mode == "channels":
+            packed = (list(windows) + [windows[-1]] * 3)[:3]
+            notes.append(f"CT windows packed as R/G/B: {', '.join(packed)}")
+        else:
+            notes.append(f"CT windows as separate images: {', '.join(windows)}")
+    if selection.series_chosen:
+        context = dataclasses.replace(context, series_description=selection.series_chosen["series_description"])
+        chosen = selection.series_chosen
+        logger.info(
+            "series chosen: number %s (%s), %d of %d slices",
+            chosen["series_number"],
+            chosen["series_uid_hash"],
+            chosen["slices_shown"],
+            chosen["slices_total"],
+        )
     return PreparedStudy(
         images=tuple(images),
-        context=clinical_context(ds for _, ds in items),
+        context=context,
         source_sop_instance_uids=tuple(uids),
         notes=tuple(notes),
+        labels=tuple(labels),
+        series_chosen=selection.series_chosen,
+        lateralities=frozenset(selection.lateralities),
     )

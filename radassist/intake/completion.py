@@ -5,6 +5,16 @@ sweep rather than by the listener.  Several sweepers may run at once (one per sc
 listener host); each candidate is claimed with a compare-and-set ``UPDATE ... WHERE
 state = 'receiving' AND last_received_at <= cutoff``, so exactly one of them wins, and an
 instance arriving at the same moment (which moves ``last_received_at``) makes the claim miss.
+
+Per pipeline (the study's called AE title, :mod:`radassist.pipelines`) a study is complete when
+
+* it has been quiet for ``study_quiet_seconds`` and holds every ``required_series``; or
+* it holds every required series and has been quiet for the (shorter) ``series_quiet_seconds``; or
+* its first instance came ``force_complete_after_seconds`` ago (whatever is missing).
+
+A complete study with no image instance (only SR, PR, KO, PDF...) gets no job unless the
+pipeline drafts non-image objects.  A job for a study that had one before records it in
+``supersedes_job_id``: its SR replaces the earlier one.
 """
 
 from __future__ import annotations
@@ -12,12 +22,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from radassist.db.tables import Job, Study
+from radassist.config import RequiredSeries, Settings
+from radassist.db.tables import Instance, Job, Series, Study
 from radassist.events import EventTag, record_event
+from radassist.intake.sop_classes import is_image_sop_class
+from radassist.pipelines import Pipeline, all_pipelines, series_matches
 from radassist.states import JobState, StudyState
 
 logger = logging.getLogger(__name__)
@@ -32,40 +46,73 @@ def claim_complete_studies(
     quiet_seconds: float,
     model_name: str,
     limit: int = DEFAULT_BATCH,
+    called_ae_titles: Collection[str] | None = None,
+    exclude_called_ae_titles: Collection[str] = (),
+    series_quiet_seconds: float = 0.0,
+    force_complete_after_seconds: float = 0.0,
+    required_series: Sequence[RequiredSeries] = (),
+    draft_non_image: bool = False,
 ) -> list[uuid.UUID]:
-    """Move quiet ``receiving`` studies to ``complete`` and queue one job each; return the job ids.
+    """Move complete ``receiving`` studies to ``complete`` and queue one job each; return the job ids.
 
-    The caller commits (and only then hands the job ids to the broker).  On PostgreSQL the
-    candidates are locked with ``FOR UPDATE SKIP LOCKED``, so concurrent sweepers split the work
-    instead of queueing behind each other, and a study whose row an intake transaction holds is
-    left for the next sweep.
+    ``called_ae_titles`` limits the sweep to studies sent to those titles;
+    ``exclude_called_ae_titles`` leaves those out (the default pipeline takes every study that no
+    other pipeline claims, including those without a called title).  The caller commits (and only
+    then hands the job ids to the broker).  On PostgreSQL the candidates are locked with ``FOR
+    UPDATE SKIP LOCKED``, so concurrent sweepers split the work instead of queueing behind each
+    other, and a study whose row an intake transaction holds is left for the next sweep.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
     if quiet_seconds < 0:
         raise ValueError("quiet_seconds must not be negative")
+    if series_quiet_seconds < 0 or force_complete_after_seconds < 0:
+        raise ValueError("series_quiet_seconds and force_complete_after_seconds must not be negative")
     if not model_name:
         raise ValueError("model_name must not be empty")
-    cutoff = now - dt.timedelta(seconds=quiet_seconds)
+    early = series_quiet_seconds if (required_series and series_quiet_seconds > 0) else quiet_seconds
+    quiet_cutoff = now - dt.timedelta(seconds=quiet_seconds)
+    early_cutoff = now - dt.timedelta(seconds=min(early, quiet_seconds))
+    force_cutoff = now - dt.timedelta(seconds=force_complete_after_seconds) if force_complete_after_seconds else None
 
+    due = Study.last_received_at <= early_cutoff
+    if force_cutoff is not None:
+        due = due | (Study.first_received_at <= force_cutoff)
     candidates = (
-        select(Study.id)
-        .where(Study.state == StudyState.RECEIVING, Study.last_received_at <= cutoff)
+        select(Study.id, Study.last_received_at, Study.first_received_at)
+        .where(Study.state == StudyState.RECEIVING, due)
         .order_by(Study.last_received_at)
         .limit(limit)
     )
+    if called_ae_titles is not None:
+        candidates = candidates.where(Study.called_ae_title.in_(list(called_ae_titles)))
+    if exclude_called_ae_titles:
+        candidates = candidates.where(
+            Study.called_ae_title.is_(None) | Study.called_ae_title.not_in(list(exclude_called_ae_titles))
+        )
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
-    study_ids = list(session.scalars(candidates))
+    rows = session.execute(candidates).all()
 
     job_ids: list[uuid.UUID] = []
-    for study_id in study_ids:
+    for study_id, last_received_at, first_received_at in rows:
+        forced = force_cutoff is not None and first_received_at <= force_cutoff
+        if forced:
+            reason = "forced"
+        elif required_series and not _has_required_series(session, study_id, required_series):
+            continue  # waits for the missing series (or for the force-complete time)
+        elif last_received_at <= quiet_cutoff:
+            reason = "quiet"
+        elif last_received_at <= early_cutoff:
+            reason = "series_quiet"
+        else:
+            continue
         claimed = session.execute(
             update(Study)
             .where(
                 Study.id == study_id,
                 Study.state == StudyState.RECEIVING,
-                Study.last_received_at <= cutoff,
+                Study.last_received_at <= last_received_at,
             )
             .values(state=StudyState.COMPLETE, completed_at=now)
             .returning(Study.id)
@@ -73,15 +120,76 @@ def claim_complete_studies(
         ).scalar_one_or_none()
         if claimed is None:
             continue  # another sweeper won, or an instance just arrived
+        if not draft_non_image and not _has_images(session, study_id):
+            record_event(session, EventTag.STUDY_COMPLETE, study_id=study_id, reason=reason, drafted=False)
+            logger.info("a study holding no image instance is complete; no draft")
+            continue
+        previous = session.scalar(
+            select(Job.id).where(Job.study_id == study_id).order_by(Job.created_at.desc()).limit(1)
+        )
         job = Job(
-            id=uuid.uuid4(), study_id=study_id, state=JobState.QUEUED, model_name=model_name, created_at=now
+            id=uuid.uuid4(),
+            study_id=study_id,
+            state=JobState.QUEUED,
+            model_name=model_name,
+            created_at=now,
+            supersedes_job_id=previous,
         )
         session.add(job)
         session.flush()
-        record_event(session, EventTag.STUDY_COMPLETE, study_id=study_id, quiet_seconds=quiet_seconds)
-        record_event(session, EventTag.JOB_QUEUED, study_id=study_id, job_id=job.id, model_name=model_name)
+        record_event(
+            session, EventTag.STUDY_COMPLETE, study_id=study_id, quiet_seconds=quiet_seconds, reason=reason
+        )
+        record_event(
+            session,
+            EventTag.JOB_QUEUED,
+            study_id=study_id,
+            job_id=job.id,
+            model_name=model_name,
+            supersedes_job_id=str(previous) if previous else None,
+        )
         job_ids.append(job.id)
     session.flush()
     if job_ids:
         logger.info("claimed %d complete studies", len(job_ids))
+    return job_ids
+
+
+def _has_required_series(session: Session, study_id: uuid.UUID, rules: Sequence[RequiredSeries]) -> bool:
+    series = session.execute(
+        select(Series.modality, Series.series_description).where(Series.study_id == study_id)
+    ).all()
+    return all(any(series_matches(rule, modality, text) for modality, text in series) for rule in rules)
+
+
+def _has_images(session: Session, study_id: uuid.UUID) -> bool:
+    classes = session.scalars(select(Instance.sop_class_uid).where(Instance.study_id == study_id).distinct())
+    return any(is_image_sop_class(uid) for uid in classes)
+
+
+def claim_for_pipeline(
+    session: Session, settings: Settings, pipeline: Pipeline, *, now: dt.datetime, limit: int = DEFAULT_BATCH
+) -> list[uuid.UUID]:
+    """Claim the complete studies sent to one pipeline's AE title, with that pipeline's rules and model."""
+    others = [p.ae_title for p in settings.pipelines if p.ae_title != pipeline.ae_title]
+    return claim_complete_studies(
+        session,
+        now=now,
+        quiet_seconds=pipeline.study_quiet_seconds,
+        model_name=pipeline.model_name,
+        limit=limit,
+        called_ae_titles=None if pipeline.is_default else [pipeline.ae_title],
+        exclude_called_ae_titles=others if pipeline.is_default else (),
+        series_quiet_seconds=pipeline.series_quiet_seconds,
+        force_complete_after_seconds=pipeline.force_complete_after_seconds,
+        required_series=pipeline.required_series,
+        draft_non_image=pipeline.draft_non_image,
+    )
+
+
+def claim_all(session: Session, settings: Settings, *, now: dt.datetime) -> list[uuid.UUID]:
+    """Every pipeline's complete studies, higher-priority pipelines first; the job ids in that order."""
+    job_ids: list[uuid.UUID] = []
+    for pipeline in all_pipelines(settings):
+        job_ids.extend(claim_for_pipeline(session, settings, pipeline, now=now))
     return job_ids

@@ -38,6 +38,10 @@ class InstanceHeader:
     series_number: int | None
     instance_number: int | None
     accession_number: str | None
+    patient_age: str | None = None
+    """DICOM AS (``064Y``), as sent or computed from birth and study dates: for the worklist."""
+    patient_sex: str | None = None
+    """``F``, ``M`` or ``O``; anything else is dropped."""
 
     def __repr__(self) -> str:
         # Never show the accession number or descriptions, even in a traceback.
@@ -108,4 +112,32 @@ def read_header(dataset: Dataset) -> InstanceHeader:
         series_number=_optional(dataset, "SeriesNumber", _int),
         instance_number=_optional(dataset, "InstanceNumber", _int),
         accession_number=_optional(dataset, "AccessionNumber", _text),
+        patient_age=_patient_age(dataset),
+        patient_sex=_optional(dataset, "PatientSex", _sex),
     )
+
+
+_AGE_RE = re.compile(r"^\d{3}[DWMY]$")
+_DATE_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})")
+
+
+def _sex(value: Any) -> str | None:
+    text = str(value).strip("\x00 ").upper()
+    return text if text in {"F", "M", "O"} else None
+
+
+def _patient_age(dataset: Dataset) -> str | None:
+    """PatientAge when it is a valid AS; else the age in years on the study date, from the birth date.
+
+    The birth date is read here only to compute the age and is then dropped: it is never stored.
+    """
+    sent = _optional(dataset, "PatientAge", _text)
+    if sent is not None and _AGE_RE.match(sent.upper()):
+        return sent.upper()
+    born = _DATE_RE.match(str(_raw(dataset, "PatientBirthDate") or ""))
+    seen = _DATE_RE.match(str(_raw(dataset, "StudyDate") or ""))
+    if born is None or seen is None:
+        return None
+    (by, bm, bd), (sy, sm, sd) = (map(int, born.groups()), map(int, seen.groups()))
+    years = sy - by - (1 if (sm, sd) < (bm, bd) else 0)
+    return f"{years:03d}Y" if 0 <= years <= 999 else None

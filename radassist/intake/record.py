@@ -12,17 +12,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import threading
 import uuid
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Table, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from radassist.db.tables import Instance, Series, Study
-from radassist.events import EventTag, record_event
+from radassist.db.base import utcnow
+from radassist.db.tables import Event, Instance, Job, Series, Study
+from radassist.events import EventTag
 from radassist.intake.header import InstanceHeader
+from radassist.intake.sop_classes import is_report_sop_class
 from radassist.states import StudyState
 from radassist.store.instances import StoredFile
 
@@ -31,6 +34,42 @@ logger = logging.getLogger(__name__)
 ATTEMPTS = 4
 # PostgreSQL: serialization_failure, deadlock_detected.  SQLite: "database is locked" after busy_timeout.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+# Core tables rather than ORM entities: the statements below run once per received instance, and
+# the ORM's bulk paths cost more Python time than the database does.
+_STUDIES = cast(Table, Study.__table__)
+_SERIES = cast(Table, Series.__table__)
+_INSTANCES = cast(Table, Instance.__table__)
+_EVENTS = cast(Table, Event.__table__)
+_JOBS = cast(Table, Job.__table__)
+
+
+class _IdCache:
+    """Study and series ids by (database, UID): an association sends one study, so after its first
+    instance the two upserts and look-ups are skipped.  Ids never change; a stale one (the row was
+    deleted) fails the instance insert's foreign key, which clears the cache and retries."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._ids: dict[tuple[str, str, str], uuid.UUID] = {}
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> uuid.UUID | None:
+        return self._ids.get(key)
+
+    def put(self, key: tuple[str, str, str], value: uuid.UUID) -> None:
+        with self._lock:
+            if len(self._ids) >= self._size:
+                self._ids.clear()
+            self._ids[key] = value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._ids.clear()
+
+
+_IDS = _IdCache()
 
 
 def accession_hash(accession_number: str | None) -> str | None:
@@ -61,6 +100,7 @@ def record_instance(
     calling_ae: str,
     called_ae: str,
     now: dt.datetime,
+    reopen_study: bool = True,
 ) -> bool:
     """Upsert the rows for one stored instance; True when the instance is new, False for a re-send.
 
@@ -69,28 +109,43 @@ def record_instance(
 
     A re-sent instance moves ``Study.last_received_at`` (while the study is still receiving) and
     refreshes the file description of its row (the file itself was replaced), and changes no count.
-    A new instance of a ``complete`` study reopens it (``study:reopened``): a re-draft follows.
+    A new instance of a ``complete`` study reopens it (``study:reopened``): a re-draft follows;
+    unless ``reopen_study`` is False (a non-image object) or the instance is one of our own SRs
+    coming back from the PACS, which must never trigger a re-draft loop.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return _record(session, header, stored, calling_ae=calling_ae, called_ae=called_ae, now=now)
+            return _record(
+                session,
+                header,
+                stored,
+                calling_ae=calling_ae,
+                called_ae=called_ae,
+                now=now,
+                reopen_study=reopen_study,
+            )
         except DBAPIError as exc:
             session.rollback()
+            _IDS.clear()  # a cached id may be what failed (a study deleted meanwhile)
             if attempt == ATTEMPTS or not _retryable(exc):
                 raise
             logger.info("retrying an instance record after a concurrent write (attempt %d)", attempt)
     raise AssertionError("unreachable")
 
 
-def _insert(session: Session, entity: type[Any]) -> Any:
+def _insert(session: Session, table: Any) -> Any:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        return postgresql.insert(entity)
+        return postgresql.insert(table)
     if dialect == "sqlite":
-        return sqlite.insert(entity)
+        return sqlite.insert(table)
     raise NotImplementedError(f"unsupported database dialect: {dialect}")
+
+
+def _event(session: Session, tag: EventTag, study_id: uuid.UUID, **detail: Any) -> None:
+    session.execute(insert(_EVENTS).values(tag=str(tag), study_id=study_id, job_id=None, detail=detail, at=utcnow()))
 
 
 def _record(
@@ -101,12 +156,22 @@ def _record(
     calling_ae: str,
     called_ae: str,
     now: dt.datetime,
+    reopen_study: bool,
 ) -> bool:
-    study_id = _upsert_study(session, header, calling_ae=calling_ae, called_ae=called_ae, now=now)
-    series_id = _upsert_series(session, header, study_id)
+    database = str(session.get_bind().engine.url)
+    study_key = (database, "study", header.study_instance_uid)
+    study_id = _IDS.get(study_key)
+    if study_id is None:
+        study_id = _upsert_study(session, header, calling_ae=calling_ae, called_ae=called_ae, now=now)
+        _IDS.put(study_key, study_id)
+    series_key = (database, "series", header.series_instance_uid)
+    series_id = _IDS.get(series_key)
+    if series_id is None:
+        series_id = _upsert_series(session, header, study_id)
+        _IDS.put(series_key, series_id)
 
     instance_id: uuid.UUID | None = session.execute(
-        _insert(session, Instance)
+        _insert(session, _INSTANCES)
         .values(
             id=uuid.uuid4(),
             series_id=series_id,
@@ -119,67 +184,68 @@ def _record(
             size_bytes=stored.size_bytes,
             received_at=now,
         )
-        .on_conflict_do_nothing(index_elements=[Instance.sop_instance_uid])
-        .returning(Instance.id)
+        .on_conflict_do_nothing(index_elements=[_INSTANCES.c.sop_instance_uid])
+        .returning(_INSTANCES.c.id)
     ).scalar_one_or_none()
     new = instance_id is not None
 
-    later = case((Study.last_received_at < now, now), else_=Study.last_received_at)
+    studies = _STUDIES.c
+    later = case((studies.last_received_at < now, now), else_=studies.last_received_at)
     reopened = False
+    if new and reopen_study and is_report_sop_class(header.sop_class_uid):
+        reopen_study = (
+            session.scalar(select(_JOBS.c.id).where(_JOBS.c.sr_sop_instance_uid == header.sop_instance_uid).limit(1))
+            is None
+        )
     if new:
         # Reopen first: from here on this transaction holds the study row, so a sweeper's
         # compare-and-set waits for us (PostgreSQL) or is serialised behind us (SQLite).
-        reopened = (
+        reopened = reopen_study and (
             session.execute(
-                update(Study)
-                .where(Study.id == study_id, Study.state == StudyState.COMPLETE)
+                update(_STUDIES)
+                .where(studies.id == study_id, studies.state == StudyState.COMPLETE)
                 .values(state=StudyState.RECEIVING, completed_at=None)
-                .returning(Study.id)
-                .execution_options(synchronize_session=False)
+                .returning(studies.id)
             ).scalar_one_or_none()
             is not None
         )
         session.execute(
-            update(Series)
-            .where(Series.id == series_id)
-            .values(instance_count=Series.instance_count + 1)
-            .execution_options(synchronize_session=False)
+            update(_SERIES)
+            .where(_SERIES.c.id == series_id)
+            .values(instance_count=_SERIES.c.instance_count + 1)
         )
         session.execute(
-            update(Study)
-            .where(Study.id == study_id)
+            update(_STUDIES)
+            .where(studies.id == study_id)
             .values(
-                instance_count=Study.instance_count + 1,
+                instance_count=studies.instance_count + 1,
                 last_received_at=later,
-                modality=func.coalesce(Study.modality, _clip(header.modality, 16)),
+                modality=func.coalesce(studies.modality, _clip(header.modality, 16)),
             )
-            .execution_options(synchronize_session=False)
         )
     else:
         instance_id = session.execute(
-            update(Instance)
-            .where(Instance.sop_instance_uid == header.sop_instance_uid)
+            update(_INSTANCES)
+            .where(_INSTANCES.c.sop_instance_uid == header.sop_instance_uid)
             .values(
                 path=stored.relpath,
                 size_bytes=stored.size_bytes,
                 transfer_syntax_uid=header.transfer_syntax_uid,
             )
-            .returning(Instance.id)
-            .execution_options(synchronize_session=False)
+            .returning(_INSTANCES.c.id)
         ).scalar_one()
         session.execute(
-            update(Study)
-            .where(Study.id == study_id, Study.state == StudyState.RECEIVING)
+            update(_STUDIES)
+            .where(studies.id == study_id, studies.state == StudyState.RECEIVING)
             .values(last_received_at=later)
-            .execution_options(synchronize_session=False)
         )
 
     if reopened:
-        record_event(session, EventTag.STUDY_REOPENED, study_id=study_id)
-    record_event(
+        _event(session, EventTag.STUDY_REOPENED, study_id)
+    _event(
         session,
         EventTag.INSTANCE_RECEIVED,
-        study_id=study_id,
+        study_id,
         series_id=str(series_id),
         instance_id=str(instance_id),
         sop_class_uid=header.sop_class_uid,
@@ -187,7 +253,6 @@ def _record(
         calling_ae=calling_ae,
         duplicate=not new,
     )
-    session.flush()
     return new
 
 
@@ -195,13 +260,15 @@ def _upsert_study(
     session: Session, header: InstanceHeader, *, calling_ae: str, called_ae: str, now: dt.datetime
 ) -> uuid.UUID:
     session.execute(
-        _insert(session, Study)
+        _insert(session, _STUDIES)
         .values(
             id=uuid.uuid4(),
             study_instance_uid=header.study_instance_uid,
             accession_number_hash=accession_hash(header.accession_number),
             modality=_clip(header.modality, 16),
             study_description=_clip(header.study_description, 64),
+            patient_age=header.patient_age,
+            patient_sex=header.patient_sex,
             calling_ae_title=_clip(calling_ae, 16),
             called_ae_title=_clip(called_ae, 16),
             state=StudyState.RECEIVING,
@@ -209,17 +276,17 @@ def _upsert_study(
             first_received_at=now,
             last_received_at=now,
         )
-        .on_conflict_do_nothing(index_elements=[Study.study_instance_uid])
+        .on_conflict_do_nothing(index_elements=[_STUDIES.c.study_instance_uid])
     )
-    study_id = session.scalar(select(Study.id).where(Study.study_instance_uid == header.study_instance_uid))
+    study_id = session.scalar(select(_STUDIES.c.id).where(_STUDIES.c.study_instance_uid == header.study_instance_uid))
     if study_id is None:  # pragma: no cover - only if the row vanished between the two statements
         raise IntegrityError("study row missing after upsert", None, Exception("study vanished"))
-    return study_id
+    return cast(uuid.UUID, study_id)
 
 
 def _upsert_series(session: Session, header: InstanceHeader, study_id: uuid.UUID) -> uuid.UUID:
     session.execute(
-        _insert(session, Series)
+        _insert(session, _SERIES)
         .values(
             id=uuid.uuid4(),
             study_id=study_id,
@@ -229,11 +296,11 @@ def _upsert_series(session: Session, header: InstanceHeader, study_id: uuid.UUID
             series_description=_clip(header.series_description, 64),
             instance_count=0,
         )
-        .on_conflict_do_nothing(index_elements=[Series.series_instance_uid])
+        .on_conflict_do_nothing(index_elements=[_SERIES.c.series_instance_uid])
     )
     series_id = session.scalar(
-        select(Series.id).where(Series.series_instance_uid == header.series_instance_uid)
+        select(_SERIES.c.id).where(_SERIES.c.series_instance_uid == header.series_instance_uid)
     )
     if series_id is None:  # pragma: no cover
         raise IntegrityError("series row missing after upsert", None, Exception("series vanished"))
-    return series_id
+    return cast(uuid.UUID, series_id)

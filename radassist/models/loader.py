@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from radassist.config import ModelSettings
 from radassist.errors import PermanentFailure, RadAssistError
-from radassist.models.base import DraftModel
+from radassist.models.base import GenerationBackend
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ FAILURE_TTL_S = 60.0
 HUB_PROBE_TIMEOUT_S = 5.0
 
 _lock = threading.Lock()
-_loaded: dict[ModelSettings, DraftModel] = {}
+_loaded: dict[ModelSettings, GenerationBackend] = {}
 _failed: dict[ModelSettings, tuple[float, PermanentFailure]] = {}
 
 
@@ -59,7 +59,30 @@ def _hub_reachable(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
         return False
 
 
-def _load(settings: ModelSettings) -> DraftModel:
+def _load_adapter(settings: ModelSettings) -> GenerationBackend:
+    """A site backend class named ``package.module:Class`` (see README: adding a model adapter)."""
+    import importlib
+
+    module_name, _, class_name = settings.adapter.partition(":")
+    if not module_name or not class_name:
+        raise PermanentFailure("[model] adapter must be 'package.module:Class'", code="model.unavailable")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise PermanentFailure(
+            f"model adapter {settings.adapter!r} cannot be imported ({type(exc).__name__})", code="model.unavailable"
+        ) from None
+    model: GenerationBackend = cls(settings)
+    return model
+
+
+def _load(settings: ModelSettings) -> GenerationBackend:
+    if settings.backend == "adapter":
+        return _load_adapter(settings)
+    if settings.backend == "openai":
+        from radassist.models.openai_backend import OpenAIDraftModel
+
+        return OpenAIDraftModel(settings)
     from radassist.models.transformers_backend import TransformersDraftModel
 
     name = settings.name
@@ -85,7 +108,7 @@ def _load(settings: ModelSettings) -> DraftModel:
     return TransformersDraftModel(settings)
 
 
-def _load_clean(settings: ModelSettings) -> DraftModel:
+def _load_clean(settings: ModelSettings) -> GenerationBackend:
     try:
         return _load(settings)
     except RadAssistError:
@@ -96,7 +119,7 @@ def _load_clean(settings: ModelSettings) -> DraftModel:
         ) from None
 
 
-def get_draft_model(model_settings: ModelSettings) -> DraftModel:
+def get_draft_model(model_settings: ModelSettings) -> GenerationBackend:
     """The process's model for these settings, loading it on first use.
 
     Raises ``PermanentFailure`` ``model.unavailable`` (remembered for ``FAILURE_TTL_S``) when it

@@ -1,10 +1,20 @@
-"""Versioned prompt text.  Bump ``PROMPT_VERSION`` on any change: it is stored with each draft."""
+"""Versioned prompt text.  Bump ``PROMPT_VERSION`` on any change: it is stored with each draft.
+
+The prompt is the profile's instruction (:mod:`radassist.models.profiles`) plus what is known of
+the patient and the request -- age, sex, study and series descriptions, the indication from the
+headers and, when the RIS sent an order, its indication, priority and the prior report -- and the
+two headings the SR and the ORU need.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from radassist.config import PromptProfileSettings
 from radassist.imaging.context import ClinicalContext
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
+PRIOR_REPORT_MAX_CHARS = 2000
 
 MODALITY_NAMES = {
     "CR": "computed radiography",
@@ -22,6 +32,16 @@ MODALITY_NAMES = {
 }
 
 
+@dataclass(frozen=True)
+class OrderFacts:
+    """What the RIS's order adds (same fields as ``radassist.hl7.orders.OrderContext``)."""
+
+    indication: str | None = None
+    requested_procedure: str | None = None
+    priority: str | None = None
+    prior_report: str | None = None
+
+
 def _study_line(context: ClinicalContext) -> str:
     kind = MODALITY_NAMES.get(context.modality or "", context.modality or "imaging")
     if context.modality and kind != context.modality:
@@ -31,6 +51,8 @@ def _study_line(context: ClinicalContext) -> str:
         line += f" of the {context.body_part}"
     if context.study_description:
         line += f"; description: {context.study_description}"
+    if context.series_description:
+        line += f"; series shown: {context.series_description}"
     return line + "."
 
 
@@ -39,7 +61,18 @@ def _patient_line(context: ClinicalContext) -> str | None:
     return f"Patient: {', '.join(parts)}." if parts else None
 
 
-def build_prompt(context: ClinicalContext, n_images: int) -> str:
+def _clip(text: str, limit: int) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def build_prompt(
+    context: ClinicalContext,
+    n_images: int,
+    *,
+    profile: PromptProfileSettings | None = None,
+    order: OrderFacts | None = None,
+) -> str:
     """The instruction that follows the images in the user turn."""
     if n_images < 1:
         raise ValueError("n_images: must be at least 1")
@@ -48,10 +81,22 @@ def build_prompt(context: ClinicalContext, n_images: int) -> str:
         "You are an expert radiologist. Draft a preliminary report for a radiologist to review.",
         _study_line(context),
     ]
+    if profile is not None and profile.instruction:
+        lines.append(profile.instruction)
     patient = _patient_line(context)
     if patient:
         lines.append(patient)
-    lines.append(f"Indication: {context.indication}." if context.indication else "Indication: not given.")
+    indication = context.indication or (order.indication if order else None)
+    lines.append(f"Indication: {indication}." if indication else "Indication: not given.")
+    if order is not None:
+        if order.indication and context.indication and order.indication != context.indication:
+            lines.append(f"Order indication: {order.indication}.")
+        if order.requested_procedure:
+            lines.append(f"Requested procedure: {order.requested_procedure}.")
+        if order.priority:
+            lines.append(f"Priority: {order.priority}.")
+        if order.prior_report:
+            lines.append(f"Prior report (for comparison): {_clip(order.prior_report, PRIOR_REPORT_MAX_CHARS)}")
     lines += [
         f"The {images} above {'is' if n_images == 1 else 'are'} from this study, in reading order.",
         "Write the report with exactly two headings:",

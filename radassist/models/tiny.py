@@ -2,8 +2,10 @@
 
 No weights can be downloaded here, yet the drafting path must run through the real
 ``AutoProcessor`` / ``AutoModelForImageTextToText`` / ``generate`` code.  So we build a model of
-a real architecture (Gemma 3: SigLIP tower + Gemma 3 text decoder, as MedGemma; or LLaVA: SigLIP
-tower + Llama decoder) a few hundred kilobytes in size, with a word-level tokenizer made by the ``tokenizers`` library, and set a handful of its
+a real architecture (Gemma 3: SigLIP tower + Gemma 3 text decoder, as MedGemma; LLaVA: SigLIP
+tower + Llama decoder; Qwen2-VL and Qwen2.5-VL: their own ViT with 2D RoPE (windowed attention in
+2.5) and patch merger + Qwen2 decoder with M-RoPE; Idefics3 / SmolVLM: SigLIP tower, pixel shuffle +
+Llama decoder) a few hundred kilobytes in size, with a word-level tokenizer made by the ``tokenizers`` library, and set a handful of its
 weights so that greedy decoding always writes one fixed, plausible report:
 
 * the hidden size is at least the vocabulary size and the token embeddings are one-hot, so a
@@ -12,7 +14,8 @@ weights so that greedy decoding always writes one fixed, plausible report:
   layer changes the residual stream: the last position still holds the last token's one-hot;
 * the final RMSNorm only rescales (Gemma multiplies by ``1 + w``: w = 0; Llama by ``w``: w = 1);
 * the untied ``lm_head`` maps each token to the token that follows it in the report; the last
-  prompt token (``model`` of Gemma's generation prompt, ``ASSISTANT:`` of LLaVA's) maps to the first
+  prompt token (``model`` of Gemma's generation prompt, ``ASSISTANT:`` of LLaVA's, ``assistant`` of
+  Qwen's, ``Assistant:`` of Idefics3's) maps to the first
   report token and the last report token maps to the end-of-turn token.
 
 Report tokens are whole sentences and headings (added tokens), so a word repeated in the report
@@ -35,7 +38,7 @@ DEFAULT_TINY_REPORT = (
     "Impression: No acute cardiopulmonary abnormality."
 )
 
-SUPPORTED_ARCHS = ("gemma3", "llava")
+SUPPORTED_ARCHS = ("gemma3", "llava", "qwen2_vl", "qwen2_5_vl", "idefics3")
 
 # The Gemma 3 chat template (as shipped with google/gemma-3-*-it and MedGemma), trimmed of
 # nothing that matters here: system text is folded into the first user turn.
@@ -112,8 +115,12 @@ def write_tiny_model(folder: Path, *, arch: str = "gemma3", report: str = DEFAUL
     folder.mkdir(parents=True, exist_ok=True)
     if arch == "gemma3":
         _write_gemma3(folder, units)
-    else:
+    elif arch == "llava":
         _write_llava(folder, units)
+    elif arch == "idefics3":
+        _write_idefics3(folder, units)
+    else:
+        _write_qwen2_vl(folder, units, variant=arch)
     return folder
 
 
@@ -239,7 +246,8 @@ def _wire_report(model: Any, ids: dict[str, int], path: list[str], *, norm_weigh
     """Set the weights that make greedy decoding walk ``path`` (see the module docstring)."""
     import torch
 
-    text = model.model.language_model
+    inner = model.model
+    text = inner.language_model if hasattr(inner, "language_model") else inner.text_model
     vocab_size, hidden = text.embed_tokens.weight.shape
     end = ids[path[-1]]
     with torch.no_grad():
@@ -356,3 +364,223 @@ def _write_llava(folder: Path, units: list[str]) -> None:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     _write_marker(folder, "llava", units)
+
+
+_QWEN_SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<unk>",
+)
+_QWEN_CHAT_WORDS = ("user", "system", "assistant")
+# The Qwen2-VL / Qwen2.5-VL ChatML format, images as <|vision_start|><|image_pad|><|vision_end|>.
+QWEN2_VL_CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{%- if message['content'] is string -%}{{ message['content'] }}"
+    "{%- else -%}"
+    "{%- for item in message['content'] -%}"
+    "{%- if item['type'] == 'image' -%}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{%- elif item['type'] == 'text' -%}{{ item['text'] }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{{ '<|im_end|>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\n' }}{%- endif -%}"
+)
+
+
+def _write_qwen2_vl(folder: Path, units: list[str], variant: str = "qwen2_vl") -> None:
+    """Qwen2-VL, or Qwen2.5-VL (windowed-attention vision tower, SwiGLU merger) with ``variant``."""
+    import torch
+    import transformers
+
+    from radassist.models.processors import image_only_processor_class
+
+    hf: Any = transformers
+    raw_tokenizer, ids = _build_tokenizer(units, _QWEN_SPECIAL_TOKENS, _QWEN_CHAT_WORDS)
+    vocab_size = raw_tokenizer.get_vocab_size(with_added_tokens=True)
+    hidden = max(32, -(-vocab_size // 16) * 16)
+    tokenizer = hf.PreTrainedTokenizerFast(
+        tokenizer_object=raw_tokenizer,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<unk>",
+        extra_special_tokens={
+            "image_token": "<|image_pad|>",
+            "video_token": "<|video_pad|>",
+            "vision_bos_token": "<|vision_start|>",
+            "vision_eos_token": "<|vision_end|>",
+        },
+        clean_up_tokenization_spaces=False,
+        padding_side="left",
+    )
+    tokenizer.chat_template = QWEN2_VL_CHAT_TEMPLATE
+    # 28-pixel units (patch 14, merge 2): a 32-64 px picture becomes 1-4 image tokens.
+    image_processor = hf.Qwen2VLImageProcessorPil(
+        min_pixels=28 * 28,
+        max_pixels=56 * 56,
+        patch_size=14,
+        merge_size=2,
+        temporal_patch_size=2,
+        image_mean=[0.5] * 3,
+        image_std=[0.5] * 3,
+    )
+    # The stock processor also wants a video processor, which needs torchvision (not installed).
+    processor_class = hf.Qwen2_5_VLProcessor if variant == "qwen2_5_vl" else hf.Qwen2VLProcessor
+    processor = image_only_processor_class(processor_class)(
+        image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN2_VL_CHAT_TEMPLATE
+    )
+    vision_config: dict[str, Any] = {"patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
+    if variant == "qwen2_5_vl":
+        vision_config.update(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=hidden,
+                             window_size=56, fullatt_block_indexes=[0])
+    else:
+        vision_config.update(depth=1, embed_dim=16, hidden_size=hidden, num_heads=2, mlp_ratio=2)
+    config_class = hf.Qwen2_5_VLConfig if variant == "qwen2_5_vl" else hf.Qwen2VLConfig
+    config = config_class(
+        text_config={
+            "vocab_size": vocab_size,
+            "hidden_size": hidden,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "max_position_embeddings": 4096,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            "pad_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
+            "bos_token_id": None,
+            "tie_word_embeddings": False,
+        },
+        vision_config=vision_config,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    model_class = (
+        hf.Qwen2_5_VLForConditionalGeneration if variant == "qwen2_5_vl" else hf.Qwen2VLForConditionalGeneration
+    )
+    model = model_class(config).eval()
+    # Qwen2's RMSNorm multiplies by w: w = 1 makes the final norm a pure rescale.
+    _wire_report(model, ids, ["assistant", *units, "<|im_end|>"], norm_weight=1.0)
+    model.generation_config = hf.GenerationConfig(
+        eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"], do_sample=False, max_new_tokens=64
+    )
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    # Name the stock class, so any transformers install (with torchvision) loads it as usual.
+    for name in ("processor_config.json", "tokenizer_config.json"):
+        path = folder / name
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if "processor_class" in data:
+                data["processor_class"] = processor_class.__name__
+                path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    _write_marker(folder, variant, units)
+
+
+_IDEFICS3_SPECIAL_TOKENS = (
+    "<pad>",
+    "<unk>",
+    "<|im_start|>",
+    "<end_of_utterance>",
+    "<fake_token_around_image>",
+    "<image>",
+    "<global-img>",
+    *(f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)),
+)
+_IDEFICS3_CHAT_WORDS = ("User:", "System:", "Assistant:")
+# The Idefics3 / SmolVLM format: "<|im_start|>User:<image>...<end_of_utterance>\nAssistant:".
+IDEFICS3_CHAT_TEMPLATE = (
+    "<|im_start|>"
+    "{%- for message in messages -%}"
+    "{{ message['role'] | capitalize + ':' }}"
+    "{%- if message['content'] is string -%}{{ ' ' + message['content'] }}"
+    "{%- else -%}"
+    "{%- for item in message['content'] -%}"
+    "{%- if item['type'] == 'image' -%}{{ '<image>' }}"
+    "{%- elif item['type'] == 'text' -%}{{ ' ' + item['text'] }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{{ '<end_of_utterance>\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ 'Assistant:' }}{%- endif -%}"
+)
+
+
+def _write_idefics3(folder: Path, units: list[str]) -> None:
+    import torch
+    import transformers
+
+    hf: Any = transformers
+    raw_tokenizer, ids = _build_tokenizer(units, _IDEFICS3_SPECIAL_TOKENS, _IDEFICS3_CHAT_WORDS)
+    vocab_size = raw_tokenizer.get_vocab_size(with_added_tokens=True)
+    hidden = max(32, -(-vocab_size // 16) * 16)
+    tokenizer = hf.PreTrainedTokenizerFast(
+        tokenizer_object=raw_tokenizer,
+        eos_token="<end_of_utterance>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        clean_up_tokenization_spaces=False,
+        padding_side="left",
+    )
+    tokenizer.chat_template = IDEFICS3_CHAT_TEMPLATE
+    # One 32-pixel tile per image, no splitting: 4 patches, pixel-shuffled (scale 2) into 1 token.
+    image_processor = hf.Idefics3ImageProcessorPil(
+        do_image_splitting=False,
+        size={"longest_edge": _IMAGE_SIZE},
+        max_image_size={"longest_edge": _IMAGE_SIZE},
+        image_mean=[0.5] * 3,
+        image_std=[0.5] * 3,
+    )
+    processor = hf.Idefics3Processor(
+        image_processor=image_processor, tokenizer=tokenizer, image_seq_len=1, chat_template=IDEFICS3_CHAT_TEMPLATE
+    )
+    config = hf.Idefics3Config(
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": _IMAGE_SIZE,
+            "patch_size": _PATCH_SIZE,
+        },
+        text_config={
+            "model_type": "llama",
+            "vocab_size": vocab_size,
+            "hidden_size": hidden,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 16,
+            "max_position_embeddings": 4096,
+            "pad_token_id": ids["<pad>"],
+            "eos_token_id": ids["<end_of_utterance>"],
+            "bos_token_id": None,
+            "tie_word_embeddings": False,
+        },
+        image_token_id=ids["<image>"],
+        scale_factor=2,
+        pad_token_id=ids["<pad>"],
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    model = hf.Idefics3ForConditionalGeneration(config).eval()
+    _wire_report(model, ids, ["Assistant:", *units, "<end_of_utterance>"], norm_weight=1.0)
+    model.generation_config = hf.GenerationConfig(
+        eos_token_id=ids["<end_of_utterance>"], pad_token_id=ids["<pad>"], do_sample=False, max_new_tokens=64
+    )
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    _write_marker(folder, "idefics3", units)

@@ -9,6 +9,7 @@ processing failure (0x0110) or no answer are retried; "data set does not match S
 from __future__ import annotations
 
 import logging
+import ssl
 from pathlib import Path
 from typing import Literal
 
@@ -38,10 +39,16 @@ def _make_ae(calling_ae_title: str, timeout_s: float) -> AE:
     return ae
 
 
-def _associate(ae: AE, *, ae_title: str, host: str, port: int) -> Association:
+def _associate(
+    ae: AE, *, ae_title: str, host: str, port: int, tls: ssl.SSLContext | None = None
+) -> Association:
     where = f"{ae_title}@{host}:{port}"
     try:
-        assoc = ae.associate(host, port, ae_title=ae_title)
+        assoc = ae.associate(host, port, ae_title=ae_title, tls_args=(tls, host) if tls is not None else None)
+    except ssl.SSLError as exc:
+        raise TransientFailure(
+            f"TLS handshake with PACS {where} failed: {type(exc).__name__}", code="pacs.tls"
+        ) from None
     except (OSError, ValueError) as exc:
         raise TransientFailure(
             f"cannot associate with PACS {where}: {type(exc).__name__}", code="pacs.unreachable"
@@ -80,6 +87,7 @@ def store_sr(
     port: int,
     calling_ae_title: str,
     timeout_s: float = 30,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """C-STORE the DICOM file at ``path`` to ``ae_title@host:port``; return once it is stored.
 
@@ -102,7 +110,7 @@ def store_sr(
     ae = _make_ae(calling_ae_title, timeout_s)
     ae.add_requested_context(sop_class, syntaxes)
     where = f"{ae_title}@{host}:{port}"
-    assoc = _associate(ae, ae_title=ae_title, host=host, port=port)
+    assoc = _associate(ae, ae_title=ae_title, host=host, port=port, tls=tls)
     try:
         try:
             status_ds = assoc.send_c_store(ds)
@@ -138,12 +146,20 @@ def store_sr(
             assoc.release()
 
 
-def echo(*, ae_title: str, host: str, port: int, calling_ae_title: str, timeout_s: float = 10) -> bool:
+def echo(
+    *,
+    ae_title: str,
+    host: str,
+    port: int,
+    calling_ae_title: str,
+    timeout_s: float = 10,
+    tls: ssl.SSLContext | None = None,
+) -> bool:
     """C-ECHO ``ae_title@host:port``: the connection test for a PACS target."""
     ae = _make_ae(calling_ae_title, timeout_s)
     ae.add_requested_context(Verification)
     try:
-        assoc = _associate(ae, ae_title=ae_title, host=host, port=port)
+        assoc = _associate(ae, ae_title=ae_title, host=host, port=port, tls=tls)
     except (TransientFailure, PermanentFailure) as exc:
         logger.info("C-ECHO to %s@%s:%s failed: %s", ae_title, host, port, exc.code)
         return False

@@ -38,3 +38,12 @@ DRAFT_NOTICE = "AI-GENERATED DRAFT \u2014 NOT VERIFIED BY A RADIOLOGIST. Prelimi
 DRAFT_NOTICE_ASCII = "AI-GENERATED DRAFT - NOT VERIFIED BY A RADIOLOGIST. Preliminary, for review only."
 SERIES_DESCRIPTION = "AI DRAFT - NOT VERIFIED"
 MANUFACTURER = "RadAssist"
+
+# Purpose of reference of the IMAGE items that point at the images the model was shown (CID 7003).
+KEY_SOURCE_IMAGE: Code = codes.cid7003.BestIllustrationOfFinding  # 121080
+
+# Contributing equipment purpose (CID 7005): RadAssist and its model processed the study.
+PROCESSING_EQUIPMENT: Code = codes.cid7005.ProcessingEquipment  # 109102
+
+# The SR's own title for the requested procedure when the order gives no code.
+UNKNOWN_PROCEDURE_TEXT = "Imaging procedure"

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from radassist.db.queries import StudyDetail, WorklistState
+from radassist.db.queries import StudyDetail, StudyExtras, WorklistState
 from radassist.states import DeliveryChannel, DeliveryState, JobState
 
 
@@ -20,6 +20,7 @@ class _Out(BaseModel):
 
 
 class DeliveryOut(_Out):
+    id: uuid.UUID | None = None
     channel: DeliveryChannel
     destination: str
     state: DeliveryState
@@ -60,11 +61,16 @@ class StudyOut(_Out):
     error_message: str | None
     has_draft: bool
     deliveries: list[DeliveryOut]
+    patient_age: str | None = None
+    patient_sex: str | None = None
+    priority: str | None = None
 
 
 class StudyPage(BaseModel):
     items: list[StudyOut]
     total: int
+    total_capped: bool = False
+    """True when a state-filtered total reached 10,000 and was not counted further ("10,000+")."""
     limit: int
     offset: int
 
@@ -101,19 +107,98 @@ class DraftOut(_Out):
     verified: bool = False
 
 
+class SeriesOut(_Out):
+    series_instance_uid: str
+    modality: str | None
+    series_number: int | None
+    series_description: str | None
+    instance_count: int
+
+
+class AssociationOut(_Out):
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    calling_ae_title: str
+    called_ae_title: str
+    peer_host: str
+    outcome: str
+    reason: str | None
+    instances_stored: int
+    instances_failed: int
+
+
 class StudyDetailOut(StudyOut):
     jobs: list[JobOut]
     events: list[EventOut]
     draft: DraftOut | None
+    series: list[SeriesOut] = []
+    prompt: str | None = None
+    consistency_warnings: list[str] = []
+    series_chosen: dict[str, Any] | None = None
+    """For a volume: the series the model saw and how many of its slices."""
+    source_sop_instance_uids: list[str] = []
+    """The instances whose images the model was shown."""
+    associations: list[AssociationOut] = []
 
     @classmethod
-    def from_detail(cls, detail: StudyDetail) -> StudyDetailOut:
+    def from_detail(cls, detail: StudyDetail, extras: StudyExtras | None = None) -> StudyDetailOut:
         study = StudyOut.model_validate(detail.row)
+        more: dict[str, Any] = {}
+        if extras is not None:
+            more = {
+                "series": [SeriesOut.model_validate(x) for x in extras.series],
+                "prompt": extras.prompt,
+                "consistency_warnings": list(extras.consistency_warnings),
+                "series_chosen": extras.series_chosen,
+                "source_sop_instance_uids": list(extras.source_sop_instance_uids),
+                "associations": [AssociationOut.model_validate(a) for a in extras.associations],
+            }
         return cls.model_validate(
             {
                 **dict(study),
                 "jobs": [JobOut.model_validate(j) for j in detail.jobs],
                 "events": [EventOut.model_validate(e) for e in detail.events],
                 "draft": DraftOut.model_validate(detail.draft) if detail.draft is not None else None,
+                **more,
             }
         )
+
+
+class ActionOut(BaseModel):
+    ok: bool
+    message: str
+
+
+class AuditOut(_Out):
+    at: dt.datetime
+    user_name: str
+    action: str
+    target: str | None
+    outcome: str
+    detail: dict[str, Any]
+
+
+class PauseOut(_Out):
+    ae_title: str
+    paused_at: dt.datetime
+    paused_by: str
+
+
+class WorkerOut(_Out):
+    name: str
+    queues: list[str]
+    pool: str | None
+    concurrency: int | None
+    active: int | None
+
+
+class SystemOut(BaseModel):
+    queue_depths: dict[str, int | None]
+    queue_error: str | None
+    workers: list[WorkerOut] | None
+    workers_error: str | None
+    model_name: str
+    disk_total: int | None
+    disk_free: int | None
+    counts_last_hour: dict[str, int]
+    counts_last_day: dict[str, int]

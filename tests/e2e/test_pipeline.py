@@ -71,11 +71,25 @@ class Service:
     dicom_port: int
     log: Path
     process: subprocess.Popen[bytes]
+    token: str = ""
+    """An admin's API token (the web app needs a login), made by ``radassist user`` once it runs."""
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.web + path, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
 
     def studies(self) -> list[dict]:
-        response = httpx.get(f"{self.web}/api/studies", timeout=10)
+        response = self.get("/api/studies")
         response.raise_for_status()
         return list(response.json()["items"])
+
+
+def api_token(config: Path, env: dict[str, str], name: str = "e2e", password: str = "e2e-password") -> str:
+    """Add an admin user to the service's database and return an API token for it (``radassist user``)."""
+    base = [sys.executable, "-m", "radassist", "user"]
+    subprocess.run([*base, "add", name, "--role", "admin", "--password-stdin", "--config", str(config)],
+                   input=password + "\n", text=True, env=env, check=True, capture_output=True, timeout=60)
+    return subprocess.run([*base, "token", name, "--config", str(config)], text=True, env=env, check=True,
+                          capture_output=True, timeout=60).stdout.strip()
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +104,7 @@ def write_config(path: Path, *, data: Path, model: str, pacs: Pacs | None, ris: 
     dicom_port, web_port = free_port(), free_port()
     lines = [
         "[dicom]", 'ae_title = "RADASSIST"', 'host = "127.0.0.1"', f"port = {dicom_port}",
-        "study_quiet_seconds = 2",
+        "study_quiet_seconds = 2", "[[dicom.allowed_callers]]", 'ae_title = "MODALITY"', 'network = "127.0.0.1/32"',
         "[storage]", f'path = "{data}"',
         "[database]", f'url = "{database_url}"',
         "[queue]", f'broker_url = "{broker_url}"', "sweep_interval_seconds = 0.5",
@@ -124,6 +138,7 @@ def run_service(tmp_path: Path) -> Iterator:
         started.append(service)
         wait_for_port(dicom_port, timeout=60)
         wait_for_port(web_port, timeout=60)
+        service.token = api_token(config, env)
         return service
 
     yield start
@@ -234,7 +249,7 @@ def test_study_comes_back_as_sr_and_oru(backend: str, request: pytest.FixtureReq
             ]
             hl7_delivery = next(d for d in study["deliveries"] if d["channel"] == "hl7")
             assert hl7_delivery["attempts"] == 2
-        assert httpx.get(service.web + "/", timeout=10).status_code == 200
+        assert service.get("/").status_code == 200
 
     # No patient name, ID, birth date or accession number in any log line of any process.
     log_text = service.log.read_text()
@@ -253,5 +268,5 @@ def test_model_that_cannot_load_fails_each_job_with_its_reason(tmp_path: Path, t
         assert study["error_code"] == "model.unavailable"
         assert study["error_message"]
         assert pacs.received() == []  # nothing pretends to be a model
-        page = httpx.get(service.web + "/", timeout=10).text
+        page = service.get("/").text
         assert "model.unavailable" in page

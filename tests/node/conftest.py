@@ -7,17 +7,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pydicom
 import pytest
 from pynetdicom.transport import ThreadedAssociationServer
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_node.handlers import NodeCounters
 from dicom_node.server import start_listener, stop_listener
-from radassist.config import Settings
+from radassist.config import AllowedCaller, Settings
 from radassist.store.instances import InstanceStore
 from tests.conftest import free_port, wait_for_port
-
 from tests.peers import STORESCP, echoscu, storescu  # noqa: F401  (re-exported for the node tests)
 
 
@@ -42,14 +40,27 @@ class Node:
         return sorted(p for p in root.rglob("*") if p.is_file())
 
 
+#: The senders the tests use, allowed from loopback only (the node refuses unknown callers by default).
+TEST_CALLERS = (
+    AllowedCaller(ae_title="MODALITY", network="127.0.0.1/32"),
+    AllowedCaller(ae_title="PYSCU", network="127.0.0.1/32"),
+)
+
+
 @pytest.fixture
-def start_node() -> Iterator[Callable[[Settings], Node]]:
-    """Start listeners on given settings (free port filled in); all are stopped at teardown."""
+def start_node() -> Iterator[Callable[..., Node]]:
+    """Start listeners on given settings (free port filled in); all are stopped at teardown.
+
+    Unless the settings name their own callers, the test senders (MODALITY, PYSCU) are allowed.
+    """
     started: list[ThreadedAssociationServer] = []
 
-    def factory(settings: Settings) -> Node:
+    def factory(settings: Settings, **dicom_updates: object) -> Node:
         port = free_port()
-        dicom = settings.dicom.model_copy(update={"port": port, "host": "127.0.0.1"})
+        update: dict[str, object] = {"port": port, "host": "127.0.0.1", **dicom_updates}
+        if not settings.dicom.allowed_callers and "allowed_callers" not in dicom_updates:
+            update["allowed_callers"] = TEST_CALLERS
+        dicom = settings.dicom.model_copy(update=update)
         settings = settings.model_copy(update={"dicom": dicom})
         server = start_listener(settings)
         assert server is not None

@@ -29,6 +29,7 @@ def test_module_entry_point_serves_and_stops_on_sigterm(
         "RADASSIST_DATABASE_URL": url,
         "RADASSIST_DICOM_HOST": "127.0.0.1",
         "RADASSIST_DICOM_PORT": str(port),
+        "RADASSIST_DICOM_ALLOW_ANY_CALLER": "true",
     }
     env.pop("RADASSIST_CONFIG", None)
     proc = subprocess.Popen(
@@ -45,3 +46,33 @@ def test_module_entry_point_serves_and_stops_on_sigterm(
             proc.wait()
     assert proc.returncode == 0, err
     assert "DICOM listener stopped" in err
+
+
+def test_several_listener_processes_share_the_port(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    port = free_port()
+    url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
+    upgrade(make_settings(database_url=url))
+    env = {
+        **os.environ,
+        "RADASSIST_STORAGE_PATH": str(tmp_path / "data"),
+        "RADASSIST_DATABASE_URL": url,
+        "RADASSIST_DICOM_HOST": "127.0.0.1",
+        "RADASSIST_DICOM_PORT": str(port),
+        "RADASSIST_DICOM_ALLOW_ANY_CALLER": "true",
+        "RADASSIST_DICOM_LISTENER_PROCESSES": "2",
+    }
+    env.pop("RADASSIST_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dicom_node"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for_port(port)
+        assert all(echoscu(port).returncode == 0 for _ in range(6))
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert err.count("DICOM listener stopped") == 2  # the parent and its one child

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from radassist.config import Settings
+from radassist.config import PipelineSettings, RequiredSeries, Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import Event, Job, Study
-from radassist.intake.completion import claim_complete_studies
+from radassist.intake.completion import claim_all, claim_complete_studies
 from radassist.intake.header import InstanceHeader
 from radassist.intake.record import record_instance
 from radassist.states import JobState, StudyState
@@ -25,31 +25,53 @@ QUIET = 10.0
 MODEL = "test/model"
 
 
-def header(study: str, sop: str, series: str = "1.2.3.1") -> InstanceHeader:
+CR_CLASS = "1.2.840.10008.5.1.4.1.1.1"
+SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.33"
+
+
+def header(
+    study: str,
+    sop: str,
+    series: str = "1.2.3.1",
+    *,
+    sop_class: str = CR_CLASS,
+    modality: str = "CR",
+    series_description: str | None = None,
+) -> InstanceHeader:
     return InstanceHeader(
         study_instance_uid=study,
         series_instance_uid=series,
         sop_instance_uid=sop,
-        sop_class_uid="1.2.840.10008.5.1.4.1.1.1",
+        sop_class_uid=sop_class,
         transfer_syntax_uid="1.2.840.10008.1.2.1",
-        modality="CR",
+        modality=modality,
         study_description=None,
-        series_description=None,
+        series_description=series_description,
         series_number=1,
         instance_number=1,
         accession_number="ACC1",
     )
 
 
-def receive(factory: sessionmaker[Session], study: str, sop: str, at: dt.datetime) -> bool:
+def receive(
+    factory: sessionmaker[Session],
+    study: str,
+    sop: str,
+    at: dt.datetime,
+    *,
+    called_ae: str = "RADASSIST",
+    reopen_study: bool = True,
+    **fields: str,
+) -> bool:
     with factory() as session:
         new = record_instance(
             session,
-            header(study, sop),
+            header(study, sop, **fields),
             StoredFile(f"x/{sop}.dcm", 10),
             calling_ae="MOD",
-            called_ae="RADASSIST",
+            called_ae=called_ae,
             now=at,
+            reopen_study=reopen_study,
         )
         session.commit()
         return new
@@ -187,3 +209,75 @@ def test_postgres_locked_candidate_is_skipped_then_not_claimed_twice(
 def test_claim_rejects_naive_time(factory: sessionmaker[Session]) -> None:
     with factory() as session, pytest.raises(ValueError, match="now"):
         claim_complete_studies(session, now=dt.datetime(2026, 1, 1), quiet_seconds=1, model_name=MODEL)
+
+
+def test_redraft_of_a_grown_study_supersedes_the_first_job(factory: sessionmaker[Session]) -> None:
+    receive(factory, "1.3.1", "1.3.1.1", T0)
+    (first,) = claim(factory, T0 + dt.timedelta(seconds=20))
+    receive(factory, "1.3.1", "1.3.1.2", T0 + dt.timedelta(seconds=40))
+    (second,) = claim(factory, T0 + dt.timedelta(seconds=60))
+    with factory() as session:
+        assert session.get(Job, first).supersedes_job_id is None  # type: ignore[union-attr]
+        assert session.get(Job, second).supersedes_job_id == first  # type: ignore[union-attr]
+
+
+def test_our_own_sr_coming_back_does_not_reopen(factory: sessionmaker[Session]) -> None:
+    receive(factory, "1.3.2", "1.3.2.1", T0)
+    (job_id,) = claim(factory, T0 + dt.timedelta(seconds=20))
+    with factory() as session:
+        session.get(Job, job_id).sr_sop_instance_uid = "2.25.42"  # type: ignore[union-attr]
+        session.commit()
+    # The PACS sends our SR back (auto-routing): stored, but the study stays complete.
+    assert receive(factory, "1.3.2", "2.25.42", T0 + dt.timedelta(seconds=30), series="9.9", sop_class=SR_CLASS)
+    # A key object from the modality (reopen_study False, as the listener decides for non-images) neither.
+    assert receive(factory, "1.3.2", "1.3.2.9", T0 + dt.timedelta(seconds=31), reopen_study=False)
+    assert claim(factory, T0 + dt.timedelta(seconds=90)) == []
+    with factory() as session:
+        assert session.scalars(select(Study)).one().state == StudyState.COMPLETE
+        assert session.scalar(select(func.count()).select_from(Job)) == 1
+
+
+def test_required_series_wait_then_series_timer_then_force(factory: sessionmaker[Session]) -> None:
+    rules = (RequiredSeries(modality="CT", description_pattern="lung"),)
+
+    def claim_with(at: dt.datetime) -> list[uuid.UUID]:
+        with factory() as session:
+            ids = claim_complete_studies(
+                session, now=at, quiet_seconds=QUIET, model_name=MODEL, required_series=rules,
+                series_quiet_seconds=2, force_complete_after_seconds=600,
+            )
+            session.commit()
+            return ids
+
+    # Study A has only a soft-tissue series: it waits past the quiet time, until forced.
+    receive(factory, "1.3.3", "1.3.3.1", T0, series="1.3.3.100", modality="CT", series_description="Soft tissue")
+    assert claim_with(T0 + dt.timedelta(seconds=60)) == []
+    # Study B has its lung series: the short series timer completes it.
+    receive(factory, "1.3.4", "1.3.4.1", T0 + dt.timedelta(seconds=60), series="1.3.4.100", modality="CT",
+            series_description="LUNG 1mm")
+    assert len(claim_with(T0 + dt.timedelta(seconds=63))) == 1
+    assert len(claim_with(T0 + dt.timedelta(seconds=601))) == 1
+    with factory() as session:
+        reasons = sorted(
+            e.detail["reason"] for e in session.scalars(select(Event).where(Event.tag == "study:complete"))
+        )
+        assert reasons == ["forced", "series_quiet"]
+
+
+def test_each_pipeline_uses_its_quiet_time_and_model(
+    factory: sessionmaker[Session], migrated_settings: Settings
+) -> None:
+    settings = migrated_settings.model_copy(
+        update={"pipelines": (PipelineSettings(ae_title="FAST_AI", model_name="fast/model", study_quiet_seconds=2, priority=5),)}
+    )
+    receive(factory, "1.3.5", "1.3.5.1", T0, called_ae="FAST_AI")
+    receive(factory, "1.3.6", "1.3.6.1", T0, called_ae="RADASSIST")
+    with factory() as session:
+        (fast,) = claim_all(session, settings, now=T0 + dt.timedelta(seconds=3))
+        session.commit()
+        assert session.get(Job, fast).model_name == "fast/model"  # type: ignore[union-attr]
+    quiet = settings.dicom.study_quiet_seconds
+    with factory() as session:
+        (default,) = claim_all(session, settings, now=T0 + dt.timedelta(seconds=quiet + 1))
+        session.commit()
+        assert session.get(Job, default).model_name == settings.model.name  # type: ignore[union-attr]

@@ -183,3 +183,75 @@ def test_classify_status_table() -> None:
     assert classify_status(0xA9FF) == "permanent"
     assert classify_status(0xCFFF) == "permanent"
     assert classify_status(0x0122) == "permanent"
+
+
+# --- DICOM TLS (PS3.15 B.1): dcmtk storescp with +tls, mutual authentication ---------------------
+
+OPENSSL = "/usr/bin/openssl"
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run([OPENSSL, *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> dict[str, Path]:
+    """A throw-away CA, a server certificate for 127.0.0.1 and a client certificate, all PEM."""
+    d = tmp_path / "pki"
+    d.mkdir()
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+             "-days", "2", "-subj", "/CN=RadAssist test CA", cwd=d)
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name in ("server", "client"):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", f"/CN={name}", cwd=d)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-out", f"{name}.crt", "-days", "2", "-extfile", "san.ext", cwd=d)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.crt",
+             "-days", "2", "-subj", "/CN=Some other CA", cwd=d)
+    return {name: d / name for name in ("ca.crt", "server.key", "server.crt", "client.key", "client.crt", "other.crt")}
+
+
+@contextmanager
+def tls_storescp(folder: Path, files: dict[str, Path]) -> Iterator[int]:
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    process = subprocess.Popen(
+        [STORESCP, "--aetitle", "TLSPACS", "--output-directory", str(folder), "+tls", str(files["server.key"]),
+         str(files["server.crt"]), "-pw", "+cf", str(files["ca.crt"]), "-rc", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_store_sr_over_tls_with_client_certificate(sr_file: Path, tmp_path: Path, tls_files: dict[str, Path]) -> None:
+    from radassist.config import DicomDestination
+    from radassist.pacs.targets import send_sr_file, test_connection
+
+    with tls_storescp(tmp_path / "tlspacs", tls_files) as port:
+        dest = DicomDestination(
+            kind="dicom", name="tls", ae_title="TLSPACS", host="127.0.0.1", port=port, tls=True,
+            tls_ca_file=str(tls_files["ca.crt"]), tls_cert_file=str(tls_files["client.crt"]),
+            tls_key_file=str(tls_files["client.key"]),
+        )
+        test_connection(dest, calling_ae_title=CALLING)
+        send_sr_file(sr_file, dest, calling_ae_title=CALLING)
+        received = sorted(p for p in (tmp_path / "tlspacs").rglob("*") if p.is_file())
+        assert [pydicom.dcmread(p).SOPInstanceUID for p in received] == [pydicom.dcmread(sr_file).SOPInstanceUID]
+
+        # A server whose certificate we do not trust is never sent anything.
+        untrusted = dest.model_copy(update={"tls_ca_file": str(tls_files["other.crt"])})
+        with pytest.raises(TransientFailure) as excinfo:
+            send_sr_file(sr_file, untrusted, calling_ae_title=CALLING)
+        assert excinfo.value.code in ("pacs.tls", "pacs.unreachable")
+        assert len(sorted(p for p in (tmp_path / "tlspacs").rglob("*") if p.is_file())) == 1
+
+    broken = dest.model_copy(update={"tls_cert_file": str(tmp_path / "missing.crt")})
+    with pytest.raises(PermanentFailure) as perm:
+        send_sr_file(sr_file, broken, calling_ae_title=CALLING)
+    assert perm.value.code == "pacs.tls.config"

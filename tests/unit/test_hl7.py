@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import socket
+import ssl
+import subprocess
 import threading
 from pathlib import Path
 
@@ -16,7 +18,8 @@ from hl7apy.parser import parse_message
 
 from radassist.config import Hl7Settings
 from radassist.errors import PermanentFailure, TransientFailure
-from radassist.hl7.mllp import parse_ack, send_mllp
+from radassist.hl7.mllp import client_tls_context, parse_ack, send_mllp
+from radassist.hl7.orders import OrderContext
 from radassist.hl7.oru import NTE_NOTICE, build_oru
 from tests.conftest import free_port, wait_until
 from tests.dicom_factories import (
@@ -264,3 +267,152 @@ def test_parse_ack_reads_the_ris_reason() -> None:
         parse_ack("garbage")
     with pytest.raises(ValueError):
         parse_ack("MSH|^~\\&|A|B|C|D|2024||ACK|1|P|2.5.1\r")
+
+
+# --- versions, order numbers, accession field, OBX type -----------------------------------------
+
+ORDER = OrderContext(
+    accession_number_hash="0123456789abcdef",
+    placer_order_number="PLACER-77",
+    placer_namespace="HIS",
+    filler_order_number="FILLER-88",
+    filler_namespace="RIS",
+    procedure_code="RP-CT-CHEST",
+    procedure_text="CT chest without contrast",
+    procedure_system="L",
+)
+
+
+def _strict(er7: str) -> None:
+    parse_message(er7, validation_level=VALIDATION_LEVEL.STRICT, find_groups=True).validate()
+
+
+@pytest.mark.parametrize("version", ["2.5.1", "2.3.1"])
+@pytest.mark.parametrize("value_type", ["TX", "FT"])
+def test_both_versions_and_value_types_validate_strict(
+    source: pydicom.Dataset, version: str, value_type: str
+) -> None:
+    er7 = _oru(source, hl7=Hl7Settings(version=version, obx_value_type=value_type))  # type: ignore[arg-type]
+    _strict(er7)
+    msg = hl7.parse(er7)
+    assert str(msg.segment("MSH")[12]) == version
+    assert str(msg.segment("MSH")[9]) == ("ORU^R01^ORU_R01" if version == "2.5.1" else "ORU^R01")
+    assert str(msg.segment("ORC")[1]) == "RE"
+    obx = list(msg.segments("OBX"))
+    assert [str(s[2]) for s in obx] == [value_type] * (len(obx) - 1) + ["ST"]
+    assert str(obx[-1][5]) == str(source.StudyInstanceUID)
+    assert str(msg.segment("NTE")[3]) == NTE_NOTICE
+
+
+def test_order_numbers_come_from_the_stored_order(source: pydicom.Dataset) -> None:
+    for version in ("2.5.1", "2.3.1"):
+        er7 = _oru(source, hl7=Hl7Settings(version=version), order=ORDER)  # type: ignore[arg-type]
+        _strict(er7)
+        msg = hl7.parse(er7)
+        orc, obr = msg.segment("ORC"), msg.segment("OBR")
+        assert str(orc[2]) == str(obr[2]) == "PLACER-77^HIS"
+        assert str(orc[3]) == str(obr[3]) == "FILLER-88^RIS"
+        assert str(obr[4]) == "RP-CT-CHEST^CT chest without contrast^L"
+        assert str(obr[18]) == ""  # accession in OBR-3 mode: not repeated in OBR-18
+
+
+def test_accession_in_obr_18(source: pydicom.Dataset) -> None:
+    with_order = hl7.parse(_oru(source, hl7=Hl7Settings(accession_field="OBR-18"), order=ORDER))
+    assert str(with_order.segment("OBR")[18]) == SENTINEL_ACCESSION
+    assert str(with_order.segment("OBR")[3]) == "FILLER-88^RIS"
+    without = _oru(source, hl7=Hl7Settings(accession_field="OBR-18", version="2.3.1"))
+    _strict(without)
+    obr = hl7.parse(without).segment("OBR")
+    assert str(obr[18]) == SENTINEL_ACCESSION and str(obr[3]) == SENTINEL_ACCESSION
+
+
+def test_order_without_numbers_falls_back_to_the_accession(source: pydicom.Dataset) -> None:
+    partial = OrderContext(accession_number_hash="0123456789abcdef", placer_order_number="ONLY-PLACER")
+    obr = hl7.parse(_oru(source, order=partial)).segment("OBR")
+    assert str(obr[2]) == "ONLY-PLACER" and str(obr[3]) == SENTINEL_ACCESSION
+    assert str(obr[4][0][1]) == "CT CHEST W/O CONTRAST"  # no ordered procedure: the study's own
+
+
+def test_unsupported_version_is_refused(source: pydicom.Dataset) -> None:
+    with pytest.raises(ValueError, match='"version"'):
+        _oru(source, version="2.4")
+
+
+# --- the RIS over MLLP: retries, outages, TLS ----------------------------------------------------
+
+
+def test_ae_then_aa_on_the_retry(source: pydicom.Dataset) -> None:
+    er7 = _oru(source, findings=ASCII_FINDINGS)
+    with mllp_ris(lambda message, seen: "AE" if seen == 1 else "AA") as ris:
+        with pytest.raises(TransientFailure) as excinfo:
+            send_mllp("127.0.0.1", ris.port, er7, control_id=CONTROL_ID, timeout_s=10)
+        assert excinfo.value.code == "hl7.nack.ae"
+        ack = send_mllp("127.0.0.1", ris.port, er7, control_id=CONTROL_ID, timeout_s=10)
+    assert str(hl7.parse(ack).segment("MSA")[1]) == "AA"
+    assert ris.acks == ["AE", "AA"]
+    # The retry is the very same message: same MSH-10, same bytes.
+    assert ris.messages[0] == ris.messages[1]
+
+
+def test_ris_down_then_up(source: pydicom.Dataset) -> None:
+    er7 = _oru(source, findings=ASCII_FINDINGS)
+    port = free_port()
+    with pytest.raises(TransientFailure) as excinfo:
+        send_mllp("127.0.0.1", port, er7, control_id=CONTROL_ID, timeout_s=2)
+    assert excinfo.value.code == "hl7.unreachable"
+    with mllp_ris(port=port) as ris:
+        ack = send_mllp("127.0.0.1", port, er7, control_id=CONTROL_ID, timeout_s=10)
+    assert parse_ack(ack).code == "AA" and parse_ack(ack).control_id == CONTROL_ID
+    assert len(ris.messages) == 1
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 made by openssl, the tool a hospital's admin would use."""
+    cert, key = folder / "ris.pem", folder / "ris.key"
+    subprocess.run(
+        [
+            "/usr/bin/openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+def test_tls_to_a_tls_ris(source: pydicom.Dataset, tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    er7 = _oru(source, findings=ASCII_FINDINGS)
+    trusted = client_tls_context(Hl7Settings(host="127.0.0.1", tls=True, tls_ca_file=str(cert)))
+    assert trusted is not None
+    with mllp_ris(ssl=server) as ris:
+        ack = send_mllp("127.0.0.1", ris.port, er7, control_id=CONTROL_ID, timeout_s=10, ssl_context=trusted)
+        assert parse_ack(ack).code == "AA"
+        # A client that does not trust the RIS's certificate never sends the message.
+        untrusted = client_tls_context(Hl7Settings(host="127.0.0.1", tls=True))
+        assert untrusted is not None
+        with pytest.raises(TransientFailure) as excinfo:
+            send_mllp("127.0.0.1", ris.port, er7, control_id=CONTROL_ID, timeout_s=10, ssl_context=untrusted)
+        assert excinfo.value.code == "hl7.tls"
+        # And a plain-MLLP client gets no ACK from a TLS RIS.
+        with pytest.raises(TransientFailure):
+            send_mllp("127.0.0.1", ris.port, er7, control_id=CONTROL_ID, timeout_s=2)
+    assert len(ris.messages) == 1
+    assert client_tls_context(Hl7Settings()) is None

@@ -13,11 +13,19 @@ import pydicom
 import pytest
 
 from radassist.sr import build_draft_sr, sr_uids_for_job
+from radassist.sr.document import CodedLabel, RequestedProcedure
 from radassist.sr.uids import device_observer_uid
-from tests.dicom_factories import SENTINEL_NAME, SENTINEL_VALUES, make_ct_study, write_study
+from tests.dicom_factories import (
+    SENTINEL_ACCESSION,
+    SENTINEL_NAME,
+    SENTINEL_VALUES,
+    make_ct_study,
+    write_study,
+)
 
 DCIODVFY = "/usr/bin/dciodvfy"
 DSRDUMP = "/usr/bin/dsrdump"
+DSR2HTML = "/usr/bin/dsr2html"
 
 FINDINGS = "The lungs are clear.\n\nNo pleural effusion or pneumothorax.\nHeart size is normal (CTR < 0.5) & mediastinum unremarkable."
 IMPRESSION = "No acute cardiopulmonary abnormality."
@@ -44,7 +52,7 @@ def _build(sources: list[pydicom.Dataset], **kwargs: object) -> pydicom.Dataset:
 def _dciodvfy(path: Path) -> tuple[list[str], list[str]]:
     proc = subprocess.run([DCIODVFY, str(path)], check=False, capture_output=True, text=True, timeout=60)
     lines = (proc.stdout + proc.stderr).splitlines()
-    return [l for l in lines if l.startswith("Error")], [l for l in lines if l.startswith("Warning")]
+    return [x for x in lines if x.startswith("Error")], [x for x in lines if x.startswith("Warning")]
 
 
 def _text_items(sr: pydicom.Dataset, heading: str) -> list[str]:
@@ -83,7 +91,7 @@ def test_device_observer_uid_is_stable_per_model_version() -> None:
     assert device_observer_uid("m", None) != device_observer_uid("n", None)
 
 
-@pytest.mark.parametrize("sr_class", ["enhanced", "comprehensive"])
+@pytest.mark.parametrize("sr_class", ["enhanced", "comprehensive", "basic"])
 def test_sr_from_rg1_passes_dciodvfy_and_renders(
     rg1: list[pydicom.Dataset], tmp_path: Path, sr_class: str
 ) -> None:
@@ -101,8 +109,13 @@ def test_sr_from_rg1_passes_dciodvfy_and_renders(
     assert IMPRESSION in dump.stdout
     assert "AI-GENERATED DRAFT" in dump.stdout
     assert "NOT VERIFIED BY A RADIOLOGIST" in dump.stdout
-    expected_class = {"enhanced": "Enhanced SR", "comprehensive": "Comprehensive SR"}[sr_class]
+    expected_class = {"enhanced": "Enhanced SR", "comprehensive": "Comprehensive SR", "basic": "Basic Text SR"}[
+        sr_class
+    ]
     assert expected_class in dump.stdout
+    html = subprocess.run([DSR2HTML, str(path)], check=False, capture_output=True, text=True, timeout=60)
+    assert html.returncode == 0, html.stderr
+    assert "<html" in html.stdout.lower() and IMPRESSION in html.stdout
 
 
 def test_sr_header_marks_an_unverified_draft_of_the_source_study(rg1: list[pydicom.Dataset]) -> None:
@@ -225,7 +238,13 @@ def test_bad_input_is_rejected_naming_the_argument(
     with pytest.raises(ValueError, match='"sop_instance_uid"'):
         _build(rg1, sop_instance_uid="not-a-uid")
     with pytest.raises(ValueError, match='"sr_class"'):
-        _build(rg1, sr_class="basic")
+        _build(rg1, sr_class="fancy")
+    with pytest.raises(ValueError, match='"labels"'):
+        _build(rg1, labels=[("only-two", "SCT")])
+    with pytest.raises(TypeError, match='"requested_procedure"'):
+        _build(rg1, requested_procedure={"accession_number": "X"})
+    with pytest.raises(ValueError, match='"predecessors"'):
+        _build(rg1, predecessors=[pydicom.Dataset()])
 
 
 def test_building_logs_no_patient_data(
@@ -253,3 +272,116 @@ def test_unknown_sop_class_first_does_not_break_the_build(ct_study: list[pydicom
         for ref in series.ReferencedSOPSequence
     }
     assert private.SOPInstanceUID in referenced
+
+
+def _full(sources: list[pydicom.Dataset], sr_class: str = "enhanced", **kwargs: object) -> pydicom.Dataset:
+    """An SR with every optional part: key images, coded labels, the order, a predecessor."""
+    series_uid, sop_uid = sr_uids_for_job(uuid.UUID("12345678-1234-5678-1234-567812345678"), sr_class)
+    predecessor = pydicom.Dataset()
+    predecessor.StudyInstanceUID = sources[0].StudyInstanceUID
+    predecessor.SeriesInstanceUID = series_uid
+    predecessor.SOPInstanceUID = sr_uids_for_job(uuid.UUID(int=7), sr_class)[1]
+    predecessor.SOPClassUID = pydicom.uid.EnhancedSRStorage
+    args: dict[str, object] = {
+        "series_instance_uid": series_uid,
+        "sop_instance_uid": sop_uid,
+        "sr_class": sr_class,
+        "key_image_uids": [sources[1].SOPInstanceUID, "1.2.3.999", sources[0].SOPInstanceUID],
+        "labels": [("36118008", "SCT", "Pneumothorax"), CodedLabel("60046008", "SCT", "Pleural effusion")],
+        "requested_procedure": RequestedProcedure(
+            placer_order_number="PLACER-1",
+            filler_order_number="FILLER-1",
+            description="CT chest without contrast",
+            code=CodedLabel("24627-2", "LN", "CT Chest"),
+            reason="Cough and fever for 3 days.",
+        ),
+        "predecessors": [predecessor],
+    }
+    args.update(kwargs)
+    return _build(sources, **args)
+
+
+@pytest.mark.parametrize("sr_class", ["enhanced", "comprehensive", "basic"])
+def test_full_sr_passes_dciodvfy_with_zero_errors(
+    ct_study: list[pydicom.Dataset], tmp_path: Path, sr_class: str
+) -> None:
+    sr = _full(ct_study, sr_class)
+    path = tmp_path / "sr.dcm"
+    sr.save_as(path, enforce_file_format=True)
+    errors, _ = _dciodvfy(path)
+    assert errors == []
+    expected = {
+        "enhanced": pydicom.uid.EnhancedSRStorage,
+        "comprehensive": pydicom.uid.ComprehensiveSRStorage,
+        "basic": pydicom.uid.BasicTextSRStorage,
+    }[sr_class]
+    assert sr.SOPClassUID == expected == sr.file_meta.MediaStorageSOPClassUID
+    dump = subprocess.run([DSRDUMP, "+Pl", "+U8", str(path)], check=False, capture_output=True, text=True, timeout=60)
+    assert "Pneumothorax" in dump.stdout and "IMAGE" in dump.stdout
+
+
+def test_findings_hold_codes_and_key_images_beside_the_text(ct_study: list[pydicom.Dataset]) -> None:
+    sr = _full(ct_study)
+    findings = next(i for i in sr.ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == "59776-5")
+    kinds = [(c.ValueType, c.RelationshipType) for c in findings.ContentSequence]
+    assert kinds[0] == ("TEXT", "CONTAINS") and findings.ContentSequence[0].TextValue.startswith("AI-GENERATED DRAFT")
+    codes_ = [c.ConceptCodeSequence[0] for c in findings.ContentSequence if c.ValueType == "CODE"]
+    assert [(c.CodeValue, c.CodingSchemeDesignator, c.CodeMeaning) for c in codes_] == [
+        ("36118008", "SCT", "Pneumothorax"),
+        ("60046008", "SCT", "Pleural effusion"),
+    ]
+    images = [c for c in findings.ContentSequence if c.ValueType == "IMAGE"]
+    # The unknown UID is left out; order as given; the SOP classes are the sources' own.
+    assert [i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for i in images] == [
+        ct_study[1].SOPInstanceUID,
+        ct_study[0].SOPInstanceUID,
+    ]
+    assert {i.ReferencedSOPSequence[0].ReferencedSOPClassUID for i in images} == {ct_study[0].SOPClassUID}
+    assert images[0].ConceptNameCodeSequence[0].CodeValue == "121080"
+
+
+def test_header_names_the_request_the_equipment_and_the_predecessor(ct_study: list[pydicom.Dataset]) -> None:
+    sr = _full(ct_study)
+    (request,) = sr.ReferencedRequestSequence
+    assert request.StudyInstanceUID == ct_study[0].StudyInstanceUID
+    assert request.AccessionNumber == SENTINEL_ACCESSION
+    assert (request.PlacerOrderNumberImagingServiceRequest, request.FillerOrderNumberImagingServiceRequest) == (
+        "PLACER-1",
+        "FILLER-1",
+    )
+    assert request.RequestedProcedureDescription == "CT chest without contrast"
+    assert request.RequestedProcedureCodeSequence[0].CodeValue == "24627-2"
+    assert request.ReasonForTheRequestedProcedure == "Cough and fever for 3 days."
+
+    ours = [e for e in sr.ContributingEquipmentSequence if e.Manufacturer == "RadAssist"]
+    assert len(ours) == 1
+    assert ours[0].ManufacturerModelName == "google/medgemma-4b-it"
+    assert list(ours[0].SoftwareVersions) == ["RadAssist 0.1.0", "model 0123abcd"]
+    assert ours[0].PurposeOfReferenceCodeSequence[0].CodeValue == "109102"
+
+    (predecessor,) = sr.PredecessorDocumentsSequence
+    assert predecessor.StudyInstanceUID == ct_study[0].StudyInstanceUID
+    assert predecessor.ReferencedSeriesSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == (
+        sr_uids_for_job(uuid.UUID(int=7))[1]
+    )
+
+
+def test_without_order_the_request_comes_from_the_source_accession(rg1: list[pydicom.Dataset]) -> None:
+    sr = _build(rg1)
+    (request,) = sr.ReferencedRequestSequence
+    assert request.AccessionNumber == rg1[0].AccessionNumber
+    assert "PredecessorDocumentsSequence" not in sr
+    no_accession = pydicom.Dataset(rg1[0])
+    no_accession.AccessionNumber = ""
+    assert "ReferencedRequestSequence" not in _build([no_accession])
+
+
+def test_each_sr_class_has_its_own_stable_sop_instance_uid() -> None:
+    job = uuid.uuid4()
+    uids = {cls: sr_uids_for_job(job, cls) for cls in ("enhanced", "comprehensive", "basic")}
+    assert len({sop for _, sop in uids.values()}) == 3
+    assert len({series for series, _ in uids.values()}) == 1
+    assert uids == {cls: sr_uids_for_job(job, cls) for cls in ("enhanced", "comprehensive", "basic")}
+    assert uids["enhanced"][1] == str(hd.UID.from_uuid(str(job)))
+    with pytest.raises(ValueError, match="sr_class"):
+        sr_uids_for_job(job, "fancy")

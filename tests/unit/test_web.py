@@ -20,6 +20,7 @@ from radassist.db.tables import Delivery, Draft, Event, Job, Study
 from radassist.events import EventTag
 from radassist.states import DeliveryChannel, DeliveryState, JobState, StudyState
 from radassist.web.app import create_app, format_seconds
+from tests.web.support import add_user, bearer
 
 T0 = dt.datetime(2025, 1, 1, 8, 0, 0, tzinfo=dt.UTC)
 FINDINGS = "No focal consolidation. Heart size normal."
@@ -205,7 +206,9 @@ def seeded(migrated_settings: Settings) -> Seeded:
 
 @pytest.fixture
 def client(migrated_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(migrated_settings)) as c:
+    """A client authenticated as an admin by API token (the auth itself is tested in tests/web)."""
+    token = add_user(migrated_settings, "admin", "admin")
+    with TestClient(create_app(migrated_settings), headers=bearer(token)) as c:
         yield c
 
 
@@ -354,8 +357,8 @@ def test_worklist_page_costs_a_fixed_number_of_queries(seeded: Seeded, client: T
         assert client.get("/api/studies", params={"limit": 100}).status_code == 200
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    # Rows, the page's deliveries, the total: independent of the number of studies.
-    assert len(statements) == 3
+    # The API token's user, the rows, the page's deliveries, the total: independent of the number of studies.
+    assert len(statements) == 4
 
 
 def test_ops_endpoints_and_metrics(seeded: Seeded, client: TestClient) -> None:
@@ -390,7 +393,8 @@ def _closed_port() -> int:
 
 
 def test_readyz_and_metrics_when_database_is_down(make_settings: Callable[..., Settings]) -> None:
-    settings = make_settings(database_url=f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/none")
+    settings = make_settings(database_url=f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/none",
+                             web_metrics_public="true")
     with TestClient(create_app(settings)) as client:
         assert client.get("/healthz").status_code == 200
         ready = client.get("/readyz")
@@ -402,7 +406,8 @@ def test_readyz_and_metrics_when_database_is_down(make_settings: Callable[..., S
 
 
 def test_empty_worklist(client: TestClient) -> None:
-    assert client.get("/api/studies").json() == {"items": [], "total": 0, "limit": 50, "offset": 0}
+    assert client.get("/api/studies").json() == {"items": [], "total": 0, "total_capped": False, "limit": 50,
+                                                 "offset": 0}
     assert "No studies" in client.get("/").text
 
 
@@ -412,3 +417,20 @@ def test_empty_worklist(client: TestClient) -> None:
 )
 def test_format_seconds(seconds: float | None, shown: str) -> None:
     assert format_seconds(seconds) == shown
+
+
+def test_state_filtered_total_can_stop_counting(seeded: Seeded, migrated_settings: Settings,
+                                                monkeypatch: pytest.MonkeyPatch, client: TestClient) -> None:
+    from radassist.db import queries
+    from radassist.web.routes import worklist
+
+    sessions = make_sessionmaker(migrated_settings)
+    with sessions() as s:
+        assert queries.count_studies(s, state="receiving") == 2
+        assert queries.count_studies(s, state="receiving", cap=1) == 2  # cap + 1: "more than one"
+        assert queries.count_studies(s, state="receiving", cap=5) == 2
+    sessions.kw["bind"].dispose()
+    monkeypatch.setattr(worklist, "TOTAL_CAP", 1)
+    body = client.get("/api/studies", params={"state": "receiving"}).json()
+    assert (body["total"], body["total_capped"], len(body["items"])) == (1, True, 2)
+    assert client.get("/api/studies").json()["total_capped"] is False  # the unfiltered total is exact

@@ -22,7 +22,7 @@ from radassist.delivery.send import send_delivery
 from radassist.errors import PermanentFailure, RadAssistError, TransientFailure
 from radassist.events import EventTag, record_event
 from radassist.logging import log_context
-from radassist.metrics import DELIVERIES, JOBS_FINISHED, observe_stage
+from radassist.metrics import DELIVERIES, JOBS_FINISHED, observe_delivery, observe_stage
 from radassist.states import FINAL_DELIVERY_STATES, DeliveryState, JobState
 from workers.base import RadAssistTask
 from workers.enqueue import after_commit
@@ -69,12 +69,14 @@ def _record_outcome(task: RadAssistTask, delivery: Delivery, job: Job, error: Ra
     now = utcnow()
     detail = {"channel": str(delivery.channel), "destination": delivery.destination, "attempt": delivery.attempts}
     retry_in: float | None = None
+    since_first = (now - delivery.first_attempt_at).total_seconds() if delivery.first_attempt_at else None
     with task.session() as session:
         if error is None:
             set_delivery_state(session, delivery.id, DeliveryState.SENDING, DeliveryState.DELIVERED,
                                delivered_at=now, last_error_code=None, last_error_message=None)
             record_event(session, EventTag.DELIVERY_SENT, study_id=job.study_id, job_id=job.id, **detail)
             DELIVERIES.labels(channel=str(delivery.channel), outcome="delivered").inc()
+            observe_delivery(str(delivery.channel), "delivered", since_first)
             logger.info("%s delivered to %s (attempt %d)", delivery.channel, delivery.destination, delivery.attempts)
         elif isinstance(error, TransientFailure) and not expired(delivery.first_attempt_at or now, now, settings.delivery):
             retry_in = backoff_seconds(delivery.attempts, settings.delivery)
@@ -93,6 +95,7 @@ def _record_outcome(task: RadAssistTask, delivery: Delivery, job: Job, error: Ra
                                last_error_code=error.code, last_error_message=error.message[:2000])
             record_event(session, EventTag.DELIVERY_FAILED, study_id=job.study_id, job_id=job.id, code=error.code, **detail)
             DELIVERIES.labels(channel=str(delivery.channel), outcome="failed").inc()
+            observe_delivery(str(delivery.channel), "failed", since_first)
             logger.warning("%s to %s failed for good (%s)", delivery.channel, delivery.destination, error.code)
         session.flush()
         finish_job_if_delivered(session, job.id, job.study_id, now)

@@ -3,23 +3,33 @@
 The only module that reaches the model package.  The model is loaded once per worker process
 (``radassist.models.loader`` caches it), on the first job rather than at start, so a worker
 without weights still starts and fails each job with the reason.
+
+Batching: a worker that picks up a job also claims up to ``[model] batch_size - 1`` other queued
+jobs of the same model (compare-and-set each, oldest first) and drafts them all in one
+``generate``.  The claimed jobs' own messages then find them no longer queued and exit quietly.
+A job whose output fails the checks (empty, truncated, repetitive, not text) fails with that
+reason and gets no SR or ORU; a transient failure (GPU out of memory, model server busy) puts the
+job back in the queue, up to ``MAX_TRANSIENT_ATTEMPTS`` attempts.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select
 
+from radassist.config import Settings
 from radassist.db.base import utcnow
-from radassist.db.tables import Delivery, Draft, Instance, Job
+from radassist.db.tables import Draft, Instance, Job, Study
 from radassist.db.transitions import set_job_state
 from radassist.delivery.outbox import create_outputs, read_headers
-from radassist.errors import PermanentFailure, RadAssistError
+from radassist.errors import PermanentFailure, RadAssistError, TransientFailure
 from radassist.events import EventTag, record_event
 from radassist.logging import log_context
 from radassist.metrics import JOBS_FINISHED, observe_stage
@@ -29,57 +39,178 @@ from workers.enqueue import after_commit
 
 logger = logging.getLogger(__name__)
 
+MAX_TRANSIENT_ATTEMPTS = 3
+TRANSIENT_RETRY_DELAY_S = 30.0
+
+
+@dataclass
+class _Claimed:
+    """One job taken for this run, and what was worked out for it so far."""
+
+    job_id: uuid.UUID
+    study_id: uuid.UUID
+    attempts: int
+    paths: list[Path]
+    accession_hash: str | None
+    prepared: Any = None
+    profile: Any = None
+    order: Any = None
+    sources: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
 
 @shared_task(base=RadAssistTask, bind=True, name="radassist.draft_study", ignore_result=True)
 def draft_study(self: RadAssistTask, job_id: str) -> None:
-    job_uuid = uuid.UUID(job_id)
     settings = self.settings
-    with self.session() as session:
-        started = utcnow()
+    claimed = _claim(self, uuid.UUID(job_id), settings)
+    if not claimed:
+        logger.info("job is not queued any more; nothing to do")
+        return
+    if len(claimed) > 1:
+        logger.info("drafting %d queued jobs as one batch", len(claimed))
+    try:
+        ready = [c for c in claimed if _prepare(self, c, settings)]
+        if ready:
+            _draft_batch(self, ready, settings)
+    except SoftTimeLimitExceeded:
+        for c in claimed:
+            _fail(self, c.job_id, c.study_id, PermanentFailure("drafting exceeded its time limit", code="model.timeout"))
+
+
+def _claim(task: RadAssistTask, job_id: uuid.UUID, settings: Settings) -> list[_Claimed]:
+    """CAS this job to drafting, then up to batch_size - 1 other queued jobs of the same model."""
+    claimed: list[_Claimed] = []
+    with task.session() as session:
+        now = utcnow()
         if not set_job_state(
-            session, job_uuid, JobState.QUEUED, JobState.DRAFTING, started_at=started, attempts=Job.attempts + 1
+            session, job_id, JobState.QUEUED, JobState.DRAFTING, started_at=now, attempts=Job.attempts + 1
         ):
-            logger.info("job is not queued any more; nothing to do")
-            return
-        job = session.get(Job, job_uuid)
+            return []
+        job = session.get(Job, job_id)
         assert job is not None
-        record_event(session, EventTag.DRAFT_STARTED, study_id=job.study_id, job_id=job.id)
+        ids = [job_id]
+        extra = settings.model.batch_size - 1
+        if extra > 0:
+            candidates = session.scalars(
+                select(Job.id)
+                .where(Job.state == JobState.QUEUED, Job.model_name == job.model_name, Job.id != job_id)
+                .order_by(Job.created_at)
+                .limit(extra)
+            ).all()
+            for other in candidates:
+                if set_job_state(
+                    session, other, JobState.QUEUED, JobState.DRAFTING, started_at=now, attempts=Job.attempts + 1
+                ):
+                    ids.append(other)
+        for claimed_id in ids:
+            row = session.get(Job, claimed_id)
+            assert row is not None
+            session.refresh(row)
+            record_event(session, EventTag.DRAFT_STARTED, study_id=row.study_id, job_id=row.id, batch=len(ids))
+            study = session.get(Study, row.study_id)
+            relpaths = session.scalars(
+                select(Instance.path).where(Instance.study_id == row.study_id).order_by(Instance.received_at)
+            ).all()
+            claimed.append(
+                _Claimed(
+                    job_id=row.id,
+                    study_id=row.study_id,
+                    attempts=row.attempts,
+                    paths=[settings.storage.instances_dir / p for p in relpaths],
+                    accession_hash=study.accession_number_hash if study is not None else None,
+                )
+            )
         session.commit()
-        study_id = job.study_id
-        relpaths = session.scalars(
-            select(Instance.path).where(Instance.study_id == study_id).order_by(Instance.received_at)
-        ).all()
+    return claimed
 
-    with log_context(job_id=job_uuid, study_id=study_id):
+
+def _order_facts(task: RadAssistTask, accession_hash: str | None) -> Any:
+    """The RIS order's facts for the prompt, when the HL7 order module is there and knows the study."""
+    if not accession_hash:
+        return None
+    try:
+        from radassist.hl7.orders import order_context
+    except ImportError:
+        return None
+    from radassist.models.prompts import OrderFacts
+
+    with task.session() as session:
         try:
-            paths = [settings.storage.instances_dir / p for p in relpaths]
-            draft, sources = _draft(paths, settings)
-        except SoftTimeLimitExceeded:
-            _fail(self, job_uuid, study_id, PermanentFailure("drafting exceeded its time limit", code="model.timeout"))
-            return
-        except RadAssistError as exc:
-            _fail(self, job_uuid, study_id, exc)
-            return
-        except Exception as exc:  # a bug or a library failure: fail visibly, never silently
-            logger.exception("drafting failed unexpectedly")
-            _fail(self, job_uuid, study_id, PermanentFailure(f"drafting failed: {type(exc).__name__}", code="draft.error"))
-            return
-        _store_draft(self, job_uuid, study_id, draft, sources)
+            context = order_context(session, accession_hash)
+        except Exception as exc:  # noqa: BLE001 -- the order is optional context; never fail the draft for it
+            logger.warning("order context unavailable (%s)", type(exc).__name__)
+            return None
+    if context is None:
+        return None
+    return OrderFacts(
+        indication=getattr(context, "indication", None),
+        requested_procedure=getattr(context, "requested_procedure", None) or getattr(context, "procedure_text", None),
+        priority=getattr(context, "priority", None),
+        prior_report=getattr(context, "prior_report", None),
+    )
 
 
-def _draft(paths: list[Path], settings):  # type: ignore[no-untyped-def]
+def _prepare(task: RadAssistTask, claimed: _Claimed, settings: Settings) -> bool:
+    """Images, profile and order for one job; False (job failed) when there is nothing to draft."""
     from radassist.imaging.prepare import prepare_study
+    from radassist.models.profiles import ProfileChooser
+
+    chooser = ProfileChooser(settings.model)
+    with log_context(job_id=claimed.job_id, study_id=claimed.study_id):
+        try:
+            claimed.prepared = prepare_study(
+                claimed.paths, image_size=settings.model.image_size, max_images=settings.model.max_images,
+                resolve=chooser,
+            )
+            claimed.profile = chooser.profile
+            claimed.order = _order_facts(task, claimed.accession_hash)
+            claimed.sources = read_headers(claimed.paths)
+        except RadAssistError as exc:
+            _fail(task, claimed.job_id, claimed.study_id, exc)
+            return False
+        except Exception as exc:  # a bug or a library failure: fail visibly, never silently
+            logger.exception("preparing the study failed unexpectedly")
+            _fail(task, claimed.job_id, claimed.study_id,
+                  PermanentFailure(f"preparing the study failed: {type(exc).__name__}", code="draft.error"))
+            return False
+    return True
+
+
+def _draft_batch(task: RadAssistTask, batch: list[_Claimed], settings: Settings) -> None:
+    from radassist.models.drafting import DraftInput, draft_many
     from radassist.models.loader import get_draft_model
 
-    prepared = prepare_study(paths, image_size=settings.model.image_size, max_images=settings.model.max_images)
-    model = get_draft_model(settings.model)
-    result = model.draft(prepared)
-    sources = read_headers(paths)
+    try:
+        model = get_draft_model(settings.model)
+        results: list[Any] = draft_many(
+            model,
+            [DraftInput(c.prepared, c.profile, c.order) for c in batch],
+        )
+    except RadAssistError as exc:
+        results = [exc for _ in batch]
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:  # a bug or a library failure: fail visibly, never silently
+        logger.exception("drafting failed unexpectedly")
+        results = [PermanentFailure(f"drafting failed: {type(exc).__name__}", code="draft.error") for _ in batch]
+    for claimed, result in zip(batch, results, strict=True):
+        with log_context(job_id=claimed.job_id, study_id=claimed.study_id):
+            if isinstance(result, TransientFailure) and claimed.attempts < MAX_TRANSIENT_ATTEMPTS:
+                _requeue(task, claimed, result)
+            elif isinstance(result, RadAssistError):
+                _fail(task, claimed.job_id, claimed.study_id, result)
+            else:
+                _store_draft(task, claimed, _draft_row(claimed, result))
+
+
+def _draft_row(claimed: _Claimed, result: Any) -> Draft:
+    prepared = claimed.prepared
     generation = dict(result.generation)
     generation["indication"] = prepared.context.indication
     generation["notes"] = list(prepared.notes)
     generation["source_sop_instance_uids"] = list(prepared.source_sop_instance_uids)
-    draft = Draft(
+    generation["order_context_used"] = claimed.order is not None
+    return Draft(
         findings=result.findings,
         impression=result.impression,
         raw_text=result.raw_text,
@@ -89,13 +220,28 @@ def _draft(paths: list[Path], settings):  # type: ignore[no-untyped-def]
         prompt_version=result.prompt_version,
         generation=generation,
     )
-    return draft, sources
 
 
-def _store_draft(task: RadAssistTask, job_id: uuid.UUID, study_id: uuid.UUID, draft: Draft, sources) -> None:  # type: ignore[no-untyped-def]
+def _requeue(task: RadAssistTask, claimed: _Claimed, error: TransientFailure) -> None:
+    """Back to the queue after a delay: the GPU or the model server may be free by then."""
+    with task.session() as session:
+        if not set_job_state(session, claimed.job_id, JobState.DRAFTING, JobState.QUEUED,
+                             error_code=error.code, error_message=error.message[:2000]):
+            return
+        record_event(session, EventTag.JOB_REQUEUED, study_id=claimed.study_id, job_id=claimed.job_id,
+                     code=error.code, attempts=claimed.attempts)
+        job_id = str(claimed.job_id)
+        delay = TRANSIENT_RETRY_DELAY_S * claimed.attempts
+        after_commit(session, lambda: draft_study.apply_async((job_id,), countdown=delay))
+        session.commit()
+    logger.warning("drafting hit a transient failure (%s); job requeued", error.code)
+
+
+def _store_draft(task: RadAssistTask, claimed: _Claimed, draft: Draft) -> None:
     from workers.tasks.deliver import deliver
 
     settings = task.settings
+    job_id, study_id, sources = claimed.job_id, claimed.study_id, claimed.sources
     with task.session() as session:
         job = session.get(Job, job_id)
         if job is None or job.state is not JobState.DRAFTING:
@@ -121,7 +267,8 @@ def _store_draft(task: RadAssistTask, job_id: uuid.UUID, study_id: uuid.UUID, dr
             finished_at=now if target is JobState.DONE else None,
         )
         record_event(session, EventTag.DRAFT_COMPLETED, study_id=study_id, job_id=job_id,
-                     seconds=draft.generation.get("seconds"))
+                     seconds=draft.generation.get("seconds"), batch=draft.generation.get("batch_size"),
+                     warnings=len(draft.generation.get("consistency_warnings") or ()))
         if job.started_at is not None:
             observe_stage("queued", (job.started_at - job.created_at).total_seconds())
             observe_stage("drafting", (now - job.started_at).total_seconds())
@@ -145,3 +292,5 @@ def _fail(task: RadAssistTask, job_id: uuid.UUID, study_id: uuid.UUID, error: Ra
             JOBS_FINISHED.labels(state=str(JobState.FAILED)).inc()
         session.commit()
     logger.warning("job failed: %s", error.code)
+
+

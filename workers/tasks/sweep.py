@@ -16,7 +16,7 @@ from radassist.db.base import utcnow
 from radassist.db.tables import Delivery, Job
 from radassist.db.transitions import set_delivery_state, set_job_state
 from radassist.events import EventTag, record_event
-from radassist.intake.completion import claim_complete_studies
+from radassist.intake.completion import claim_all
 from radassist.states import DeliveryState, JobState
 from workers.base import RadAssistTask
 from workers.enqueue import after_commit
@@ -35,9 +35,8 @@ def sweep(self: RadAssistTask) -> None:
     settings = self.settings
     now = utcnow()
     with self.session() as session:
-        job_ids = claim_complete_studies(
-            session, now=now, quiet_seconds=settings.dicom.study_quiet_seconds, model_name=settings.model.name
-        )
+        # Each pipeline (called AE title) with its own quiet time, rules and model; priority order.
+        job_ids = claim_all(session, settings, now=now)
         for job_id in job_ids:
             after_commit(session, lambda j=job_id: draft_study.apply_async((str(j),)))
         session.commit()

@@ -1,82 +1,186 @@
-"""The worklist: studies with their state, timings, deliveries and failure reason, as HTML and JSON."""
+"""The worklist: studies with their state, timings, deliveries and failure reason, as HTML and JSON;
+a study's page with the images the model saw."""
 
 from __future__ import annotations
 
+import datetime as dt
+import io
+import logging
 import uuid
-from typing import Annotated
+from typing import Annotated, Any, cast
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
+from radassist.db import actions as admin_actions
 from radassist.db import queries
-from radassist.db.queries import WorklistState
-from radassist.web.deps import SessionDep, TemplatesDep
+from radassist.db.queries import WorklistFilter, WorklistState
+from radassist.web.cache import TtlCache
+from radassist.web.deps import SessionDep, SettingsDep, UserDep
+from radassist.web.render import render
 from radassist.web.schemas import StudyDetailOut, StudyOut, StudyPage
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
 StateQuery = Annotated[WorklistState | None, Query(description="Only studies in this worklist state.")]
 LimitQuery = Annotated[int, Query(ge=1, le=500)]
 OffsetQuery = Annotated[int, Query(ge=0)]
+ModalityQuery = Annotated[str | None, Query(max_length=16, description="Modality, e.g. CT.")]
+AeQuery = Annotated[str | None, Query(max_length=16, description="Calling AE title, exactly.")]
+FromQuery = Annotated[dt.date | None, Query(alias="from", description="Last received on or after this day (UTC).")]
+ToQuery = Annotated[dt.date | None, Query(alias="to", description="Last received on or before this day (UTC).")]
+AccessionQuery = Annotated[
+    str | None,
+    Query(max_length=64, description="Accession number, exact match only (only its hash is stored)."),
+]
+THUMBNAIL_PX = 192
+TOTAL_CAP = 10_000
+"""A state-filtered total is counted up to this many (then shown as 10,000+)."""
 
 
 def _not_found() -> HTTPException:
     return HTTPException(status_code=404, detail="study not found")
 
 
+def _day(value: dt.date | None, plus_days: int = 0) -> dt.datetime | None:
+    if value is None:
+        return None
+    return dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC) + dt.timedelta(days=plus_days)
+
+
+def _where(state: WorklistState | None, modality: str | None, ae: str | None, date_from: dt.date | None,
+           date_to: dt.date | None, accession: str | None) -> WorklistFilter:
+    return WorklistFilter(
+        state=state.value if state is not None else None,
+        modality=modality or None,
+        ae_title=ae or None,
+        received_from=_day(date_from),
+        received_to=_day(date_to, plus_days=1),
+        accession=accession or None,
+    )
+
+
 @router.get("/api/studies", response_model=StudyPage, tags=["worklist"])
 def api_list_studies(
-    session: SessionDep, state: StateQuery = None, limit: LimitQuery = 50, offset: OffsetQuery = 0
+    request: Request,
+    session: SessionDep,
+    user: UserDep,
+    state: StateQuery = None,
+    modality: ModalityQuery = None,
+    ae: AeQuery = None,
+    date_from: FromQuery = None,
+    date_to: ToQuery = None,
+    accession: AccessionQuery = None,
+    limit: LimitQuery = 50,
+    offset: OffsetQuery = 0,
 ) -> StudyPage:
-    rows = queries.list_studies(session, state=state, limit=limit, offset=offset)
+    """The worklist, newest first, filtered; ``accession`` matches exactly (the number is stored hashed)."""
+    where = _where(state, modality, ae, date_from, date_to, accession)
+    rows = queries.list_studies(session, where=where, limit=limit, offset=offset)
+    total = _total(request, session, where)
+    capped = bool(where.state) and total > TOTAL_CAP
     return StudyPage(
         items=[StudyOut.model_validate(r) for r in rows],
-        total=queries.count_studies(session, state=state),
+        total=TOTAL_CAP if capped else total,
+        total_capped=capped,
         limit=limit,
         offset=offset,
     )
 
 
+def _total(request: Request, session: SessionDep, where: WorklistFilter) -> int:
+    """The pager's total, remembered a few seconds per filter (see radassist/web/cache.py)."""
+    cache = cast(TtlCache, request.app.state.count_cache)
+    cap = TOTAL_CAP if where.state else None
+    return int(cache.get(("total", where), lambda: queries.count_studies(session, where=where, cap=cap)))
+
+
 @router.get("/api/studies/{study_id}", response_model=StudyDetailOut, tags=["worklist"])
-def api_study_detail(study_id: uuid.UUID, session: SessionDep) -> StudyDetailOut:
+def api_study_detail(study_id: uuid.UUID, session: SessionDep, user: UserDep) -> StudyDetailOut:
     detail = queries.study_detail(session, study_id)
     if detail is None:
         raise _not_found()
-    return StudyDetailOut.from_detail(detail)
+    return StudyDetailOut.from_detail(detail, queries.study_extras(session, detail))
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def worklist_page(
     request: Request,
     session: SessionDep,
-    templates: TemplatesDep,
+    user: UserDep,
     state: StateQuery = None,
+    modality: ModalityQuery = None,
+    ae: AeQuery = None,
+    date_from: FromQuery = None,
+    date_to: ToQuery = None,
+    accession: AccessionQuery = None,
     limit: LimitQuery = 50,
     offset: OffsetQuery = 0,
 ) -> HTMLResponse:
-    rows = queries.list_studies(session, state=state, limit=limit, offset=offset)
-    counts = queries.counts_by_state(session)
-    total = counts[state.value] if state is not None else sum(counts.values())
-    return templates.TemplateResponse(
+    where = _where(state, modality, ae, date_from, date_to, accession)
+    rows = queries.list_studies(session, where=where, limit=limit, offset=offset)
+    cache = cast(TtlCache, request.app.state.count_cache)
+    counts = cache.get("by_state", lambda: queries.counts_by_state(session))
+    total = _total(request, session, where)
+    filters: dict[str, Any] = {
+        "state": state.value if state is not None else "",
+        "modality": modality or "",
+        "ae": ae or "",
+        "from": date_from.isoformat() if date_from else "",
+        "to": date_to.isoformat() if date_to else "",
+        "accession": accession or "",
+    }
+    return render(
         request,
         "worklist.html",
         {
             "rows": rows,
             "counts": counts,
             "states": list(WorklistState),
-            "state": state.value if state is not None else None,
-            "total": total,
+            "state": filters["state"] or None,
+            "filters": filters,
+            "query": urlencode({k: v for k, v in filters.items() if v and k != "accession"}),
+            "total": min(total, TOTAL_CAP) if filters["state"] else total,
+            "total_capped": bool(filters["state"]) and total > TOTAL_CAP,
             "limit": limit,
             "offset": offset,
+            "paused": admin_actions.paused_ae_titles(session),
         },
+        user,
     )
 
 
 @router.get("/studies/{study_id}", response_class=HTMLResponse, include_in_schema=False)
-def study_page(
-    request: Request, study_id: uuid.UUID, session: SessionDep, templates: TemplatesDep
-) -> HTMLResponse:
+def study_page(request: Request, study_id: uuid.UUID, session: SessionDep, user: UserDep) -> HTMLResponse:
     detail = queries.study_detail(session, study_id)
     if detail is None:
         raise _not_found()
-    return templates.TemplateResponse(request, "study.html", {"d": detail, "s": detail.row})
+    extras = queries.study_extras(session, detail)
+    return render(request, "study.html", {"d": detail, "s": detail.row, "x": extras}, user)
+
+
+@router.get("/studies/{study_id}/instances/{sop_instance_uid}/thumbnail.png", include_in_schema=False)
+def thumbnail(study_id: uuid.UUID, sop_instance_uid: str, session: SessionDep, settings: SettingsDep,
+              user: UserDep) -> Response:
+    """A small PNG of an instance's first frame, rendered from the stored file as the model's input was."""
+    import pydicom
+
+    from radassist.errors import RadAssistError
+    from radassist.imaging.pixels import frame_to_rgb, to_image
+
+    relpath = queries.instance_path(session, study_id, sop_instance_uid[:64])
+    if relpath is None:
+        raise HTTPException(status_code=404, detail="instance not found")
+    path = settings.storage.instances_dir / relpath
+    try:
+        ds = pydicom.dcmread(path)
+        image = to_image(frame_to_rgb(ds, 0, path=path), THUMBNAIL_PX)
+    except (RadAssistError, OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        logger.info("thumbnail not rendered (%s)", type(exc).__name__)
+        raise HTTPException(status_code=422, detail="this instance has no displayable image") from None
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return Response(buffer.getvalue(), media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})

@@ -1,0 +1,218 @@
+"""Ingest benchmark: our DICOM listener against dcmtk's storescp, same studies, same sender.
+
+    .venv/bin/python bench/ingest.py [--database-url URL] [--small N] [--ct-slices N]
+
+Generates three studies (one ~15 MB radiograph, a 512x512 CT, N small instances), sends each with
+dcmtk's storescu (``TCP_NODELAY=1``) with 1 and with 4 parallel associations to a fresh
+``python -m dicom_node`` and to a fresh ``storescp``, then a short small-instance run with Nagle
+on (no ``TCP_NODELAY``), and prints instances/s, MB/s and our/storescp ratios.  For the
+parallel runs our node runs ``--processes`` listener processes on the port (``SO_REUSEPORT``) and
+storescp runs with ``--fork``.  Our figures
+include the durable write (fsync, atomic rename, database commit) before each Success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import (
+    CTImageStorage,
+    DigitalXRayImageStorageForPresentation,
+    ExplicitVRLittleEndian,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+STORESCU, STORESCP = "/usr/bin/storescu", "/usr/bin/storescp"
+
+
+def _image(path: Path, sop_class: str, study: str, series: str, rows: int, cols: int, bits: int, n: int) -> None:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, ds.file_meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+    ds.PatientName, ds.PatientID, ds.Modality = "BENCH^PATIENT", "BENCH1", "OT"
+    ds.InstanceNumber = n
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, cols, 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+    dtype = np.uint16 if bits == 16 else np.uint8
+    ds.PixelData = (np.arange(rows * cols, dtype=np.uint32) * (n + 1) % 251).astype(dtype).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def generate(folder: Path, small: int, ct_slices: int) -> dict[str, list[Path]]:
+    studies: dict[str, list[Path]] = {}
+    for name, count, make in (
+        ("radiograph", 1, lambda p, s, r, n: _image(p, DigitalXRayImageStorageForPresentation, s, r, 2800, 2800, 16, n)),
+        ("ct", ct_slices, lambda p, s, r, n: _image(p, CTImageStorage, s, r, 512, 512, 16, n)),
+        ("small", small, lambda p, s, r, n: _image(p, SecondaryCaptureImageStorage, s, r, 32, 32, 8, n)),
+    ):
+        sub = folder / name
+        sub.mkdir(parents=True)
+        study, series = generate_uid(), generate_uid()
+        studies[name] = [sub / f"{n:05d}.dcm" for n in range(count)]
+        for n, path in enumerate(studies[name]):
+            make(path, study, series, n)
+    return studies
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def _empty_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def start_ours(work: Path, database_url: str, processes: int = 1) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    data = work / "ours"
+    shutil.rmtree(data, ignore_errors=True)
+    url = database_url or f"sqlite:///{data / 'radassist.sqlite3'}"
+    env = {**os.environ, "RADASSIST_STORAGE_PATH": str(data), "RADASSIST_DATABASE_URL": url,
+           "RADASSIST_DICOM_HOST": "127.0.0.1", "RADASSIST_DICOM_PORT": str(port),
+           "RADASSIST_DICOM_ALLOW_ANY_CALLER": "true", "RADASSIST_LOGGING_LEVEL": "WARNING",
+           "RADASSIST_STORAGE_MIN_FREE_BYTES": "0", "RADASSIST_DICOM_LISTENER_PROCESSES": str(processes)}
+    env.pop("RADASSIST_CONFIG", None)
+    data.mkdir(parents=True)
+    if database_url.startswith("postgresql"):
+        _empty_postgres(database_url)  # every run starts from an empty database, as with SQLite
+    subprocess.run([sys.executable, "-m", "radassist", "db", "upgrade"], cwd=REPO, env=env, check=True,
+                   capture_output=True)
+    proc = subprocess.Popen([sys.executable, "-m", "dicom_node"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait(port)
+    return proc, port
+
+
+def _env(nodelay: bool) -> dict[str, str]:
+    """dcmtk reads ``TCP_NODELAY`` from the environment, on both the sending and the receiving side."""
+    env = dict(os.environ)
+    env.pop("TCP_NODELAY", None)
+    if nodelay:
+        env["TCP_NODELAY"] = "1"
+    return env
+
+
+def start_storescp(work: Path, parallel: int, nodelay: bool) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    out = work / "storescp"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    args = [STORESCP, "-aet", "RADASSIST", "-od", str(out), *(["--fork"] if parallel > 1 else []), str(port)]
+    proc = subprocess.Popen(args, env=_env(nodelay), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait(port)
+    return proc, port
+
+
+def send(port: int, files: list[Path], parallel: int, nodelay: bool) -> float:
+    env = _env(nodelay)
+    chunks = [files[i::parallel] for i in range(parallel)]
+    started = time.perf_counter()
+    procs = [subprocess.Popen([STORESCU, "-xe", "-aet", "BENCH", "-aec", "RADASSIST", "127.0.0.1", str(port),
+                               *map(str, chunk)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for chunk in chunks if chunk]
+    for proc in procs:
+        _out, err = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"storescu failed: {err.decode(errors='replace')[-500:]}")
+    return time.perf_counter() - started
+
+
+@dataclass
+class Result:
+    seconds: float
+    count: int
+    size: int
+
+    @property
+    def ips(self) -> float:
+        return self.count / self.seconds
+
+    @property
+    def mbps(self) -> float:
+        return self.size / self.seconds / 1e6
+
+
+def run(
+    kind: str, work: Path, files: list[Path], parallel: int, nodelay: bool, database_url: str, processes: int = 1
+) -> Result:
+    if kind == "ours":
+        proc, port = start_ours(work, database_url, processes if parallel > 1 else 1)
+    else:
+        proc, port = start_storescp(work, parallel, nodelay)
+    try:
+        seconds = send(port, files, parallel, nodelay)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return Result(seconds, len(files), sum(p.stat().st_size for p in files))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default="",
+                        help="our node's database (default: SQLite in a temp folder); a PostgreSQL one is emptied "
+                        "before each run, so give it a database of its own")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="our listener processes (SO_REUSEPORT) for the parallel runs")
+    parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--ct-slices", type=int, default=300)
+    parser.add_argument("--nagle-small", type=int, default=40, help="small instances in the Nagle-on run")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="radassist-bench-") as tmp:
+        work = Path(tmp)
+        studies = generate(work / "in", args.small, args.ct_slices)
+        print(f"{'study':<12}{'assoc':>6}{'nodelay':>8}{'ours inst/s':>13}{'MB/s':>8}{'storescp inst/s':>17}{'MB/s':>8}"
+              f"{'ratio inst/s':>14}")
+        plan = [
+            (name, files, parallel, True)
+            for name, files in studies.items()
+            for parallel in (1, 4)
+            if parallel <= len(files)  # one radiograph cannot go over four associations
+        ]
+        plan.append(("small-nagle", studies["small"][: args.nagle_small], 1, False))
+        for name, files, parallel, nodelay in plan:
+            ours = run("ours", work, files, parallel, nodelay, args.database_url, args.processes)
+            ref = run("storescp", work, files, parallel, nodelay, args.database_url)
+            print(f"{name:<12}{parallel:>6}{str(nodelay):>8}{ours.ips:>13.1f}{ours.mbps:>8.1f}{ref.ips:>17.1f}"
+                  f"{ref.mbps:>8.1f}{ours.ips / ref.ips:>14.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

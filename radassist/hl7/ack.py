@@ -1,0 +1,181 @@
+"""The ACK we answer every inbound message with (original acknowledgment mode).
+
+Built from the inbound MSH as plain ER7 rather than through a parser: an ACK must also go back
+for a message no parser accepts (AR), and it echoes only what the sender sent us (its
+application, facility, control id, version), swapped into place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+DEFAULT_VERSION = "2.5.1"
+_MAX_TEXT = 80  # MSA-3 is ST(80) in v2.5.1
+
+
+class AckCode(StrEnum):
+    AA = "AA"  # accepted and stored
+    AE = "AE"  # application error: the sender may correct it and send again
+    AR = "AR"  # rejected: malformed, unsupported type or version; resending cannot help
+
+
+class ErrorCode(StrEnum):
+    """HL7 table 0357 (message error condition codes)."""
+
+    SEGMENT_SEQUENCE = "100"
+    REQUIRED_FIELD_MISSING = "101"
+    DATA_TYPE = "102"
+    UNSUPPORTED_MESSAGE_TYPE = "200"
+    UNSUPPORTED_EVENT = "201"
+    UNSUPPORTED_VERSION = "203"
+    INTERNAL = "207"
+
+
+_ERROR_TEXT = {
+    ErrorCode.SEGMENT_SEQUENCE: "Segment sequence error",
+    ErrorCode.REQUIRED_FIELD_MISSING: "Required field missing",
+    ErrorCode.DATA_TYPE: "Data type error",
+    ErrorCode.UNSUPPORTED_MESSAGE_TYPE: "Unsupported message type",
+    ErrorCode.UNSUPPORTED_EVENT: "Unsupported event code",
+    ErrorCode.UNSUPPORTED_VERSION: "Unsupported version id",
+    ErrorCode.INTERNAL: "Application internal error",
+}
+
+
+@dataclass(frozen=True)
+class InboundHeader:
+    """The MSH fields an ACK needs, as raw (still escaped) ER7 strings; empty when absent."""
+
+    field_separator: str = "|"
+    encoding_characters: str = "^~\\&"
+    sending_application: str = ""
+    sending_facility: str = ""
+    receiving_application: str = ""
+    receiving_facility: str = ""
+    message_type: str = ""
+    trigger_event: str = ""
+    control_id: str = ""
+    processing_id: str = "P"
+    version: str = ""
+
+
+def read_header(text: str) -> InboundHeader | None:
+    """The MSH of ``text`` split by its own separators, or None when it has no usable MSH."""
+    first = text.lstrip("\x0b\r\n ").split("\r", 1)[0].split("\n", 1)[0]
+    if not first.startswith("MSH") or len(first) < 8:
+        return None
+    sep = first[3]
+    if sep.isalnum() or sep in " \r\n":
+        return None
+    fields = first.split(sep)
+    encoding = fields[1] if len(fields) > 1 else ""
+    if len(encoding) < 2 or sep in encoding:
+        return None
+    component = encoding[0]
+
+    def field(number: int) -> str:
+        # fields[0] is "MSH" and MSH-1 is the separator itself, so MSH-n is fields[n - 1].
+        return fields[number - 1] if len(fields) >= number else ""
+
+    type_parts = field(9).split(component)
+    return InboundHeader(
+        field_separator=sep,
+        encoding_characters=encoding,
+        sending_application=field(3),
+        sending_facility=field(4),
+        receiving_application=field(5),
+        receiving_facility=field(6),
+        message_type=type_parts[0].strip().upper(),
+        trigger_event=(type_parts[1] if len(type_parts) > 1 else "").strip().upper(),
+        control_id=field(10).strip(),
+        processing_id=field(11).split(component)[0].strip() or "P",
+        version=field(12).split(component)[0].strip(),
+    )
+
+
+def escape(value: str, header: InboundHeader) -> str:
+    """``value`` as ER7 text under the sender's separators (escape character first)."""
+    enc = header.encoding_characters
+    esc = enc[2] if len(enc) > 2 else "\\"
+    specials = [(esc, "E"), (header.field_separator, "F"), (enc[0], "S")]
+    if len(enc) > 1:
+        specials.append((enc[1], "R"))
+    if len(enc) > 3:
+        specials.append((enc[3], "T"))
+    out = []
+    for char in value.replace("\r", " ").replace("\n", " "):
+        for special, name in specials:
+            if char == special:
+                out.append(f"{esc}{name}{esc}")
+                break
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def build_ack(
+    header: InboundHeader | None,
+    code: AckCode,
+    *,
+    error: ErrorCode | None = None,
+    text: str = "",
+    now: dt.datetime | None = None,
+    sending_application: str = "RADASSIST",
+    sending_facility: str = "RADASSIST",
+) -> str:
+    """The ACK for a message whose MSH is ``header`` (None: nothing usable was received).
+
+    ``text`` (why it was not accepted) goes into MSA-3 and, from v2.4 on, ERR-8; it must not
+    contain patient data.
+    """
+    header = header or InboundHeader()
+    now = now or dt.datetime.now(dt.UTC)
+    version = header.version or DEFAULT_VERSION
+    sep, comp = header.field_separator, header.encoding_characters[0]
+    subcomp = header.encoding_characters[3] if len(header.encoding_characters) > 3 else "&"
+    # ERR-1 (ELD) until v2.4, ERR-3/4/8 after; MSH-9.3 (message structure) exists from v2.3.1.
+    legacy = version.startswith(("2.1", "2.2", "2.3"))
+    msg_type = f"ACK{comp}{header.trigger_event}" if header.trigger_event else "ACK"
+    if version not in ("2.1", "2.2", "2.3"):
+        msg_type += f"{comp}ACK" if header.trigger_event else f"{comp}{comp}ACK"
+    timestamp = now.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S%z")
+    msh = sep.join(
+        [
+            "MSH",
+            header.encoding_characters,
+            escape(sending_application, header),
+            escape(sending_facility, header),
+            header.sending_application,
+            header.sending_facility,
+            timestamp,
+            "",
+            msg_type,
+            uuid.uuid4().hex[:20],
+            header.processing_id,
+            version,
+        ]
+    )
+    reason = escape(text, header)[:_MAX_TEXT] if text else ""
+    msa = sep.join(["MSA", code.value, header.control_id] + ([reason] if reason else []))
+    segments = [msh, msa]
+    if error is not None and code is not AckCode.AA:
+        label = _ERROR_TEXT[error]
+        if legacy:
+            segments.append(f"ERR{sep}{comp}{comp}{comp}{error.value}{subcomp}{label}{subcomp}HL70357")
+        else:
+            fields = [
+                "ERR",
+                "",
+                "",
+                f"{error.value}{comp}{label}{comp}HL70357",
+                "E",
+                "",
+                "",
+                "",
+                escape(text, header),
+            ]
+            segments.append(sep.join(fields))
+    return "\r".join(segments) + "\r"

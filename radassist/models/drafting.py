@@ -1,0 +1,106 @@
+"""From prepared studies to checked drafts, the same for every backend.
+
+The backend only turns (images, prompt) into text.  Here the prompt is chosen and filled, the
+output is checked (:mod:`radassist.models.checks`) and split into Findings and Impression, and the
+record kept with the draft is assembled: exact prompt, profile, model id and revision, generation
+settings and figures, consistency warnings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from radassist.config import PromptProfileSettings
+from radassist.errors import RadAssistError
+from radassist.imaging.prepare import PreparedStudy
+from radassist.models.base import DraftRequest, DraftResult, Generation, GenerationBackend
+from radassist.models.checks import check_generation, consistency_warnings
+from radassist.models.postprocess import split_report
+from radassist.models.prompts import PROMPT_VERSION, OrderFacts, build_prompt
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DraftInput:
+    """One study to draft: its pictures and context, and the profile and order used for the prompt."""
+
+    study: PreparedStudy
+    profile: PromptProfileSettings | None = None
+    order: OrderFacts | None = None
+
+    def prompt(self) -> str:
+        return build_prompt(self.study.context, len(self.study.images), profile=self.profile, order=self.order)
+
+
+def _result(backend: GenerationBackend, item: DraftInput, prompt: str, generation: Generation) -> DraftResult:
+    check_generation(generation)
+    findings, impression = split_report(generation.text)
+    study = item.study
+    warnings = consistency_warnings(
+        f"{findings}\n{impression}",
+        lateralities=study.lateralities,
+        body_part=study.context.body_part,
+        sex=study.context.sex,
+    )
+    if generation.stopped == "max_new_tokens":
+        warnings.append(
+            f"length: the output reached the token limit ({generation.new_tokens}); the impression may be incomplete"
+        )
+    if warnings:
+        logger.info("draft has %d consistency warning(s)", len(warnings))
+    record: dict[str, Any] = dict(backend.describe())
+    record.update(
+        {
+            "seconds": round(generation.seconds, 3),
+            "new_tokens": generation.new_tokens,
+            "stopped": generation.stopped,
+            "batch_size": generation.batch_size,
+            "oom_splits": generation.oom_splits,
+            "images": len(study.images),
+            "image_labels": list(study.labels),
+            "profile": item.profile.name if item.profile else None,
+            "consistency_warnings": warnings,
+            "series_chosen": study.series_chosen,
+        }
+    )
+    return DraftResult(
+        findings=findings,
+        impression=impression,
+        raw_text=generation.text,
+        prompt=prompt,
+        prompt_version=PROMPT_VERSION,
+        model_name=backend.name,
+        model_revision=backend.revision,
+        generation=record,
+    )
+
+
+def draft_many(backend: GenerationBackend, items: Sequence[DraftInput]) -> list[DraftResult | RadAssistError]:
+    """Draft every item in one backend call; each entry is its draft or the reason it has none."""
+    prompts = [item.prompt() for item in items]
+    requests = [DraftRequest(item.study.images, prompt, item.study.labels) for item, prompt in zip(items, prompts, strict=True)]
+    try:
+        generations = backend.generate(requests)
+    except RadAssistError as exc:
+        return [exc for _ in items]
+    if len(generations) != len(items):
+        raise RuntimeError(f"backend returned {len(generations)} generations for {len(items)} requests")
+    results: list[DraftResult | RadAssistError] = []
+    for item, prompt, generation in zip(items, prompts, generations, strict=True):
+        try:
+            results.append(_result(backend, item, prompt, generation))
+        except RadAssistError as exc:
+            results.append(exc)
+    return results
+
+
+def draft_one(backend: GenerationBackend, item: DraftInput) -> DraftResult:
+    """One study; raises the reason when there is no draft."""
+    result = draft_many(backend, [item])[0]
+    if isinstance(result, RadAssistError):
+        raise result
+    return result

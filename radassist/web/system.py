@@ -1,0 +1,144 @@
+"""What the system page and /metrics know about the parts outside the database: the broker's
+queues, the workers, the disk.
+
+Every probe runs with a short timeout in a worker thread and is cached for a few seconds, so a
+broker that is down makes the page say so instead of hanging it.  Nothing here raises: a probe
+that fails reports ``None`` (unknown) and its error class.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from radassist.config import Settings
+
+logger = logging.getLogger(__name__)
+
+QUEUES = ("gpu", "io")
+PROBE_TIMEOUT_S = 2.0
+CACHE_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    name: str
+    queues: tuple[str, ...]
+    pool: str | None
+    concurrency: int | None
+    active: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SystemStatus:
+    queue_depths: dict[str, int | None]
+    queue_error: str | None
+    workers: tuple[WorkerInfo, ...] | None
+    """None when the broker cannot ask workers (Celery's SQLAlchemy transport has no broadcast)."""
+    workers_error: str | None
+    model_name: str
+    disk_total: int | None
+    disk_free: int | None
+    checked_at: float = field(default_factory=time.time)
+
+
+class SystemProbe:
+    """One per web app: owns a Celery app for the broker, and caches what it last learnt."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._celery: Any = None
+        self._lock = threading.Lock()
+        self._cached: SystemStatus | None = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="system-probe")
+
+    def celery(self) -> Any:
+        with self._lock:
+            if self._celery is None:
+                from workers.app import make_celery
+
+                self._celery = make_celery(self._settings)
+            return self._celery
+
+    def send_task(self, name: str, args: tuple[str, ...], queue: str) -> None:
+        self.celery().send_task(name, args=list(args), queue=queue)
+
+    def _queue_depths(self) -> dict[str, int | None]:
+        app = self.celery()
+        depths: dict[str, int | None] = {}
+        with app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, timeout=PROBE_TIMEOUT_S)
+            channel = conn.default_channel
+            for name in QUEUES:
+                try:
+                    depths[name] = int(channel.queue_declare(queue=name, passive=True).message_count)
+                except Exception as exc:  # noqa: BLE001 -- a queue not declared yet holds nothing
+                    logger.debug("queue %s: %s", name, type(exc).__name__)
+                    depths[name] = 0
+                    channel = conn.channel()  # a failed passive declare closes the AMQP channel
+        return depths
+
+    def _workers(self) -> tuple[WorkerInfo, ...] | None:
+        if self._settings.broker_url.startswith("sqla+"):
+            return None  # no broadcast on this transport: asking would only time out
+        inspect = self.celery().control.inspect(timeout=1.0)
+        stats = inspect.stats() or {}
+        queues = inspect.active_queues() or {}
+        active = inspect.active() or {}
+        workers = []
+        for name, info in sorted(stats.items()):
+            pool = info.get("pool", {}) if isinstance(info, dict) else {}
+            workers.append(
+                WorkerInfo(
+                    name=name,
+                    queues=tuple(q.get("name", "") for q in queues.get(name, [])),
+                    # "celery.concurrency.prefork:TaskPool" -> "prefork"
+                    pool=str(pool.get("implementation", "")).split(":")[0].rsplit(".", 1)[-1] or None,
+                    concurrency=pool.get("max-concurrency"),
+                    active=len(active.get(name, [])) if name in active else None,
+                )
+            )
+        return tuple(workers)
+
+    def _call(self, fn: Any) -> tuple[Any, str | None]:
+        future = self._pool.submit(fn)
+        try:
+            return future.result(timeout=PROBE_TIMEOUT_S + 2), None
+        except concurrent.futures.TimeoutError:
+            return None, "timeout"
+        except Exception as exc:  # noqa: BLE001 -- shown on the page, never raised
+            logger.warning("system probe failed (%s)", type(exc).__name__)
+            return None, type(exc).__name__
+
+    def status(self) -> SystemStatus:
+        cached = self._cached
+        if cached is not None and time.time() - cached.checked_at < CACHE_S:
+            return cached
+        depths, queue_error = self._call(self._queue_depths)
+        workers, workers_error = self._call(self._workers)
+        total: int | None = None
+        free: int | None = None
+        try:
+            usage = shutil.disk_usage(self._settings.storage.path)
+            total, free = usage.total, usage.free
+        except OSError:
+            pass
+        status = SystemStatus(
+            queue_depths=depths or dict.fromkeys(QUEUES),
+            queue_error=queue_error,
+            workers=workers,
+            workers_error=workers_error,
+            model_name=self._settings.model.name,
+            disk_total=total,
+            disk_free=free,
+        )
+        self._cached = status
+        return status
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
