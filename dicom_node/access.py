@@ -42,6 +42,19 @@ INTAKE_PAUSED = Refusal(0x02, 0x01, 0x01, "intake.paused")
 """Rejected-transient, service user, no reason given: an admin paused this sender; it retries later."""
 LOW_DISK = Refusal(0x02, 0x03, 0x01, "storage.low_disk")
 """Rejected-transient, service provider (presentation), "temporary-congestion": retry later."""
+MALFORMED_REQUEST = Refusal(0x01, 0x02, 0x01, "request.malformed")
+"""Rejected-permanent, service provider (ACSE), no reason given: the A-ASSOCIATE-RQ breaks PS3.8."""
+
+
+def malformed_request(primitive: object) -> Refusal | None:
+    """PS3.8 9.3.2: an A-ASSOCIATE-RQ proposes one or more presentation contexts, each with one or
+    more transfer syntaxes.  pynetdicom's negotiation raised IndexError in the association thread
+    on a context without any (the thread died and the peer got no answer); it is refused here first.
+    """
+    contexts = list(getattr(primitive, "presentation_context_definition_list", None) or [])
+    if not contexts or any(not getattr(cx, "transfer_syntax", None) for cx in contexts):
+        return MALFORMED_REQUEST
+    return None
 
 
 logger = logging.getLogger(__name__)

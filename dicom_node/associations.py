@@ -37,6 +37,9 @@ class AssociationState:
     bytes_stored: int = 0
     closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # pynetdicom reports an abort and the closed connection on different threads, in either order;
+    # deciding the outcome and writing it happen under this lock so the later report cannot be lost.
+    _ending: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, ok: bool, size: int = 0) -> None:
         with self._lock:
@@ -77,12 +80,26 @@ class AssociationLog:
         except Exception:  # noqa: BLE001
             logger.warning("could not record an association", exc_info=logger.isEnabledFor(logging.DEBUG))
 
-    def closed(self, state: AssociationState, *, again: bool = False) -> None:
-        """Complete the row (once; ``again`` rewrites it when the outcome was learnt late)."""
-        with state._lock:
-            if state.closed and not again:
+    def closed(self, state: AssociationState, outcome_if_open: str = "closed") -> None:
+        """Complete the row once, when the connection closes; the outcome defaults to ``outcome_if_open``."""
+        with state._ending:
+            if state.closed:
                 return
+            if state.outcome == "open":
+                state.outcome = outcome_if_open
             state.closed = True
+            self._write_end(state)
+
+    def aborted(self, state: AssociationState) -> None:
+        """Record an abort, which pynetdicom may report after the connection was closed and written."""
+        with state._ending:
+            if state.outcome not in ("open", "closed"):
+                return
+            state.outcome = "aborted"
+            if state.closed and state.reason is None:
+                self._write_end(state)
+
+    def _write_end(self, state: AssociationState) -> None:
         try:
             with self.session_factory() as session:
                 session.execute(

@@ -23,7 +23,7 @@ from pydicom import dcmread
 from pynetdicom.events import Event
 from sqlalchemy.orm import Session, sessionmaker
 
-from dicom_node.access import INTAKE_PAUSED, LOW_DISK, CallerPolicy, IntakePauses, Refusal
+from dicom_node.access import INTAKE_PAUSED, LOW_DISK, CallerPolicy, IntakePauses, Refusal, malformed_request
 from dicom_node.associations import AssociationLog, AssociationState
 from dicom_node.capacity import DiskGuard
 from dicom_node.statuses import REJECTION_STATUS, EchoStatus, StoreStatus
@@ -102,13 +102,26 @@ def _parse(encoded: bytes) -> InstanceHeader:
 
 
 def _check_command(event: Event, header: InstanceHeader) -> None:
-    """The data set must be what the C-STORE command says it is."""
+    """The data set must be what the C-STORE command says it is, on a context negotiated for it.
+
+    pynetdicom picks the service from the command's Affected SOP Class UID, not from the
+    presentation context, so a CT command and data set sent on a context accepted for Secondary
+    Capture (or for Verification) reach this handler: PS3.7 9.1.1.1 wants the context's abstract
+    syntax to be the SOP class, so that is refused here (0xA900) like a data set that differs.
+    """
     request = event.request
     affected_class = str(getattr(request, "AffectedSOPClassUID", "") or "")
     affected_instance = str(getattr(request, "AffectedSOPInstanceUID", "") or "")
-    if affected_class and header.sop_class_uid != affected_class:
+    context = getattr(event, "context", None)
+    abstract_syntax = str(getattr(context, "abstract_syntax", "") or "")
+    if abstract_syntax and header.sop_class_uid != abstract_syntax:
         raise RejectedInput(
             "the data set's SOP Class UID differs from the presentation context",
+            code="dicom.sop_class_mismatch",
+        )
+    if affected_class and header.sop_class_uid != affected_class:
+        raise RejectedInput(
+            "the data set's SOP Class UID differs from the command's",
             code="dicom.sop_class_mismatch",
         )
     if affected_instance and header.sop_instance_uid != affected_instance:
@@ -314,7 +327,7 @@ def on_requested(
     called_ae = str(getattr(primitive, "called_ae_title", "") or "").strip()
     peer_host = str(assoc.requestor.address or "")
     peer_port = assoc.requestor.port
-    refusal: Refusal | None = policy.check(calling_ae, called_ae, peer_host)
+    refusal: Refusal | None = malformed_request(primitive) or policy.check(calling_ae, called_ae, peer_host)
     if refusal is None and pauses is not None and pauses.is_paused(calling_ae):
         refusal = INTAKE_PAUSED
     if refusal is None and disk_guard is not None and not disk_guard.has_room():
@@ -366,12 +379,8 @@ def on_aborted(
 ) -> None:
     _count(counters, "associations_aborted")
     state = _state(event)
-    if state is not None and state.outcome in ("open", "closed"):
-        # The connection may already be closed (and the row written) when the abort is reported.
-        late = state.closed and state.reason is None and state.outcome == "closed"
-        state.outcome = "aborted"
-        if late and association_log is not None:
-            association_log.closed(state, again=True)
+    if state is not None and association_log is not None:
+        association_log.aborted(state)
     logger.warning("association with %s aborted", _calling_ae(event))
 
 
@@ -380,10 +389,8 @@ def on_connection_closed(event: Event, association_log: AssociationLog) -> None:
     state = _state(event)
     if state is None or state.closed:
         return
-    if state.outcome == "open":
-        assoc = event.assoc
-        state.outcome = "aborted" if assoc.is_aborted else "released" if assoc.is_released else "closed"
-    association_log.closed(state)
+    assoc = event.assoc
+    association_log.closed(state, "aborted" if assoc.is_aborted else "released" if assoc.is_released else "closed")
     logger.info(
         "association from %s ended (%s): %d stored, %d failed",
         state.calling_ae,

@@ -8,17 +8,34 @@ sockets are left as they are (an ``SSLSocket`` must stay one).
 
 This belongs in pynetdicom's ``AssociationSocket``; until it is there, our servers use
 :class:`LowLatencyRequestHandler`.
+
+Both request handlers also guard the upper layer's state machine (:func:`_guard_state_machine`):
+a PDU it has no transition for (an A-ASSOCIATE-AC sent to us, garbage after the RQ) or cannot
+build a primitive from (an even presentation context id) raised in pynetdicom's DUL thread and
+killed it; now the association is aborted, as pynetdicom does for a PDU it cannot decode.  And
+they free an association slot as soon as its connection is gone
+(:func:`_prompt_receive`): pynetdicom's acceptor otherwise waits the whole ACSE timeout for an
+A-ASSOCIATE-RQ even after it aborted a garbage PDU and the peer closed, so sixteen bad packets
+filled every slot and the node refused all senders ("Local Limit Exceeded") for 30 s.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import threading
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from pynetdicom import AE
+from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
+
+if TYPE_CHECKING:
+    from pynetdicom.association import Association
+
+logger = logging.getLogger(__name__)
 
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 
@@ -42,8 +59,96 @@ class QuickAckSocket:
         return getattr(self._sock, name)
 
 
-class LowLatencyRequestHandler(RequestHandler):
-    """pynetdicom's handler, with ``TCP_NODELAY`` and per-read ``TCP_QUICKACK`` on plain sockets."""
+_POLL_S = 0.2
+
+
+def _connection_gone(dul: Any) -> bool:
+    """No primitive can come any more: the socket is closed (the DUL is back in Sta1 after Evt17),
+    or we sent an A-ABORT and only wait for the close (Sta13, PS3.8 9.2).  Sta1 alone is not
+    enough: an acceptor starts there until the DUL takes its transport connection event (Evt5)."""
+    state = dul.state_machine.current_state
+    sock = dul.socket
+    closed = sock is None or sock.socket is None
+    return state == "Sta13" or (state == "Sta1" and closed)
+
+
+def _prompt_receive(assoc: Association) -> None:
+    """Make the association's blocking waits on its DUL end early once the connection is gone.
+
+    A blocking ``receive_pdu(wait=True, timeout=t)`` is split into short waits; between them, a
+    DUL that stopped (its thread died on a PDU its state machine could not take) or a connection
+    that is closed or being aborted ends the wait with None, which pynetdicom treats as the
+    timeout it would otherwise have reached: the association is killed and its socket shut.
+    """
+    dul = assoc.dul
+    original = dul.receive_pdu
+
+    def receive_pdu(wait: bool = False, timeout: float | None = None) -> Any:
+        if not wait:
+            return original(wait=False, timeout=timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = _POLL_S if deadline is None else min(_POLL_S, deadline - time.monotonic())
+            primitive = original(wait=True, timeout=max(remaining, 0.001))
+            if primitive is not None:
+                return primitive
+            if not dul.is_alive() or _connection_gone(dul):
+                return None
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    dul.receive_pdu = receive_pdu  # type: ignore[method-assign]
+
+
+def _guard_state_machine(assoc: Association) -> None:
+    """Abort the association, instead of losing the DUL thread, when a state machine action raises.
+
+    Mirrors what pynetdicom's DUL reactor does for an exception while decoding a PDU: send an
+    A-ABORT (source: service provider) and stop both reactors.  Only the exception's class is
+    logged: its message may quote what the peer sent.
+    """
+    dul = assoc.dul
+    machine = dul.state_machine
+    original = machine.do_action
+
+    def do_action(event: str) -> None:
+        try:
+            original(event)
+        except Exception as exc:  # noqa: BLE001 - anything the peer's bytes provoked in the library
+            logger.warning(
+                "DICOM upper layer could not handle %s in %s (%s); aborting the association",
+                event,
+                machine.current_state,
+                type(exc).__name__,
+            )
+            abort = A_ABORT_RQ()
+            abort.source = 0x02
+            abort.reason_diagnostic = 0x00
+            try:
+                dul.socket.send(abort.encode())  # type: ignore[union-attr]
+            except Exception:  # noqa: BLE001 - the peer may be gone already
+                pass
+            assoc.is_aborted = True
+            assoc.is_established = False
+            assoc._kill = True
+            dul._kill_thread = True
+
+    machine.do_action = do_action  # type: ignore[method-assign]
+
+
+class NodeRequestHandler(RequestHandler):
+    """pynetdicom's handler, with associations that survive state machine errors and give up
+    their slot once the connection is gone."""
+
+    def _create_association(self) -> Association:
+        assoc = super()._create_association()
+        _guard_state_machine(assoc)
+        _prompt_receive(assoc)
+        return assoc
+
+
+class LowLatencyRequestHandler(NodeRequestHandler):
+    """Also ``TCP_NODELAY`` and per-read ``TCP_QUICKACK`` on plain sockets."""
 
     def handle(self) -> None:
         request = self.request
@@ -93,7 +198,7 @@ def serve(
         ae.supported_contexts,
         ssl_context=ssl_context,
         evt_handlers=handlers,
-        request_handler=RequestHandler if ssl_context is not None else LowLatencyRequestHandler,
+        request_handler=NodeRequestHandler if ssl_context is not None else LowLatencyRequestHandler,
     )
     thread = threading.Thread(target=server.serve_forever, name=f"AcceptorServer@{address[1]}", daemon=True)
     thread.start()

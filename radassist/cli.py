@@ -160,28 +160,21 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     import json
 
-    from sqlalchemy.engine import make_url
-
     if args.action == "example":
         from radassist.config_example import render_example
 
         print(render_example(), end="")
         return 0
     settings = load_settings(args.config)
-    effective = settings.model_dump(mode="json")
-    effective["database"]["url"] = make_url(settings.database_url).render_as_string(hide_password=True)
-    effective["queue"]["broker_url"] = _mask_url(settings.broker_url)
-    print(json.dumps(effective, indent=2))
+    print(json.dumps(settings.redacted(), indent=2))  # every secret masked, URLs' passwords too
     return 0
 
 
 def _mask_url(url: str) -> str:
-    """Hide the password of a broker URL (``amqp://user:secret@host`` -> ``amqp://user:***@host``)."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at or ":" not in credentials:
-        return url
-    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
+    """Hide the password of a URL (``amqp://user:secret@host`` -> ``amqp://user:***@host``)."""
+    from radassist.config import mask_url
+
+    return mask_url(url)
 
 
 def cmd_user(args: argparse.Namespace) -> int:

@@ -4,6 +4,11 @@ Order of precedence: built-in defaults < the TOML file < ``RADASSIST_<SECTION>_<
 variables.  List sections (``[[destinations]]``) are overridden as a whole with a JSON value, e.g.
 ``RADASSIST_DESTINATIONS='[{"name": "pacs", "ae_title": "PACS", "host": "10.0.0.5", "port": 104}]'``.
 
+Secrets need not be written into the file or the environment: any setting ``<key>`` can instead be
+given as ``<key>_file``, the path of a file holding the value (Docker and Kubernetes secrets), in the
+TOML (``[database] url_file = "/run/secrets/db-url"``) or the environment
+(``RADASSIST_DATABASE_URL_FILE=/run/secrets/db-url``).  One trailing newline is stripped.
+
 There is no module-level instance and no reload: a changed file takes effect at the next start.
 """
 
@@ -16,11 +21,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from radassist.errors import ConfigError
 
 ENV_PREFIX = "RADASSIST_"
+FILE_SUFFIX = "_file"
+"""``<key>_file`` names a file holding the value of ``<key>`` (see the module docstring)."""
 
 
 def validate_ae_title(value: str) -> str:
@@ -504,6 +519,50 @@ class Settings(_Section):
                 return dest
         raise KeyError(name)
 
+    def redacted(self) -> dict[str, Any]:
+        """The effective settings as JSON-able data with every secret masked (``radassist config check``).
+
+        ``SecretStr`` fields show as ``**********``; URLs (database, broker, model server,
+        destinations) keep their shape but lose passwords, in the user-info part and in query
+        parameters such as ``?password=`` (which libpq accepts).
+        """
+        data = self.model_dump(mode="json")
+        data["database"]["url"] = mask_url(self.database_url)
+        data["queue"]["broker_url"] = mask_url(self.broker_url)
+        data["model"]["url"] = mask_url(self.model.url)
+        for dest in data["destinations"]:
+            if dest.get("url"):
+                dest["url"] = mask_url(dest["url"])
+        return data
+
+
+MASK = "***"
+_SECRET_QUERY_KEYS = frozenset(
+    {"password", "passwd", "pwd", "pass", "secret", "token", "access_token", "api_key", "apikey", "sslpassword"}
+)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password hidden (``scheme://user:***@host/...?password=***``); other parts kept."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK  # not a URL we can take apart: show nothing rather than a secret
+    masked = url
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        masked = masked.replace(f"//{parts.netloc}", f"//{userinfo.split(':', 1)[0]}:{MASK}@{hostport}", 1)
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(key.lower() in _SECRET_QUERY_KEYS for key, _ in pairs):
+            query = urlencode([(k, MASK if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs], safe="*/")
+            masked = masked.replace(f"?{parts.query}", f"?{query}", 1)
+    return masked
+
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """Turn ``RADASSIST_<SECTION>_<KEY>`` variables into a nested mapping."""
@@ -536,6 +595,59 @@ def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]
     return merged
 
 
+def _destination_model(item: Mapping[str, Any]) -> type[BaseModel]:
+    kinds: dict[str, type[BaseModel]] = {
+        "dicom": DicomDestination, "orthanc": OrthancDestination, "dicomweb": DicomwebDestination
+    }
+    return kinds.get(str(item.get("kind", "dicom")), DicomDestination)
+
+
+def _read_value_files(values: Mapping[str, Any], model: type[BaseModel], where: str) -> dict[str, Any]:
+    """Replace each ``<key>_file`` that is not itself a setting of ``model`` by ``<key>`` = the file's text.
+
+    ``tls_cert_file`` and the like are settings of their own and stay untouched.  Errors name the
+    setting and the file, never the file's content.
+    """
+    fields = model.model_fields
+    resolved = dict(values)
+    for key, value in values.items():
+        if not key.endswith(FILE_SUFFIX) or key in fields:
+            continue
+        target = key[: -len(FILE_SUFFIX)]
+        if target not in fields:
+            continue  # an unknown key: validation names it
+        if target in values:
+            raise ConfigError(f"invalid configuration: {where}{target}: set either {target} or {key}, not both")
+        try:
+            text = Path(str(value)).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise ConfigError(f"invalid configuration: {where}{key}: cannot read {value}: {reason}") from None
+        del resolved[key]
+        resolved[target] = text.removesuffix("\n").removesuffix("\r")
+    return resolved
+
+
+def _read_secret_files(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply :func:`_read_value_files` to each section and each ``[[destinations]]`` entry."""
+    resolved = dict(data)
+    for section, value in data.items():
+        field = Settings.model_fields.get(section)
+        if field is None:
+            continue
+        if section == "destinations" and isinstance(value, (list, tuple)):
+            resolved[section] = [
+                _read_value_files(item, _destination_model(item), f"destinations.{n}.")
+                if isinstance(item, Mapping) else item
+                for n, item in enumerate(value)
+            ]
+        elif isinstance(value, Mapping) and isinstance(field.annotation, type) and issubclass(
+            field.annotation, BaseModel
+        ):
+            resolved[section] = _read_value_files(value, field.annotation, f"{section}.")
+    return resolved
+
+
 def load_settings(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Build the process's settings from an optional TOML file and the environment.
 
@@ -555,7 +667,9 @@ def load_settings(path: Path | str | None = None, environ: Mapping[str, str] | N
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
     env = {k: v for k, v in _env_overrides(environ).items() if k != "config"}
-    data = _merge(data, env)
+    # Each layer's ``*_file`` keys are read before merging, so the environment's
+    # RADASSIST_DATABASE_URL_FILE overrides the file's ``url`` like RADASSIST_DATABASE_URL would.
+    data = _merge(_read_secret_files(data), _read_secret_files(env))
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,25 @@ def log_context(*, job_id: object = None, study_id: object = None, task_id: obje
             var.reset(token)
 
 
+class RedactQuotedValues(logging.Filter):
+    """Blanks the quoted values in third-party messages: pydicom and pynetdicom quote the offending
+    element value ("Invalid value for VR PN: 'DOE^JANE'"), which may be a name or an ID.
+
+    The message's words stay (what went wrong is useful), the values go; tracebacks are dropped.
+    """
+
+    _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._QUOTED.sub("'…'", record.getMessage())
+        record.args = None
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+_THIRD_PARTY_WITH_VALUES = ("pydicom", "pynetdicom", "py.warnings")
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Install one stderr handler on the root logger; called once per process by its entry point."""
     root = logging.getLogger()
@@ -57,6 +77,13 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("workers").setLevel(level)
     # pynetdicom logs whole C-FIND/C-STORE identifiers at DEBUG; keep it at INFO or above.
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    # pydicom warns twice about a bad value (its logger and warnings.warn, which would print to
+    # stderr as is): both go through the log, with the values blanked.
+    logging.captureWarnings(True)
+    for name in _THIRD_PARTY_WITH_VALUES:
+        library = logging.getLogger(name)
+        library.filters[:] = [f for f in library.filters if not isinstance(f, RedactQuotedValues)]
+        library.addFilter(RedactQuotedValues())
 
 
 def short_hash(value: str | None) -> str | None:

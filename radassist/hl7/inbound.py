@@ -496,6 +496,10 @@ def handle_message(
     return outcome
 
 
+def _no_nul(value: str | None) -> str | None:
+    return value.replace("\x00", "\ufffd") if value else value
+
+
 def _keep(
     session_factory: Callable[[], Session],
     text: str,
@@ -503,18 +507,22 @@ def _keep(
     now: dt.datetime,
     peer: str | None,
 ) -> None:
-    """Keep a message we did not accept, for inspection; failing that, the ACK still goes out."""
+    """Keep a message we did not accept, for inspection; failing that, the ACK still goes out.
+
+    NUL characters are kept as U+FFFD: PostgreSQL text cannot hold them, and a message with a
+    NUL byte (never valid HL7) was otherwise lost there, the one kind most worth inspecting.
+    """
     try:
         with session_factory() as session:
             session.add(
                 InboundMessage(
                     received_at=now,
-                    message_type=outcome.message_type,
-                    control_id=outcome.control_id,
+                    message_type=_no_nul(outcome.message_type),
+                    control_id=_no_nul(outcome.control_id),
                     ack_code=outcome.ack_code.value,
                     error_code=outcome.error_code,
-                    error=outcome.reason,
-                    raw=text,
+                    error=_no_nul(outcome.reason),
+                    raw=_no_nul(text),
                     peer=_clip(peer or "", 64),
                 )
             )

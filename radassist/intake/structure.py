@@ -5,6 +5,10 @@ than it sends, must get a failure status, not a Success for an image nobody can 
 the top-level elements without reading large values (one ``seek`` each) and checks that every
 declared length fits in what arrived.  Deflated data sets are left to the decoder, which fails
 on a truncated stream anyway.
+
+Sequences of defined length are walked too (to a depth of ``_MAX_DEPTH``): an item that claims
+more bytes than its sequence holds would make a reader swallow the elements that follow it into
+the item (a Study Instance UID could vanish), so it is refused like a truncated element.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import struct
 from io import BytesIO
 
+from pydicom.datadict import dictionary_VR
 from pydicom.filereader import data_element_generator
 from pydicom.uid import UID
 from pydicom.valuerep import VR
@@ -21,6 +26,9 @@ from radassist.errors import RejectedInput
 _KNOWN_VRS = frozenset(str(v) for v in VR)
 _UNDEFINED = 0xFFFFFFFF
 _DEFER = 256
+_MAX_DEPTH = 16
+_ITEM = (0xFFFE, 0xE000)
+_SEQUENCE_DELIMITER = (0xFFFE, 0xE0DD)
 
 
 def dataset_offset(encoded: bytes) -> int:
@@ -40,8 +48,13 @@ def check_complete(encoded: bytes, transfer_syntax: str) -> None:
     if ts == "1.2.840.10008.1.2.1.99" or not ts.is_transfer_syntax:
         return  # deflated (decoder checks it) or unknown (already refused by negotiation)
     offset = dataset_offset(encoded)
-    total = len(encoded)
-    fp = BytesIO(encoded)
+    _check_elements(encoded, offset, ts, 0)
+
+
+def _check_elements(data: bytes, offset: int, ts: UID, depth: int) -> None:
+    """Every element from ``offset`` to the end of ``data`` (a data set or one item's value) fits in it."""
+    total = len(data)
+    fp = BytesIO(data)
     fp.seek(offset)
     end = offset
     try:
@@ -54,9 +67,45 @@ def check_complete(encoded: bytes, transfer_syntax: str) -> None:
             if length is None or tell is None or length == _UNDEFINED:
                 continue
             end = max(end, tell + length)
+            if _is_sequence(element, vr) and tell + length <= total and depth < _MAX_DEPTH:
+                _check_items(data[tell : tell + length], ts, depth + 1)
     except RejectedInput:
         raise
     except Exception:  # noqa: BLE001 - a malformed stream; the library message may quote the data
         raise RejectedInput("the data set is malformed or truncated", code="dicom.truncated") from None
     if end > total:
         raise RejectedInput("the data set is shorter than its elements declare", code="dicom.truncated")
+
+
+def _is_sequence(element: object, vr: object) -> bool:
+    if vr is not None:
+        return str(vr) == "SQ"
+    try:  # implicit VR: the dictionary says
+        return bool(dictionary_VR(getattr(element, "tag", 0)) == "SQ")
+    except KeyError:
+        return False
+
+
+def _check_items(value: bytes, ts: UID, depth: int) -> None:
+    """The items of a defined-length sequence: each one inside the sequence, and its elements inside it.
+
+    An undefined-length item ends the check of this sequence (its end is found by its delimiter,
+    which the reader already requires).
+    """
+    fmt = "<HHI" if ts.is_little_endian else ">HHI"
+    pos = 0
+    while pos < len(value):
+        if len(value) - pos < 8:
+            raise RejectedInput("a sequence ends inside an item header", code="dicom.truncated")
+        group, elem, length = struct.unpack_from(fmt, value, pos)
+        if (group, elem) == _SEQUENCE_DELIMITER:
+            return
+        if (group, elem) != _ITEM:
+            raise RejectedInput("a sequence holds something other than items", code="dicom.truncated")
+        pos += 8
+        if length == _UNDEFINED:
+            return
+        if pos + length > len(value):
+            raise RejectedInput("an item runs past the end of its sequence", code="dicom.truncated")
+        _check_elements(value[pos : pos + length], 0, ts, depth)
+        pos += length

@@ -13,7 +13,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -75,11 +77,29 @@ def make_templates() -> Jinja2Templates:
     return templates
 
 
+def _mark_cookies_secure(response: Response) -> None:
+    """Add ``Secure`` to every cookie this response sets that lacks it.
+
+    A request that came over HTTPS (directly, or through a proxy on this host that sent
+    ``X-Forwarded-Proto: https``, which uvicorn honours) must not get a session cookie the browser
+    would also send over plain HTTP, even when ``[web] secure_cookies`` was left off.
+    """
+    cookies = response.headers.getlist("set-cookie")
+    if not cookies:
+        return
+    del response.headers["set-cookie"]
+    for cookie in cookies:
+        flags = {part.strip().lower() for part in cookie.split(";")[1:]}
+        response.headers.append("set-cookie", cookie if "secure" in flags else f"{cookie}; Secure")
+
+
 async def _security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
     response = await call_next(request)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.url.scheme == "https":
+        _mark_cookies_secure(response)
     return response
 
 
@@ -115,6 +135,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.login_limiter = LoginLimiter(settings.web.login_attempts, settings.web.login_window_s)
     app.state.metrics_registry = database_registry(sessions, lambda: probe.status().queue_depths)
     app.add_middleware(BaseHTTPMiddleware, dispatch=_security_headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default answer repeats each rejected value ("input"); a value may be a searched
+        # accession number or other patient data, and 422 bodies end up in client and proxy logs.
+        errors = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(LoginRequired)
     async def _to_login(request: Request, _exc: LoginRequired) -> RedirectResponse:

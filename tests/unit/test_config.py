@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from radassist.cli import _mask_url
 from radassist.config import load_settings
@@ -66,7 +67,7 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_settings_are_frozen() -> None:
     settings = load_settings(environ={})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         settings.dicom.port = 1  # type: ignore[misc]
 
 

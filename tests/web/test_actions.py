@@ -84,7 +84,10 @@ def _seed(settings: Settings, testdata: Path) -> World:
             s.add(Draft(job_id=job_a.id, findings="Clear lungs.", impression="Normal.", raw_text="x", model_name="m",
                         prompt="Describe this chest radiograph.", prompt_version="v1",
                         generation={"source_sop_instance_uids": [sop_uid],
-                                    "consistency_warnings": ["laterality: left in findings, right in impression"]}))
+                                    "consistency_warnings": ["laterality: left in findings, right in impression"],
+                                    "series_chosen": {"series_number": 3, "series_description": "AX 1.0 LUNG",
+                                                      "modality": "CT", "slices_total": 300, "slices_shown": 8,
+                                                      "enhanced": False}}))
             sr = Delivery(job_id=job_a.id, channel=DeliveryChannel.SR, destination="pacs", state=DeliveryState.FAILED,
                           attempts=5, last_error_code="pacs.unreachable", last_error_message="connection refused")
             hl7 = Delivery(job_id=job_a.id, channel=DeliveryChannel.HL7, destination="ris",
@@ -230,11 +233,13 @@ def test_study_page_images_prompt_warnings_and_retry_button(world: World, admin:
     assert detail["source_sop_instance_uids"] == [world.sop_uid]
     assert detail["consistency_warnings"] == ["laterality: left in findings, right in impression"]
     assert detail["prompt"] == "Describe this chest radiograph."
+    assert (detail["series_chosen"]["slices_shown"], detail["series_chosen"]["slices_total"]) == (8, 300)
     assert [s["instance_count"] for s in detail["series"]] == [1]
     page = admin.get(f"/studies/{world.failed_delivery_study}").text
     thumb = f"/studies/{world.failed_delivery_study}/instances/{world.sop_uid}/thumbnail.png"
     assert thumb in page
     assert "laterality: left in findings" in page and "Describe this chest radiograph." in page
+    assert "AX 1.0 LUNG" in page and "8 of 300 slices" in page
     assert f"/api/deliveries/{world.sr_delivery}/retry" in page  # the admin's button
     image = admin.get(thumb)
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"
@@ -245,7 +250,7 @@ def test_study_page_images_prompt_warnings_and_retry_button(world: World, admin:
 
     with Image.open(BytesIO(image.content)) as im:
         assert max(im.size) == 192
-        assert len(set(im.convert("L").getdata())) > 10  # a picture, not a blank
+        assert len(set(im.convert("L").tobytes())) > 10  # a picture, not a blank
     assert admin.get(f"/studies/{world.failed_delivery_study}/instances/1.2.3/thumbnail.png").status_code == 404
     assert admin.get(f"/studies/{world.failed_draft_study}/instances/{world.sop_uid}/thumbnail.png").status_code == 404
 

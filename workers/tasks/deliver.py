@@ -24,7 +24,7 @@ from radassist.events import EventTag, record_event
 from radassist.logging import log_context
 from radassist.metrics import DELIVERIES, JOBS_FINISHED, observe_delivery, observe_stage
 from radassist.states import FINAL_DELIVERY_STATES, DeliveryState, JobState
-from workers.base import RadAssistTask
+from workers.base import RadAssistTask, retry_while_db_down
 from workers.enqueue import after_commit
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ def deliver(self: RadAssistTask, delivery_id: str) -> None:
         _record_outcome(self, delivery, job, error)
 
 
+@retry_while_db_down("recording the delivery outcome")
 def _record_outcome(task: RadAssistTask, delivery: Delivery, job: Job, error: RadAssistError | None) -> None:
     settings = task.settings
     now = utcnow()

@@ -10,6 +10,15 @@ jobs of the same model (compare-and-set each, oldest first) and drafts them all 
 A job whose output fails the checks (empty, truncated, repetitive, not text) fails with that
 reason and gets no SR or ORU; a transient failure (GPU out of memory, model server busy) puts the
 job back in the queue, up to ``MAX_TRANSIENT_ATTEMPTS`` attempts.
+
+A worker killed mid-draft (SIGKILL, out of memory) leaves its jobs in ``drafting``.  With
+``acks_late`` and ``task_reject_on_worker_lost`` the broker hands its message to another worker,
+marked *redelivered*; that worker takes the job over (and the batch it was drafted with: same
+``started_at``) instead of exiting because the job is not ``queued``.  Each claim increments
+``attempts``, and every write at the end of a draft requires the ``attempts`` it claimed with, so
+a worker that was presumed dead but was only slow finds its claim superseded and writes nothing:
+no second SR or ORU.  A job whose message is lost with its worker (a whole worker killed on
+Redis) is handed back by the sweep after the hard time limit.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from typing import Any
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from radassist.config import Settings
 from radassist.db.base import utcnow
@@ -34,7 +44,7 @@ from radassist.events import EventTag, record_event
 from radassist.logging import log_context
 from radassist.metrics import JOBS_FINISHED, observe_stage
 from radassist.states import JobState
-from workers.base import RadAssistTask
+from workers.base import RadAssistTask, retry_while_db_down
 from workers.enqueue import after_commit
 
 logger = logging.getLogger(__name__)
@@ -62,7 +72,8 @@ class _Claimed:
 @shared_task(base=RadAssistTask, bind=True, name="radassist.draft_study", ignore_result=True)
 def draft_study(self: RadAssistTask, job_id: str) -> None:
     settings = self.settings
-    claimed = _claim(self, uuid.UUID(job_id), settings)
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    claimed = _claim(self, uuid.UUID(job_id), settings, takeover=redelivered)
     if not claimed:
         logger.info("job is not queued any more; nothing to do")
         return
@@ -74,22 +85,32 @@ def draft_study(self: RadAssistTask, job_id: str) -> None:
             _draft_batch(self, ready, settings)
     except SoftTimeLimitExceeded:
         for c in claimed:
-            _fail(self, c.job_id, c.study_id, PermanentFailure("drafting exceeded its time limit", code="model.timeout"))
+            _fail(self, c.job_id, c.study_id, PermanentFailure("drafting exceeded its time limit", code="model.timeout"),
+                  c.attempts)
 
 
-def _claim(task: RadAssistTask, job_id: uuid.UUID, settings: Settings) -> list[_Claimed]:
-    """CAS this job to drafting, then up to batch_size - 1 other queued jobs of the same model."""
+@retry_while_db_down("claiming the job")
+def _claim(task: RadAssistTask, job_id: uuid.UUID, settings: Settings, takeover: bool = False) -> list[_Claimed]:
+    """CAS this job to drafting, then up to batch_size - 1 other queued jobs of the same model.
+
+    ``takeover``: the message was redelivered because the worker that held it died; a job still in
+    ``drafting`` is then taken over, with the jobs that worker had claimed in the same batch.
+    """
     claimed: list[_Claimed] = []
     with task.session() as session:
         now = utcnow()
-        if not set_job_state(
+        ids: list[uuid.UUID] = []
+        if set_job_state(
             session, job_id, JobState.QUEUED, JobState.DRAFTING, started_at=now, attempts=Job.attempts + 1
         ):
+            ids = [job_id]
+        elif takeover:
+            ids = _take_over(session, job_id, now)
+        if not ids:
             return []
         job = session.get(Job, job_id)
         assert job is not None
-        ids = [job_id]
-        extra = settings.model.batch_size - 1
+        extra = settings.model.batch_size - len(ids)
         if extra > 0:
             candidates = session.scalars(
                 select(Job.id)
@@ -122,6 +143,34 @@ def _claim(task: RadAssistTask, job_id: uuid.UUID, settings: Settings) -> list[_
             )
         session.commit()
     return claimed
+
+
+def _take_over(session: Any, job_id: uuid.UUID, now: Any) -> list[uuid.UUID]:
+    """Claim a dead worker's batch: the job, and the jobs it was claimed with (same ``started_at``).
+
+    Each goes drafting -> queued -> drafting in this transaction (both allowed transitions), with
+    ``attempts`` incremented: that is the fence against the previous holder.
+    """
+    row = session.execute(
+        select(Job.state, Job.started_at, Job.model_name, Job.study_id).where(Job.id == job_id)
+    ).one_or_none()
+    if row is None or row.state is not JobState.DRAFTING or row.started_at is None:
+        return []
+    batch = session.execute(
+        select(Job.id, Job.study_id).where(Job.state == JobState.DRAFTING, Job.started_at == row.started_at,
+                                           Job.model_name == row.model_name, Job.id != job_id)
+    ).all()
+    taken = []
+    for other, study_id in [(job_id, row.study_id), *batch]:
+        if set_job_state(session, other, JobState.DRAFTING, JobState.QUEUED) and set_job_state(
+            session, other, JobState.QUEUED, JobState.DRAFTING, started_at=now, attempts=Job.attempts + 1
+        ):
+            record_event(session, EventTag.JOB_REQUEUED, study_id=study_id, job_id=other,
+                         reason="worker lost; taken over")
+            taken.append(other)
+    if taken:
+        logger.warning("took over %d job(s) from a worker that died mid-draft", len(taken))
+    return taken
 
 
 def _order_facts(task: RadAssistTask, accession_hash: str | None) -> Any:
@@ -166,12 +215,13 @@ def _prepare(task: RadAssistTask, claimed: _Claimed, settings: Settings) -> bool
             claimed.order = _order_facts(task, claimed.accession_hash)
             claimed.sources = read_headers(claimed.paths)
         except RadAssistError as exc:
-            _fail(task, claimed.job_id, claimed.study_id, exc)
+            _fail(task, claimed.job_id, claimed.study_id, exc, claimed.attempts)
             return False
         except Exception as exc:  # a bug or a library failure: fail visibly, never silently
             logger.exception("preparing the study failed unexpectedly")
             _fail(task, claimed.job_id, claimed.study_id,
-                  PermanentFailure(f"preparing the study failed: {type(exc).__name__}", code="draft.error"))
+                  PermanentFailure(f"preparing the study failed: {type(exc).__name__}", code="draft.error"),
+                  claimed.attempts)
             return False
     return True
 
@@ -198,7 +248,7 @@ def _draft_batch(task: RadAssistTask, batch: list[_Claimed], settings: Settings)
             if isinstance(result, TransientFailure) and claimed.attempts < MAX_TRANSIENT_ATTEMPTS:
                 _requeue(task, claimed, result)
             elif isinstance(result, RadAssistError):
-                _fail(task, claimed.job_id, claimed.study_id, result)
+                _fail(task, claimed.job_id, claimed.study_id, result, claimed.attempts)
             else:
                 _store_draft(task, claimed, _draft_row(claimed, result))
 
@@ -222,10 +272,12 @@ def _draft_row(claimed: _Claimed, result: Any) -> Draft:
     )
 
 
+@retry_while_db_down("requeueing the job")
 def _requeue(task: RadAssistTask, claimed: _Claimed, error: TransientFailure) -> None:
     """Back to the queue after a delay: the GPU or the model server may be free by then."""
     with task.session() as session:
         if not set_job_state(session, claimed.job_id, JobState.DRAFTING, JobState.QUEUED,
+                             Job.attempts == claimed.attempts,
                              error_code=error.code, error_message=error.message[:2000]):
             return
         record_event(session, EventTag.JOB_REQUEUED, study_id=claimed.study_id, job_id=claimed.job_id,
@@ -237,6 +289,7 @@ def _requeue(task: RadAssistTask, claimed: _Claimed, error: TransientFailure) ->
     logger.warning("drafting hit a transient failure (%s); job requeued", error.code)
 
 
+@retry_while_db_down("storing the draft")
 def _store_draft(task: RadAssistTask, claimed: _Claimed, draft: Draft) -> None:
     from workers.tasks.deliver import deliver
 
@@ -244,8 +297,8 @@ def _store_draft(task: RadAssistTask, claimed: _Claimed, draft: Draft) -> None:
     job_id, study_id, sources = claimed.job_id, claimed.study_id, claimed.sources
     with task.session() as session:
         job = session.get(Job, job_id)
-        if job is None or job.state is not JobState.DRAFTING:
-            logger.info("job left drafting while the model ran (cancelled?); draft discarded")
+        if job is None or job.state is not JobState.DRAFTING or job.attempts != claimed.attempts:
+            logger.info("job left drafting or was taken over while the model ran; draft discarded")
             return
         now = utcnow()
         draft.job_id = job_id
@@ -254,18 +307,26 @@ def _store_draft(task: RadAssistTask, claimed: _Claimed, draft: Draft) -> None:
             deliveries = create_outputs(session, job, draft, sources, settings, task.outputs, now)
         except RadAssistError as exc:
             session.rollback()
-            _fail(task, job_id, study_id, exc)
+            _fail(task, job_id, study_id, exc, claimed.attempts)
             return
+        except (OperationalError, InterfaceError):
+            raise  # the database went away: wait it out (retry_while_db_down), never fail the job for it
         except Exception as exc:
             session.rollback()
             logger.exception("building the outputs failed")
-            _fail(task, job_id, study_id, PermanentFailure(f"building the SR/ORU failed: {type(exc).__name__}", code="output.build"))
+            _fail(task, job_id, study_id, PermanentFailure(f"building the SR/ORU failed: {type(exc).__name__}", code="output.build"),
+                  claimed.attempts)
             return
         target = JobState.DELIVERING if deliveries else JobState.DONE
-        set_job_state(
-            session, job_id, JobState.DRAFTING, target, drafted_at=now,
+        # Fenced by attempts: a worker that took the job over since our check wins, and our
+        # outputs are rolled back (no second SR or ORU for one job).
+        if not set_job_state(
+            session, job_id, JobState.DRAFTING, target, Job.attempts == claimed.attempts, drafted_at=now,
             finished_at=now if target is JobState.DONE else None,
-        )
+        ):
+            session.rollback()
+            logger.info("job was taken over while the model ran; draft discarded")
+            return
         record_event(session, EventTag.DRAFT_COMPLETED, study_id=study_id, job_id=job_id,
                      seconds=draft.generation.get("seconds"), batch=draft.generation.get("batch_size"),
                      warnings=len(draft.generation.get("consistency_warnings") or ()))
@@ -282,10 +343,14 @@ def _store_draft(task: RadAssistTask, claimed: _Claimed, draft: Draft) -> None:
     logger.info("draft stored; %d deliveries queued", len(ids))
 
 
-def _fail(task: RadAssistTask, job_id: uuid.UUID, study_id: uuid.UUID, error: RadAssistError) -> None:
+@retry_while_db_down("failing the job")
+def _fail(task: RadAssistTask, job_id: uuid.UUID, study_id: uuid.UUID, error: RadAssistError,
+          attempts: int | None = None) -> None:
+    """Fail a drafting job; with ``attempts``, only if no other worker has claimed it since."""
+    fence = () if attempts is None else (Job.attempts == attempts,)
     with task.session() as session:
         if set_job_state(
-            session, job_id, JobState.DRAFTING, JobState.FAILED,
+            session, job_id, JobState.DRAFTING, JobState.FAILED, *fence,
             error_code=error.code, error_message=error.message[:2000], finished_at=utcnow(),
         ):
             record_event(session, EventTag.JOB_FAILED, study_id=study_id, job_id=job_id, code=error.code)

@@ -11,6 +11,7 @@ from radassist.db import actions, queries
 from radassist.db.base import utcnow
 from radassist.web.deps import AdminDep, ProbeDep, SessionDep, UserDep
 from radassist.web.render import render
+from radassist.web.routes.worklist import OffsetQuery
 from radassist.web.schemas import AuditOut, PauseOut, SystemOut, WorkerOut
 
 router = APIRouter()
@@ -51,12 +52,12 @@ def api_pauses(session: SessionDep, user: UserDep) -> list[PauseOut]:
 
 @router.get("/api/audit", response_model=list[AuditOut], tags=["system"])
 def api_audit(session: SessionDep, user: AdminDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-              offset: Annotated[int, Query(ge=0)] = 0) -> list[AuditOut]:
+              offset: OffsetQuery = 0) -> list[AuditOut]:
     """Admin actions, newest first (admins only)."""
     return [AuditOut.model_validate(a) for a in actions.audit_log(session, limit, offset)]
 
 
 @router.get("/audit", response_class=HTMLResponse, include_in_schema=False)
 def audit_page(request: Request, session: SessionDep, user: AdminDep,
-               offset: Annotated[int, Query(ge=0)] = 0) -> HTMLResponse:
+               offset: OffsetQuery = 0) -> HTMLResponse:
     return render(request, "audit.html", {"entries": actions.audit_log(session, 200, offset), "offset": offset}, user)

@@ -27,7 +27,9 @@ router = APIRouter()
 
 StateQuery = Annotated[WorklistState | None, Query(description="Only studies in this worklist state.")]
 LimitQuery = Annotated[int, Query(ge=1, le=500)]
-OffsetQuery = Annotated[int, Query(ge=0)]
+MAX_OFFSET = 2**31 - 1
+"""Offsets past this are refused (422): PostgreSQL's OFFSET is a bigint, and a larger one was a 500."""
+OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 ModalityQuery = Annotated[str | None, Query(max_length=16, description="Modality, e.g. CT.")]
 AeQuery = Annotated[str | None, Query(max_length=16, description="Calling AE title, exactly.")]
 FromQuery = Annotated[dt.date | None, Query(alias="from", description="Last received on or after this day (UTC).")]
@@ -174,8 +176,11 @@ def thumbnail(study_id: uuid.UUID, sop_instance_uid: str, session: SessionDep, s
     relpath = queries.instance_path(session, study_id, sop_instance_uid[:64])
     if relpath is None:
         raise HTTPException(status_code=404, detail="instance not found")
-    path = settings.storage.instances_dir / relpath
+    from radassist.store.instances import InstanceStore
+
     try:
+        # The stored path is ours, but the same guard as every other reader: never outside the store.
+        path = InstanceStore(settings.storage.instances_dir).path(relpath)
         ds = pydicom.dcmread(path)
         image = to_image(frame_to_rgb(ds, 0, path=path), THUMBNAIL_PX)
     except (RadAssistError, OSError, ValueError, TypeError, AttributeError, KeyError) as exc:

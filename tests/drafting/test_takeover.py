@@ -1,0 +1,80 @@
+"""A worker killed mid-draft: its redelivered message takes the batch over, and the dead (or only
+slow) holder can no longer store a draft, so no job gets two SRs or ORUs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+from celery import Celery
+from sqlalchemy import select, update
+
+from radassist.config import Settings
+from radassist.db.base import utcnow
+from radassist.db.engine import make_sessionmaker
+from radassist.db.tables import Delivery, Draft, Event, Job
+from radassist.states import JobState
+from tests.drafting.test_draft_task import add_study, cr_copy, make_app  # noqa: F401 - make_app is a fixture
+
+
+def _as_if_claimed_by_a_dead_worker(maker, job_ids: list) -> None:  # type: ignore[no-untyped-def]
+    started = utcnow() - dt.timedelta(seconds=5)
+    with maker() as session:
+        session.execute(update(Job).where(Job.id.in_(job_ids))
+                        .values(state=JobState.DRAFTING, started_at=started, attempts=1))
+        session.commit()
+
+
+def test_redelivered_message_takes_over_the_dead_workers_batch(
+    make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    from workers.tasks.draft import _claim, draft_study
+
+    _, settings = make_app(model_batch_size="4")
+    maker = make_sessionmaker(settings)
+    with maker() as session:
+        job_ids = [add_study(session, settings, [cr_copy(testdata, tmp_path / f"cr{i}")]).id for i in range(2)]
+        bystander = add_study(session, settings, [cr_copy(testdata, tmp_path / "other")]).id
+    _as_if_claimed_by_a_dead_worker(maker, job_ids)
+
+    # A message that is not a redelivery leaves a drafting job alone (its holder may be alive).
+    draft_study.apply(args=(str(job_ids[0]),)).get()
+    with maker() as session:
+        assert {session.get(Job, j).state for j in job_ids} == {JobState.DRAFTING}  # type: ignore[union-attr]
+
+    claimed = _claim(draft_study, job_ids[0], settings, takeover=True)
+    assert {c.job_id for c in claimed} >= set(job_ids)  # the batch mate (same started_at) too
+    assert all(c.attempts == 2 for c in claimed if c.job_id in job_ids)
+    with maker() as session:
+        tags = session.scalars(select(Event.detail).where(Event.tag == "job:requeued")).all()
+        assert sum("taken over" in str(t) for t in tags) == 2
+        assert session.get(Job, bystander).state is JobState.DRAFTING  # type: ignore[union-attr]
+    maker.kw["bind"].dispose()
+
+
+def test_a_superseded_holder_stores_nothing(
+    make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    from workers.tasks.draft import _claim, _draft_row, _prepare, _store_draft, draft_study
+
+    _, settings = make_app(model_batch_size="1")
+    maker = make_sessionmaker(settings)
+    with maker() as session:
+        job_id = add_study(session, settings, [cr_copy(testdata, tmp_path / "cr")]).id
+    stale = _claim(draft_study, job_id, settings)[0]  # the first worker, which will be presumed dead
+    assert _prepare(draft_study, stale, settings)
+    _claim(draft_study, job_id, settings, takeover=True)  # a second worker takes the job over
+
+    class Result:
+        findings, impression, raw_text = "No acute findings.", "Normal.", "Findings: x"
+        model_name, model_revision, prompt, prompt_version = "tiny", None, "p", "2"
+        generation = {"seconds": 1.0, "batch_size": 1}
+
+    _store_draft(draft_study, stale, _draft_row(stale, Result()))
+    with maker() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.state is JobState.DRAFTING and job.attempts == 2
+        assert session.scalars(select(Draft).where(Draft.job_id == job_id)).all() == []
+        assert session.scalars(select(Delivery).where(Delivery.job_id == job_id)).all() == []
+    maker.kw["bind"].dispose()
