@@ -243,7 +243,7 @@ def test_study_comes_back_as_sr_and_oru(backend: str, request: pytest.FixtureReq
 
         # What a reviewer reads: the SR as dcmtk renders it, and the ORU as sent (kept beside the test).
         ct_sr_path = next(p for p, ds in zip(pacs.received(), srs, strict=True) if ds.StudyInstanceUID == ct_uid)
-        dump = subprocess.run(["/usr/bin/dsrdump", "-Ec", str(ct_sr_path)], capture_output=True, text=True)
+        dump = subprocess.run(["/usr/bin/dsrdump", "-Ec", "+Pl", "+Pc", "+Pt", str(ct_sr_path)], capture_output=True, text=True)
         assert dump.returncode == 0 and "AI DRAFT" in dump.stdout.upper(), dump.stderr
         (tmp_path / "ct-sr.dsrdump.txt").write_text(dump.stdout)
         (tmp_path / "ct-oru.er7").write_text(str(ct_oru).replace("\r", "\n"))
