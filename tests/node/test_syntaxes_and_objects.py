@@ -27,6 +27,10 @@ SYNTAX_SAMPLES = (
     "MR_small_jpeg_ls_lossless.dcm",  # JPEG-LS lossless
     "MR_small_implicit.dcm",  # implicit VR little endian
     "MR_small_RLE.dcm",  # RLE lossless
+    "CT_small.dcm",  # explicit VR little endian
+    "SC_rgb_jpeg_gdcm.dcm",  # JPEG lossless, first-order prediction (process 14, SV1)
+    "MR_small_jp2klossless.dcm",  # JPEG 2000 lossless only
+    "JPEG2000.dcm",  # JPEG 2000
 )
 
 
