@@ -32,6 +32,8 @@ from pynetdicom import AE
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
+from dicom_node.reactor import install_reactor_clock, wake_on_work
+
 if TYPE_CHECKING:
     from pynetdicom.association import Association
 
@@ -137,13 +139,14 @@ def _guard_state_machine(assoc: Association) -> None:
 
 
 class NodeRequestHandler(RequestHandler):
-    """pynetdicom's handler, with associations that survive state machine errors and give up
-    their slot once the connection is gone."""
+    """pynetdicom's handler, with associations that survive state machine errors, give up
+    their slot once the connection is gone, and wake on work (:mod:`dicom_node.reactor`)."""
 
     def _create_association(self) -> Association:
         assoc = super()._create_association()
         _guard_state_machine(assoc)
         _prompt_receive(assoc)
+        wake_on_work(assoc)
         return assoc
 
 
@@ -190,6 +193,7 @@ def serve(
     reuse_port: bool = False,
 ) -> ThreadedAssociationServer:
     """Start a server thread for ``ae`` on ``address`` (what ``AE.start_server(block=False)`` does)."""
+    install_reactor_clock()
     server_class = ReusePortNodeServer if reuse_port else NodeServer
     server = server_class(
         ae,

@@ -10,13 +10,15 @@ unique-key race or a deadlock still surface, the whole transaction is rolled bac
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import threading
 import uuid
+from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, case, func, insert, select, update
+from sqlalchemy import Table, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -136,7 +138,10 @@ def record_instance(
 
 
 def _insert(session: Session, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
+    return _dialect_insert(session.get_bind().dialect.name, table)
+
+
+def _dialect_insert(dialect: str, table: Any) -> Any:
     if dialect == "postgresql":
         return postgresql.insert(table)
     if dialect == "sqlite":
@@ -144,8 +149,93 @@ def _insert(session: Session, table: Any) -> Any:
     raise NotImplementedError(f"unsupported database dialect: {dialect}")
 
 
+def _param(name: str, column: Any) -> Any:
+    """A named parameter typed like ``column`` (``p_`` names: column names are reserved in SET)."""
+    return bindparam(f"p_{name}", type_=column.type)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The statements run for every received instance, built once per dialect.
+
+    Building a Core statement and its cache key costs more Python time than SQLite takes to run it;
+    with these built once, each instance only binds its values.
+    """
+
+    insert_instance: Any
+    reopen_study: Any
+    count_series: Any
+    count_study: Any
+    refresh_instance: Any
+    touch_study: Any
+    insert_event: Any
+    our_sr: Any
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    i, se, st, ev = _INSTANCES.c, _SERIES.c, _STUDIES.c, _EVENTS.c
+    now = _param("now", st.last_received_at)
+    later = case((st.last_received_at < now, now), else_=st.last_received_at)
+    return _Statements(
+        insert_instance=_dialect_insert(dialect, _INSTANCES)
+        .values(
+            id=_param("id", i.id),
+            series_id=_param("series_id", i.series_id),
+            study_id=_param("study_id", i.study_id),
+            sop_instance_uid=_param("sop_instance_uid", i.sop_instance_uid),
+            sop_class_uid=_param("sop_class_uid", i.sop_class_uid),
+            transfer_syntax_uid=_param("transfer_syntax_uid", i.transfer_syntax_uid),
+            instance_number=_param("instance_number", i.instance_number),
+            path=_param("path", i.path),
+            size_bytes=_param("size_bytes", i.size_bytes),
+            received_at=_param("now", i.received_at),
+        )
+        .on_conflict_do_nothing(index_elements=[i.sop_instance_uid])
+        .returning(i.id),
+        # Reopen first: from here on this transaction holds the study row, so a sweeper's
+        # compare-and-set waits for us (PostgreSQL) or is serialised behind us (SQLite).
+        reopen_study=update(_STUDIES)
+        .where(st.id == _param("study_id", st.id), st.state == StudyState.COMPLETE)
+        .values(state=StudyState.RECEIVING, completed_at=None)
+        .returning(st.id),
+        count_series=update(_SERIES)
+        .where(se.id == _param("series_id", se.id))
+        .values(instance_count=se.instance_count + 1),
+        count_study=update(_STUDIES)
+        .where(st.id == _param("study_id", st.id))
+        .values(
+            instance_count=st.instance_count + 1,
+            last_received_at=later,
+            modality=func.coalesce(st.modality, _param("modality", st.modality)),
+        ),
+        refresh_instance=update(_INSTANCES)
+        .where(i.sop_instance_uid == _param("sop_instance_uid", i.sop_instance_uid))
+        .values(
+            path=_param("path", i.path),
+            size_bytes=_param("size_bytes", i.size_bytes),
+            transfer_syntax_uid=_param("transfer_syntax_uid", i.transfer_syntax_uid),
+        )
+        .returning(i.id),
+        touch_study=update(_STUDIES)
+        .where(st.id == _param("study_id", st.id), st.state == StudyState.RECEIVING)
+        .values(last_received_at=later),
+        insert_event=insert(_EVENTS).values(
+            tag=_param("tag", ev.tag),
+            study_id=_param("study_id", ev.study_id),
+            job_id=None,
+            detail=_param("detail", ev.detail),
+            at=_param("at", ev.at),
+        ),
+        our_sr=select(_JOBS.c.id).where(_JOBS.c.sr_sop_instance_uid == _param("sop_instance_uid", _JOBS.c.sr_sop_instance_uid)).limit(1),
+    )
+
+
 def _event(session: Session, tag: EventTag, study_id: uuid.UUID, **detail: Any) -> None:
-    session.execute(insert(_EVENTS).values(tag=str(tag), study_id=study_id, job_id=None, detail=detail, at=utcnow()))
+    statements = _statements(session.get_bind().dialect.name)
+    session.connection().execute(
+        statements.insert_event, {"p_tag": str(tag), "p_study_id": study_id, "p_detail": detail, "p_at": utcnow()}
+    )
 
 
 def _record(
@@ -158,7 +248,8 @@ def _record(
     now: dt.datetime,
     reopen_study: bool,
 ) -> bool:
-    database = str(session.get_bind().engine.url)
+    bind = session.get_bind()
+    database = str(bind.engine.url)
     study_key = (database, "study", header.study_instance_uid)
     study_id = _IDS.get(study_key)
     if study_id is None:
@@ -170,75 +261,50 @@ def _record(
         series_id = _upsert_series(session, header, study_id)
         _IDS.put(series_key, series_id)
 
-    instance_id: uuid.UUID | None = session.execute(
-        _insert(session, _INSTANCES)
-        .values(
-            id=uuid.uuid4(),
-            series_id=series_id,
-            study_id=study_id,
-            sop_instance_uid=header.sop_instance_uid,
-            sop_class_uid=header.sop_class_uid,
-            transfer_syntax_uid=header.transfer_syntax_uid,
-            instance_number=header.instance_number,
-            path=stored.relpath,
-            size_bytes=stored.size_bytes,
-            received_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[_INSTANCES.c.sop_instance_uid])
-        .returning(_INSTANCES.c.id)
+    statements = _statements(bind.dialect.name)
+    connection = session.connection()
+    instance_id: uuid.UUID | None = connection.execute(
+        statements.insert_instance,
+        {
+            "p_id": uuid.uuid4(),
+            "p_series_id": series_id,
+            "p_study_id": study_id,
+            "p_sop_instance_uid": header.sop_instance_uid,
+            "p_sop_class_uid": header.sop_class_uid,
+            "p_transfer_syntax_uid": header.transfer_syntax_uid,
+            "p_instance_number": header.instance_number,
+            "p_path": stored.relpath,
+            "p_size_bytes": stored.size_bytes,
+            "p_now": now,
+        },
     ).scalar_one_or_none()
     new = instance_id is not None
 
-    studies = _STUDIES.c
-    later = case((studies.last_received_at < now, now), else_=studies.last_received_at)
     reopened = False
     if new and reopen_study and is_report_sop_class(header.sop_class_uid):
         reopen_study = (
-            session.scalar(select(_JOBS.c.id).where(_JOBS.c.sr_sop_instance_uid == header.sop_instance_uid).limit(1))
-            is None
+            connection.execute(statements.our_sr, {"p_sop_instance_uid": header.sop_instance_uid}).scalar() is None
         )
     if new:
-        # Reopen first: from here on this transaction holds the study row, so a sweeper's
-        # compare-and-set waits for us (PostgreSQL) or is serialised behind us (SQLite).
         reopened = reopen_study and (
-            session.execute(
-                update(_STUDIES)
-                .where(studies.id == study_id, studies.state == StudyState.COMPLETE)
-                .values(state=StudyState.RECEIVING, completed_at=None)
-                .returning(studies.id)
-            ).scalar_one_or_none()
-            is not None
+            connection.execute(statements.reopen_study, {"p_study_id": study_id}).scalar_one_or_none() is not None
         )
-        session.execute(
-            update(_SERIES)
-            .where(_SERIES.c.id == series_id)
-            .values(instance_count=_SERIES.c.instance_count + 1)
-        )
-        session.execute(
-            update(_STUDIES)
-            .where(studies.id == study_id)
-            .values(
-                instance_count=studies.instance_count + 1,
-                last_received_at=later,
-                modality=func.coalesce(studies.modality, _clip(header.modality, 16)),
-            )
+        connection.execute(statements.count_series, {"p_series_id": series_id})
+        connection.execute(
+            statements.count_study,
+            {"p_study_id": study_id, "p_now": now, "p_modality": _clip(header.modality, 16)},
         )
     else:
-        instance_id = session.execute(
-            update(_INSTANCES)
-            .where(_INSTANCES.c.sop_instance_uid == header.sop_instance_uid)
-            .values(
-                path=stored.relpath,
-                size_bytes=stored.size_bytes,
-                transfer_syntax_uid=header.transfer_syntax_uid,
-            )
-            .returning(_INSTANCES.c.id)
+        instance_id = connection.execute(
+            statements.refresh_instance,
+            {
+                "p_sop_instance_uid": header.sop_instance_uid,
+                "p_path": stored.relpath,
+                "p_size_bytes": stored.size_bytes,
+                "p_transfer_syntax_uid": header.transfer_syntax_uid,
+            },
         ).scalar_one()
-        session.execute(
-            update(_STUDIES)
-            .where(studies.id == study_id, studies.state == StudyState.RECEIVING)
-            .values(last_received_at=later)
-        )
+        connection.execute(statements.touch_study, {"p_study_id": study_id, "p_now": now})
 
     if reopened:
         _event(session, EventTag.STUDY_REOPENED, study_id)

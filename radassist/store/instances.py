@@ -49,6 +49,14 @@ class InstanceStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._resolved_root: Path | None = None
+
+    @property
+    def resolved_root(self) -> Path:
+        """The root with symlinks resolved, once: ``resolve`` costs a system call per path component."""
+        if self._resolved_root is None:
+            self._resolved_root = self.root.resolve()
+        return self._resolved_root
 
     def relpath_for(self, study_uid: str, series_uid: str, sop_uid: str) -> str:
         """The relative path an instance is (or would be) stored at; deterministic per SOP instance."""
@@ -63,7 +71,7 @@ class InstanceStore:
         candidate = Path(relpath)
         if candidate.is_absolute() or ".." in candidate.parts or not relpath:
             raise ValueError("relpath must be a relative path inside the store")
-        root = self.root.resolve()
+        root = self.resolved_root
         full = (root / candidate).resolve()
         if full != root and root not in full.parents:
             raise ValueError("relpath must be a relative path inside the store")
@@ -76,7 +84,8 @@ class InstanceStore:
         temporary file is removed and the ``OSError`` propagates.
         """
         relpath = self.relpath_for(study_uid, series_uid, sop_uid)
-        final = self.path(relpath)
+        # Built from hex digests only, so it cannot leave the root: no need for path()'s resolve.
+        final = self.resolved_root / relpath
         self._makedirs(final.parent)
         replaced = final.exists()
         fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=".incoming-", suffix=".part")
