@@ -170,13 +170,6 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mask_url(url: str) -> str:
-    """Hide the password of a URL (``amqp://user:secret@host`` -> ``amqp://user:***@host``)."""
-    from radassist.config import mask_url
-
-    return mask_url(url)
-
-
 def cmd_user(args: argparse.Namespace) -> int:
     """Local users of the web app: add (or reset) one, or issue an API token for one."""
     import getpass

@@ -19,7 +19,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -596,9 +596,9 @@ def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]
 
 
 def _destination_model(item: Mapping[str, Any]) -> type[BaseModel]:
-    kinds: dict[str, type[BaseModel]] = {
-        "dicom": DicomDestination, "orthanc": OrthancDestination, "dicomweb": DicomwebDestination
-    }
+    """The model of one ``[[destinations]]`` entry, by its ``kind``, as the ``Destination`` union decides."""
+    models: tuple[type[BaseModel], ...] = get_args(get_args(Destination)[0])
+    kinds = {get_args(model.model_fields["kind"].annotation)[0]: model for model in models}
     return kinds.get(str(item.get("kind", "dicom")), DicomDestination)
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from datetime import timedelta
 
 from celery import Celery
 from kombu.entity import Queue
 
 from radassist.config import Settings
+
+logger = logging.getLogger(__name__)
 
 GPU_QUEUE = "gpu"
 IO_QUEUE = "io"
@@ -50,3 +54,22 @@ def make_celery(settings: Settings) -> Celery:
     )
     app.radassist_settings = settings
     return app
+
+
+def queue_depths(app: Celery, queues: Iterable[str], timeout: float | None = None) -> dict[str, int]:
+    """Messages waiting in each queue, by a passive declare; a queue the broker does not know holds 0.
+
+    Raises when the broker cannot be reached (callers decide what an unknown depth means).
+    """
+    depths: dict[str, int] = {}
+    with app.connection_for_read() as conn:
+        conn.ensure_connection(max_retries=1, timeout=timeout)
+        channel = conn.default_channel
+        for name in queues:
+            try:
+                depths[name] = int(channel.queue_declare(queue=name, passive=True).message_count)
+            except Exception as exc:  # noqa: BLE001 -- Redis: no key for an empty queue; AMQP: never declared
+                logger.debug("queue %s: %s", name, type(exc).__name__)
+                depths[name] = 0
+                channel = conn.channel()  # a failed passive declare closes the AMQP channel
+    return depths

@@ -77,29 +77,11 @@ def make_templates() -> Jinja2Templates:
     return templates
 
 
-def _mark_cookies_secure(response: Response) -> None:
-    """Add ``Secure`` to every cookie this response sets that lacks it.
-
-    A request that came over HTTPS (directly, or through a proxy on this host that sent
-    ``X-Forwarded-Proto: https``, which uvicorn honours) must not get a session cookie the browser
-    would also send over plain HTTP, even when ``[web] secure_cookies`` was left off.
-    """
-    cookies = response.headers.getlist("set-cookie")
-    if not cookies:
-        return
-    del response.headers["set-cookie"]
-    for cookie in cookies:
-        flags = {part.strip().lower() for part in cookie.split(";")[1:]}
-        response.headers.append("set-cookie", cookie if "secure" in flags else f"{cookie}; Secure")
-
-
 async def _security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
     response = await call_next(request)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    if request.url.scheme == "https":
-        _mark_cookies_secure(response)
     return response
 
 

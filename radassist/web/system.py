@@ -69,19 +69,9 @@ class SystemProbe:
         self.celery().send_task(name, args=list(args), queue=queue)
 
     def _queue_depths(self) -> dict[str, int | None]:
-        app = self.celery()
-        depths: dict[str, int | None] = {}
-        with app.connection_for_read() as conn:
-            conn.ensure_connection(max_retries=1, timeout=PROBE_TIMEOUT_S)
-            channel = conn.default_channel
-            for name in QUEUES:
-                try:
-                    depths[name] = int(channel.queue_declare(queue=name, passive=True).message_count)
-                except Exception as exc:  # noqa: BLE001 -- a queue not declared yet holds nothing
-                    logger.debug("queue %s: %s", name, type(exc).__name__)
-                    depths[name] = 0
-                    channel = conn.channel()  # a failed passive declare closes the AMQP channel
-        return depths
+        from workers.app import queue_depths
+
+        return dict(queue_depths(self.celery(), QUEUES, timeout=PROBE_TIMEOUT_S))
 
     def _workers(self) -> tuple[WorkerInfo, ...] | None:
         if self._settings.broker_url.startswith("sqla+"):

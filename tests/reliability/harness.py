@@ -29,12 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hl7
-import numpy as np
 import pydicom
 import sqlalchemy as sa
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from tests.conftest import free_port, wait_for_port, wait_until
+from tests.dicom_factories import make_ct_study, write_study
 from tests.peers import mllp_ris
 
 REPO = Path(__file__).resolve().parents[2]
@@ -222,6 +221,8 @@ class Ris:
 
 @dataclass
 class TestStudy:
+    __test__ = False  # a study for the tests, not a test class
+
     study_uid: str
     accession: str
     files: list[Path]
@@ -232,39 +233,12 @@ def make_studies(folder: Path, count: int, slices: int, prefix: str = "RL", size
     """``count`` small CT studies of ``slices`` instances each, synthetic patients, unique accessions."""
     studies = []
     for n in range(count):
-        study_uid, series_uid, frame_uid = generate_uid(), generate_uid(), generate_uid()
-        sub = folder / f"s{n:04d}"
-        sub.mkdir(parents=True, exist_ok=True)
         accession = f"{prefix}{n:05d}"
-        files, sops = [], []
-        for index in range(slices):
-            ds = pydicom.Dataset()
-            ds.SOPClassUID = pydicom.uid.CTImageStorage
-            ds.SOPInstanceUID = generate_uid()
-            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
-            ds.PatientName, ds.PatientID, ds.PatientBirthDate = f"RELIABILITY^{n}", f"RL-{n}", "19700101"
-            ds.PatientSex, ds.PatientAge = "O", "050Y"
-            ds.AccessionNumber = accession
-            ds.StudyDate, ds.StudyTime, ds.StudyID = "20261120", "101500", "1"
-            ds.StudyDescription, ds.BodyPartExamined, ds.Modality = "CT CHEST", "CHEST", "CT"
-            ds.ReferringPhysicianName = ""
-            ds.SeriesNumber, ds.InstanceNumber = 2, index + 1
-            ds.ImagePositionPatient = [0.0, 0.0, float(index * 5)]
-            ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-            ds.PixelSpacing, ds.SliceThickness = [0.7, 0.7], 5.0
-            ds.Rows = ds.Columns = size
-            ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-            ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
-            ds.WindowCenter, ds.WindowWidth = 40, 400
-            ds.PixelData = ((np.arange(size * size, dtype=np.uint16) * (n + index + 1)) % 2000).tobytes()
-            ds.file_meta = pydicom.dataset.FileMetaDataset()
-            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            path = sub / f"i{index:03d}.dcm"
-            ds.save_as(path, enforce_file_format=True)
-            files.append(path)
-            sops.append(str(ds.SOPInstanceUID))
-        studies.append(TestStudy(study_uid, accession, files, sops))
+        instances = make_ct_study(series_count=1, instances_per_series=slices, patient_name=f"RELIABILITY^{n}",
+                                  patient_id=f"RL-{n}", accession_number=accession, rows=size, columns=size)
+        files = write_study(instances, folder / f"s{n:04d}")
+        sops = [str(ds.SOPInstanceUID) for ds in instances]
+        studies.append(TestStudy(str(instances[0].StudyInstanceUID), accession, files, sops))
     return studies
 
 

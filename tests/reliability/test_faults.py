@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from tests.reliability.conftest import Rig
 from tests.reliability.harness import (
     Counts,
     SendLog,
+    TestStudy,
     check,
     count,
     make_studies,
@@ -37,7 +39,7 @@ pytestmark = [pytest.mark.reliability, pytest.mark.timeout(1200)]
 STUDIES, SLICES, PARALLEL = 24, 6, 4
 
 
-def _studies(rig: Rig, prefix: str, count_: int = STUDIES, slices: int = SLICES) -> list:
+def _studies(rig: Rig, prefix: str, count_: int = STUDIES, slices: int = SLICES) -> list[TestStudy]:
     return make_studies(rig.root / "studies", count_, slices, prefix=prefix)
 
 
@@ -151,29 +153,32 @@ def test_database_restarted_during_burst(rig: Rig, record: list[Counts]) -> None
 # --- 4. the RIS and the PACS down, the RIS answering AE --------------------------------------------
 
 
-def test_ris_down_then_up(rig: Rig, record: list[Counts]) -> None:
+def _burst_through_outage(
+    rig: Rig, prefix: str, fault: Callable[[], None], repair: Callable[[], None]
+) -> tuple[list[TestStudy], SendLog, float, float]:
+    """A paced burst with ``fault`` applied at its start and ``repair``-ed after the outage."""
     outage = outage_seconds()
     stack = rig.service(draft_workers=1)
-    studies, log = _studies(rig, "RD"), SendLog()
+    studies, log = _studies(rig, prefix), SendLog()
     started = time.monotonic()
-    rig.ris.stop()
+    fault()
     senders = send_paced(stack.dicom_port, studies, log, seconds=20, parallel=PARALLEL)
     time.sleep(outage)
-    rig.ris.start()
+    repair()
     senders.join()
+    return studies, log, started, outage
+
+
+def test_ris_down_then_up(rig: Rig, record: list[Counts]) -> None:
+    studies, log, started, outage = _burst_through_outage(rig, "RD", rig.ris.stop, rig.ris.start)
     check(_finish("4a. RIS down, then up", rig, studies, log, started, record, notes=f"down {outage:.0f} s"))
 
 
 def test_ris_answers_ae_then_aa(rig: Rig, record: list[Counts]) -> None:
-    outage = outage_seconds()
-    stack = rig.service(draft_workers=1)
-    studies, log = _studies(rig, "AE"), SendLog()
-    started = time.monotonic()
-    rig.ris.answer = "AE"
-    senders = send_paced(stack.dicom_port, studies, log, seconds=20, parallel=PARALLEL)
-    time.sleep(outage)
-    rig.ris.answer = "AA"
-    senders.join()
+    def answer(code: str) -> Callable[[], None]:
+        return lambda: setattr(rig.ris, "answer", code)
+
+    studies, log, started, outage = _burst_through_outage(rig, "AE", answer("AE"), answer("AA"))
     result = _finish("4b. RIS answers AE, then AA", rig, studies, log, started, record,
                      notes=f"AE for {outage:.0f} s ({sum(1 for m in rig.ris.messages if m[2] == 'AE')} AE sent)")
     assert any(code == "AE" for *_, code in rig.ris.messages)
@@ -181,15 +186,7 @@ def test_ris_answers_ae_then_aa(rig: Rig, record: list[Counts]) -> None:
 
 
 def test_pacs_down_then_up(rig: Rig, record: list[Counts]) -> None:
-    outage = outage_seconds()
-    stack = rig.service(draft_workers=1)
-    studies, log = _studies(rig, "PD"), SendLog()
-    started = time.monotonic()
-    rig.pacs.stop()
-    senders = send_paced(stack.dicom_port, studies, log, seconds=20, parallel=PARALLEL)
-    time.sleep(outage)
-    rig.pacs.start()
-    senders.join()
+    studies, log, started, outage = _burst_through_outage(rig, "PD", rig.pacs.stop, rig.pacs.start)
     check(_finish("4c. PACS (storescp) down, then up", rig, studies, log, started, record,
                   notes=f"down {outage:.0f} s"))
 

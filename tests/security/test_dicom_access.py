@@ -23,7 +23,6 @@ import pytest
 from sqlalchemy import func, select
 
 from radassist.config import AllowedCaller, Settings
-from radassist.db.migrate import upgrade
 from radassist.db.tables import Association, Instance
 from tests.conftest import free_port, wait_for_port
 from tests.node.conftest import Node
@@ -31,13 +30,6 @@ from tests.node.dcmtk import TlsPeer, echo, output, send
 from tests.node.test_tls import OPENSSL
 
 CR = "RG1_J2KR.dcm"
-
-
-@pytest.fixture
-def sqlite_settings(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
-    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'node.sqlite3'}")
-    upgrade(settings)
-    return settings
 
 
 @pytest.fixture

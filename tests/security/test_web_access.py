@@ -83,11 +83,8 @@ def _seeded_strings(world: World) -> list[str]:
 
 
 @pytest.fixture
-def settings(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
-    """SQLite only: who may do what does not depend on the database (tests/web runs both)."""
-    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'web.sqlite3'}")
-    upgrade(settings)
-    return settings
+def settings(sqlite_settings: Settings) -> Settings:
+    return sqlite_settings
 
 
 @pytest.fixture
@@ -311,7 +308,8 @@ def test_passwords_tokens_and_sessions_are_stored_hashed(settings: Settings, cap
     assert "admin1" in dump  # the dump holds the users table
     assert [s for s in secrets if s in dump] == []
     assert hashed.startswith("$argon2id$") and PasswordHasher().verify(hashed, password)
-    database_files = Path(settings.database_url.removeprefix("sqlite:///")).parent.glob("web.sqlite3*")
+    database = Path(settings.database_url.removeprefix("sqlite:///"))
+    database_files = database.parent.glob(f"{database.name}*")
     raw = b"".join(p.read_bytes() for p in database_files)
     assert raw and [s for s in secrets if s.encode() in raw] == []
     assert [s for s in secrets if s in caplog.text] == []

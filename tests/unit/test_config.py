@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from radassist.cli import _mask_url
-from radassist.config import load_settings
+from radassist.config import load_settings, mask_url
 from radassist.config_example import render_example
 from radassist.errors import ConfigError
 
@@ -82,5 +81,5 @@ def test_example_file_documents_every_setting_and_is_current() -> None:
 
 
 def test_broker_password_is_masked() -> None:
-    assert _mask_url("amqp://user:secret@host:5672//") == "amqp://user:***@host:5672//"
-    assert _mask_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
+    assert mask_url("amqp://user:secret@host:5672//") == "amqp://user:***@host:5672//"
+    assert mask_url("redis://localhost:6379/0") == "redis://localhost:6379/0"

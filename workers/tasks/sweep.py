@@ -21,7 +21,7 @@ from radassist.db.transitions import set_delivery_state, set_job_state
 from radassist.events import EventTag, record_event
 from radassist.intake.completion import claim_all
 from radassist.states import DeliveryState, JobState
-from workers.app import GPU_QUEUE
+from workers.app import GPU_QUEUE, queue_depths
 from workers.base import RadAssistTask
 from workers.enqueue import after_commit
 
@@ -92,15 +92,9 @@ def _queued_without_message(task: RadAssistTask, session: Session, now: dt.datet
 
 
 def _queue_depth(task: RadAssistTask, queue: str) -> int | None:
-    """Messages waiting in ``queue`` (0 when the broker does not know it); None when unknown."""
-    from kombu.exceptions import ChannelError
-
+    """Messages waiting in ``queue``; None when the broker does not answer (then nothing is re-sent)."""
     try:
-        with task.app.connection_for_read() as conn:
-            try:
-                return int(conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
-            except ChannelError:  # Redis: an empty queue has no key; AMQP: never declared
-                return 0
+        return queue_depths(task.app, [queue], timeout=5.0)[queue]
     except Exception as exc:  # noqa: BLE001 - no answer: do not re-send
         logger.warning("could not read the depth of queue %s (%s)", queue, type(exc).__name__)
         return None

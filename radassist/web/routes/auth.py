@@ -31,13 +31,19 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _secure(request: Request) -> bool:
+    """Cookies are ``Secure`` when configured so, and always on a request that came over HTTPS
+    (directly, or through a proxy on this host sending ``X-Forwarded-Proto: https``, which uvicorn
+    honours): the browser must not send them back over plain HTTP."""
+    return bool(request.app.state.settings.web.secure_cookies) or request.url.scheme == "https"
+
+
 def _login_page(request: Request, next_url: str, error: str | None, status_code: int = 200) -> HTMLResponse:
     token = secrets.token_urlsafe(24)
     response = render(request, "login.html", {"next": next_url, "error": error, "login_csrf": token}, None,
                       status_code=status_code)
-    settings = request.app.state.settings
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
-                        secure=settings.web.secure_cookies, max_age=3600, path="/login")
+                        secure=_secure(request), max_age=3600, path="/login")
     return response
 
 
@@ -76,7 +82,7 @@ def login(
     token = start_session(session, user.id, settings.web.session_hours)
     session.commit()
     response = RedirectResponse(next_url, status_code=303)
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=settings.web.secure_cookies,
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=_secure(request),
                         max_age=int(settings.web.session_hours * 3600), path="/")
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response

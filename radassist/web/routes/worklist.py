@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from radassist.db import actions as admin_actions
 from radassist.db import queries
 from radassist.db.queries import WorklistFilter, WorklistState
+from radassist.store.instances import InstanceStore
 from radassist.web.cache import TtlCache
 from radassist.web.deps import SessionDep, SettingsDep, UserDep
 from radassist.web.render import render
@@ -176,8 +177,6 @@ def thumbnail(study_id: uuid.UUID, sop_instance_uid: str, session: SessionDep, s
     relpath = queries.instance_path(session, study_id, sop_instance_uid[:64])
     if relpath is None:
         raise HTTPException(status_code=404, detail="instance not found")
-    from radassist.store.instances import InstanceStore
-
     try:
         # The stored path is ours, but the same guard as every other reader: never outside the store.
         path = InstanceStore(settings.storage.instances_dir).path(relpath)
