@@ -11,7 +11,7 @@ from pathlib import Path
 
 from radassist.config import Settings
 from radassist.db.migrate import upgrade
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, wait_for_port, wait_until
 from tests.node.conftest import echoscu
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,17 +62,20 @@ def test_several_listener_processes_share_the_port(make_settings: Callable[..., 
         "RADASSIST_DICOM_LISTENER_PROCESSES": "2",
     }
     env.pop("RADASSIST_CONFIG", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dicom_node"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
-    )
+    log = tmp_path / "listener.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "dicom_node"], cwd=REPO, env=env, stderr=stderr, text=True)
     try:
         wait_for_port(port)
+        # The child is a spawned interpreter: wait until it serves too, or SIGTERM finds it importing.
+        wait_until(lambda: log.read_text().count("DICOM listener RADASSIST on") == 2, timeout=60)
         assert all(echoscu(port).returncode == 0 for _ in range(6))
         proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=40)
+        proc.wait(timeout=40)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    err = log.read_text()
     assert proc.returncode == 0, err
     assert err.count("DICOM listener stopped") == 2  # the parent and its one child
