@@ -188,8 +188,9 @@ def main() -> int:
     parser.add_argument("--database-url", default="",
                         help="our node's database (default: SQLite in a temp folder); a PostgreSQL one is emptied "
                         "before each run, so give it a database of its own")
-    parser.add_argument("--processes", type=int, default=2,
-                        help="our listener processes (SO_REUSEPORT) for the parallel runs")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="our listener processes (SO_REUSEPORT) for the parallel runs; keep 1 on SQLite "
+                        "(the embedded default), more pay off on PostgreSQL")
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--ct-slices", type=int, default=300)
     parser.add_argument("--nagle-small", type=int, default=100,

@@ -15,24 +15,24 @@ import logging
 import threading
 import time
 import uuid
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, fields
-from io import BytesIO
 
-from pydicom import dcmread
 from pynetdicom.events import Event
+from pynetdicom.pdu_primitives import A_RELEASE
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_node.access import INTAKE_PAUSED, LOW_DISK, CallerPolicy, IntakePauses, Refusal, malformed_request
 from dicom_node.associations import AssociationLog, AssociationState
 from dicom_node.capacity import DiskGuard
+from dicom_node.part10 import part10_stream
 from dicom_node.statuses import REJECTION_STATUS, EchoStatus, StoreStatus
 from radassist import metrics
 from radassist.config import Settings
 from radassist.db.base import utcnow
+from radassist.db.engine import write_turn
 from radassist.errors import RejectedInput
 from radassist.events import EventTag, record_event
-from radassist.intake.header import InstanceHeader, read_header
+from radassist.intake.header import InstanceHeader, parse_header
 from radassist.intake.record import record_instance
 from radassist.intake.sop_classes import is_image_sop_class
 from radassist.intake.structure import check_complete
@@ -90,13 +90,14 @@ def handle_echo(event: Event, counters: NodeCounters | None = None) -> int:
     return int(EchoStatus.SUCCESS)
 
 
-def _parse(encoded: bytes) -> InstanceHeader:
+def _parse(encoded: bytes, transfer_syntax_uid: str) -> InstanceHeader:
     try:
-        dataset = dcmread(BytesIO(encoded), stop_before_pixels=True)
+        header = parse_header(encoded, transfer_syntax_uid)
+    except RejectedInput:
+        raise
     except Exception:
         logger.debug("undecodable data set", exc_info=True)
         raise RejectedInput("the data set could not be decoded", code="dicom.undecodable") from None
-    header = read_header(dataset)
     check_complete(encoded, header.transfer_syntax_uid)
     return header
 
@@ -157,12 +158,8 @@ def handle_store(
     settings: Settings,
     counters: NodeCounters | None = None,
     disk_guard: DiskGuard | None = None,
-    writer: Executor | None = None,
 ) -> int:
-    """C-STORE: parse the header, write the received bytes durably, commit the rows, then answer.
-
-    With a ``writer`` executor the file is written on it while the rows are prepared here.
-    """
+    """C-STORE: parse the header, write the received bytes durably, commit the rows, then answer."""
     started = time.monotonic()
     calling_ae = _calling_ae(event)
     state = _state(event)
@@ -175,7 +172,7 @@ def handle_store(
         return int(StoreStatus.OUT_OF_RESOURCES)
     status = int(StoreStatus.PROCESSING_FAILURE)
     try:
-        status, size = _store(event, store, session_factory, settings, calling_ae, counters, started, writer)
+        status, size = _store(event, store, session_factory, settings, calling_ae, counters, started)
         if state is not None:
             state.count(status == StoreStatus.SUCCESS, size)
         return status
@@ -201,12 +198,11 @@ def _store(
     calling_ae: str,
     counters: NodeCounters | None,
     started: float,
-    writer: Executor | None = None,
 ) -> tuple[int, int]:
     """The status to answer and the number of bytes stored (0 when nothing was)."""
-    encoded = event.encoded_dataset(include_meta=True)
     try:
-        header = _parse(encoded)
+        encoded = part10_stream(event)
+        header = _parse(encoded, str(event.context.transfer_syntax))
         _check_command(event, header)
     except RejectedInput as exc:
         status = REJECTION_STATUS.get(exc.code, StoreStatus.CANNOT_UNDERSTAND)
@@ -221,44 +217,27 @@ def _store(
 
     called_ae = _called_ae(event)
     reopen = is_image_sop_class(header.sop_class_uid) or pipeline_for(settings, called_ae).draft_non_image
-    uids = (header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
-    # The file write (two fsyncs) runs on the writer thread while this thread prepares the rows;
-    # the commit waits for the fsynced file, so a committed row always points to a durable file.
-    pending: Future[StoredFile] | None = writer.submit(store.write, encoded, *uids) if writer else None
-    stored: StoredFile | None = None
+    # The file is durable (fsynced, renamed, folder fsynced) before the transaction starts, so a
+    # committed row always points to a durable file and no database lock is held across an fsync.
     try:
-        if pending is None:
-            stored = store.write(encoded, *uids)
+        stored = store.write(encoded, header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
     except (OSError, ValueError) as exc:
         return _write_failed(calling_ae, counters, exc), 0
 
     try:
-        with session_factory() as session:
-            provisional = stored or StoredFile(relpath=store.relpath_for(*uids), size_bytes=len(encoded))
+        with write_turn(session_factory), session_factory() as session:
             new = record_instance(
                 session,
                 header,
-                provisional,
+                stored,
                 calling_ae=calling_ae,
                 called_ae=called_ae,
                 now=utcnow(),
                 reopen_study=reopen,
             )
-            if pending is not None:
-                try:
-                    stored = pending.result()
-                except (OSError, ValueError) as exc:
-                    session.rollback()
-                    return _write_failed(calling_ae, counters, exc), 0
             session.commit()
     except Exception as exc:
-        if stored is None and pending is not None:
-            try:
-                stored = pending.result()
-            except (OSError, ValueError):
-                stored = None
-        if stored is not None:
-            _undo_write(store, stored)
+        _undo_write(store, stored)
         _count(counters, "instances_failed")
         metrics.count_rejected("db.write_failed")
         logger.error(
@@ -268,7 +247,7 @@ def _store(
             exc_info=logger.isEnabledFor(logging.DEBUG),
         )
         return int(StoreStatus.OUT_OF_RESOURCES), 0
-    assert stored is not None
+
 
     _count(counters, "instances_stored" if new else "instances_duplicate")
     metrics.INSTANCES_RECEIVED.inc()
@@ -366,6 +345,19 @@ def on_accepted(event: Event, counters: NodeCounters | None = None) -> None:
     )
 
 
+def on_acse_sent(event: Event) -> None:
+    """Our A-RELEASE response is on its way: the association ended in a release.
+
+    Decided here, before the response is sent, because the peer closes the connection as soon as
+    it has the response, and pynetdicom may report that close (``on_connection_closed``) before
+    its association thread reports the release (``on_released``).
+    """
+    primitive = getattr(event, "primitive", None)
+    state = _state(event)
+    if state is not None and isinstance(primitive, A_RELEASE) and primitive.result == "affirmative":
+        state.outcome = "released"
+
+
 def on_released(event: Event, counters: NodeCounters | None = None) -> None:
     _count(counters, "associations_released")
     state = _state(event)
@@ -406,6 +398,7 @@ __all__ = [
     "handle_store",
     "on_aborted",
     "on_accepted",
+    "on_acse_sent",
     "on_connection_closed",
     "on_released",
     "on_requested",

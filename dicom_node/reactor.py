@@ -1,23 +1,27 @@
-"""pynetdicom's two reactor loops wake up when there is work, instead of on their next 1 ms poll.
+"""pynetdicom's two reactor loops sleep until there is work, instead of polling every 1 ms.
 
 pynetdicom 3 moves every PDU between two threads that poll: the DUL thread sleeps 1 ms whenever its
 event queue is empty, and the association thread sleeps 1 ms before each look at its DIMSE queue.
 A C-STORE waits for both polls on the way in (request) and on the way out (response): about 1.5 ms
 of a small instance's 3 ms in a bare pynetdicom SCP on this project's 2-vCPU benchmark machine.
+Worse, each poll takes the GIL from the thread doing the work: while a C-STORE handler runs, the
+idle DUL thread woke a thousand times a second and forced a GIL switch each time.
 
-The fix keeps the loops and their 1 ms bound, and only ends a wait early:
+The loops stay as they are; only their polling sleep becomes a wait that ends when work arrives:
 
-- the DUL thread waits in ``select`` on its socket and on a wake-up socket that
-  ``DULServiceProvider.send_pdu`` (the association thread handing over a response) writes to;
-- the association thread waits on its DIMSE queue's condition, which the DUL thread notifies when it
-  completes a message.
+- the DUL thread waits in ``select`` on its socket and on a wake-up socket written by
+  ``send_pdu`` (the association thread handing over a response) and by ``kill_dul``/``stop_dul``;
+- the association thread waits on its DIMSE queue's condition, notified when the DUL thread
+  completes a message, queues an A-RELEASE/A-ABORT/A-ASSOCIATE primitive, or ends.
+
+Anything that announces itself by none of these (the ARTIM and idle timers, a flag set by another
+thread) is seen after at most :data:`LONGEST_WAIT_S`, so a timer may fire up to 20 ms late.
 
 Both loops call ``time.sleep`` through their module's ``time``, so those two module globals are
 replaced by :class:`ReactorClock`, which calls a thread's own wait when the sleeping thread has one
 (the DUL and association threads of :func:`wake_on_work`'s associations) and the real
-``time.sleep`` otherwise.  A wait never lasts longer than the sleep it replaces, so every loop
-keeps its behaviour; it can only run sooner.  This belongs in pynetdicom (an event-driven reactor);
-until then the listener installs it (:func:`install_reactor_clock`).
+``time.sleep`` otherwise.  This belongs in pynetdicom (an event-driven reactor); until then the
+listener installs it (:func:`install_reactor_clock`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ if TYPE_CHECKING:
 _WAIT_ATTRIBUTE = "_radassist_wait"
 _LONGEST_REPLACED_SLEEP_S = 0.001
 """Only the reactors' polling sleeps (1 ms and shorter) are replaced; longer sleeps are real."""
+LONGEST_WAIT_S = 0.02
+"""How long a replaced sleep may wait when no work announces itself."""
 
 
 class ReactorClock:
@@ -77,15 +83,26 @@ def wake_on_work(assoc: Association) -> None:
     wake_reader, wake_writer = socket.socketpair()
     wake_reader.setblocking(False)
     wake_writer.setblocking(False)
+    message_ready = assoc.dimse.msg_queue.not_empty
 
-    original_send_pdu = dul.send_pdu
-
-    def send_pdu(primitive: Any) -> None:
-        original_send_pdu(primitive)
+    def wake_dul() -> None:
         try:
             wake_writer.send(b"\0")
         except OSError:  # closed (the DUL ended) or full (a wake-up is already pending)
             pass
+
+    def wake_association() -> None:
+        with message_ready:
+            message_ready.notify_all()
+
+    def after(method: Callable[..., Any], wake: Callable[[], None]) -> Callable[..., Any]:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            finally:
+                wake()
+
+        return wrapped
 
     original_run = dul.run
 
@@ -95,23 +112,34 @@ def wake_on_work(assoc: Association) -> None:
         finally:
             wake_reader.close()
             wake_writer.close()
+            wake_association()  # it may be waiting for this thread to end (``stop_dul``)
 
-    dul.send_pdu = send_pdu  # type: ignore[method-assign]
+    def stop_dul() -> bool:
+        wake_dul()  # ``stop_dul`` sets the kill flag, then waits for the DUL thread to see it
+        return original_stop_dul()
+
+    original_stop_dul = dul.stop_dul
+    dul.send_pdu = after(dul.send_pdu, wake_dul)  # type: ignore[method-assign]
+    dul.kill_dul = after(dul.kill_dul, wake_dul)  # type: ignore[method-assign]
+    dul.stop_dul = stop_dul  # type: ignore[method-assign]
     dul.run = run  # type: ignore[method-assign]
+    # A-RELEASE-RQ and A-ABORT reach the association thread through this queue, not the DIMSE one.
+    dul.to_user_queue.put = after(dul.to_user_queue.put, wake_association)  # type: ignore[method-assign]
     setattr(dul, _WAIT_ATTRIBUTE, lambda seconds: _wait_for_io(dul, wake_reader, seconds))
     setattr(assoc, _WAIT_ATTRIBUTE, lambda seconds: _wait_for_message(assoc, seconds))
 
 
 def _wait_for_io(dul: DULServiceProvider, wake_reader: socket.socket, seconds: float) -> None:
-    """Until the peer sent something, a primitive was handed over, or ``seconds`` passed."""
+    """Until the peer sent something, a primitive was handed over, the DUL was told to stop,
+    or :data:`LONGEST_WAIT_S` passed (``seconds``, the sleep replaced, for TLS)."""
     transport = dul.socket
     sock = getattr(transport, "socket", None) if transport is not None else None
-    if sock is None or isinstance(sock, ssl.SSLSocket):
+    if sock is None or isinstance(sock, ssl.SSLSocket) or dul._kill_thread:
         # TLS can hold decrypted bytes that select() does not see: keep the plain poll.
         time.sleep(seconds)
         return
     try:
-        readable, _, _ = select.select([sock, wake_reader], [], [], seconds)
+        readable, _, _ = select.select([sock, wake_reader], [], [], LONGEST_WAIT_S)
     except (OSError, ValueError):  # a socket closed meanwhile
         time.sleep(seconds)
         return
@@ -123,10 +151,15 @@ def _wait_for_io(dul: DULServiceProvider, wake_reader: socket.socket, seconds: f
 
 
 def _wait_for_message(assoc: Association, seconds: float) -> None:
-    """Until the DUL thread queues a DIMSE message, or ``seconds`` passed."""
-    condition = assoc.dimse.msg_queue.not_empty
-    with condition:
-        condition.wait(seconds)
+    """Until the DUL thread queues a DIMSE message or an association primitive, or ends, or
+    :data:`LONGEST_WAIT_S` passed.  ``seconds`` (the sleep replaced) is not needed: every wait
+    ends on work, so the bound only paces the checks nobody announces."""
+    dimse_queue = assoc.dimse.msg_queue
+    dul = assoc.dul
+    with dimse_queue.not_empty:  # holds the queue's mutex: look at the deques, not qsize()
+        if dimse_queue.queue or dul.to_user_queue.queue or not dul.is_alive():
+            return
+        dimse_queue.not_empty.wait(LONGEST_WAIT_S)
 
 
 __all__ = ["ReactorClock", "install_reactor_clock", "wake_on_work"]

@@ -14,7 +14,6 @@ import signal
 import ssl
 import threading
 import time
-from concurrent.futures import Executor, ThreadPoolExecutor
 from types import FrameType
 from typing import Any
 
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_node.access import CallerPolicy, IntakePauses
 from dicom_node.ae import build_ae
+from dicom_node.allocator import keep_large_buffers
 from dicom_node.associations import AssociationLog
 from dicom_node.capacity import DiskGuard
 from dicom_node.handlers import (
@@ -32,6 +32,7 @@ from dicom_node.handlers import (
     handle_store,
     on_aborted,
     on_accepted,
+    on_acse_sent,
     on_connection_closed,
     on_released,
     on_requested,
@@ -56,7 +57,6 @@ def event_handlers(
     policy: CallerPolicy | None = None,
     disk_guard: DiskGuard | None = None,
     tls: bool = False,
-    writer: Executor | None = None,
 ) -> list[Any]:
     """The handler table, each handler with its bound arguments."""
     policy = policy or CallerPolicy(settings)
@@ -64,9 +64,10 @@ def event_handlers(
     return [
         (evt.EVT_REQUESTED, on_requested,
          [policy, association_log, disk_guard, counters, tls, IntakePauses(session_factory)]),
-        (evt.EVT_C_STORE, handle_store, [store, session_factory, settings, counters, disk_guard, writer]),
+        (evt.EVT_C_STORE, handle_store, [store, session_factory, settings, counters, disk_guard]),
         (evt.EVT_C_ECHO, handle_echo, [counters]),
         (evt.EVT_ACCEPTED, on_accepted, [counters]),
+        (evt.EVT_ACSE_SENT, on_acse_sent),
         (evt.EVT_RELEASED, on_released, [counters]),
         (evt.EVT_ABORTED, on_aborted, [counters, association_log]),
         (evt.EVT_CONN_CLOSE, on_connection_closed, [association_log]),
@@ -99,6 +100,7 @@ def start_listener(
     ``radassist_session_factory`` for readiness checks and tests, and ``radassist_tls_server``
     (the TLS server or None), which :func:`stop_listener` stops with it.
     """
+    keep_large_buffers()
     if session_factory is None:
         session_factory = make_sessionmaker(settings)
     counters = counters if counters is not None else NodeCounters()
@@ -108,11 +110,7 @@ def start_listener(
     policy = CallerPolicy(settings)
     disk_guard = DiskGuard(settings, session_factory)
     disk_guard.has_room()  # records the starting condition
-    # Files are fsynced on these threads while the association thread prepares the rows.
-    writer = ThreadPoolExecutor(max_workers=settings.dicom.max_associations, thread_name_prefix="instance-writer")
-    handlers = event_handlers(
-        settings, store, session_factory, counters, policy=policy, disk_guard=disk_guard, writer=writer
-    )
+    handlers = event_handlers(settings, store, session_factory, counters, policy=policy, disk_guard=disk_guard)
     dicom = settings.dicom
     if not dicom.allow_any_caller and not dicom.allowed_callers:
         logger.warning("no [[dicom.allowed_callers]] configured: every association will be refused")
@@ -120,7 +118,7 @@ def start_listener(
     reuse_port = dicom.listener_processes > 1
     if dicom.tls_port:
         tls_handlers = event_handlers(
-            settings, store, session_factory, counters, policy=policy, disk_guard=disk_guard, tls=True, writer=writer
+            settings, store, session_factory, counters, policy=policy, disk_guard=disk_guard, tls=True
         )
         tls_server = serve(
             ae,
@@ -147,13 +145,11 @@ def start_listener(
         finally:
             if tls_server is not None:
                 tls_server.shutdown()
-            writer.shutdown(wait=True)
         return None
     server.radassist_counters = counters  # type: ignore[attr-defined]
     server.radassist_session_factory = session_factory  # type: ignore[attr-defined]
     server.radassist_tls_server = tls_server  # type: ignore[attr-defined]
     server.radassist_disk_guard = disk_guard  # type: ignore[attr-defined]
-    server.radassist_writer = writer  # type: ignore[attr-defined]
     return server
 
 
@@ -178,9 +174,6 @@ def stop_listener(
         if assoc.is_established:
             logger.warning("aborting an association still open at shutdown")
         assoc.abort()
-    writer = getattr(server, "radassist_writer", None)
-    if writer is not None:
-        writer.shutdown(wait=True)
     session_factory = getattr(server, "radassist_session_factory", None)
     bind = getattr(session_factory, "kw", {}).get("bind") if session_factory is not None else None
     if bind is not None:

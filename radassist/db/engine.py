@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -39,3 +41,25 @@ def make_engine(url: str) -> Engine:
 
 def make_sessionmaker(settings: Settings) -> sessionmaker[Session]:
     return sessionmaker(make_engine(settings.database_url), expire_on_commit=False)
+
+
+_sqlite_write_turns: dict[str, threading.Lock] = {}
+_turns_guard = threading.Lock()
+
+
+def write_turn(session_factory: sessionmaker[Session]) -> AbstractContextManager[Any]:
+    """Hold this while writing through ``session_factory``: one writer at a time per SQLite file.
+
+    SQLite lets one connection write at a time; another that tries waits in SQLite's busy
+    handler, which sleeps 1, 2, 5, 10, ... ms between attempts, so parallel associations in one
+    listener went no faster than one.  Threads of this process queue on a lock instead and
+    write as soon as it is free.  (Listener processes sharing one SQLite file still meet in the
+    busy handler: production runs several on PostgreSQL.)  PostgreSQL needs no turn taking.
+    """
+    bind = session_factory.kw.get("bind")
+    if not isinstance(bind, Engine) or bind.dialect.name != "sqlite":
+        return nullcontext()
+    key = str(bind.url)
+    with _turns_guard:
+        turn = _sqlite_write_turns.setdefault(key, threading.Lock())
+    return turn

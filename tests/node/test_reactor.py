@@ -2,23 +2,31 @@
 
 The point of the module is speed, which bench/ingest.py measures; these tests pin down the
 behaviour that makes it safe: only the reactors' short polling sleeps are replaced, a replaced
-wait ends when work arrives, and each association's wake-up sockets are closed when it ends.
+wait ends when work arrives (a message, an association primitive, a stop), and each
+association's wake-up sockets are closed when it ends.  Where a test needs to see that a wait
+was ended by work, the bound is raised to 30 s so that only the wake-up can end it in time.
 """
 
 from __future__ import annotations
 
 import gc
 import os
-import queue
+import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
 import pynetdicom.association
 import pynetdicom.dul
+import pytest
+from pynetdicom import AE
+from pynetdicom._globals import MODE_ACCEPTOR
+from pynetdicom.association import Association
 
-from dicom_node.reactor import ReactorClock, _wait_for_message, install_reactor_clock
+from dicom_node import reactor
+from dicom_node.reactor import ReactorClock, _wait_for_message, install_reactor_clock, wake_on_work
 from tests.node.conftest import Node
 from tests.node.dcmtk import echo, send
 
@@ -51,14 +59,66 @@ def test_the_clock_is_installed_once_in_both_reactor_modules() -> None:
     assert pynetdicom.dul.time is first
 
 
-def test_a_message_wait_ends_when_the_dul_queues_a_message() -> None:
-    messages: queue.Queue[object] = queue.Queue()
-    assoc = SimpleNamespace(dimse=SimpleNamespace(msg_queue=messages))
-    threading.Timer(0.05, messages.put, args=("P-DATA",)).start()
+@pytest.fixture
+def long_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reactor, "LONGEST_WAIT_S", 30.0)
+
+
+def _acceptor() -> Association:
+    """An association as the listener builds one (threads not started), with wake-ups installed."""
+    ae = AE(ae_title="RADASSIST")
+    assoc = Association(ae, MODE_ACCEPTOR)
+    wake_on_work(assoc)
+    return assoc
+
+
+def _waits_until(action: Callable[[], object], wait: Callable[[], None]) -> float:
+    threading.Timer(0.05, action).start()
     started = time.monotonic()
-    _wait_for_message(assoc, 30.0)  # type: ignore[arg-type]
-    assert time.monotonic() - started < 20.0  # woken by the put, not by the 30 s bound
-    assert messages.get_nowait() == "P-DATA"
+    wait()
+    return time.monotonic() - started
+
+
+def test_a_message_wait_ends_when_the_dul_queues_a_message(long_bound: None) -> None:
+    assoc = _acceptor()
+    assoc.dul.is_alive = lambda: True  # type: ignore[method-assign]
+    elapsed = _waits_until(lambda: assoc.dimse.msg_queue.put((1, "C-STORE-RQ")), lambda: _wait_for_message(assoc, 0.001))
+    assert elapsed < 20.0  # woken by the put, not by the 30 s bound
+    assert assoc.dimse.msg_queue.get_nowait() == (1, "C-STORE-RQ")
+
+
+def test_a_message_wait_ends_when_a_release_request_arrives(long_bound: None) -> None:
+    # A-RELEASE-RQ and A-ABORT come through the DUL's user queue, not the DIMSE one.
+    assoc = _acceptor()
+    assoc.dul.is_alive = lambda: True  # type: ignore[method-assign]
+    elapsed = _waits_until(lambda: assoc.dul.to_user_queue.put("A-RELEASE"), lambda: _wait_for_message(assoc, 0.001))
+    assert elapsed < 20.0
+    assert assoc.dul.to_user_queue.get_nowait() == "A-RELEASE"
+
+
+def test_a_message_wait_does_not_start_when_work_is_waiting_or_the_dul_ended(long_bound: None) -> None:
+    assoc = _acceptor()
+    assoc.dul.to_user_queue.put("A-ABORT")
+    assoc.dul.is_alive = lambda: True  # type: ignore[method-assign]
+    assert _waits_until(lambda: None, lambda: _wait_for_message(assoc, 0.001)) < 20.0
+    assoc.dul.to_user_queue.get_nowait()
+    assoc.dul.is_alive = lambda: False  # type: ignore[method-assign]
+    assert _waits_until(lambda: None, lambda: _wait_for_message(assoc, 0.001)) < 20.0
+
+
+def test_a_dul_wait_ends_when_the_dul_is_told_to_stop(long_bound: None) -> None:
+    assoc = _acceptor()
+    ours, peer = socket.socketpair()
+    try:
+        assoc.dul.socket = SimpleNamespace(socket=ours)  # type: ignore[assignment]
+        wait = assoc.dul._radassist_wait
+        assert _waits_until(assoc.dul.kill_dul, lambda: wait(0.001)) < 20.0
+        assoc.dul._kill_thread = False
+        assert _waits_until(lambda: assoc.dul.send_pdu(object()), lambda: wait(0.001)) < 20.0
+        assert _waits_until(lambda: peer.send(b"\x07"), lambda: wait(0.001)) < 20.0  # the peer sent a PDU
+    finally:
+        ours.close()
+        peer.close()
 
 
 def _open_sockets() -> int:

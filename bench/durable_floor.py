@@ -1,0 +1,90 @@
+"""The floor under any listener that keeps the durability promise: the system calls alone, per instance.
+
+    .venv/bin/python bench/durable_floor.py [--small N] [--ct N] [--folder DIR]
+
+Before answering Success, the listener creates a temporary file, writes the instance, fsyncs it,
+renames it into place, fsyncs the folder, and commits a row in SQLite (WAL, synchronous=FULL).
+This times exactly those calls from a tight loop, with no DICOM, no parsing and no Python
+beyond the calls themselves, for a small instance (1.3 kB) and a CT slice (512 KiB), next to the
+same file written the way dcmtk's storescp writes it (create, write, close: no fsync).  Compare
+the printed instances/s with storescp's in ``bench/ingest.py``: no implementation can go faster
+than this floor on the same disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def durable(folder: Path, payload: bytes, count: int) -> float:
+    """Seconds per instance for temp file + fsync + rename + folder fsync + one SQLite commit."""
+    database = sqlite3.connect(folder / "floor.sqlite3", isolation_level=None)
+    database.execute("PRAGMA journal_mode=WAL")
+    database.execute("PRAGMA synchronous=FULL")
+    database.execute("CREATE TABLE instances (uid TEXT PRIMARY KEY, path TEXT, size INTEGER)")
+    started = time.perf_counter()
+    for n in range(count):
+        final = folder / f"{n:06d}.dcm"
+        temporary = folder / f".incoming-{n:06d}.part"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, final)
+        _fsync_dir(folder)
+        database.execute("BEGIN")
+        database.execute("INSERT INTO instances VALUES (?, ?, ?)", (f"1.2.3.{n}", str(final), len(payload)))
+        database.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    database.close()
+    return elapsed / count
+
+
+def like_storescp(folder: Path, payload: bytes, count: int) -> float:
+    """Seconds per instance for create + write + close, as storescp does (no fsync, no database)."""
+    started = time.perf_counter()
+    for n in range(count):
+        fd = os.open(folder / f"scp-{n:06d}.dcm", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, payload)
+        finally:
+            os.close(fd)
+    return (time.perf_counter() - started) / count
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--ct", type=int, default=300)
+    parser.add_argument("--folder", type=Path, default=None, help="where to write (default: a temp folder)")
+    args = parser.parse_args()
+    print(f"{'instance':<10}{'bytes':>9}{'durable ms':>12}{'inst/s':>9}{'no-fsync ms':>13}{'inst/s':>9}")
+    for name, size, count in (("small", 1300, args.small), ("ct", 512 * 1024 + 1300, args.ct)):
+        payload = os.urandom(size)
+        with tempfile.TemporaryDirectory(prefix="radassist-floor-", dir=args.folder) as tmp:
+            folder = Path(tmp)
+            per_durable = durable(folder, payload, count)
+            per_plain = like_storescp(folder, payload, count)
+        print(f"{name:<10}{size:>9}{per_durable * 1000:>12.3f}{1 / per_durable:>9.0f}"
+              f"{per_plain * 1000:>13.3f}{1 / per_plain:>9.0f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
