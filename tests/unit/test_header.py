@@ -15,6 +15,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from radassist.errors import RejectedInput
 from radassist.intake.header import parse_header, read_header
+from tests.conftest import TESTDATA
 
 
 def _dataset(**values: str) -> Dataset:
@@ -45,9 +46,6 @@ def test_age_and_sex(values: dict[str, str], age: str | None, sex: str | None) -
     assert all("19600615" not in str(v) for v in dataclasses.asdict(header).values())
 
 
-_TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "dicom"
-
-
 @pytest.mark.parametrize(
     "path",
     [
@@ -57,8 +55,8 @@ _TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" /
         get_testdata_file("image_dfl.dcm"),  # deflated: through dcmread
         get_testdata_file("SC_rgb_rle.dcm"),
         get_testdata_file("rtplan.dcm"),  # no pixels, sequences
-        str(_TESTDATA / "pydicom-data" / "RG1_J2KR.dcm"),
-        str(_TESTDATA / "mammograms" / "1-282.dcm"),  # JPEG 2000, MONOCHROME1
+        str(TESTDATA / "pydicom-data" / "RG1_J2KR.dcm"),
+        str(TESTDATA / "mammograms" / "1-282.dcm"),  # JPEG 2000, MONOCHROME1
     ],
     ids=lambda p: Path(str(p)).name,
 )
