@@ -248,7 +248,6 @@ def _store(
         )
         return int(StoreStatus.OUT_OF_RESOURCES), 0
 
-
     _count(counters, "instances_stored" if new else "instances_duplicate")
     metrics.INSTANCES_RECEIVED.inc()
     logger.info(

@@ -104,7 +104,7 @@ def wake_on_work(assoc: Association) -> None:
 
         return wrapped
 
-    original_run = dul.run
+    original_run, original_stop_dul = dul.run, dul.stop_dul
 
     def run() -> None:
         try:
@@ -118,7 +118,6 @@ def wake_on_work(assoc: Association) -> None:
         wake_dul()  # ``stop_dul`` sets the kill flag, then waits for the DUL thread to see it
         return original_stop_dul()
 
-    original_stop_dul = dul.stop_dul
     dul.send_pdu = after(dul.send_pdu, wake_dul)  # type: ignore[method-assign]
     dul.kill_dul = after(dul.kill_dul, wake_dul)  # type: ignore[method-assign]
     dul.stop_dul = stop_dul  # type: ignore[method-assign]

@@ -55,6 +55,8 @@ class InstanceHeader:
         return "<InstanceHeader>"
 
 
+#: Every element :func:`read_header` reads, and all that :func:`parse_header` decodes: ``_raw``
+#: refuses any other keyword, so a field added to the header without its keyword here fails at once.
 _HEADER_KEYWORDS = (
     "SpecificCharacterSet",  # how the text values below are decoded
     "SOPClassUID",
@@ -73,6 +75,7 @@ _HEADER_KEYWORDS = (
     "InstanceNumber",
 )
 _HEADER_TAGS: list[BaseTag | int] = [int(tag_for_keyword(k) or 0) for k in _HEADER_KEYWORDS]
+_HEADER_KEYWORD_SET = frozenset(_HEADER_KEYWORDS) | {"TransferSyntaxUID"}  # the file meta's, set by us
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 
 
@@ -103,6 +106,8 @@ def parse_header(encoded: bytes, transfer_syntax_uid: str) -> InstanceHeader:
 
 def _raw(dataset: Dataset, keyword: str) -> Any:
     """The element's value, or None when absent; a value pydicom cannot convert counts as absent."""
+    if keyword not in _HEADER_KEYWORD_SET:
+        raise AssertionError(f"{keyword} is read from the header but missing from _HEADER_KEYWORDS")
     try:
         if keyword not in dataset:
             return None

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from radassist.store.durable import fsync_dir
+
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1024 * 1024
@@ -34,14 +36,6 @@ class StoredFile:
 
 def _uid_hash(uid: str) -> str:
     return hashlib.sha256(uid.encode("utf-8")).hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class InstanceStore:
@@ -103,7 +97,7 @@ class InstanceStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return StoredFile(relpath=relpath, size_bytes=size, replaced=replaced)
 
     def remove(self, relpath: str) -> None:
@@ -111,7 +105,7 @@ class InstanceStore:
         target = self.path(relpath)
         target.unlink(missing_ok=True)
         try:
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         except OSError:
             logger.warning("could not fsync the folder after removing a stored instance")
 
@@ -131,4 +125,4 @@ class InstanceStore:
                 # A concurrent association created it first; it must be a folder for us to go on.
                 if not path.is_dir():
                     raise
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
