@@ -33,6 +33,7 @@ from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from dicom_node.reactor import install_reactor_clock, wake_on_work
+from dicom_node.responses import answer_stores_directly
 
 if TYPE_CHECKING:
     from pynetdicom.association import Association
@@ -160,8 +161,8 @@ def _guard_state_machine(assoc: Association) -> None:
 
 class NodeRequestHandler(RequestHandler):
     """pynetdicom's handler, with associations that read PDUs in bulk, survive state machine
-    errors, give up their slot once the connection is gone, and wake on work
-    (:mod:`dicom_node.reactor`)."""
+    errors, give up their slot once the connection is gone, wake on work
+    (:mod:`dicom_node.reactor`) and encode C-STORE responses directly (:mod:`dicom_node.responses`)."""
 
     socket_class: type[BulkReadSocket] = BulkReadSocket
 
@@ -174,6 +175,7 @@ class NodeRequestHandler(RequestHandler):
         _guard_state_machine(assoc)
         _prompt_receive(assoc)
         wake_on_work(assoc)
+        answer_stores_directly(assoc)
         return assoc
 
 
