@@ -35,7 +35,6 @@ from radassist.events import EventTag, record_event
 from radassist.intake.header import InstanceHeader, parse_header
 from radassist.intake.record import record_instance
 from radassist.intake.sop_classes import is_image_sop_class
-from radassist.intake.structure import check_complete
 from radassist.logging import short_hash
 from radassist.pipelines import pipeline_for
 from radassist.store.instances import InstanceStore, StoredFile
@@ -98,7 +97,6 @@ def _parse(encoded: bytes, transfer_syntax_uid: str) -> InstanceHeader:
     except Exception:
         logger.debug("undecodable data set", exc_info=True)
         raise RejectedInput("the data set could not be decoded", code="dicom.undecodable") from None
-    check_complete(encoded, header.transfer_syntax_uid)
     return header
 
 

@@ -17,14 +17,14 @@ from io import BytesIO
 from typing import Any, TypeVar
 
 from pydicom import dcmread
-from pydicom.datadict import tag_for_keyword
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filereader import read_dataset
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from radassist.errors import RejectedInput
-from radassist.intake.structure import dataset_offset
+from radassist.intake.structure import check_complete
 
 T = TypeVar("T")
 
@@ -74,49 +74,102 @@ _HEADER_KEYWORDS = (
     "SeriesNumber",
     "InstanceNumber",
 )
-_HEADER_TAGS: list[BaseTag | int] = [int(tag_for_keyword(k) or 0) for k in _HEADER_KEYWORDS]
+_TAG_BY_KEYWORD = {keyword: int(tag_for_keyword(keyword) or 0) for keyword in _HEADER_KEYWORDS}
+_HEADER_TAG_SET = frozenset(_TAG_BY_KEYWORD.values())
+_DICTIONARY_VRS = {tag: dictionary_VR(tag) for tag in _HEADER_TAG_SET}
+_CHARSET_TAG = _TAG_BY_KEYWORD["SpecificCharacterSet"]
 _HEADER_KEYWORD_SET = frozenset(_HEADER_KEYWORDS) | {"TransferSyntaxUID"}  # the file meta's, set by us
-_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
-
-
-def _at_pixels(tag: BaseTag, _vr: str | None, _length: int) -> bool:
-    return tag in _PIXEL_TAGS
 
 
 def parse_header(encoded: bytes, transfer_syntax_uid: str) -> InstanceHeader:
-    """The header of a Part 10 stream whose data set is encoded in ``transfer_syntax_uid``.
+    """The header of a received Part 10 stream whose data set is encoded in ``transfer_syntax_uid``,
+    after checking that the data set is whole (:func:`check_complete`, which raises
+    ``dicom.truncated`` or ``dicom.invalid_vr``).
 
-    Only the elements read here are decoded, straight from the data set after the file meta:
-    a quarter of the time ``dcmread(stop_before_pixels=True)`` takes, which decodes every
-    element before the pixels.  A deflated data set goes through ``dcmread``, which inflates it.
-    Malformed bytes raise what pydicom raises; :func:`read_header`'s errors are as documented there.
+    The completeness check walks every top-level element anyway; it hands over the few read here,
+    and plain ASCII values (UIDs, codes, numbers, dates, and descriptions in a single-byte or UTF-8
+    character set) are decoded directly: pydicom's data set and value machinery took most of a small
+    instance's Python time in the listener.  Anything else (several values, another character set,
+    a VR other than the dictionary's) is converted by pydicom as before.  A deflated data set goes
+    through ``dcmread``, which inflates it.  Malformed bytes raise what pydicom raises;
+    :func:`read_header`'s errors are as documented there.
     """
     ts = UID(transfer_syntax_uid)
     if not ts.is_transfer_syntax or ts.is_deflated:
-        return read_header(dcmread(BytesIO(encoded), stop_before_pixels=True))
-    stream = BytesIO(encoded)
-    stream.seek(dataset_offset(encoded))
-    dataset = read_dataset(
-        stream, ts.is_implicit_VR, ts.is_little_endian, stop_when=_at_pixels, specific_tags=list(_HEADER_TAGS)
-    )
-    dataset.file_meta = FileMetaDataset()
-    dataset.file_meta.TransferSyntaxUID = ts
-    return read_header(dataset)
+        return read_header(dcmread(BytesIO(encoded), stop_before_pixels=True))  # the inflater checks it
+    elements = check_complete(encoded, transfer_syntax_uid, collect=_HEADER_TAG_SET)
+    return _header(_ReceivedElements(encoded, elements), str(ts))
 
 
-def _raw(dataset: Dataset, keyword: str) -> Any:
+_SLOW = object()
+"""A value :class:`_ReceivedElements` leaves to pydicom."""
+_DIRECT_ASCII_VRS = frozenset({"UI", "CS", "AS", "DA", "IS"})
+_DIRECT_TEXT_VRS = frozenset({"LO", "SH"})
+_ASCII_COMPATIBLE_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192"})
+"""Character sets in which ASCII bytes mean ASCII characters and need no escape sequences."""
+
+
+class _ReceivedElements:
+    """The header's elements as the completeness walk found them, read like a pydicom data set."""
+
+    def __init__(self, encoded: bytes, elements: dict[int, RawDataElement]) -> None:
+        self._elements = {
+            tag: raw._replace(value=encoded[raw.value_tell : raw.value_tell + raw.length])
+            if raw.value is None and raw.length
+            else raw
+            for tag, raw in elements.items()
+        }
+        self._dataset: Dataset | None = None
+        charset = self._elements.get(_CHARSET_TAG)
+        charset_value = charset.value if charset is not None else b""
+        self._ascii_text = (
+            isinstance(charset_value, bytes)
+            and charset_value.decode("latin-1").strip("\x00 ") in _ASCII_COMPATIBLE_CHARSETS
+        )
+
+    def value(self, keyword: str) -> Any:
+        """What ``dataset[keyword].value`` gives, or None when the element is absent."""
+        raw = self._elements.get(_TAG_BY_KEYWORD[keyword])
+        if raw is None:
+            return None
+        value = self._direct(raw)
+        if value is not _SLOW:
+            return value
+        if self._dataset is None:
+            self._dataset = Dataset({BaseTag(tag): raw for tag, raw in self._elements.items()})
+        return self._dataset[keyword].value
+
+    def _direct(self, raw: RawDataElement) -> Any:
+        vr = raw.VR if raw.VR is not None else _DICTIONARY_VRS.get(raw.tag)
+        value = raw.value
+        if not isinstance(value, bytes) or b"\\" in value or b"\x1b" in value:
+            return _SLOW
+        if vr not in _DIRECT_ASCII_VRS and not (vr in _DIRECT_TEXT_VRS and self._ascii_text):
+            return _SLOW
+        try:
+            text = value.decode("ascii").strip("\x00 ")
+        except UnicodeDecodeError:
+            return _SLOW
+        if vr == "IS" and text:
+            return int(text) if text.isdigit() else _SLOW
+        return text
+
+
+def _raw(source: Dataset | _ReceivedElements, keyword: str) -> Any:
     """The element's value, or None when absent; a value pydicom cannot convert counts as absent."""
     if keyword not in _HEADER_KEYWORD_SET:
         raise AssertionError(f"{keyword} is read from the header but missing from _HEADER_KEYWORDS")
     try:
-        if keyword not in dataset:
+        if isinstance(source, _ReceivedElements):
+            return source.value(keyword)
+        if keyword not in source:
             return None
-        return dataset[keyword].value
+        return source[keyword].value
     except Exception:  # noqa: BLE001 - a malformed value; the message may echo it, so drop it
         return None
 
 
-def _uid(dataset: Dataset, keyword: str) -> str:
+def _uid(dataset: Dataset | _ReceivedElements, keyword: str) -> str:
     value = _raw(dataset, keyword)
     if value is None or not str(value).strip("\x00 "):
         raise RejectedInput(f"the data set has no {keyword}", code="dicom.missing_uid")
@@ -126,7 +179,7 @@ def _uid(dataset: Dataset, keyword: str) -> str:
     return text
 
 
-def _optional(dataset: Dataset, keyword: str, convert: Callable[[Any], T]) -> T | None:
+def _optional(dataset: Dataset | _ReceivedElements, keyword: str, convert: Callable[[Any], T]) -> T | None:
     value = _raw(dataset, keyword)
     if value is None or value == "":
         return None
@@ -158,20 +211,24 @@ def read_header(dataset: Dataset) -> InstanceHeader:
     file_meta = getattr(dataset, "file_meta", None)
     if not isinstance(file_meta, Dataset):
         raise RejectedInput("the data set has no file meta (transfer syntax)", code="dicom.missing_uid")
+    return _header(dataset, _uid(file_meta, "TransferSyntaxUID"))
+
+
+def _header(source: Dataset | _ReceivedElements, transfer_syntax_uid: str) -> InstanceHeader:
     return InstanceHeader(
-        study_instance_uid=_uid(dataset, "StudyInstanceUID"),
-        series_instance_uid=_uid(dataset, "SeriesInstanceUID"),
-        sop_instance_uid=_uid(dataset, "SOPInstanceUID"),
-        sop_class_uid=_uid(dataset, "SOPClassUID"),
-        transfer_syntax_uid=_uid(file_meta, "TransferSyntaxUID"),
-        modality=_optional(dataset, "Modality", _text),
-        study_description=_optional(dataset, "StudyDescription", _text),
-        series_description=_optional(dataset, "SeriesDescription", _text),
-        series_number=_optional(dataset, "SeriesNumber", _int),
-        instance_number=_optional(dataset, "InstanceNumber", _int),
-        accession_number=_optional(dataset, "AccessionNumber", _text),
-        patient_age=_patient_age(dataset),
-        patient_sex=_optional(dataset, "PatientSex", _sex),
+        study_instance_uid=_uid(source, "StudyInstanceUID"),
+        series_instance_uid=_uid(source, "SeriesInstanceUID"),
+        sop_instance_uid=_uid(source, "SOPInstanceUID"),
+        sop_class_uid=_uid(source, "SOPClassUID"),
+        transfer_syntax_uid=transfer_syntax_uid,
+        modality=_optional(source, "Modality", _text),
+        study_description=_optional(source, "StudyDescription", _text),
+        series_description=_optional(source, "SeriesDescription", _text),
+        series_number=_optional(source, "SeriesNumber", _int),
+        instance_number=_optional(source, "InstanceNumber", _int),
+        accession_number=_optional(source, "AccessionNumber", _text),
+        patient_age=_patient_age(source),
+        patient_sex=_optional(source, "PatientSex", _sex),
     )
 
 
@@ -184,7 +241,7 @@ def _sex(value: Any) -> str | None:
     return text if text in {"F", "M", "O"} else None
 
 
-def _patient_age(dataset: Dataset) -> str | None:
+def _patient_age(dataset: Dataset | _ReceivedElements) -> str | None:
     """PatientAge when it is a valid AS; else the age in years on the study date, from the birth date.
 
     The birth date is read here only to compute the age and is then dropped: it is never stored.

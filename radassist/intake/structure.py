@@ -17,6 +17,7 @@ import struct
 from io import BytesIO
 
 from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
 from pydicom.filereader import data_element_generator
 from pydicom.uid import UID
 from pydicom.valuerep import VR
@@ -42,17 +43,35 @@ def dataset_offset(encoded: bytes) -> int:
     return offset
 
 
-def check_complete(encoded: bytes, transfer_syntax: str) -> None:
-    """Raise :class:`RejectedInput` (``dicom.truncated``) when an element runs past the end of the data."""
+def check_complete(
+    encoded: bytes, transfer_syntax: str, collect: frozenset[int] = frozenset()
+) -> dict[int, RawDataElement]:
+    """Raise :class:`RejectedInput` (``dicom.truncated``) when an element runs past the end of the data.
+
+    Returns the top-level elements whose tags are in ``collect``, as the walk met them, so that the
+    header reader does not walk the data set a second time (:func:`radassist.intake.header.parse_header`).
+    A value longer than 256 bytes is not read (its ``value`` is None): it is at ``value_tell`` in
+    ``encoded``.  Nothing is collected for a deflated data set.
+    """
     ts = UID(transfer_syntax)
+    found: dict[int, RawDataElement] = {}
     if ts == "1.2.840.10008.1.2.1.99" or not ts.is_transfer_syntax:
-        return  # deflated (decoder checks it) or unknown (already refused by negotiation)
+        return found  # deflated (decoder checks it) or unknown (already refused by negotiation)
     offset = dataset_offset(encoded)
-    _check_elements(encoded, offset, ts, 0)
+    _check_elements(encoded, offset, ts, 0, collect, found)
+    return found
 
 
-def _check_elements(data: bytes, offset: int, ts: UID, depth: int) -> None:
-    """Every element from ``offset`` to the end of ``data`` (a data set or one item's value) fits in it."""
+def _check_elements(
+    data: bytes,
+    offset: int,
+    ts: UID,
+    depth: int,
+    collect: frozenset[int] = frozenset(),
+    found: dict[int, RawDataElement] | None = None,
+) -> None:
+    """Every element from ``offset`` to the end of ``data`` (a data set or one item's value) fits in it;
+    the elements tagged in ``collect`` go into ``found``."""
     total = len(data)
     fp = BytesIO(data)
     fp.seek(offset)
@@ -64,6 +83,8 @@ def _check_elements(data: bytes, offset: int, ts: UID, depth: int) -> None:
             vr = getattr(element, "VR", None)
             if vr is not None and not ts.is_implicit_VR and str(vr) not in _KNOWN_VRS:
                 raise RejectedInput("the data set holds an element with an invalid VR", code="dicom.invalid_vr")
+            if found is not None and element.tag in collect and isinstance(element, RawDataElement):
+                found[element.tag] = element
             if length is None or tell is None or length == _UNDEFINED:
                 continue
             end = max(end, tell + length)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from pydicom import dcmread
 from pydicom.config import disable_value_validation
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
 from radassist.errors import RejectedInput
 from radassist.intake.header import parse_header, read_header
@@ -73,3 +74,70 @@ def test_parse_header_refuses_a_stream_without_file_meta() -> None:
     with pytest.raises(RejectedInput) as refused:
         parse_header(b"\x00" * 64, ExplicitVRLittleEndian)
     assert refused.value.code == "dicom.undecodable"
+
+
+_EDGE_VALUES: list[dict[str, object]] = [
+    {"Modality": "CT\\MR"},  # several values: pydicom's MultiValue, as before
+    {"SpecificCharacterSet": "ISO_IR 100", "StudyDescription": "Thorax ärztlich", "AccessionNumber": " A12 "},
+    {"SpecificCharacterSet": "ISO_IR 192", "SeriesDescription": "Schädel axial"},
+    {"SpecificCharacterSet": ["", "ISO 2022 IR 87"], "StudyDescription": "胸部", "SeriesDescription": "CHEST"},
+    {"SpecificCharacterSet": "GB18030", "StudyDescription": "胸部 PA"},
+    {"SeriesNumber": "+12", "InstanceNumber": " 7"},
+    {"SeriesNumber": "12.0", "InstanceNumber": "2147483648"},
+    {"SeriesNumber": "987654", "InstanceNumber": ""},  # patched to "9x7y6z" below
+    {"StudyDescription": "X" * 300, "Modality": "CR\x00"},  # longer than the walk reads at once
+    {"SOPInstanceUID": "1.2.55555.1"},  # patched to an invalid UID below
+    {"StudyInstanceUID": ""},
+    {"PatientAge": "064Y", "PatientSex": "f", "PatientBirthDate": "19600615", "StudyDate": "20260614"},
+]
+
+
+@pytest.mark.parametrize("values", _EDGE_VALUES, ids=lambda v: ",".join(v))
+@pytest.mark.parametrize(
+    ("transfer_syntax", "implicit", "little"),
+    [(ExplicitVRLittleEndian, False, True), (ImplicitVRLittleEndian, True, True), (ExplicitVRBigEndian, False, False)],
+    ids=["explicit", "implicit", "big-endian"],
+)
+def test_parse_header_decodes_values_as_pydicom_does(
+    values: dict[str, object], transfer_syntax: str, implicit: bool, little: bool
+) -> None:
+    """Plain ASCII values are decoded directly (radassist.intake.header._ReceivedElements), the rest by
+    pydicom: either way the header is the one a full read gives, or the same refusal."""
+    patches = {b"987654": b"9x7y6z", b"1.2.55555.1": b"1.2.5abc5.1"}  # values pydicom would not write
+    ds = _dataset()
+    ds.file_meta.TransferSyntaxUID = transfer_syntax
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    buffer = BytesIO()
+    with disable_value_validation():  # written as a careless sender would
+        for keyword, value in values.items():
+            ds.pop(keyword, None)  # an element keeps the validation mode it was made with
+            setattr(ds, keyword, value)
+        ds.save_as(buffer, implicit_vr=implicit, little_endian=little, enforce_file_format=True)
+    encoded = buffer.getvalue()
+
+    def outcome(read: Callable[[], object]) -> object:
+        try:
+            return read()
+        except RejectedInput as refused:
+            return refused.code
+
+    for old, new in patches.items():
+        encoded = encoded.replace(old, new)
+    with disable_value_validation():  # as the listener reads (pydicom's default only warns)
+        expected = outcome(lambda: read_header(dcmread(BytesIO(encoded), stop_before_pixels=True)))
+        assert outcome(lambda: parse_header(encoded, transfer_syntax)) == expected
+
+
+def test_a_plain_header_is_decoded_without_pydicoms_data_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point of the direct decode: the usual header (ASCII UIDs, codes, numbers, text) never
+    builds a pydicom data set, whose value conversion was most of the listener's parse time."""
+    encoded = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    expected = parse_header(encoded, ExplicitVRLittleEndian)
+
+    class NoDataSet:
+        def __init__(self, *_args: object) -> None:
+            raise AssertionError("a pydicom data set was built")
+
+    monkeypatch.setattr("radassist.intake.header.Dataset", NoDataSet)
+    assert parse_header(encoded, ExplicitVRLittleEndian) == expected
