@@ -8,7 +8,7 @@ the PACS decompress (or, worse, drop) the study.
 from __future__ import annotations
 
 from pydicom import uid
-from pynetdicom import AE, AllStoragePresentationContexts, _config
+from pynetdicom import AE, AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from radassist.config import Settings
@@ -50,11 +50,6 @@ def build_ae(settings: Settings) -> AE:
     library's check then refuses anything that slipped past (called AE not recognised).
     """
     dicom = settings.dicom
-    # pynetdicom binds its standard log handlers to every association's PDU and DIMSE events.  They
-    # write only DEBUG and INFO lines to the "pynetdicom" logger, which radassist.logging keeps at
-    # WARNING (those lines quote identifiers), yet they run for every message: one copies each
-    # received data set to see whether it is empty.  Read when an association is created.
-    _config.LOG_HANDLER_LEVEL = "none"
     ae = AE(ae_title=dicom.ae_title)
     ae.require_called_aet = True
     ae.maximum_associations = dicom.max_associations

@@ -28,10 +28,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from pynetdicom import AE
+from pynetdicom import AE, _config
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
+from dicom_node.inline_store import serve_stores_inline
 from dicom_node.reactor import install_reactor_clock, wake_on_work
 from dicom_node.responses import answer_stores_directly
 
@@ -162,7 +163,8 @@ def _guard_state_machine(assoc: Association) -> None:
 class NodeRequestHandler(RequestHandler):
     """pynetdicom's handler, with associations that read PDUs in bulk, survive state machine
     errors, give up their slot once the connection is gone, wake on work
-    (:mod:`dicom_node.reactor`) and encode C-STORE responses directly (:mod:`dicom_node.responses`)."""
+    (:mod:`dicom_node.reactor`), serve C-STORE requests on the thread that read them
+    (:mod:`dicom_node.inline_store`) and encode their responses directly (:mod:`dicom_node.responses`)."""
 
     socket_class: type[BulkReadSocket] = BulkReadSocket
 
@@ -176,6 +178,7 @@ class NodeRequestHandler(RequestHandler):
         _prompt_receive(assoc)
         wake_on_work(assoc)
         answer_stores_directly(assoc)
+        serve_stores_inline(assoc)
         return assoc
 
 
@@ -223,6 +226,11 @@ def serve(
 ) -> ThreadedAssociationServer:
     """Start a server thread for ``ae`` on ``address`` (what ``AE.start_server(block=False)`` does)."""
     install_reactor_clock()
+    # pynetdicom binds its standard log handlers to every association's PDU and DIMSE events.  They
+    # write only DEBUG and INFO lines to the "pynetdicom" logger, which radassist.logging keeps at
+    # WARNING (those lines quote identifiers), yet they run for every message: one copies each
+    # received data set to see whether it is empty.  Read when an association is created.
+    _config.LOG_HANDLER_LEVEL = "none"
     server_class = ReusePortNodeServer if reuse_port else NodeServer
     server = server_class(
         ae,

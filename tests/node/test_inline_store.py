@@ -1,0 +1,180 @@
+"""C-STORE requests are served on the DUL thread that read them (dicom_node.inline_store), and only
+those that cannot need that thread; everything else still reaches the association thread, in order."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from io import BytesIO
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_ECHO, C_STORE
+from pynetdicom.dul import DULServiceProvider
+
+import dicom_node.responses
+import dicom_node.server
+from dicom_node.inline_store import serve_stores_inline
+from radassist.config import Settings
+from tests.node.conftest import Node, echoscu, storescu
+
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+VERIFICATION = "1.2.840.10008.1.1"
+
+
+def _recording(handler: Callable[..., Any], threads: list[threading.Thread]) -> Callable[..., Any]:
+    def record(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread())
+        return handler(*args, **kwargs)
+
+    return record
+
+
+def test_a_store_is_served_on_the_dul_thread_and_an_echo_on_the_association_thread(
+    migrated_settings: Settings, start_node: Callable[[Settings], Node], testdata: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Also: the response is the directly encoded one (dicom_node.responses), which the listener's
+    wiring allows only with pynetdicom's standard log handlers off."""
+    store_threads: list[threading.Thread] = []
+    echo_threads: list[threading.Thread] = []
+    encoded: list[threading.Thread] = []
+    monkeypatch.setattr(dicom_node.server, "handle_store", _recording(dicom_node.server.handle_store, store_threads))
+    monkeypatch.setattr(dicom_node.server, "handle_echo", _recording(dicom_node.server.handle_echo, echo_threads))
+    monkeypatch.setattr(
+        dicom_node.responses, "encode_store_response", _recording(dicom_node.responses.encode_store_response, encoded)
+    )
+    node = start_node(migrated_settings)
+
+    result = storescu(node.port, testdata / "pydicom-data" / "JPGLosslessP14SV1_1s_1f_8b.dcm")
+    assert result.returncode == 0, result.stderr
+    assert echoscu(node.port).returncode == 0
+
+    assert node.counters.instances_stored == 1
+    [store_thread] = store_threads
+    assert isinstance(store_thread, DULServiceProvider)
+    [echo_thread] = echo_threads
+    assert isinstance(echo_thread, Association)
+    assert encoded == [store_thread]
+
+
+# --- which requests are served in place: a stand-in association ---------------------------------
+
+
+class _Association:
+    """What serve_stores_inline touches of a pynetdicom association; records who served what."""
+
+    def __init__(self) -> None:
+        self.dimse = SimpleNamespace(msg_queue=queue.Queue())
+        self._sent_release = False
+        self.is_established = True
+        self._accepted_cx = {1: object()}
+        self.served: list[tuple[Any, int, str]] = []
+        self.release_library_serve = threading.Event()
+        self.release_library_serve.set()
+        self.library_serving = threading.Event()
+
+    def _serve_request(self, msg: Any, context_id: int) -> None:
+        self.library_serving.set()
+        self.release_library_serve.wait(10)
+        self.served.append((msg, context_id, threading.current_thread().name))
+
+
+def _store_request(sop_class: str = CT_IMAGE, message_id: int = 1) -> C_STORE:
+    request = C_STORE()
+    request.MessageID = message_id
+    request.AffectedSOPClassUID = sop_class
+    request.AffectedSOPInstanceUID = "1.2.3.4"
+    request.Priority = 0
+    request.DataSet = BytesIO(b"\x08\x00\x60\x00CS\x02\x00OT")
+    return request
+
+
+def _queued(assoc: _Association) -> list[Any]:
+    return [item[1] for item in assoc.dimse.msg_queue.queue]
+
+
+def test_a_plain_store_request_is_served_where_it_was_decoded() -> None:
+    assoc = _Association()
+    serve_stores_inline(assoc)  # type: ignore[arg-type]
+    request = _store_request()
+    assoc.dimse.msg_queue.put((1, request))
+    assert assoc.served == [(request, 1, threading.current_thread().name)]
+    assert _queued(assoc) == []
+
+
+def _echo_request() -> C_ECHO:
+    echo = C_ECHO()
+    echo.MessageID = 1
+    echo.AffectedSOPClassUID = VERIFICATION
+    return echo
+
+
+def _store_response() -> C_STORE:
+    response = _store_request()
+    response.MessageIDBeingRespondedTo = 1
+    response.Status = 0
+    return response
+
+
+def _releasing(assoc: _Association) -> None:
+    assoc._sent_release = True
+
+
+def _not_established(assoc: _Association) -> None:
+    assoc.is_established = False
+
+
+@pytest.mark.parametrize(
+    ("context_id", "make", "prepare"),
+    [
+        (1, _echo_request, None),
+        (1, _store_response, None),
+        (1, lambda: _store_request(sop_class=VERIFICATION), None),  # pynetdicom would not use Storage
+        (7, _store_request, None),  # a context that was not accepted: pynetdicom aborts
+        (1, _store_request, _releasing),
+        (1, _store_request, _not_established),
+    ],
+    ids=["C-ECHO", "a response", "not a storage class", "unaccepted context", "releasing", "not established"],
+)
+def test_anything_else_is_queued_for_the_association_thread(
+    context_id: int, make: Callable[[], Any], prepare: Callable[[_Association], None] | None
+) -> None:
+    assoc = _Association()
+    serve_stores_inline(assoc)  # type: ignore[arg-type]
+    if prepare is not None:
+        prepare(assoc)
+    message = make()
+    assoc.dimse.msg_queue.put((context_id, message))
+    assert assoc.served == []
+    assert _queued(assoc) == [message]
+
+
+def test_a_store_waits_its_turn_behind_a_queued_request() -> None:
+    assoc = _Association()
+    serve_stores_inline(assoc)  # type: ignore[arg-type]
+    echo, store = _echo_request(), _store_request()
+    assoc.dimse.msg_queue.put((1, echo))
+    assoc.dimse.msg_queue.put((1, store))
+    assert _queued(assoc) == [echo, store]
+    assert assoc.served == []
+
+
+def test_a_store_is_not_served_beside_a_request_the_association_thread_is_serving() -> None:
+    assoc = _Association()
+    serve_stores_inline(assoc)  # type: ignore[arg-type]
+    assoc.release_library_serve.clear()
+    echo, store = _echo_request(), _store_request()
+    association_thread = threading.Thread(target=assoc._serve_request, args=(echo, 1), name="association")
+    association_thread.start()
+    assert assoc.library_serving.wait(10)
+
+    assoc.dimse.msg_queue.put((1, store))  # arrives while the echo is being served
+    assert _queued(assoc) == [store]
+
+    assoc.release_library_serve.set()
+    association_thread.join(10)
+    assert assoc.served == [(echo, 1, "association")]
