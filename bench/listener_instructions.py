@@ -1,0 +1,84 @@
+"""Instructions our listener executes per received instance: a speed figure the VM's drift cannot move.
+
+    .venv/bin/python bench/listener_instructions.py [--kind small|ct] [--few 50] [--many 250]
+
+The timings of ``bench/ingest.py`` move by a factor of two within minutes on a shared VM.  This runs
+the real listener (``python -m dicom_node``, SQLite) under valgrind's callgrind, which counts the
+instructions executed in user space by every thread, sends ``--few`` and then, to a second listener,
+``--many`` instances of the bench's studies with dcmtk's storescu, and prints the difference per
+instance: start-up and the first association cancel out.  Kernel work (fsync, file creation, the
+network) is not counted, so this measures our Python and pynetdicom's, which is what a code change
+moves.  Repeatable to a few tenths of a percent; each run takes a few minutes (valgrind runs
+Python some 50 times slower).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ingest
+from ingest import generate, send, start_ours
+
+
+def instructions(work: Path, files: Sequence[Path]) -> int:
+    """Instructions callgrind counted in a listener, from start to stop, that received ``files``."""
+    out = work / f"callgrind-{len(files)}.out"
+    popen = subprocess.Popen
+
+    def under_callgrind(args: list[str], *rest: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        if args[-2:] == ["-m", "dicom_node"]:
+            args = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *args]
+        return popen(args, *rest, **kwargs)
+
+    ingest.subprocess.Popen = under_callgrind  # type: ignore[assignment,misc]
+    ingest._wait.__defaults__ = (600,)  # valgrind starts Python slowly
+    try:
+        proc, port = start_ours(work, "")
+    finally:
+        ingest.subprocess.Popen = popen  # type: ignore[misc]
+    try:
+        send(port, list(files), 1, True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=300)
+    total = 0
+    for dump in work.glob(f"{out.name}*"):  # one file per process
+        for line in dump.read_text(errors="replace").splitlines():
+            if line.startswith("totals:"):
+                total += int(line.split()[1])
+                break
+    if not total:
+        raise RuntimeError("callgrind wrote no totals; is valgrind installed?")
+    return total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", choices=("small", "ct"), default="small")
+    parser.add_argument("--few", type=int, default=50)
+    parser.add_argument("--many", type=int, default=250)
+    args = parser.parse_args()
+    if args.many <= args.few:
+        parser.error("--many must be larger than --few")
+    os.environ.pop("RADASSIST_CONFIG", None)
+    with tempfile.TemporaryDirectory(prefix="radassist-instructions-") as tmp:
+        work = Path(tmp)
+        studies = generate(work / "in", args.many if args.kind == "small" else 1, args.many if args.kind == "ct" else 1)
+        files = studies[args.kind]
+        few = instructions(work, files[: args.few])
+        many = instructions(work, files)
+    per_instance = (many - few) / (args.many - args.few)
+    print(f"{args.kind}: {per_instance / 1e6:.2f} M instructions per instance in user space "
+          f"({args.few} instances: {few / 1e9:.2f} G, {args.many}: {many / 1e9:.2f} G)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
