@@ -143,3 +143,22 @@ def test_offsets_past_bigint_are_refused_not_500(migrated_settings: Settings,
         for path in ["/api/studies", "/api/audit", "/", "/audit"]:
             assert client.get(f"{path}?offset={2**63}", headers=headers).status_code == 422, path
             assert client.get(f"{path}?offset={2**31 - 1}", headers=headers).status_code == 200, path
+
+
+def test_text_filters_with_control_characters_are_refused_not_500(migrated_settings: Settings) -> None:
+    """radassist/web/routes/worklist.py: a NUL in ``modality`` or ``ae`` reached PostgreSQL, which
+    refuses NUL in text: schemathesis found the 500.  Filters now take only what they could match."""
+    from fastapi.testclient import TestClient
+
+    from radassist.web.app import create_app
+    from tests.web.support import add_user, bearer
+
+    headers = bearer(add_user(migrated_settings, "filteradmin", "admin"))
+    with TestClient(create_app(migrated_settings), raise_server_exceptions=False) as client:
+        for path in ["/api/studies", "/"]:
+            for name in ["modality", "ae", "accession"]:
+                for bad in ["A\x00B", "A\nB", "A\\B"]:
+                    response = client.get(path, params={name: bad}, headers=headers)
+                    assert response.status_code == 422, (path, name, bad)
+            good = {"modality": "ct", "ae": "MODALITY-1", "accession": "ACC 12/3"}
+            assert client.get(path, params=good, headers=headers).status_code == 200, path

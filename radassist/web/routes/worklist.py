@@ -31,13 +31,25 @@ LimitQuery = Annotated[int, Query(ge=1, le=500)]
 MAX_OFFSET = 2**31 - 1
 """Offsets past this are refused (422): PostgreSQL's OFFSET is a bigint, and a larger one was a 500."""
 OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
-ModalityQuery = Annotated[str | None, Query(max_length=16, description="Modality, e.g. CT.")]
-AeQuery = Annotated[str | None, Query(max_length=16, description="Calling AE title, exactly.")]
+# Text filters are refused (422) unless they could be what they name: a NUL or other control character
+# in a filter reached PostgreSQL, which refuses NUL in text (a 500 found by tests/badinput's schemathesis).
+_CODE_STRING = r"^[A-Za-z0-9 _]*$"
+"""DICOM CS characters (PS3.5 6.2), lower case allowed."""
+_DEFAULT_REPERTOIRE = r"^[^\x00-\x1f\x7f\\]*$"
+"""Printable, no backslash: AE titles and accession numbers (PS3.5 6.2, AE and SH)."""
+ModalityQuery = Annotated[str | None, Query(max_length=16, pattern=_CODE_STRING, description="Modality, e.g. CT.")]
+AeQuery = Annotated[
+    str | None, Query(max_length=16, pattern=_DEFAULT_REPERTOIRE, description="Calling AE title, exactly.")
+]
 FromQuery = Annotated[dt.date | None, Query(alias="from", description="Last received on or after this day (UTC).")]
 ToQuery = Annotated[dt.date | None, Query(alias="to", description="Last received on or before this day (UTC).")]
 AccessionQuery = Annotated[
     str | None,
-    Query(max_length=64, description="Accession number, exact match only (only its hash is stored)."),
+    Query(
+        max_length=64,
+        pattern=_DEFAULT_REPERTOIRE,
+        description="Accession number, exact match only (only its hash is stored).",
+    ),
 ]
 THUMBNAIL_PX = 192
 TOTAL_CAP = 10_000
