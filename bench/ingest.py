@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,7 +129,10 @@ def _empty_postgres(url: str) -> None:
     engine.dispose()
 
 
-def start_ours(work: Path, database_url: str, processes: int = 1) -> tuple[subprocess.Popen[bytes], int]:
+def start_ours(
+    work: Path, database_url: str, processes: int = 1, *, prefix: Sequence[str] = (), startup_timeout: float = 30
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Our listener on a fresh store and database; ``prefix`` runs it under another program (valgrind)."""
     port = _free_port()
     data = _run_folder(work, "ours")
     url = database_url or f"sqlite:///{data / 'radassist.sqlite3'}"
@@ -141,9 +145,9 @@ def start_ours(work: Path, database_url: str, processes: int = 1) -> tuple[subpr
         _empty_postgres(database_url)  # every run starts from an empty database, as with SQLite
     subprocess.run([sys.executable, "-m", "radassist", "db", "upgrade"], cwd=REPO, env=env, check=True,
                    capture_output=True)
-    proc = subprocess.Popen([sys.executable, "-m", "dicom_node"], cwd=REPO, env=env,
+    proc = subprocess.Popen([*prefix, sys.executable, "-m", "dicom_node"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait(port)
+    _wait(port, startup_timeout)
     return proc, port
 
 

@@ -16,33 +16,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import ingest
 from ingest import generate, send, start_ours
 
 
 def instructions(work: Path, files: Sequence[Path]) -> int:
     """Instructions callgrind counted in a listener, from start to stop, that received ``files``."""
     out = work / f"callgrind-{len(files)}.out"
-    popen = subprocess.Popen
-
-    def under_callgrind(args: list[str], *rest: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
-        if args[-2:] == ["-m", "dicom_node"]:
-            args = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *args]
-        return popen(args, *rest, **kwargs)
-
-    ingest.subprocess.Popen = under_callgrind  # type: ignore[assignment,misc]
-    ingest._wait.__defaults__ = (600,)  # valgrind starts Python slowly
-    try:
-        proc, port = start_ours(work, "")
-    finally:
-        ingest.subprocess.Popen = popen  # type: ignore[misc]
+    # valgrind starts Python some 50 times slower: allow it ten minutes to listen.
+    proc, port = start_ours(
+        work, "", prefix=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"], startup_timeout=600
+    )
     try:
         send(port, list(files), 1, True)
     finally:

@@ -28,8 +28,8 @@ expects while it waits for the response.
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pynetdicom.dimse_primitives import C_STORE
@@ -81,17 +81,10 @@ def _can_serve_here(assoc: Association, context_id: int, primitive: Any) -> bool
     return sop_class is not None and _serves_storage(str(sop_class))
 
 
-_service_classes: dict[str, bool] = {}
-
-
-def _serves_storage(sop_class: str, lookup: Callable[[str], Any] = uid_to_service_class) -> bool:
-    """Whether pynetdicom hands ``sop_class`` to the Storage service class (cached: a few per peer)."""
-    known = _service_classes.get(sop_class)
-    if known is None:
-        known = lookup(sop_class) is StorageServiceClass
-        if len(_service_classes) < 4096:
-            _service_classes[sop_class] = known
-    return known
+@functools.lru_cache(maxsize=4096)
+def _serves_storage(sop_class: str) -> bool:
+    """Whether pynetdicom hands ``sop_class`` to the Storage service class (a few classes per peer)."""
+    return uid_to_service_class(sop_class) is StorageServiceClass
 
 
 __all__ = ["serve_stores_inline"]

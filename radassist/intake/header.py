@@ -119,7 +119,7 @@ class _ReceivedElements:
             else raw
             for tag, raw in elements.items()
         }
-        self._dataset: Dataset | None = None
+        self._dataset: _DatasetValues | None = None
         charset = self._elements.get(_CHARSET_TAG)
         charset_value = charset.value if charset is not None else b""
         self._ascii_text = (
@@ -136,8 +136,8 @@ class _ReceivedElements:
         if value is not _SLOW:
             return value
         if self._dataset is None:
-            self._dataset = Dataset({BaseTag(tag): raw for tag, raw in self._elements.items()})
-        return self._dataset[keyword].value
+            self._dataset = _DatasetValues(Dataset({BaseTag(tag): raw for tag, raw in self._elements.items()}))
+        return self._dataset.value(keyword)
 
     def _direct(self, raw: RawDataElement) -> Any:
         vr = raw.VR if raw.VR is not None else _DICTIONARY_VRS.get(raw.tag)
@@ -155,21 +155,30 @@ class _ReceivedElements:
         return text
 
 
-def _raw(source: Dataset | _ReceivedElements, keyword: str) -> Any:
+class _DatasetValues:
+    """A pydicom data set, read by keyword like :class:`_ReceivedElements`."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self._dataset = dataset
+
+    def value(self, keyword: str) -> Any:
+        return self._dataset[keyword].value if keyword in self._dataset else None
+
+
+_Values = _ReceivedElements | _DatasetValues
+
+
+def _raw(source: _Values, keyword: str) -> Any:
     """The element's value, or None when absent; a value pydicom cannot convert counts as absent."""
     if keyword not in _HEADER_KEYWORD_SET:
         raise AssertionError(f"{keyword} is read from the header but missing from _HEADER_KEYWORDS")
     try:
-        if isinstance(source, _ReceivedElements):
-            return source.value(keyword)
-        if keyword not in source:
-            return None
-        return source[keyword].value
+        return source.value(keyword)
     except Exception:  # noqa: BLE001 - a malformed value; the message may echo it, so drop it
         return None
 
 
-def _uid(dataset: Dataset | _ReceivedElements, keyword: str) -> str:
+def _uid(dataset: _Values, keyword: str) -> str:
     value = _raw(dataset, keyword)
     if value is None or not str(value).strip("\x00 "):
         raise RejectedInput(f"the data set has no {keyword}", code="dicom.missing_uid")
@@ -179,7 +188,7 @@ def _uid(dataset: Dataset | _ReceivedElements, keyword: str) -> str:
     return text
 
 
-def _optional(dataset: Dataset | _ReceivedElements, keyword: str, convert: Callable[[Any], T]) -> T | None:
+def _optional(dataset: _Values, keyword: str, convert: Callable[[Any], T]) -> T | None:
     value = _raw(dataset, keyword)
     if value is None or value == "":
         return None
@@ -211,10 +220,10 @@ def read_header(dataset: Dataset) -> InstanceHeader:
     file_meta = getattr(dataset, "file_meta", None)
     if not isinstance(file_meta, Dataset):
         raise RejectedInput("the data set has no file meta (transfer syntax)", code="dicom.missing_uid")
-    return _header(dataset, _uid(file_meta, "TransferSyntaxUID"))
+    return _header(_DatasetValues(dataset), _uid(_DatasetValues(file_meta), "TransferSyntaxUID"))
 
 
-def _header(source: Dataset | _ReceivedElements, transfer_syntax_uid: str) -> InstanceHeader:
+def _header(source: _Values, transfer_syntax_uid: str) -> InstanceHeader:
     return InstanceHeader(
         study_instance_uid=_uid(source, "StudyInstanceUID"),
         series_instance_uid=_uid(source, "SeriesInstanceUID"),
@@ -241,7 +250,7 @@ def _sex(value: Any) -> str | None:
     return text if text in {"F", "M", "O"} else None
 
 
-def _patient_age(dataset: Dataset | _ReceivedElements) -> str | None:
+def _patient_age(dataset: _Values) -> str | None:
     """PatientAge when it is a valid AS; else the age in years on the study date, from the birth date.
 
     The birth date is read here only to compute the age and is then dropped: it is never stored.
