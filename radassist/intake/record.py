@@ -27,6 +27,7 @@ from radassist.db.base import utcnow
 from radassist.db.tables import Event, Instance, Job, Series, Study
 from radassist.events import EventTag
 from radassist.intake.header import InstanceHeader
+from radassist.intake.record_postgresql import record_in_one_statement
 from radassist.intake.sop_classes import is_report_sop_class
 from radassist.states import StudyState
 from radassist.store.instances import StoredFile
@@ -260,6 +261,20 @@ def _record(
     if series_id is None:
         series_id = _upsert_series(session, header, study_id)
         _IDS.put(series_key, series_id)
+
+    if bind.dialect.name == "postgresql":
+        return record_in_one_statement(
+            session.connection(),
+            header,
+            stored,
+            study_id=study_id,
+            series_id=series_id,
+            modality=_clip(header.modality, 16),
+            reopen_study=reopen_study,
+            is_report=is_report_sop_class(header.sop_class_uid),
+            calling_ae=calling_ae,
+            now=now,
+        )
 
     statements = _statements(bind.dialect.name)
     connection = session.connection()

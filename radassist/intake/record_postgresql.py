@@ -1,0 +1,209 @@
+"""Recording an instance on PostgreSQL in one statement: one network round trip instead of five.
+
+:mod:`radassist.intake.record` writes an instance with up to five statements (insert the instance
+or refresh a re-sent one, reopen the study, count it in its series and its study, add the
+timeline events).  On SQLite each is a function call; on PostgreSQL each is a round trip to the
+server, and those round trips were most of what PostgreSQL added to a C-STORE.  Here the same
+writes are data-modifying CTEs of one statement, with the same rules and the same results:
+
+- the instance is inserted, or, when its SOP Instance UID is already known, its file description
+  is refreshed (and no count changes);
+- the study row is locked first (``FOR UPDATE``) and its state before this statement returned, so a
+  completion sweeper's compare-and-set waits for us exactly as before, and ``study:reopened`` is
+  written only when this instance turned a ``complete`` study back to ``receiving``;
+- the events are inserted in their old order (reopened, then received).
+
+All CTEs see one snapshot: a re-send whose first copy was committed by another transaction after
+that snapshot finds neither its insert nor its refresh applied.  That case returns no instance
+id, and :func:`record_in_one_statement` raises the retryable error the caller already handles
+(roll back, run again with a new snapshot).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import uuid
+from typing import Any, cast
+
+from sqlalchemy import (
+    Boolean,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from radassist.db.tables import Event, Instance, Job, Series, Study
+from radassist.events import EventTag
+from radassist.intake.header import InstanceHeader
+from radassist.states import StudyState
+from radassist.store.instances import StoredFile
+
+_STUDIES = cast(Table, Study.__table__)
+_SERIES = cast(Table, Series.__table__)
+_INSTANCES = cast(Table, Instance.__table__)
+_EVENTS = cast(Table, Event.__table__)
+_JOBS = cast(Table, Job.__table__)
+
+
+def _param(name: str, column: Any) -> Any:
+    """A named parameter typed like ``column`` (``p_`` names: column names are reserved in SET)."""
+    return bindparam(f"p_{name}", type_=column.type)
+
+
+@functools.cache
+def _statement() -> Any:
+    """The one statement, built once: each instance only binds its values."""
+    i, se, st, ev = _INSTANCES.c, _SERIES.c, _STUDIES.c, _EVENTS.c
+    study_id, series_id = _param("study_id", st.id), _param("series_id", se.id)
+    sop_instance_uid = _param("sop_instance_uid", i.sop_instance_uid)
+    now = _param("now", st.last_received_at)
+    path, size_bytes = _param("path", i.path), _param("size_bytes", i.size_bytes)
+    transfer_syntax_uid = _param("transfer_syntax_uid", i.transfer_syntax_uid)
+
+    inserted = (
+        postgresql.insert(_INSTANCES)
+        .values(
+            id=_param("id", i.id),
+            series_id=series_id,
+            study_id=study_id,
+            sop_instance_uid=sop_instance_uid,
+            sop_class_uid=_param("sop_class_uid", i.sop_class_uid),
+            transfer_syntax_uid=transfer_syntax_uid,
+            instance_number=_param("instance_number", i.instance_number),
+            path=path,
+            size_bytes=size_bytes,
+            received_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[i.sop_instance_uid])
+        .returning(i.id)
+        .cte("inserted")
+    )
+    is_new = exists(select(inserted.c.id))
+    refreshed = (
+        update(_INSTANCES)
+        .where(i.sop_instance_uid == sop_instance_uid, ~is_new)
+        .values(path=path, size_bytes=size_bytes, transfer_syntax_uid=transfer_syntax_uid)
+        .returning(i.id)
+        .cte("refreshed")
+    )
+    # Locked before it is updated, and read as it was: PostgreSQL 15's RETURNING has no OLD.
+    before = select(st.id, st.state).where(st.id == study_id).with_for_update().cte("before")
+    our_own_sr = exists(select(_JOBS.c.id).where(_JOBS.c.sr_sop_instance_uid == sop_instance_uid))
+    may_reopen = and_(
+        bindparam("p_reopen", type_=Boolean()), or_(~bindparam("p_is_report", type_=Boolean()), ~our_own_sr)
+    )
+    reopens = and_(is_new, may_reopen, st.state == StudyState.COMPLETE)
+    study = (
+        update(_STUDIES)
+        .where(st.id == before.c.id)
+        .values(
+            state=case((reopens, StudyState.RECEIVING), else_=st.state),
+            completed_at=case((reopens, None), else_=st.completed_at),
+            instance_count=st.instance_count + case((is_new, 1), else_=0),
+            last_received_at=case(
+                (and_(or_(is_new, st.state == StudyState.RECEIVING), st.last_received_at < now), now),
+                else_=st.last_received_at,
+            ),
+            modality=case((is_new, func.coalesce(st.modality, _param("modality", st.modality))), else_=st.modality),
+        )
+        .returning(before.c.state.label("state_before"), st.state.label("state_after"))
+        .cte("study")
+    )
+    series = (
+        update(_SERIES)
+        .where(se.id == series_id, is_new)
+        .values(instance_count=se.instance_count + 1)
+        .returning(se.id)
+        .cte("series")
+    )
+    instance_id = func.coalesce(select(inserted.c.id).scalar_subquery(), select(refreshed.c.id).scalar_subquery())
+    received_detail = sql_cast(_param("detail", ev.detail), JSONB).op("||")(
+        func.jsonb_build_object(
+            "instance_id", sql_cast(instance_id, String), "duplicate", ~is_new
+        )
+    )
+    reopened = and_(study.c.state_before == StudyState.COMPLETE, study.c.state_after == StudyState.RECEIVING)
+    rows = union_all(
+        select(literal(1).label("n"), literal(str(EventTag.STUDY_REOPENED)).label("tag"),
+               sql_cast(literal("{}"), JSONB).label("detail")).where(reopened),
+        select(literal(2), literal(str(EventTag.INSTANCE_RECEIVED)), received_detail),
+    ).subquery("rows")
+    events = (
+        insert(_EVENTS)
+        .from_select(
+            ["tag", "study_id", "detail", "at"],
+            select(rows.c.tag, study_id, rows.c.detail, now).order_by(rows.c.n),
+        )
+        .returning(ev.id)
+        .cte("events")
+    )
+    return (
+        select(
+            select(inserted.c.id).scalar_subquery().label("inserted_id"),
+            select(refreshed.c.id).scalar_subquery().label("refreshed_id"),
+        )
+        .add_cte(series, events)
+    )
+
+
+def record_in_one_statement(
+    connection: Connection,
+    header: InstanceHeader,
+    stored: StoredFile,
+    *,
+    study_id: uuid.UUID,
+    series_id: uuid.UUID,
+    modality: str | None,
+    reopen_study: bool,
+    is_report: bool,
+    calling_ae: str,
+    now: dt.datetime,
+) -> bool:
+    """Write one instance's rows and events; True when the instance is new, False for a re-send."""
+    row = connection.execute(
+        _statement(),
+        {
+            "p_id": uuid.uuid4(),
+            "p_series_id": series_id,
+            "p_study_id": study_id,
+            "p_sop_instance_uid": header.sop_instance_uid,
+            "p_sop_class_uid": header.sop_class_uid,
+            "p_transfer_syntax_uid": header.transfer_syntax_uid,
+            "p_instance_number": header.instance_number,
+            "p_path": stored.relpath,
+            "p_size_bytes": stored.size_bytes,
+            "p_now": now,
+            "p_modality": modality,
+            "p_reopen": reopen_study,
+            "p_is_report": is_report,
+            "p_detail": {
+                "series_id": str(series_id),
+                "sop_class_uid": header.sop_class_uid,
+                "size_bytes": stored.size_bytes,
+                "calling_ae": calling_ae,
+            },
+        },
+    ).one()
+    if row.inserted_id is None and row.refreshed_id is None:
+        # The first copy was committed after this statement's snapshot: run again with a new one.
+        raise IntegrityError("re-sent instance raced its first copy", None, Exception("snapshot too old"))
+    return row.inserted_id is not None
+
+
+__all__ = ["record_in_one_statement"]
