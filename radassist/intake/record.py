@@ -262,37 +262,31 @@ def _record(
         series_id = _upsert_series(session, header, study_id)
         _IDS.put(series_key, series_id)
 
+    instance_row = {
+        "p_id": uuid.uuid4(),
+        "p_series_id": series_id,
+        "p_study_id": study_id,
+        "p_sop_instance_uid": header.sop_instance_uid,
+        "p_sop_class_uid": header.sop_class_uid,
+        "p_transfer_syntax_uid": header.transfer_syntax_uid,
+        "p_instance_number": header.instance_number,
+        "p_path": stored.relpath,
+        "p_size_bytes": stored.size_bytes,
+        "p_now": now,
+    }
     if bind.dialect.name == "postgresql":
         return record_in_one_statement(
             session.connection(),
-            header,
-            stored,
-            study_id=study_id,
-            series_id=series_id,
+            instance_row,
             modality=_clip(header.modality, 16),
             reopen_study=reopen_study,
             is_report=is_report_sop_class(header.sop_class_uid),
             calling_ae=calling_ae,
-            now=now,
         )
 
     statements = _statements(bind.dialect.name)
     connection = session.connection()
-    instance_id: uuid.UUID | None = connection.execute(
-        statements.insert_instance,
-        {
-            "p_id": uuid.uuid4(),
-            "p_series_id": series_id,
-            "p_study_id": study_id,
-            "p_sop_instance_uid": header.sop_instance_uid,
-            "p_sop_class_uid": header.sop_class_uid,
-            "p_transfer_syntax_uid": header.transfer_syntax_uid,
-            "p_instance_number": header.instance_number,
-            "p_path": stored.relpath,
-            "p_size_bytes": stored.size_bytes,
-            "p_now": now,
-        },
-    ).scalar_one_or_none()
+    instance_id: uuid.UUID | None = connection.execute(statements.insert_instance, instance_row).scalar_one_or_none()
     new = instance_id is not None
 
     reopened = False

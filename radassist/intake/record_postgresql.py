@@ -21,9 +21,8 @@ id, and :func:`record_in_one_statement` raises the retryable error the caller al
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
-import uuid
+from collections.abc import Mapping
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -50,9 +49,7 @@ from sqlalchemy.exc import IntegrityError
 
 from radassist.db.tables import Event, Instance, Job, Series, Study
 from radassist.events import EventTag
-from radassist.intake.header import InstanceHeader
 from radassist.states import StudyState
-from radassist.store.instances import StoredFile
 
 _STUDIES = cast(Table, Study.__table__)
 _SERIES = cast(Table, Series.__table__)
@@ -164,40 +161,32 @@ def _statement() -> Any:
 
 def record_in_one_statement(
     connection: Connection,
-    header: InstanceHeader,
-    stored: StoredFile,
+    instance_row: Mapping[str, Any],
     *,
-    study_id: uuid.UUID,
-    series_id: uuid.UUID,
     modality: str | None,
     reopen_study: bool,
     is_report: bool,
     calling_ae: str,
-    now: dt.datetime,
 ) -> bool:
-    """Write one instance's rows and events; True when the instance is new, False for a re-send."""
+    """Write one instance's rows and events; True when the instance is new, False for a re-send.
+
+    ``instance_row`` holds the instance's ``p_``-named values, the same the statements of
+    :mod:`radassist.intake.record` take on other databases.
+    """
+    detail = {
+        "series_id": str(instance_row["p_series_id"]),
+        "sop_class_uid": instance_row["p_sop_class_uid"],
+        "size_bytes": instance_row["p_size_bytes"],
+        "calling_ae": calling_ae,
+    }
     row = connection.execute(
         _statement(),
         {
-            "p_id": uuid.uuid4(),
-            "p_series_id": series_id,
-            "p_study_id": study_id,
-            "p_sop_instance_uid": header.sop_instance_uid,
-            "p_sop_class_uid": header.sop_class_uid,
-            "p_transfer_syntax_uid": header.transfer_syntax_uid,
-            "p_instance_number": header.instance_number,
-            "p_path": stored.relpath,
-            "p_size_bytes": stored.size_bytes,
-            "p_now": now,
+            **instance_row,
             "p_modality": modality,
             "p_reopen": reopen_study,
             "p_is_report": is_report,
-            "p_detail": {
-                "series_id": str(series_id),
-                "sop_class_uid": header.sop_class_uid,
-                "size_bytes": stored.size_bytes,
-                "calling_ae": calling_ae,
-            },
+            "p_detail": detail,
         },
     ).one()
     if row.inserted_id is None and row.refreshed_id is None:
