@@ -6,6 +6,12 @@ the top-level elements without reading large values (one ``seek`` each) and chec
 declared length fits in what arrived.  Deflated data sets are left to the decoder, which fails
 on a truncated stream anyway.
 
+In an explicit VR data set every top-level element must name a VR.  pydicom reads an element
+whose VR bytes are not letters as implicit VR and goes on, but ``dcmread`` decides from the first
+element how to read the whole data set: a Study Instance UID read by the walk could vanish for
+every later reader.  Inside sequences the tolerance stays (some modalities write their items in
+implicit VR, pydicom issues 1035 and 1067), since the item's bounds are checked anyway.
+
 Sequences of defined length are walked too (to a depth of ``_MAX_DEPTH``): an item that claims
 more bytes than its sequence holds would make a reader swallow the elements that follow it into
 the item (a Study Instance UID could vanish), so it is refused like a truncated element.
@@ -81,7 +87,7 @@ def _check_elements(
             length = getattr(element, "length", None)
             tell = getattr(element, "value_tell", None)
             vr = getattr(element, "VR", None)
-            if vr is not None and not ts.is_implicit_VR and str(vr) not in _KNOWN_VRS:
+            if not ts.is_implicit_VR and (str(vr) not in _KNOWN_VRS if vr is not None else depth == 0):
                 raise RejectedInput("the data set holds an element with an invalid VR", code="dicom.invalid_vr")
             if found is not None and element.tag in collect and isinstance(element, RawDataElement):
                 found[element.tag] = element

@@ -95,6 +95,9 @@ DATASET_CASES: dict[str, Callable[[], tuple[str, bytes]]] = {
     "huge_element_length": _case(lambda u: _body(u, extra=_el(0x0018, 0x0015, b"UT", b"AB", length=0xFFFFFFF0))),
     "huge_pixel_length": _case(lambda u: _body(u, pixels=_el(0x7FE0, 0x0010, b"OB", b"\x00" * 16, length=0x7FFFFFF0))),
     "invalid_vr": _case(lambda u: _body(u, extra=struct.pack("<HH2sH", 0x0018, 0x0015, b"ZZ", 4) + b"ABCD")),
+    # Found by the fuzzer: an explicit VR walk takes a VR that is not letters as one implicit
+    # element and goes on, but dcmread then reads the whole data set as implicit VR (no UIDs).
+    "first_element_without_vr": _case(lambda u: struct.pack("<HH2sH", 0x0008, 0x0005, b"\x00\x00", 0) + _body(u)),
     "undefined_length_text": _case(lambda u: _body(u, extra=struct.pack("<HH2sHI", 0x0018, 0x0015, b"UT", 0, 0xFFFFFFFF) + b"AB")),
     "unterminated_sequence": _case(lambda u: _body(u, pixels=struct.pack("<HH2sHI", 0x0040, 0xA730, b"SQ", 0, 0xFFFFFFFF) + struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF))),
     "missing_sop_instance_uid": _case(lambda u: _body(u, instance=None)),
