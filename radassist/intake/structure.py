@@ -87,7 +87,7 @@ def _check_elements(
             length = getattr(element, "length", None)
             tell = getattr(element, "value_tell", None)
             vr = getattr(element, "VR", None)
-            if not ts.is_implicit_VR and (str(vr) not in _KNOWN_VRS if vr is not None else depth == 0):
+            if not ts.is_implicit_VR and _invalid_explicit_vr(vr, depth):
                 raise RejectedInput("the data set holds an element with an invalid VR", code="dicom.invalid_vr")
             if found is not None and element.tag in collect and isinstance(element, RawDataElement):
                 found[element.tag] = element
@@ -102,6 +102,13 @@ def _check_elements(
         raise RejectedInput("the data set is malformed or truncated", code="dicom.truncated") from None
     if end > total:
         raise RejectedInput("the data set is shorter than its elements declare", code="dicom.truncated")
+
+
+def _invalid_explicit_vr(vr: object, depth: int) -> bool:
+    """An unknown VR anywhere; no VR at all only at the top level (see the module docstring)."""
+    if vr is None:
+        return depth == 0
+    return str(vr) not in _KNOWN_VRS
 
 
 def _is_sequence(element: object, vr: object) -> bool:
