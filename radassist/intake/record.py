@@ -274,14 +274,21 @@ def _record(
         "p_size_bytes": stored.size_bytes,
         "p_now": now,
     }
+    # The ``instance:received`` event's detail; the instance id and ``duplicate`` are added to it.
+    received = {
+        "series_id": str(series_id),
+        "sop_class_uid": header.sop_class_uid,
+        "size_bytes": stored.size_bytes,
+        "calling_ae": calling_ae,
+    }
     if bind.dialect.name == "postgresql":
         return record_in_one_statement(
             session.connection(),
             instance_row,
+            received_detail=received,
             modality=_clip(header.modality, 16),
             reopen_study=reopen_study,
             is_report=is_report_sop_class(header.sop_class_uid),
-            calling_ae=calling_ae,
         )
 
     statements = _statements(bind.dialect.name)
@@ -317,17 +324,7 @@ def _record(
 
     if reopened:
         _event(session, EventTag.STUDY_REOPENED, study_id)
-    _event(
-        session,
-        EventTag.INSTANCE_RECEIVED,
-        study_id,
-        series_id=str(series_id),
-        instance_id=str(instance_id),
-        sop_class_uid=header.sop_class_uid,
-        size_bytes=stored.size_bytes,
-        calling_ae=calling_ae,
-        duplicate=not new,
-    )
+    _event(session, EventTag.INSTANCE_RECEIVED, study_id, **received, instance_id=str(instance_id), duplicate=not new)
     return new
 
 

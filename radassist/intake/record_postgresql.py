@@ -163,22 +163,18 @@ def record_in_one_statement(
     connection: Connection,
     instance_row: Mapping[str, Any],
     *,
+    received_detail: Mapping[str, Any],
     modality: str | None,
     reopen_study: bool,
     is_report: bool,
-    calling_ae: str,
 ) -> bool:
     """Write one instance's rows and events; True when the instance is new, False for a re-send.
 
     ``instance_row`` holds the instance's ``p_``-named values, the same the statements of
-    :mod:`radassist.intake.record` take on other databases.
+    :mod:`radassist.intake.record` take on other databases; ``received_detail`` is the
+    ``instance:received`` event's detail, to which the statement adds the instance id and
+    ``duplicate``.
     """
-    detail = {
-        "series_id": str(instance_row["p_series_id"]),
-        "sop_class_uid": instance_row["p_sop_class_uid"],
-        "size_bytes": instance_row["p_size_bytes"],
-        "calling_ae": calling_ae,
-    }
     row = connection.execute(
         _statement(),
         {
@@ -186,7 +182,7 @@ def record_in_one_statement(
             "p_modality": modality,
             "p_reopen": reopen_study,
             "p_is_report": is_report,
-            "p_detail": detail,
+            "p_detail": dict(received_detail),
         },
     ).one()
     if row.inserted_id is None and row.refreshed_id is None:
