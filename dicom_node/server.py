@@ -25,6 +25,7 @@ from dicom_node.access import CallerPolicy, IntakePauses
 from dicom_node.ae import build_ae
 from dicom_node.allocator import keep_large_buffers
 from dicom_node.associations import AssociationLog
+from dicom_node.balance import AssociationLoad, SharedListener
 from dicom_node.capacity import DiskGuard
 from dicom_node.handlers import (
     NodeCounters,
@@ -37,7 +38,7 @@ from dicom_node.handlers import (
     on_released,
     on_requested,
 )
-from dicom_node.transport import serve
+from dicom_node.transport import NodeServer, serve
 from radassist.config import Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.pipelines import ae_titles
@@ -92,9 +93,14 @@ def start_listener(
     block: bool = False,
     session_factory: sessionmaker[Session] | None = None,
     counters: NodeCounters | None = None,
+    shared: SharedListener | None = None,
+    process_index: int = 0,
 ) -> ThreadedAssociationServer | None:
     """Listen on ``[dicom] host:port`` (and ``tls_port`` when set); return the running plain server
     (None when ``block`` is True, in which case this returns only when the server is shut down).
+
+    ``shared``: serve the sockets of :func:`run_listener`'s first process, as listener process
+    number ``process_index``, once every listener process is ready (:mod:`dicom_node.balance`).
 
     The server object carries ``radassist_counters`` (the :class:`NodeCounters`),
     ``radassist_session_factory`` for readiness checks and tests, and ``radassist_tls_server``
@@ -115,7 +121,10 @@ def start_listener(
     if not dicom.allow_any_caller and not dicom.allowed_callers:
         logger.warning("no [[dicom.allowed_callers]] configured: every association will be refused")
     tls_server: ThreadedAssociationServer | None = None
-    reuse_port = dicom.listener_processes > 1
+    load = shared.load(process_index) if shared is not None else None
+    if shared is not None and load is not None:
+        load.start_serving()
+        shared.listen_together()
     if dicom.tls_port:
         tls_handlers = event_handlers(
             settings, store, session_factory, counters, policy=policy, disk_guard=disk_guard, tls=True
@@ -125,7 +134,7 @@ def start_listener(
             (dicom.host, dicom.tls_port),
             tls_handlers,
             ssl_context=server_ssl_context(settings),
-            reuse_port=reuse_port,
+            shared=(shared.tls, load) if shared is not None and shared.tls is not None and load is not None else None,
         )
         logger.info("DICOM TLS listener on %s:%d", dicom.host, dicom.tls_port)
     address = (dicom.host, dicom.port)
@@ -136,7 +145,9 @@ def start_listener(
         dicom.port,
         dicom.max_associations,
     )
-    server = serve(ae, address, handlers, reuse_port=reuse_port)
+    server = serve(
+        ae, address, handlers, shared=(shared.plain, load) if shared is not None and load is not None else None
+    )
     if block:
         # Serve until another thread calls ``server.shutdown()`` (the socket is then closed).
         try:
@@ -161,6 +172,9 @@ def stop_listener(
     Aborting loses nothing acknowledged: Success is only sent after the commit.
     """
     ae: AE = server.ae
+    load: AssociationLoad | None = getattr(server, "radassist_load", None)
+    if load is not None:
+        load.stop_serving()  # the other listener processes stop leaving connections to this one
     tls_server = getattr(server, "radassist_tls_server", None)
     if tls_server is not None:
         tls_server.shutdown()
@@ -184,34 +198,46 @@ def stop_listener(
 def run_listener(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly (main thread only).
 
-    With ``[dicom] listener_processes`` > 1, that many processes share the port(s) (``SO_REUSEPORT``;
-    the kernel spreads new connections over them); this one starts and stops the others.
+    With ``[dicom] listener_processes`` > 1, this process opens the listening socket(s), starts the
+    other processes and hands them the sockets; the least busy process accepts each association
+    (:mod:`dicom_node.balance`).  This one stops the others when it stops.
     """
+    dicom = settings.dicom
     children: list[multiprocessing.process.BaseProcess] = []
-    if settings.dicom.listener_processes > 1:
+    shared: SharedListener | None = None
+    if dicom.listener_processes > 1:
+        shared = SharedListener.open(
+            dicom.host,
+            dicom.port,
+            dicom.tls_port,
+            dicom.listener_processes,
+            backlog=NodeServer.request_queue_size * dicom.listener_processes,
+        )
         context = multiprocessing.get_context("spawn")
-        for n in range(settings.dicom.listener_processes - 1):
-            child = context.Process(target=_child_main, args=(settings,), name=f"dicom-listener-{n + 1}")
+        for n in range(1, dicom.listener_processes):
+            child = context.Process(target=_child_main, args=(settings, shared, n), name=f"dicom-listener-{n}")
             child.start()
             children.append(child)
     try:
-        _serve_until_signal(settings)
+        _serve_until_signal(settings, shared, 0)
     finally:
         for running in children:
             if running.is_alive() and running.pid is not None:
                 os.kill(running.pid, signal.SIGTERM)
         for stopped in children:
             stopped.join(SHUTDOWN_GRACE_SECONDS + 5)
+        if shared is not None:
+            shared.close()
 
 
-def _child_main(settings: Settings) -> None:
+def _child_main(settings: Settings, shared: SharedListener, process_index: int) -> None:
     from radassist.logging import configure_logging
 
     configure_logging(settings.logging.level)
-    _serve_until_signal(settings)
+    _serve_until_signal(settings, shared, process_index)
 
 
-def _serve_until_signal(settings: Settings) -> None:
+def _serve_until_signal(settings: Settings, shared: SharedListener | None, process_index: int) -> None:
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -220,7 +246,7 @@ def _serve_until_signal(settings: Settings) -> None:
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server = start_listener(settings)
+        server = start_listener(settings, shared=shared, process_index=process_index)
         assert server is not None
         try:
             while not stop.wait(1.0):

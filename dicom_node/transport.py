@@ -21,17 +21,20 @@ filled every slot and the node refused all senders ("Local Limit Exceeded") for 
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from pynetdicom import AE, _config
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
+from dicom_node.balance import DEFER_S, AssociationLoad
 from dicom_node.inline_store import serve_stores_inline
 from dicom_node.reactor import install_reactor_clock, wake_on_work
 from dicom_node.responses import answer_stores_directly
@@ -179,7 +182,33 @@ class NodeRequestHandler(RequestHandler):
         wake_on_work(assoc)
         answer_stores_directly(assoc)
         serve_stores_inline(assoc)
+        load: AssociationLoad | None = getattr(self.server, "radassist_load", None)
+        if load is not None:
+            _count_while_running(assoc, load)
         return assoc
+
+    def handle(self) -> None:
+        load: AssociationLoad | None = getattr(self.server, "radassist_load", None)
+        try:
+            super().handle()
+        except BaseException:
+            if load is not None and not getattr(self, "_association_started", False):
+                load.association_ended()  # counted at accept, never run
+            raise
+        self._association_started = True
+
+
+def _count_while_running(assoc: Association, load: AssociationLoad) -> None:
+    """The association counts towards this process's load (counted at accept) until its thread ends."""
+    run = assoc.run
+
+    def run_and_count() -> None:
+        try:
+            run()
+        finally:
+            load.association_ended()
+
+    assoc.run = run_and_count  # type: ignore[method-assign]
 
 
 class LowLatencyRequestHandler(NodeRequestHandler):
@@ -198,22 +227,44 @@ class LowLatencyRequestHandler(NodeRequestHandler):
 
 
 class NodeServer(ThreadedAssociationServer):
-    """pynetdicom's threaded server; with ``reuse_port`` several listener processes share one port.
+    """pynetdicom's threaded server, as :meth:`AE.start_server` builds it."""
 
-    ``SO_REUSEPORT`` must be set between socket creation and ``bind``, which
-    :meth:`AE.start_server` gives no way to do, hence this class and :func:`serve`.
+
+class SharedSocketNodeServer(NodeServer):
+    """Serves a listening socket shared by several listener processes (:mod:`dicom_node.balance`).
+
+    The socket is bound and listening already; a process that serves more associations than the
+    least busy one leaves a waiting connection to that one (``get_request`` raising an ``OSError``
+    is how socketserver is told nothing was accepted).
     """
 
-    reuse_port = False
+    def __init__(self, listening: socket.socket, load: AssociationLoad, *args: Any, **kwargs: Any) -> None:
+        self._listening = listening
+        self.radassist_load = load
+        super().__init__(*args, **kwargs)
 
     def server_bind(self) -> None:
-        if self.reuse_port and hasattr(socket, "SO_REUSEPORT") and self.socket is not None:
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
+        if self.socket is not None:
+            self.socket.close()  # the one socketserver made; we serve the shared one
+        self.socket = self._listening
+        self.socket.setblocking(False)  # losing the race for a connection must not block
+        self.server_address = self.socket.getsockname()
 
+    def server_activate(self) -> None:
+        """Listening starts when every process is ready (:meth:`SharedListener.listen_together`)."""
 
-class ReusePortNodeServer(NodeServer):
-    reuse_port = True
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        if not self.radassist_load.may_accept():
+            time.sleep(DEFER_S)
+            raise BlockingIOError("a less busy listener process takes this connection")
+        request = super().get_request()
+        self.radassist_load.association_started()
+        return request
+
+    def server_close(self) -> None:
+        # No shutdown(): on a listening socket it stops listening for every process sharing it.
+        if self.socket is not None:
+            self.socket.close()
 
 
 def serve(
@@ -222,16 +273,22 @@ def serve(
     handlers: list[Any],
     *,
     ssl_context: ssl.SSLContext | None = None,
-    reuse_port: bool = False,
+    shared: tuple[socket.socket, AssociationLoad] | None = None,
 ) -> ThreadedAssociationServer:
-    """Start a server thread for ``ae`` on ``address`` (what ``AE.start_server(block=False)`` does)."""
+    """Start a server thread for ``ae`` on ``address`` (what ``AE.start_server(block=False)`` does).
+
+    ``shared``: serve that listening socket with that process's load, instead of binding ``address``
+    (:mod:`dicom_node.balance`).
+    """
     install_reactor_clock()
     # pynetdicom binds its standard log handlers to every association's PDU and DIMSE events.  They
     # write only DEBUG and INFO lines to the "pynetdicom" logger, which radassist.logging keeps at
     # WARNING (those lines quote identifiers), yet they run for every message: one copies each
     # received data set to see whether it is empty.  Read when an association is created.
     _config.LOG_HANDLER_LEVEL = "none"
-    server_class = ReusePortNodeServer if reuse_port else NodeServer
+    server_class: Callable[..., ThreadedAssociationServer] = NodeServer
+    if shared is not None:
+        server_class = functools.partial(SharedSocketNodeServer, *shared)
     server = server_class(
         ae,
         address,

@@ -171,9 +171,9 @@ class DicomSettings(_Section):
     tls_require_client_cert: bool = False
     """Refuse TLS connections without a client certificate signed by ``tls_ca_file``."""
     listener_processes: int = Field(1, ge=1, le=64)
-    """Listener processes sharing the port(s) with ``SO_REUSEPORT`` (Linux): parallel associations
-    then use several cores. 1: one process. Keep 1 on SQLite: within one process writers take turns
-    on a lock, across processes they wait in SQLite's busy handler (sleeps of 1 ms and more)."""
+    """Listener processes serving the port(s): parallel associations then use several cores; the
+    process serving fewest associations takes each new one. 1: one process. Up to one per core, on
+    PostgreSQL and on SQLite alike (SQLite writers take turns on a lock file, ``<database>-turn``)."""
 
     _check_ae = field_validator("ae_title")(validate_ae_title)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -26,8 +29,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url``; SQLite files get their parent folder created."""
     if url.startswith("sqlite"):
-        from pathlib import Path
-
         from sqlalchemy.engine import make_url
 
         database = make_url(url).database
@@ -43,23 +44,72 @@ def make_sessionmaker(settings: Settings) -> sessionmaker[Session]:
     return sessionmaker(make_engine(settings.database_url), expire_on_commit=False)
 
 
-_sqlite_write_turns: dict[str, threading.Lock] = {}
+class SqliteWriteTurn:
+    """One writer at a time per SQLite file: threads queue on a lock, processes on a file lock.
+
+    SQLite lets one connection write at a time; another that tries waits in SQLite's busy
+    handler, which sleeps 1, 2, 5, 10, ... ms between attempts, so parallel associations went no
+    faster than one.  Here a writer waits instead where the kernel wakes it the moment the turn is
+    free: threads of this process on a :class:`threading.Lock`, listener processes on ``flock``
+    of a file beside the database (``<database>-turn``).  The file lock is taken on a descriptor
+    opened by this process (a forked child opens its own: a descriptor inherited across ``fork``
+    shares its lock with the parent, which would let both write at once).  A process killed while
+    holding the turn loses it with its descriptors, so a crash cannot leave it taken.
+
+    Writers that do not take the turn (the web app, workers) still meet these in SQLite's busy
+    handler, as before; they write a few rows per study, the listener a few per instance.
+    """
+
+    def __init__(self, lock_path: Path | None) -> None:
+        self._threads = threading.Lock()
+        self._lock_path = lock_path
+        self._descriptor: int | None = None
+        self._opened_by: int | None = None
+
+    def __enter__(self) -> SqliteWriteTurn:
+        self._threads.acquire()
+        try:
+            if self._lock_path is not None:
+                fcntl.flock(self._own_descriptor(), fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            if self._lock_path is not None and self._descriptor is not None:
+                fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+    def _own_descriptor(self) -> int:
+        """This process's descriptor of the lock file (called with the thread lock held)."""
+        assert self._lock_path is not None
+        if self._descriptor is None or self._opened_by != os.getpid():
+            self._descriptor = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._opened_by = os.getpid()
+        return self._descriptor
+
+
+_sqlite_write_turns: dict[str, SqliteWriteTurn] = {}
 _turns_guard = threading.Lock()
 
 
 def write_turn(session_factory: sessionmaker[Session]) -> AbstractContextManager[Any]:
-    """Hold this while writing through ``session_factory``: one writer at a time per SQLite file.
+    """Hold this while writing through ``session_factory`` (see :class:`SqliteWriteTurn`).
 
-    SQLite lets one connection write at a time; another that tries waits in SQLite's busy
-    handler, which sleeps 1, 2, 5, 10, ... ms between attempts, so parallel associations in one
-    listener went no faster than one.  Threads of this process queue on a lock instead and
-    write as soon as it is free.  (Listener processes sharing one SQLite file still meet in the
-    busy handler: production runs several on PostgreSQL.)  PostgreSQL needs no turn taking.
+    PostgreSQL needs no turn taking: its row locks queue writers without polling.
     """
     bind = session_factory.kw.get("bind")
     if not isinstance(bind, Engine) or bind.dialect.name != "sqlite":
         return nullcontext()
     key = str(bind.url)
     with _turns_guard:
-        turn = _sqlite_write_turns.setdefault(key, threading.Lock())
+        turn = _sqlite_write_turns.get(key)
+        if turn is None:
+            database = bind.url.database
+            on_disk = bool(database) and database != ":memory:" and not str(database).startswith("file:")
+            lock_path = Path(f"{Path(str(database)).resolve()}-turn") if on_disk else None
+            turn = _sqlite_write_turns[key] = SqliteWriteTurn(lock_path)
     return turn

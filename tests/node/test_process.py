@@ -9,12 +9,50 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from pynetdicom import AE
+from pynetdicom.association import Association
+from pynetdicom.sop_class import Verification
+
 from radassist.config import Settings
 from radassist.db.migrate import upgrade
 from tests.conftest import free_port, wait_for_port, wait_until
 from tests.node.conftest import echoscu
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _associate(port: int) -> Association:
+    ae = AE(ae_title="PYSCU")
+    ae.add_requested_context(Verification)
+    return ae.associate("127.0.0.1", port, ae_title="RADASSIST")
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def _connections_per_process(port: int, expected: int) -> dict[int, int] | None:
+    """Established connections to ``port`` per listener process (from /proc), once all are accepted."""
+    established: set[str] = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            established.add(f"socket:[{fields[9]}]")
+    counts: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            links = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+        except OSError:
+            continue
+        held = sum(link in established for link in links)
+        if held:
+            counts[int(entry.name)] = held
+    return counts if sum(counts.values()) == expected else None
 
 
 def test_module_entry_point_serves_and_stops_on_sigterm(
@@ -70,6 +108,16 @@ def test_several_listener_processes_share_the_port(make_settings: Callable[..., 
         # The child is a spawned interpreter: wait until it serves too, or SIGTERM finds it importing.
         wait_until(lambda: log.read_text().count("DICOM listener RADASSIST on") == 2, timeout=60)
         assert all(echoscu(port).returncode == 0 for _ in range(6))
+        # Associations held open at once go to the process serving fewest, not where a hash sends them.
+        associations = [_associate(port) for _ in range(6)]
+        try:
+            assert all(a.is_established for a in associations)
+            per_process = wait_until(lambda: _connections_per_process(port, 6), timeout=10)
+            assert sorted(per_process.values()) == [3, 3], per_process
+            assert set(per_process) <= {proc.pid, *_children(proc.pid)}
+        finally:
+            for association in associations:
+                association.release()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=40)
     finally:
