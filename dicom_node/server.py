@@ -11,6 +11,7 @@ import multiprocessing
 import multiprocessing.process
 import os
 import signal
+import socket
 import ssl
 import threading
 import time
@@ -121,10 +122,14 @@ def start_listener(
     if not dicom.allow_any_caller and not dicom.allowed_callers:
         logger.warning("no [[dicom.allowed_callers]] configured: every association will be refused")
     tls_server: ThreadedAssociationServer | None = None
-    load = shared.load(process_index) if shared is not None else None
-    if shared is not None and load is not None:
+    plain_socket: tuple[socket.socket, AssociationLoad] | None = None
+    tls_socket: tuple[socket.socket, AssociationLoad] | None = None
+    if shared is not None:
+        load = shared.load(process_index)
         load.start_serving()
         shared.listen_together()
+        plain_socket = (shared.plain, load)
+        tls_socket = (shared.tls, load) if shared.tls is not None else None
     if dicom.tls_port:
         tls_handlers = event_handlers(
             settings, store, session_factory, counters, policy=policy, disk_guard=disk_guard, tls=True
@@ -134,7 +139,7 @@ def start_listener(
             (dicom.host, dicom.tls_port),
             tls_handlers,
             ssl_context=server_ssl_context(settings),
-            shared=(shared.tls, load) if shared is not None and shared.tls is not None and load is not None else None,
+            shared=tls_socket,
         )
         logger.info("DICOM TLS listener on %s:%d", dicom.host, dicom.tls_port)
     address = (dicom.host, dicom.port)
@@ -145,9 +150,7 @@ def start_listener(
         dicom.port,
         dicom.max_associations,
     )
-    server = serve(
-        ae, address, handlers, shared=(shared.plain, load) if shared is not None and load is not None else None
-    )
+    server = serve(ae, address, handlers, shared=plain_socket)
     if block:
         # Serve until another thread calls ``server.shutdown()`` (the socket is then closed).
         try:

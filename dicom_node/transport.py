@@ -188,14 +188,13 @@ class NodeRequestHandler(RequestHandler):
         return assoc
 
     def handle(self) -> None:
-        load: AssociationLoad | None = getattr(self.server, "radassist_load", None)
         try:
-            super().handle()
+            super().handle()  # its last step starts the association's thread
         except BaseException:
-            if load is not None and not getattr(self, "_association_started", False):
-                load.association_ended()  # counted at accept, never run
+            load: AssociationLoad | None = getattr(self.server, "radassist_load", None)
+            if load is not None:
+                load.association_ended()  # counted at accept; its thread never ran
             raise
-        self._association_started = True
 
 
 def _count_while_running(assoc: Association, load: AssociationLoad) -> None:

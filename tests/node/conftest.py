@@ -96,3 +96,35 @@ def reference_scp(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+OPENSSL = "/usr/bin/openssl"
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run([OPENSSL, *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def _ca(folder: Path, name: str) -> None:
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem",
+             "-days", "2", "-subj", f"/CN={name}", cwd=folder)
+
+
+def _leaf(folder: Path, name: str, ca: str) -> None:
+    (folder / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+             "-subj", f"/CN={name}", cwd=folder)
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+             "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=folder)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hospital CA with a server and a client certificate, and a rogue CA with its own client."""
+    folder = tmp_path_factory.mktemp("pki")
+    _ca(folder, "ca")
+    _ca(folder, "rogue-ca")
+    _leaf(folder, "server", "ca")
+    _leaf(folder, "client", "ca")
+    _leaf(folder, "rogue", "rogue-ca")
+    return folder

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,10 +22,11 @@ from tests.node.conftest import echoscu
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _associate(port: int) -> Association:
+def _associate(port: int, *, tls_ca: Path | None = None) -> Association:
     ae = AE(ae_title="PYSCU")
     ae.add_requested_context(Verification)
-    return ae.associate("127.0.0.1", port, ae_title="RADASSIST")
+    tls_args = (ssl.create_default_context(cafile=str(tls_ca)), "127.0.0.1") if tls_ca is not None else None
+    return ae.associate("127.0.0.1", port, ae_title="RADASSIST", tls_args=tls_args)
 
 
 def _children(pid: int) -> set[int]:
@@ -86,8 +88,10 @@ def test_module_entry_point_serves_and_stops_on_sigterm(
     assert "DICOM listener stopped" in err
 
 
-def test_several_listener_processes_share_the_port(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
-    port = free_port()
+def test_several_listener_processes_share_the_port(
+    make_settings: Callable[..., Settings], tmp_path: Path, pki: Path
+) -> None:
+    port, tls_port = free_port(), free_port()
     url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
     upgrade(make_settings(database_url=url))
     env = {
@@ -98,6 +102,9 @@ def test_several_listener_processes_share_the_port(make_settings: Callable[..., 
         "RADASSIST_DICOM_PORT": str(port),
         "RADASSIST_DICOM_ALLOW_ANY_CALLER": "true",
         "RADASSIST_DICOM_LISTENER_PROCESSES": "2",
+        "RADASSIST_DICOM_TLS_PORT": str(tls_port),
+        "RADASSIST_DICOM_TLS_CERT_FILE": str(pki / "server.pem"),
+        "RADASSIST_DICOM_TLS_KEY_FILE": str(pki / "server.key"),
     }
     env.pop("RADASSIST_CONFIG", None)
     log = tmp_path / "listener.log"
@@ -117,6 +124,15 @@ def test_several_listener_processes_share_the_port(make_settings: Callable[..., 
             assert set(per_process) <= {proc.pid, *_children(proc.pid)}
         finally:
             for association in associations:
+                association.release()
+        # The TLS port is shared the same way: each process serves one of two TLS associations.
+        secured = [_associate(tls_port, tls_ca=pki / "ca.pem") for _ in range(2)]
+        try:
+            assert all(a.is_established and a.send_c_echo().Status == 0 for a in secured)
+            per_process = wait_until(lambda: _connections_per_process(tls_port, 2), timeout=10)
+            assert sorted(per_process.values()) == [1, 1], per_process
+        finally:
+            for association in secured:
                 association.release()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=40)

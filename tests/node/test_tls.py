@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from radassist.config import Settings
@@ -14,37 +12,6 @@ from radassist.db.tables import Association, Instance
 from tests.conftest import free_port, wait_for_port, wait_until
 from tests.node.conftest import Node
 from tests.node.dcmtk import TlsPeer, echo, output, send
-
-OPENSSL = "/usr/bin/openssl"
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run([OPENSSL, *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def _ca(folder: Path, name: str) -> None:
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem",
-             "-days", "2", "-subj", f"/CN={name}", cwd=folder)
-
-
-def _leaf(folder: Path, name: str, ca: str) -> None:
-    (folder / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-             "-subj", f"/CN={name}", cwd=folder)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-             "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=folder)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A hospital CA with a server and a client certificate, and a rogue CA with its own client."""
-    folder = tmp_path_factory.mktemp("pki")
-    _ca(folder, "ca")
-    _ca(folder, "rogue-ca")
-    _leaf(folder, "server", "ca")
-    _leaf(folder, "client", "ca")
-    _leaf(folder, "rogue", "rogue-ca")
-    return folder
 
 
 def _tls_node(settings: Settings, start_node: Callable[..., Node], pki: Path, *, verify: bool) -> tuple[Node, int]:
