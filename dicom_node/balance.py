@@ -5,7 +5,7 @@ kernel chose one by hashing the caller's address and port, blind to how busy eac
 associations sent at once to two processes landed 2:2 in 6 cases of 16, 3:1 in 8 and 4:0 in 2, so a
 PACS sending on four associations often had one core doing three quarters of the work.
 
-Here the first process binds and listens, and every process serves that one socket
+Here the first process binds the port, and every process serves that one socket
 (:class:`SharedListener`, handed to the spawned processes).  Each keeps its number of running
 associations in shared memory (:class:`AssociationLoad`).  When a connection waits, every process
 is woken; one that serves more associations than the least busy process stands back
