@@ -10,8 +10,10 @@ import pytest
 from radassist.config import Settings
 from radassist.db.migrate import upgrade
 from tests.e2e.test_pipeline import run_service, tiny_model  # noqa: F401  (fixtures)
-from tests.node.conftest import start_node  # noqa: F401  (fixture)
-from tests.node.test_tls import pki  # noqa: F401  (fixture: a hospital CA, a rogue CA, their leaves)
+from tests.node.conftest import (
+    pki,  # noqa: F401  (fixture: a hospital CA, a rogue CA, their leaves)
+    start_node,  # noqa: F401  (fixture)
+)
 
 
 @pytest.fixture

@@ -25,9 +25,8 @@ from sqlalchemy import func, select
 from radassist.config import AllowedCaller, Settings
 from radassist.db.tables import Association, Instance
 from tests.conftest import free_port, wait_for_port
-from tests.node.conftest import Node
+from tests.node.conftest import OPENSSL, Node
 from tests.node.dcmtk import TlsPeer, echo, output, send
-from tests.node.test_tls import OPENSSL
 
 CR = "RG1_J2KR.dcm"
 
