@@ -121,16 +121,18 @@ class SharedListener:
     def load(self, index: int) -> AssociationLoad:
         return AssociationLoad(self.slots, index)
 
-    def listen_together(self) -> None:
+    def listen_together(self, *, wait: bool = True) -> None:
         """Once every listener process is here (or the wait timed out), listen.
 
         Every process calls ``listen``: on a socket that listens already it only sets the backlog
-        again, and no process polls the socket before its own call returned.
+        again, and no process polls the socket before its own call returned.  A process started
+        in place of one that died does not ``wait``: the others passed the barrier long ago.
         """
-        try:
-            self.all_ready.wait(STARTUP_TIMEOUT_S)
-        except threading.BrokenBarrierError:
-            logger.warning("not every listener process started in time; listening with those that did")
+        if wait:
+            try:
+                self.all_ready.wait(STARTUP_TIMEOUT_S)
+            except threading.BrokenBarrierError:
+                logger.warning("not every listener process started in time; listening with those that did")
         for bound in (self.plain, self.tls):
             if bound is not None:
                 bound.listen(self.backlog)

@@ -15,6 +15,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -96,12 +97,14 @@ def start_listener(
     counters: NodeCounters | None = None,
     shared: SharedListener | None = None,
     process_index: int = 0,
+    late: bool = False,
 ) -> ThreadedAssociationServer | None:
     """Listen on ``[dicom] host:port`` (and ``tls_port`` when set); return the running plain server
     (None when ``block`` is True, in which case this returns only when the server is shut down).
 
     ``shared``: serve the sockets of :func:`run_listener`'s first process, as listener process
-    number ``process_index``, once every listener process is ready (:mod:`dicom_node.balance`).
+    number ``process_index``, once every listener process is ready (:mod:`dicom_node.balance`);
+    ``late``: a replacement for a process that died, which the others do not wait for.
 
     The server object carries ``radassist_counters`` (the :class:`NodeCounters`),
     ``radassist_session_factory`` for readiness checks and tests, and ``radassist_tls_server``
@@ -127,7 +130,7 @@ def start_listener(
     if shared is not None:
         load = shared.load(process_index)
         load.start_serving()
-        shared.listen_together()
+        shared.listen_together(wait=not late)
         plain_socket = (shared.plain, load)
         tls_socket = (shared.tls, load) if shared.tls is not None else None
     if dicom.tls_port:
@@ -203,11 +206,12 @@ def run_listener(settings: Settings) -> None:
 
     With ``[dicom] listener_processes`` > 1, this process opens the listening socket(s), starts the
     other processes and hands them the sockets; the least busy process accepts each association
-    (:mod:`dicom_node.balance`).  This one stops the others when it stops.
+    (:mod:`dicom_node.balance`).  This one replaces a process that dies, and stops the others when
+    it stops.
     """
     dicom = settings.dicom
-    children: list[multiprocessing.process.BaseProcess] = []
     shared: SharedListener | None = None
+    siblings: _ListenerProcesses | None = None
     if dicom.listener_processes > 1:
         shared = SharedListener.open(
             dicom.host,
@@ -216,31 +220,72 @@ def run_listener(settings: Settings) -> None:
             dicom.listener_processes,
             backlog=NodeServer.request_queue_size * dicom.listener_processes,
         )
-        context = multiprocessing.get_context("spawn")
-        for n in range(1, dicom.listener_processes):
-            child = context.Process(target=_child_main, args=(settings, shared, n), name=f"dicom-listener-{n}")
-            child.start()
-            children.append(child)
+        siblings = _ListenerProcesses(settings, shared)
     try:
-        _serve_until_signal(settings, shared, 0)
+        _serve_until_signal(settings, shared, 0, every_second=siblings.replace_dead if siblings else None)
     finally:
-        for running in children:
-            if running.is_alive() and running.pid is not None:
-                os.kill(running.pid, signal.SIGTERM)
-        for stopped in children:
-            stopped.join(SHUTDOWN_GRACE_SECONDS + 5)
+        if siblings is not None:
+            siblings.stop()
         if shared is not None:
             shared.close()
 
 
-def _child_main(settings: Settings, shared: SharedListener, process_index: int) -> None:
+RESTART_AFTER_SECONDS = 10.0
+"""A listener process that died is replaced, but not sooner than this after its previous start."""
+
+
+class _ListenerProcesses:
+    """The listener processes other than this one: started, replaced when one dies, stopped."""
+
+    def __init__(self, settings: Settings, shared: SharedListener) -> None:
+        self._settings = settings
+        self._shared = shared
+        self._context = multiprocessing.get_context("spawn")
+        self._running: dict[int, multiprocessing.process.BaseProcess] = {}
+        self._started_at: dict[int, float] = {}
+        for index in range(1, settings.dicom.listener_processes):
+            self._start(index, late=False)
+
+    def _start(self, index: int, *, late: bool) -> None:
+        process = self._context.Process(
+            target=_child_main, args=(self._settings, self._shared, index, late), name=f"dicom-listener-{index}"
+        )
+        process.start()
+        self._running[index] = process
+        self._started_at[index] = time.monotonic()
+
+    def replace_dead(self) -> None:
+        """Start a new process in place of one that exited (a crash, an OOM kill) while we serve."""
+        for index, process in list(self._running.items()):
+            if process.is_alive() or time.monotonic() - self._started_at[index] < RESTART_AFTER_SECONDS:
+                continue
+            logger.error("listener process %d exited (code %s); starting a new one", index, process.exitcode)
+            self._shared.load(index).stop_serving()  # its last count no longer makes the others stand back
+            self._start(index, late=True)
+
+    def stop(self) -> None:
+        for process in self._running.values():
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        for process in self._running.values():
+            process.join(SHUTDOWN_GRACE_SECONDS + 5)
+
+
+def _child_main(settings: Settings, shared: SharedListener, process_index: int, late: bool) -> None:
     from radassist.logging import configure_logging
 
     configure_logging(settings.logging.level)
-    _serve_until_signal(settings, shared, process_index)
+    _serve_until_signal(settings, shared, process_index, late=late)
 
 
-def _serve_until_signal(settings: Settings, shared: SharedListener | None, process_index: int) -> None:
+def _serve_until_signal(
+    settings: Settings,
+    shared: SharedListener | None,
+    process_index: int,
+    *,
+    late: bool = False,
+    every_second: Callable[[], None] | None = None,
+) -> None:
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -249,11 +294,12 @@ def _serve_until_signal(settings: Settings, shared: SharedListener | None, proce
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server = start_listener(settings, shared=shared, process_index=process_index)
+        server = start_listener(settings, shared=shared, process_index=process_index, late=late)
         assert server is not None
         try:
             while not stop.wait(1.0):
-                pass
+                if every_second is not None:
+                    every_second()
         finally:
             stop_listener(server)
     finally:

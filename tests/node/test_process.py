@@ -36,6 +36,15 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _listener_children(pid: int) -> list[int]:
+    """The spawned listener processes (not multiprocessing's resource tracker)."""
+    return [
+        child
+        for child in _children(pid)
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
 def _connections_per_process(port: int, expected: int) -> dict[int, int] | None:
     """Established connections to ``port`` per listener process (from /proc), once all are accepted."""
     established: set[str] = set()
@@ -133,6 +142,19 @@ def test_several_listener_processes_share_the_port(
             assert sorted(per_process.values()) == [1, 1], per_process
         finally:
             for association in secured:
+                association.release()
+        # A listener process that dies is replaced, and its replacement takes its share.
+        (child,) = _listener_children(proc.pid)
+        os.kill(child, signal.SIGKILL)
+        wait_until(lambda: "listener process 1 exited (code -9); starting a new one" in log.read_text(), timeout=30)
+        wait_until(lambda: log.read_text().count("DICOM listener RADASSIST on") == 3, timeout=60)
+        (replacement,) = _listener_children(proc.pid)
+        associations = [_associate(port) for _ in range(2)]
+        try:
+            per_process = wait_until(lambda: _connections_per_process(port, 2), timeout=10)
+            assert sorted(per_process) == sorted([proc.pid, replacement]), per_process
+        finally:
+            for association in associations:
                 association.release()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=40)
