@@ -17,11 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
+        configure_logging(settings.logging.level)
+        run_listener(settings)
     except ConfigError as exc:
         print(f"radassist: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.logging.level)
-    run_listener(settings)
     return 0
 
 

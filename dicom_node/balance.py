@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from radassist.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 DEFER_S = 0.001
@@ -151,10 +153,22 @@ def _bound_socket(host: str, port: int) -> socket.socket:
         bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         bound.bind((host, port))
         bound.setblocking(False)
+    except OSError as exc:
+        bound.close()
+        raise cannot_listen(host, port, exc) from exc
     except BaseException:
         bound.close()
         raise
     return bound
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> ConfigError:
+    """What an admin reads when the DICOM port cannot be had (in use, a privileged port, no such address)."""
+    return ConfigError(
+        f"cannot listen for DICOM on {host or '*'}:{port} ({exc.strerror or exc}): another DICOM node may hold "
+        "the port, or choose another [dicom] port / tls_port",
+        code="config.port_unavailable",
+    )
 
 
 __all__ = ["AssociationLoad", "SharedListener"]

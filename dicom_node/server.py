@@ -145,7 +145,7 @@ def start_listener(
             shared=tls_socket,
         )
         logger.info("DICOM TLS listener on %s:%d", dicom.host, dicom.tls_port)
-    address = (dicom.host, dicom.port)
+    server = serve(ae, (dicom.host, dicom.port), handlers, shared=plain_socket)
     logger.info(
         "DICOM listener %s on %s:%d (max %d associations)",
         ", ".join(ae_titles(settings)),
@@ -153,7 +153,6 @@ def start_listener(
         dicom.port,
         dicom.max_associations,
     )
-    server = serve(ae, address, handlers, shared=plain_socket)
     if block:
         # Serve until another thread calls ``server.shutdown()`` (the socket is then closed).
         try:

@@ -34,7 +34,7 @@ from pynetdicom import AE, _config
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
-from dicom_node.balance import DEFER_S, AssociationLoad
+from dicom_node.balance import DEFER_S, AssociationLoad, cannot_listen
 from dicom_node.inline_store import serve_stores_inline
 from dicom_node.reactor import install_reactor_clock, wake_on_work
 from dicom_node.responses import answer_stores_directly
@@ -288,15 +288,18 @@ def serve(
     server_class: Callable[..., ThreadedAssociationServer] = NodeServer
     if shared is not None:
         server_class = functools.partial(SharedSocketNodeServer, *shared)
-    server = server_class(
-        ae,
-        address,
-        ae.ae_title,
-        ae.supported_contexts,
-        ssl_context=ssl_context,
-        evt_handlers=handlers,
-        request_handler=NodeRequestHandler if ssl_context is not None else LowLatencyRequestHandler,
-    )
+    try:
+        server = server_class(
+            ae,
+            address,
+            ae.ae_title,
+            ae.supported_contexts,
+            ssl_context=ssl_context,
+            evt_handlers=handlers,
+            request_handler=NodeRequestHandler if ssl_context is not None else LowLatencyRequestHandler,
+        )
+    except OSError as exc:
+        raise cannot_listen(address[0], address[1], exc) from exc
     thread = threading.Thread(target=server.serve_forever, name=f"AcceptorServer@{address[1]}", daemon=True)
     thread.start()
     ae._servers.append(server)  # so AE.shutdown() and active_associations know it, as start_server does

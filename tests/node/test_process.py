@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from pynetdicom import AE
 from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification
@@ -165,3 +167,32 @@ def test_several_listener_processes_share_the_port(
     err = log.read_text()
     assert proc.returncode == 0, err
     assert err.count("DICOM listener stopped") == 2  # the parent and its one child
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_port_in_use_stops_the_start_with_a_clear_message(
+    make_settings: Callable[..., Settings], tmp_path: Path, processes: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
+    upgrade(make_settings(database_url=url))
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {
+            **os.environ,
+            "RADASSIST_STORAGE_PATH": str(tmp_path / "data"),
+            "RADASSIST_DATABASE_URL": url,
+            "RADASSIST_DICOM_HOST": "127.0.0.1",
+            "RADASSIST_DICOM_PORT": str(port),
+            "RADASSIST_DICOM_ALLOW_ANY_CALLER": "true",
+            "RADASSIST_DICOM_LISTENER_PROCESSES": processes,
+        }
+        env.pop("RADASSIST_CONFIG", None)
+        result = subprocess.run(
+            [sys.executable, "-m", "dicom_node"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen for DICOM on 127.0.0.1:{port} (Address already in use)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "DICOM listener RADASSIST on" not in result.stderr  # nothing claims to listen
