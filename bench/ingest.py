@@ -6,10 +6,11 @@ Generates three studies (one ~15 MB radiograph, a 512x512 CT, N small instances)
 dcmtk's storescu (``TCP_NODELAY=1``) with 1 and with 4 parallel associations to a fresh
 ``python -m dicom_node`` and to a fresh ``storescp``, then a short small-instance run with Nagle
 on (no ``TCP_NODELAY``), and prints instances/s, MB/s and our/storescp ratios.  For the
-parallel runs our node runs ``--processes`` listener processes on the port (``SO_REUSEPORT``) and
-storescp runs with ``--fork``.  The last column is the durable-write floor of ``bench/durable_floor.py``
-(the system calls alone, one instance after another, on the same disk) over storescp: no listener
-that answers Success only after fsync and commit can pass that ratio on one association.  Our figures
+parallel runs our node runs ``--processes`` listener processes on the port (default: one per core,
+at most 4; ``[dicom] listener_processes``) and storescp runs with ``--fork``.  The last column is
+the durable-write floor of ``bench/durable_floor.py`` (the system calls alone, one instance after
+another, on the same disk) over storescp: no listener that answers Success only after fsync and
+commit can pass that ratio on one association.  Our figures
 include the durable write (fsync, atomic rename, database commit) before each Success.  Each case
 runs ``--repeat`` times, ours and storescp taking turns, and the medians are printed: on a shared
 VM one run of a few seconds can be a third off.
@@ -224,9 +225,9 @@ def main() -> int:
     parser.add_argument("--database-url", default="",
                         help="our node's database (default: SQLite in a temp folder); a PostgreSQL one is emptied "
                         "before each run, so give it a database of its own")
-    parser.add_argument("--processes", type=int, default=1,
-                        help="our listener processes (SO_REUSEPORT) for the parallel runs; keep 1 on SQLite "
-                        "(the embedded default), more pay off on PostgreSQL")
+    parser.add_argument("--processes", type=int, default=min(os.cpu_count() or 1, 4),
+                        help="our listener processes for the parallel runs (default: one per core, at most 4); "
+                        "storescp forks one per association")
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--ct-slices", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the medians are printed")
