@@ -24,6 +24,21 @@ from tests.node.conftest import echoscu
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _listener_env(tmp_path: Path, url: str, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a ``python -m dicom_node`` on ``port`` that accepts any caller."""
+    env = {
+        **os.environ,
+        "RADASSIST_STORAGE_PATH": str(tmp_path / "data"),
+        "RADASSIST_DATABASE_URL": url,
+        "RADASSIST_DICOM_HOST": "127.0.0.1",
+        "RADASSIST_DICOM_PORT": str(port),
+        "RADASSIST_DICOM_ALLOW_ANY_CALLER": "true",
+        **extra,
+    }
+    env.pop("RADASSIST_CONFIG", None)
+    return env
+
+
 def _associate(port: int, *, tls_ca: Path | None = None) -> Association:
     ae = AE(ae_title="PYSCU")
     ae.add_requested_context(Verification)
@@ -74,15 +89,7 @@ def test_module_entry_point_serves_and_stops_on_sigterm(
     port = free_port()
     url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
     upgrade(make_settings(database_url=url))
-    env = {
-        **os.environ,
-        "RADASSIST_STORAGE_PATH": str(tmp_path / "data"),
-        "RADASSIST_DATABASE_URL": url,
-        "RADASSIST_DICOM_HOST": "127.0.0.1",
-        "RADASSIST_DICOM_PORT": str(port),
-        "RADASSIST_DICOM_ALLOW_ANY_CALLER": "true",
-    }
-    env.pop("RADASSIST_CONFIG", None)
+    env = _listener_env(tmp_path, url, port)
     proc = subprocess.Popen(
         [sys.executable, "-m", "dicom_node"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
     )
@@ -105,19 +112,15 @@ def test_several_listener_processes_share_the_port(
     port, tls_port = free_port(), free_port()
     url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
     upgrade(make_settings(database_url=url))
-    env = {
-        **os.environ,
-        "RADASSIST_STORAGE_PATH": str(tmp_path / "data"),
-        "RADASSIST_DATABASE_URL": url,
-        "RADASSIST_DICOM_HOST": "127.0.0.1",
-        "RADASSIST_DICOM_PORT": str(port),
-        "RADASSIST_DICOM_ALLOW_ANY_CALLER": "true",
-        "RADASSIST_DICOM_LISTENER_PROCESSES": "2",
-        "RADASSIST_DICOM_TLS_PORT": str(tls_port),
-        "RADASSIST_DICOM_TLS_CERT_FILE": str(pki / "server.pem"),
-        "RADASSIST_DICOM_TLS_KEY_FILE": str(pki / "server.key"),
-    }
-    env.pop("RADASSIST_CONFIG", None)
+    env = _listener_env(
+        tmp_path,
+        url,
+        port,
+        RADASSIST_DICOM_LISTENER_PROCESSES="2",
+        RADASSIST_DICOM_TLS_PORT=str(tls_port),
+        RADASSIST_DICOM_TLS_CERT_FILE=str(pki / "server.pem"),
+        RADASSIST_DICOM_TLS_KEY_FILE=str(pki / "server.key"),
+    )
     log = tmp_path / "listener.log"
     with log.open("w") as stderr:
         proc = subprocess.Popen([sys.executable, "-m", "dicom_node"], cwd=REPO, env=env, stderr=stderr, text=True)
@@ -179,16 +182,7 @@ def test_a_port_in_use_stops_the_start_with_a_clear_message(
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        env = {
-            **os.environ,
-            "RADASSIST_STORAGE_PATH": str(tmp_path / "data"),
-            "RADASSIST_DATABASE_URL": url,
-            "RADASSIST_DICOM_HOST": "127.0.0.1",
-            "RADASSIST_DICOM_PORT": str(port),
-            "RADASSIST_DICOM_ALLOW_ANY_CALLER": "true",
-            "RADASSIST_DICOM_LISTENER_PROCESSES": processes,
-        }
-        env.pop("RADASSIST_CONFIG", None)
+        env = _listener_env(tmp_path, url, port, RADASSIST_DICOM_LISTENER_PROCESSES=processes)
         result = subprocess.run(
             [sys.executable, "-m", "dicom_node"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
         )
