@@ -143,7 +143,7 @@ class DicomSettings(_Section):
     study_quiet_seconds: float = Field(10.0, gt=0)
     """A study is complete when no instance of it has arrived for this many seconds."""
     max_associations: int = Field(16, ge=1)
-    """Most simultaneous associations; more are refused (A-ASSOCIATE-RJ, transient)."""
+    """Most simultaneous associations per listener process; more are refused (A-ASSOCIATE-RJ, transient)."""
     network_timeout_seconds: float = Field(60.0, gt=0)
     """An association idle for this long is aborted."""
     series_quiet_seconds: float = Field(0.0, ge=0)
