@@ -253,14 +253,15 @@ class _ListenerProcesses:
         self._running[index] = process
         self._started_at[index] = time.monotonic()
 
-    def replace_dead(self) -> None:
-        """Start a new process in place of one that exited (a crash, an OOM kill) while we serve."""
+    def replace_dead(self) -> bool:
+        """Start a new process in place of one that exited (a crash, an OOM kill); always go on serving."""
         for index, process in list(self._running.items()):
             if process.is_alive() or time.monotonic() - self._started_at[index] < RESTART_AFTER_SECONDS:
                 continue
             logger.error("listener process %d exited (code %s); starting a new one", index, process.exitcode)
             self._shared.load(index).stop_serving()  # its last count no longer makes the others stand back
             self._start(index, late=True)
+        return True
 
     def stop(self) -> None:
         for process in self._running.values():
@@ -274,7 +275,16 @@ def _child_main(settings: Settings, shared: SharedListener, process_index: int, 
     from radassist.logging import configure_logging
 
     configure_logging(settings.logging.level)
-    _serve_until_signal(settings, shared, process_index, late=late)
+    parent = os.getppid()
+
+    def parent_alive() -> bool:
+        """A listener orphaned by a killed first process stops: it would hold the port against a restart."""
+        if os.getppid() == parent:
+            return True
+        logger.error("the first listener process is gone; listener process %d stops", process_index)
+        return False
+
+    _serve_until_signal(settings, shared, process_index, late=late, every_second=parent_alive)
 
 
 def _serve_until_signal(
@@ -283,8 +293,9 @@ def _serve_until_signal(
     process_index: int,
     *,
     late: bool = False,
-    every_second: Callable[[], None] | None = None,
+    every_second: Callable[[], bool] | None = None,
 ) -> None:
+    """Serve until a signal, or until ``every_second`` (called once a second) returns False."""
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -297,8 +308,8 @@ def _serve_until_signal(
         assert server is not None
         try:
             while not stop.wait(1.0):
-                if every_second is not None:
-                    every_second()
+                if every_second is not None and not every_second():
+                    break
         finally:
             stop_listener(server)
     finally:

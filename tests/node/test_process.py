@@ -190,3 +190,30 @@ def test_a_port_in_use_stops_the_start_with_a_clear_message(
     assert f"cannot listen for DICOM on 127.0.0.1:{port} (Address already in use)" in result.stderr
     assert "Traceback" not in result.stderr
     assert "DICOM listener RADASSIST on" not in result.stderr  # nothing claims to listen
+
+
+def test_listener_processes_stop_when_the_first_one_is_killed(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Orphans would keep the port, and a restarted listener could not have it."""
+    port = free_port()
+    url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
+    upgrade(make_settings(database_url=url))
+    env = _listener_env(tmp_path, url, port, RADASSIST_DICOM_LISTENER_PROCESSES="2")
+    log = tmp_path / "listener.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "dicom_node"], cwd=REPO, env=env, stderr=stderr, text=True)
+    try:
+        wait_until(lambda: log.read_text().count("DICOM listener RADASSIST on") == 2, timeout=60)
+        (child,) = _listener_children(proc.pid)
+        proc.kill()
+        proc.wait()
+        wait_until(lambda: not Path(f"/proc/{child}").exists(), timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "the first listener process is gone; listener process 1 stops" in log.read_text()
+    with socket.socket() as again:
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", port))  # the port is free for the next start
