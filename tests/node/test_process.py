@@ -24,6 +24,14 @@ from tests.node.conftest import echoscu
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture
+def node_database(make_settings: Callable[..., Settings], tmp_path: Path) -> str:
+    """A migrated SQLite database for the listener under test."""
+    url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
+    upgrade(make_settings(database_url=url))
+    return url
+
+
 def _listener_env(tmp_path: Path, url: str, port: int, **extra: str) -> dict[str, str]:
     """The environment of a ``python -m dicom_node`` on ``port`` that accepts any caller."""
     env = {
@@ -84,12 +92,10 @@ def _connections_per_process(port: int, expected: int) -> dict[int, int] | None:
 
 
 def test_module_entry_point_serves_and_stops_on_sigterm(
-    make_settings: Callable[..., Settings], tmp_path: Path
+    node_database: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
-    upgrade(make_settings(database_url=url))
-    env = _listener_env(tmp_path, url, port)
+    env = _listener_env(tmp_path, node_database, port)
     proc = subprocess.Popen(
         [sys.executable, "-m", "dicom_node"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
     )
@@ -107,14 +113,12 @@ def test_module_entry_point_serves_and_stops_on_sigterm(
 
 
 def test_several_listener_processes_share_the_port(
-    make_settings: Callable[..., Settings], tmp_path: Path, pki: Path
+    node_database: str, tmp_path: Path, pki: Path
 ) -> None:
     port, tls_port = free_port(), free_port()
-    url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
-    upgrade(make_settings(database_url=url))
     env = _listener_env(
         tmp_path,
-        url,
+        node_database,
         port,
         RADASSIST_DICOM_LISTENER_PROCESSES="2",
         RADASSIST_DICOM_TLS_PORT=str(tls_port),
@@ -174,15 +178,13 @@ def test_several_listener_processes_share_the_port(
 
 @pytest.mark.parametrize("processes", ["1", "2"])
 def test_a_port_in_use_stops_the_start_with_a_clear_message(
-    make_settings: Callable[..., Settings], tmp_path: Path, processes: str
+    node_database: str, tmp_path: Path, processes: str
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
-    upgrade(make_settings(database_url=url))
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        env = _listener_env(tmp_path, url, port, RADASSIST_DICOM_LISTENER_PROCESSES=processes)
+        env = _listener_env(tmp_path, node_database, port, RADASSIST_DICOM_LISTENER_PROCESSES=processes)
         result = subprocess.run(
             [sys.executable, "-m", "dicom_node"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
         )
@@ -193,13 +195,11 @@ def test_a_port_in_use_stops_the_start_with_a_clear_message(
 
 
 def test_listener_processes_stop_when_the_first_one_is_killed(
-    make_settings: Callable[..., Settings], tmp_path: Path
+    node_database: str, tmp_path: Path
 ) -> None:
     """Orphans would keep the port, and a restarted listener could not have it."""
     port = free_port()
-    url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
-    upgrade(make_settings(database_url=url))
-    env = _listener_env(tmp_path, url, port, RADASSIST_DICOM_LISTENER_PROCESSES="2")
+    env = _listener_env(tmp_path, node_database, port, RADASSIST_DICOM_LISTENER_PROCESSES="2")
     log = tmp_path / "listener.log"
     with log.open("w") as stderr:
         proc = subprocess.Popen([sys.executable, "-m", "dicom_node"], cwd=REPO, env=env, stderr=stderr, text=True)
