@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pynetdicom.transport import AddressInformation
+
 from radassist.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -101,6 +103,8 @@ class SharedListener:
     backlog: int
     slots: Any
     all_ready: Any
+    listening: Any
+    """Set once the processes passed ``all_ready``: a process started later (a replacement) listens at once."""
 
     @classmethod
     def open(cls, host: str, port: int, tls_port: int, processes: int, backlog: int) -> SharedListener:
@@ -118,23 +122,25 @@ class SharedListener:
             backlog=backlog,
             slots=context.RawArray("i", [NOT_SERVING] * processes),
             all_ready=context.Barrier(processes),
+            listening=context.Event(),
         )
 
     def load(self, index: int) -> AssociationLoad:
         return AssociationLoad(self.slots, index)
 
-    def listen_together(self, *, wait: bool = True) -> None:
+    def listen_together(self) -> None:
         """Once every listener process is here (or the wait timed out), listen.
 
         Every process calls ``listen``: on a socket that listens already it only sets the backlog
         again, and no process polls the socket before its own call returned.  A process started
-        in place of one that died does not ``wait``: the others passed the barrier long ago.
+        in place of one that died finds ``listening`` set and does not wait.
         """
-        if wait:
+        if not self.listening.is_set():
             try:
                 self.all_ready.wait(STARTUP_TIMEOUT_S)
             except threading.BrokenBarrierError:
                 logger.warning("not every listener process started in time; listening with those that did")
+            self.listening.set()
         for bound in (self.plain, self.tls):
             if bound is not None:
                 bound.listen(self.backlog)
@@ -146,13 +152,12 @@ class SharedListener:
 
 
 def _bound_socket(host: str, port: int) -> socket.socket:
-    """A non-blocking socket: a process that loses the race for a connection gets EAGAIN."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    bound = socket.socket(family, socket.SOCK_STREAM)
+    """Bound as pynetdicom's server binds (its address family rules, ``SO_REUSEADDR``), not listening."""
+    address = AddressInformation.from_tuple((host, port))
+    bound = socket.socket(address.address_family, socket.SOCK_STREAM)
     try:
         bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        bound.bind((host, port))
-        bound.setblocking(False)
+        bound.bind(address.as_tuple)
     except OSError as exc:
         bound.close()
         raise cannot_listen(host, port, exc) from exc

@@ -40,7 +40,7 @@ from dicom_node.handlers import (
     on_released,
     on_requested,
 )
-from dicom_node.transport import NodeServer, serve
+from dicom_node.transport import serve
 from radassist.config import Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.pipelines import ae_titles
@@ -97,14 +97,12 @@ def start_listener(
     counters: NodeCounters | None = None,
     shared: SharedListener | None = None,
     process_index: int = 0,
-    late: bool = False,
 ) -> ThreadedAssociationServer | None:
     """Listen on ``[dicom] host:port`` (and ``tls_port`` when set); return the running plain server
     (None when ``block`` is True, in which case this returns only when the server is shut down).
 
     ``shared``: serve the sockets of :func:`run_listener`'s first process, as listener process
-    number ``process_index``, once every listener process is ready (:mod:`dicom_node.balance`);
-    ``late``: a replacement for a process that died, which the others do not wait for.
+    number ``process_index``, once every listener process is ready (:mod:`dicom_node.balance`).
 
     The server object carries ``radassist_counters`` (the :class:`NodeCounters`),
     ``radassist_session_factory`` for readiness checks and tests, and ``radassist_tls_server``
@@ -130,7 +128,7 @@ def start_listener(
     if shared is not None:
         load = shared.load(process_index)
         load.start_serving()
-        shared.listen_together(wait=not late)
+        shared.listen_together()
         plain_socket = (shared.plain, load)
         tls_socket = (shared.tls, load) if shared.tls is not None else None
     if dicom.tls_port:
@@ -217,7 +215,7 @@ def run_listener(settings: Settings) -> None:
             dicom.port,
             dicom.tls_port,
             dicom.listener_processes,
-            backlog=NodeServer.request_queue_size * dicom.listener_processes,
+            backlog=ThreadedAssociationServer.request_queue_size * dicom.listener_processes,
         )
         siblings = _ListenerProcesses(settings, shared)
     try:
@@ -243,11 +241,11 @@ class _ListenerProcesses:
         self._running: dict[int, multiprocessing.process.BaseProcess] = {}
         self._started_at: dict[int, float] = {}
         for index in range(1, settings.dicom.listener_processes):
-            self._start(index, late=False)
+            self._start(index)
 
-    def _start(self, index: int, *, late: bool) -> None:
+    def _start(self, index: int) -> None:
         process = self._context.Process(
-            target=_child_main, args=(self._settings, self._shared, index, late), name=f"dicom-listener-{index}"
+            target=_child_main, args=(self._settings, self._shared, index), name=f"dicom-listener-{index}"
         )
         process.start()
         self._running[index] = process
@@ -260,7 +258,7 @@ class _ListenerProcesses:
                 continue
             logger.error("listener process %d exited (code %s); starting a new one", index, process.exitcode)
             self._shared.load(index).stop_serving()  # its last count no longer makes the others stand back
-            self._start(index, late=True)
+            self._start(index)
         return True
 
     def stop(self) -> None:
@@ -271,7 +269,7 @@ class _ListenerProcesses:
             process.join(SHUTDOWN_GRACE_SECONDS + 5)
 
 
-def _child_main(settings: Settings, shared: SharedListener, process_index: int, late: bool) -> None:
+def _child_main(settings: Settings, shared: SharedListener, process_index: int) -> None:
     from radassist.logging import configure_logging
 
     configure_logging(settings.logging.level)
@@ -284,7 +282,7 @@ def _child_main(settings: Settings, shared: SharedListener, process_index: int, 
         logger.error("the first listener process is gone; listener process %d stops", process_index)
         return False
 
-    _serve_until_signal(settings, shared, process_index, late=late, every_second=parent_alive)
+    _serve_until_signal(settings, shared, process_index, every_second=parent_alive)
 
 
 def _serve_until_signal(
@@ -292,7 +290,6 @@ def _serve_until_signal(
     shared: SharedListener | None,
     process_index: int,
     *,
-    late: bool = False,
     every_second: Callable[[], bool] | None = None,
 ) -> None:
     """Serve until a signal, or until ``every_second`` (called once a second) returns False."""
@@ -304,7 +301,7 @@ def _serve_until_signal(
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server = start_listener(settings, shared=shared, process_index=process_index, late=late)
+        server = start_listener(settings, shared=shared, process_index=process_index)
         assert server is not None
         try:
             while not stop.wait(1.0):

@@ -225,11 +225,7 @@ class LowLatencyRequestHandler(NodeRequestHandler):
         super().handle()
 
 
-class NodeServer(ThreadedAssociationServer):
-    """pynetdicom's threaded server, as :meth:`AE.start_server` builds it."""
-
-
-class SharedSocketNodeServer(NodeServer):
+class SharedSocketNodeServer(ThreadedAssociationServer):
     """Serves a listening socket shared by several listener processes (:mod:`dicom_node.balance`).
 
     The socket is bound and listening already; a process that serves more associations than the
@@ -285,7 +281,7 @@ def serve(
     # WARNING (those lines quote identifiers), yet they run for every message: one copies each
     # received data set to see whether it is empty.  Read when an association is created.
     _config.LOG_HANDLER_LEVEL = "none"
-    server_class: Callable[..., ThreadedAssociationServer] = NodeServer
+    server_class: Callable[..., ThreadedAssociationServer] = ThreadedAssociationServer
     if shared is not None:
         server_class = functools.partial(SharedSocketNodeServer, *shared)
     try:
