@@ -1,11 +1,15 @@
-"""Ingest benchmark: our DICOM listener against dcmtk's storescp, same studies, same sender.
+"""Ingest benchmark: our DICOM listener against dcmtk's storescp and Orthanc, same studies, same sender.
 
-    .venv/bin/python bench/ingest.py [--database-url URL] [--small N] [--ct-slices N]
+    .venv/bin/python bench/ingest.py [--database-url URL] [--small N] [--ct-slices N] [--no-orthanc]
 
 Generates three studies (one ~15 MB radiograph, a 512x512 CT, N small instances), sends each with
 dcmtk's storescu (``TCP_NODELAY=1``) with 1 and with 4 parallel associations to a fresh
-``python -m dicom_node`` and to a fresh ``storescp``, then a short small-instance run with Nagle
-on (no ``TCP_NODELAY``), and prints instances/s, MB/s and our/storescp ratios.  For the
+``python -m dicom_node``, to a fresh ``storescp`` and to a fresh Orthanc, then a short
+small-instance run with Nagle on (no ``TCP_NODELAY``), and prints instances/s, MB/s and our
+ratios to both.  storescp writes each file and answers, with no fsync: the speed of a receiver
+that promises nothing after a power cut.  Orthanc (Debian's, default settings: ``SyncStorageArea``
+fsyncs each file, its SQLite index commits per instance) is the PACS an administrator already
+runs that does keep what it acknowledged, so ours/Orthanc compares like with like.  For the
 parallel runs our node runs ``--processes`` listener processes on the port (default: one per core,
 at most 4; ``[dicom] listener_processes``) and storescp runs with ``--fork``.  The last column is
 the durable-write floor of ``bench/durable_floor.py`` (the system calls alone, one instance after
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import socket
 import statistics
@@ -51,6 +56,7 @@ from pydicom.uid import (
 
 REPO = Path(__file__).resolve().parents[1]
 STORESCU, STORESCP = "/usr/bin/storescu", "/usr/bin/storescp"
+ORTHANC = "/usr/sbin/Orthanc"
 _RUN_NUMBERS = itertools.count(1)
 
 
@@ -170,6 +176,26 @@ def start_storescp(work: Path, parallel: int, nodelay: bool) -> tuple[subprocess
     return proc, port
 
 
+def start_orthanc(work: Path, nodelay: bool) -> tuple[subprocess.Popen[bytes], int]:
+    """Debian's Orthanc with its shipped defaults, but for ports, folders and no plugins or HTTP.
+
+    Orthanc's DICOM side is dcmtk's, so it reads ``TCP_NODELAY`` from its environment as storescp does.
+    """
+    port = _free_port()
+    out = _run_folder(work, "orthanc")
+    config = {
+        "Name": "radassist-bench", "StorageDirectory": str(out), "IndexDirectory": str(out),
+        "DicomAet": "RADASSIST", "DicomPort": port, "DicomCheckCalledAet": False,
+        "HttpServerEnabled": False, "Plugins": [], "SaveJobs": False,
+        "SyncStorageArea": True,  # the shipped default, stated: each file is fsynced before the answer
+    }
+    (out / "orthanc.json").write_text(json.dumps(config), encoding="utf-8")
+    proc = subprocess.Popen([ORTHANC, str(out / "orthanc.json")], cwd=out, env=_env(nodelay),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait(port, 60)
+    return proc, port
+
+
 def send(port: int, files: list[Path], parallel: int, nodelay: bool) -> float:
     env = _env(nodelay)
     chunks = [files[i::parallel] for i in range(parallel)]
@@ -210,6 +236,8 @@ def run(
 ) -> Result:
     if kind == "ours":
         proc, port = start_ours(work, database_url, processes if parallel > 1 else 1)
+    elif kind == "orthanc":
+        proc, port = start_orthanc(work, nodelay)
     else:
         proc, port = start_storescp(work, parallel, nodelay)
     try:
@@ -234,13 +262,19 @@ def main() -> int:
     parser.add_argument("--nagle-small", type=int, default=100,
                         help="small instances in the Nagle-on run (storescp needs ~90 ms each there; with "
                         "fewer, the sender's start and association set-up weigh more than the transfer)")
+    parser.add_argument("--no-orthanc", action="store_true", help="leave Orthanc out (when it is not installed)")
     args = parser.parse_args()
+    with_orthanc = not args.no_orthanc
+    if with_orthanc and not os.access(ORTHANC, os.X_OK):
+        print(f"{ORTHANC} not found: apt-get install orthanc, or pass --no-orthanc", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="radassist-bench-") as tmp:
         work = Path(tmp)
         studies = generate(work / "in", args.small, args.ct_slices)
         print(f"file create in the bench folder: {create_cost_us(work):.0f} µs (see the docstring)")
         print(f"{'study':<12}{'assoc':>6}{'nodelay':>8}{'ours inst/s':>13}{'MB/s':>8}{'storescp inst/s':>17}{'MB/s':>8}"
-              f"{'ratio inst/s':>14}{'floor ratio':>13}")
+              f"{'ratio inst/s':>14}{'floor ratio':>13}" + (f"{'Orthanc inst/s':>16}{'MB/s':>8}{'ours/Orthanc':>14}"
+                                                             if with_orthanc else ""))
         plan = [
             (name, files, parallel, True)
             for name, files in studies.items()
@@ -249,20 +283,21 @@ def main() -> int:
         ]
         plan.append(("small-nagle", studies["small"][: args.nagle_small], 1, False))
         for name, files, parallel, nodelay in plan:
+            receivers = ["ours", "storescp", *(["orthanc"] if with_orthanc else [])]
             runs = [
-                (run("ours", work, files, parallel, nodelay, args.database_url, args.processes),
-                 run("storescp", work, files, parallel, nodelay, args.database_url))
+                [run(kind, work, files, parallel, nodelay, args.database_url, args.processes) for kind in receivers]
                 for _ in range(max(1, args.repeat))
             ]
-            ours = median([o for o, _ in runs])
-            ref = median([r for _, r in runs])
+            ours, ref, *durable_peer = (median(list(results)) for results in zip(*runs, strict=True))
             floor = ""
             if parallel == 1 and nodelay:
                 with tempfile.TemporaryDirectory(dir=work) as floor_dir:
                     per_instance = durable(Path(floor_dir), os.urandom(ref.size // ref.count), ref.count)
                 floor = f"{1 / per_instance / ref.ips:.2f}"
             print(f"{name:<12}{parallel:>6}{str(nodelay):>8}{ours.ips:>13.1f}{ours.mbps:>8.1f}{ref.ips:>17.1f}"
-                  f"{ref.mbps:>8.1f}{ours.ips / ref.ips:>14.2f}{floor:>13}", flush=True)
+                  f"{ref.mbps:>8.1f}{ours.ips / ref.ips:>14.2f}{floor:>13}"
+                  + "".join(f"{peer.ips:>16.1f}{peer.mbps:>8.1f}{ours.ips / peer.ips:>14.2f}" for peer in durable_peer),
+                  flush=True)
     return 0
 
 
