@@ -87,6 +87,10 @@ class SqliteWriteTurn:
         """This process's descriptor of the lock file (called with the thread lock held)."""
         assert self._lock_path is not None
         if self._descriptor is None or self._opened_by != os.getpid():
+            if self._descriptor is not None:
+                # Inherited across fork: closing this copy leaves the parent's lock alone (the lock
+                # goes only when every descriptor of the open file is closed); keeping it leaks it.
+                os.close(self._descriptor)
             self._descriptor = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             self._opened_by = os.getpid()
         return self._descriptor
