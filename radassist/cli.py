@@ -161,7 +161,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     import json
 
     if args.action == "example":
-        from radassist.config_example import render_example
+        from radassist.config.example import render_example
 
         print(render_example(), end="")
         return 0
