@@ -161,7 +161,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     import json
 
     if args.action == "example":
-        from radassist.config_example import render_example
+        from radassist.config.example import render_example
 
         print(render_example(), end="")
         return 0
@@ -231,6 +231,21 @@ def cmd_test_destinations(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Generated documents (conformance statement, HL7 interface): write them, or check they are current."""
+    from radassist import specs
+
+    root = Path(args.root)
+    if args.action == "write":
+        for path in specs.write(root):
+            print(f"wrote {path}")
+        return 0
+    drifted = specs.drifted(root)
+    for path in drifted:
+        print(f"radassist: {path} differs from the code; run `radassist docs write`", file=sys.stderr)
+    return 1 if drifted else 0
+
+
 def cmd_make_tiny_model(args: argparse.Namespace) -> int:
     from radassist.models.tiny import write_tiny_model
 
@@ -274,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     dests = sub.add_parser("test-destinations", parents=[common], help="connection test of the SR destinations")
     dests.add_argument("names", nargs="*", help="destination names (default: all)")
     dests.set_defaults(func=cmd_test_destinations)
+    docs = sub.add_parser("docs", help="the documents generated from the code (conformance statement, HL7 spec)")
+    docs.add_argument("action", choices=["write", "check"])
+    docs.add_argument("--root", default=".", help="the repository folder holding docs/ (default: here)")
+    docs.set_defaults(func=cmd_docs)
     tiny = sub.add_parser("make-tiny-model", parents=[common], help="write a tiny random VLM for tests and demos")
     tiny.add_argument("folder")
     tiny.add_argument("--arch", default="gemma3")

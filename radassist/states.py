@@ -14,11 +14,15 @@ from enum import StrEnum
 class StudyState(StrEnum):
     RECEIVING = "receiving"
     COMPLETE = "complete"
+    IDENTITY_CONFLICT = "identity_conflict"
+    """Its instances disagree on who the patient is: nothing is drafted or sent until an admin resolves it."""
 
 
 class JobState(StrEnum):
     QUEUED = "queued"
     DRAFTING = "drafting"
+    DRAFTED = "drafted"
+    """The draft is committed; its outputs (SR, ORU) are being built on the io queue."""
     DELIVERING = "delivering"
     DONE = "done"
     FAILED = "failed"
@@ -45,16 +49,20 @@ FINAL_DELIVERY_STATES = frozenset(
 
 ALLOWED_TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
     StudyState: {
-        StudyState.RECEIVING: frozenset({StudyState.COMPLETE}),
+        StudyState.RECEIVING: frozenset({StudyState.COMPLETE, StudyState.IDENTITY_CONFLICT}),
         # An instance arriving after completion reopens the study (a re-draft follows).
-        StudyState.COMPLETE: frozenset({StudyState.RECEIVING}),
+        StudyState.COMPLETE: frozenset({StudyState.RECEIVING, StudyState.IDENTITY_CONFLICT}),
+        # An admin's resolution hands the study back to the quiet timer.
+        StudyState.IDENTITY_CONFLICT: frozenset({StudyState.RECEIVING}),
     },
     JobState: {
         JobState.QUEUED: frozenset({JobState.DRAFTING, JobState.FAILED, JobState.CANCELLED}),
         # DRAFTING -> QUEUED: a worker died mid-draft and the reconciler hands the job back.
         JobState.DRAFTING: frozenset(
-            {JobState.DELIVERING, JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.QUEUED}
+            {JobState.DRAFTED, JobState.DELIVERING, JobState.DONE, JobState.FAILED, JobState.CANCELLED,
+             JobState.QUEUED}
         ),
+        JobState.DRAFTED: frozenset({JobState.DELIVERING, JobState.DONE, JobState.FAILED, JobState.CANCELLED}),
         JobState.DELIVERING: frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED}),
         JobState.DONE: frozenset(),
         # -> DELIVERING: an admin retries the deliveries of a job that already has its draft.

@@ -31,7 +31,7 @@ def test_dicom_node_loads_no_model_code() -> None:
         "dicom_node.access",
         "dicom_node.capacity",
         "dicom_node.associations",
-        "radassist.intake.completion",
+        "radassist.completion.claim",
         "radassist.intake.structure",
         "radassist.pipelines",
     )

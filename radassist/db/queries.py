@@ -319,7 +319,7 @@ def _state_condition(worklist: Any, state: WorklistState) -> Any:
 
 
 def _filtered(worklist: Any, where: WorklistFilter) -> Select[Any]:
-    from radassist.intake.record import accession_hash
+    from radassist.identifiers import accession_hash
 
     stmt = select(worklist)
     if where.state:

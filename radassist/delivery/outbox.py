@@ -134,7 +134,7 @@ def _labels(generation: dict[str, Any]) -> list[CodedLabel]:
 def _order(session: Session, job: Job) -> Any:
     """The RIS's order for the study's accession number, when the HL7 listener received one."""
     try:
-        from radassist.hl7.orders import order_context
+        from radassist.ris.context import order_context
     except ImportError:  # the inbound HL7 side is optional
         return None
     study = session.get(Study, job.study_id)

@@ -29,8 +29,8 @@ from radassist.config import Hl7Settings
 from radassist.db.tables import InboundMessage, Order, Report, Study
 from radassist.events import EventTag, record_event
 from radassist.hl7.ack import AckCode, ErrorCode, InboundHeader, build_ack, read_header
-from radassist.hl7.orders import FINAL_STATUSES
-from radassist.intake.record import accession_hash
+from radassist.identifiers import accession_hash
+from radassist.ris.context import FINAL_STATUSES
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ Layout: MSH, PID, ORC (RE), OBR, NTE (the draft notice), then one OBX per line (
 ``[hl7] obx_value_type``): the notice first, the Findings lines (LOINC 59776-5), the Impression
 lines (LOINC 19005-8), and an OBX with the Study Instance UID so that the RIS can link to the
 images.  HL7 v2.5.1 by default, v2.3.1 for older RIS (``[hl7] version``).  Placer and filler
-order numbers are the RIS's own when its order was received (radassist.hl7.orders), else the
+order numbers are the RIS's own when its order was received (radassist.ris.context), else the
 accession number; ``[hl7] accession_field = "OBR-18"`` also puts the accession in OBR-18.
 """
 
@@ -27,7 +27,7 @@ from hl7apy.exceptions import HL7apyException
 from hl7apy.factories import datatype_factory
 
 from radassist.config import Hl7Settings
-from radassist.hl7.orders import OrderContext
+from radassist.ris.context import OrderContext
 from radassist.sr import codes
 
 logger = logging.getLogger(__name__)

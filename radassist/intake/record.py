@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import logging
 import threading
 import uuid
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session
 from radassist.db.base import utcnow
 from radassist.db.tables import Event, Instance, Job, Series, Study
 from radassist.events import EventTag
+from radassist.identifiers import accession_hash
 from radassist.intake.header import InstanceHeader
 from radassist.intake.record_postgresql import record_in_one_statement
 from radassist.intake.sop_classes import is_report_sop_class
@@ -73,13 +73,6 @@ class _IdCache:
 
 
 _IDS = _IdCache()
-
-
-def accession_hash(accession_number: str | None) -> str | None:
-    """The 16-hex handle stored instead of the accession number."""
-    if not accession_number:
-        return None
-    return hashlib.sha256(accession_number.encode("utf-8")).hexdigest()[:16]
 
 
 def _clip(value: str | None, length: int) -> str | None:

@@ -34,7 +34,7 @@ MODALITY_NAMES = {
 
 @dataclass(frozen=True)
 class OrderFacts:
-    """What the RIS's order adds (same fields as ``radassist.hl7.orders.OrderContext``)."""
+    """What the RIS's order adds (same fields as ``radassist.ris.context.OrderContext``)."""
 
     indication: str | None = None
     requested_procedure: str | None = None

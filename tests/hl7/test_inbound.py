@@ -26,9 +26,9 @@ from radassist.hl7.ack import AckCode, ErrorCode, build_ack, read_header
 from radassist.hl7.inbound import handle_message
 from radassist.hl7.listener import Hl7Listener
 from radassist.hl7.mllp import parse_ack
-from radassist.hl7.orders import order_context
 from radassist.hl7.oru import build_oru
-from radassist.intake.record import accession_hash
+from radassist.identifiers import accession_hash
+from radassist.ris.context import order_context
 from tests.dicom_factories import make_ct_study
 
 ACCESSION = "SENTACC0815"

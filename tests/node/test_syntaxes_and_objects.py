@@ -13,8 +13,8 @@ from pydicom.uid import EncapsulatedPDFStorage, ExplicitVRLittleEndian, generate
 from pynetdicom.dsutils import split_dataset
 from sqlalchemy import select
 
+from radassist.completion.claim import claim_complete_studies
 from radassist.db.tables import Event, Instance, Job, Study
-from radassist.intake.completion import claim_complete_studies
 from radassist.states import StudyState
 from tests.node.conftest import Node
 from tests.node.dcmtk import output, send

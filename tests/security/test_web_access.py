@@ -176,7 +176,7 @@ def test_public_metrics_carry_no_identifiers(make_settings: Callable[..., Settin
                                              testdata: Path) -> None:
     """Prometheus usually scrapes without a login; ``metrics_public`` allows that, so /metrics must hold
     counts by state and error code only: no UID, AE title, accession (or its hash), host or description."""
-    from radassist.intake.record import accession_hash
+    from radassist.identifiers import accession_hash
     from tests.web.test_actions import ACCESSION
 
     settings = make_settings(database_url=f"sqlite:///{tmp_path / 'm.sqlite3'}", web_metrics_public="true")

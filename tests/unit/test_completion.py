@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from radassist.completion.claim import claim_all, claim_complete_studies
 from radassist.config import PipelineSettings, RequiredSeries, Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import Event, Job, Study
-from radassist.intake.completion import claim_all, claim_complete_studies
 from radassist.intake.header import InstanceHeader
 from radassist.intake.record import record_instance
 from radassist.states import JobState, StudyState

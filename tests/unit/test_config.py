@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from radassist.config import load_settings, mask_url
-from radassist.config_example import render_example
+from radassist.config.example import render_example
 from radassist.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

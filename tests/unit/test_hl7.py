@@ -19,8 +19,8 @@ from hl7apy.parser import parse_message
 from radassist.config import Hl7Settings
 from radassist.errors import PermanentFailure, TransientFailure
 from radassist.hl7.mllp import client_tls_context, parse_ack, send_mllp
-from radassist.hl7.orders import OrderContext
 from radassist.hl7.oru import NTE_NOTICE, build_oru
+from radassist.ris.context import OrderContext
 from tests.conftest import free_port, wait_until
 from tests.dicom_factories import (
     SENTINEL_ACCESSION,

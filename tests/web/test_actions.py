@@ -21,7 +21,7 @@ from radassist.db import actions
 from radassist.db.base import utcnow
 from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import AuditEntry, Delivery, Draft, Instance, Job, Series, Study
-from radassist.intake.record import accession_hash
+from radassist.identifiers import accession_hash
 from radassist.states import DeliveryChannel, DeliveryState, JobState, StudyState
 from radassist.web.app import create_app
 from radassist.web.system import SystemProbe

@@ -178,7 +178,7 @@ def _order_facts(task: RadAssistTask, accession_hash: str | None) -> Any:
     if not accession_hash:
         return None
     try:
-        from radassist.hl7.orders import order_context
+        from radassist.ris.context import order_context
     except ImportError:
         return None
     from radassist.models.prompts import OrderFacts

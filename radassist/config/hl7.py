@@ -1,0 +1,61 @@
+"""``[hl7]``: the RIS, both ways (ORU^R01 out, orders and signed reports in)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from radassist.config.common import Section
+
+
+class Hl7Settings(Section):
+    """The RIS that receives the draft as an HL7 v2 ORU^R01 over MLLP."""
+
+    host: str = ""
+    """Host of the RIS's MLLP listener; empty disables HL7 output."""
+    port: int = Field(2575, ge=1, le=65535)
+    """Its MLLP port."""
+    sending_application: str = "RADASSIST"
+    """MSH-3."""
+    sending_facility: str = "RADASSIST"
+    """MSH-4."""
+    receiving_application: str = "RIS"
+    """MSH-5."""
+    receiving_facility: str = "HOSPITAL"
+    """MSH-6."""
+    result_status: Literal["R", "P", "I", "S", "A"] = "R"
+    """OBR-25: ``R`` = results stored, not yet verified (the default); ``P`` = preliminary."""
+    ack_timeout_seconds: float = Field(30.0, gt=0)
+    """How long to wait for the RIS's ACK before the attempt counts as failed and is retried."""
+    version: Literal["2.5.1", "2.3.1"] = "2.5.1"
+    """HL7 version of the ORU^R01 (MSH-12): ``2.5.1``, or ``2.3.1`` for older RIS."""
+    accession_field: Literal["OBR-3", "OBR-18"] = "OBR-3"
+    """Where the RIS keeps the accession number, in our ORU and in its orders: ``OBR-3`` (filler
+    order number) or ``OBR-18`` (placer field 1). Order numbers come from the stored order when known."""
+    obx_value_type: Literal["TX", "FT"] = "TX"
+    """OBX-2 of the report lines (one OBX per line): ``TX`` text or ``FT`` formatted text."""
+    tls: bool = False
+    """Send over TLS (MLLP/S); the RIS's certificate is checked against ``tls_ca_file`` (or the system CAs)."""
+    tls_ca_file: str = ""
+    """PEM file of the CA(s) that sign the RIS's certificate; empty: the system's trust store."""
+    tls_cert_file: str = ""
+    """PEM client certificate (chain) we present, when the RIS requires one; empty: none."""
+    tls_key_file: str = ""
+    """PEM private key of ``tls_cert_file``; empty: the key is in the certificate file."""
+    tls_check_hostname: bool = True
+    """Check that the RIS's certificate names ``host``."""
+    listen_host: str = "0.0.0.0"
+    """Address of our inbound MLLP listener (orders and signed reports from the RIS)."""
+    listen_port: int = Field(0, ge=0, le=65535)
+    """Port of the inbound MLLP listener; 0 disables it (``radassist run`` starts it when set)."""
+    listen_tls_cert_file: str = ""
+    """PEM certificate (chain) of the inbound listener; set it to accept MLLP over TLS only."""
+    listen_tls_key_file: str = ""
+    """PEM private key of ``listen_tls_cert_file``; empty: the key is in the certificate file."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+

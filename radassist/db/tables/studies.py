@@ -1,0 +1,93 @@
+"""What came in: studies, their series and instances (no patient identity is stored)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import TYPE_CHECKING
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from radassist.db.base import Base, enum_column, utcnow
+from radassist.states import StudyState
+
+
+class Study(Base):
+    __tablename__ = "studies"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    accession_number_hash: Mapped[str | None] = mapped_column(String(16))
+    """A short hash of the accession number: a handle for logs and search, not the number itself."""
+    modality: Mapped[str | None] = mapped_column(String(16))
+    study_description: Mapped[str | None] = mapped_column(String(64))
+    calling_ae_title: Mapped[str | None] = mapped_column(String(16))
+    called_ae_title: Mapped[str | None] = mapped_column(String(16))
+    state: Mapped[StudyState] = mapped_column(enum_column(StudyState), default=StudyState.RECEIVING)
+    instance_count: Mapped[int] = mapped_column(Integer, default=0)
+    first_received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[dt.datetime | None]
+    patient_age: Mapped[str | None] = mapped_column(String(4))
+    """PatientAge as sent (e.g. ``064Y``), for the worklist; filled at intake when known."""
+    patient_sex: Mapped[str | None] = mapped_column(String(1))
+    """PatientSex as sent (``F``, ``M``, ``O``), for the worklist; filled at intake when known."""
+
+    series: Mapped[list[Series]] = relationship(back_populates="study", passive_deletes=True)
+    jobs: Mapped[list[Job]] = relationship(back_populates="study", order_by="Job.created_at")
+
+    __table_args__ = (
+        Index("ix_studies_state_last_received_at", "state", "last_received_at"),
+        # The worklist's order (newest first) and its filters (ops migration 0006).
+        Index("ix_studies_last_received_at_id", "last_received_at", "id"),
+        Index("ix_studies_accession_number_hash", "accession_number_hash"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Study {self.id} {self.state}>"
+
+
+class Series(Base):
+    __tablename__ = "series"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    study_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    series_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    modality: Mapped[str | None] = mapped_column(String(16))
+    series_number: Mapped[int | None]
+    series_description: Mapped[str | None] = mapped_column(String(64))
+    instance_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    study: Mapped[Study] = relationship(back_populates="series")
+    instances: Mapped[list[Instance]] = relationship(back_populates="series", passive_deletes=True)
+
+    def __repr__(self) -> str:
+        return f"<Series {self.id}>"
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    series_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), index=True)
+    study_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    sop_class_uid: Mapped[str] = mapped_column(String(64))
+    transfer_syntax_uid: Mapped[str] = mapped_column(String(64))
+    instance_number: Mapped[int | None]
+    path: Mapped[str] = mapped_column(String(512))
+    """Relative to ``[storage] path``/instances."""
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    series: Mapped[Series] = relationship(back_populates="instances")
+
+    def __repr__(self) -> str:
+        return f"<Instance {self.id}>"
+
+
+
+
+if TYPE_CHECKING:
+    from radassist.db.tables.jobs import Job
