@@ -2,7 +2,8 @@
 
 The 14 CheXpert observations (after the mention phrases of the CheXpert labeler, trimmed to
 radiology-report wording) and the critical findings flagged on every profile.  Phrases are matched
-case-insensitively on whole tokens; a plural in ``s`` / ``ies`` of the last word is added by
+case-insensitively on whole tokens; a plural in ``s`` / ``ies`` of the last word, and a degree
+word after ``is``/``are`` ("is mildly enlarged"), are added by
 :func:`radassist.quality.vocabulary.inflections`, so only irregular plurals are written here.
 
 ``negative`` phrases state the absence of a finding without a negation word ("heart size is
@@ -124,11 +125,11 @@ BUILTIN: dict[str, Words] = {
             "pleural-parenchymal scarring", "pleural based thickening",
         ),
     ),
-    "Fracture": Words(("fracture", "fractured", "fx", "rib fracture", "compression fracture")),
+    "Fracture": Words(("fracture", "fractured", "fx", "rib fracture", "compression fracture", "compression deformity")),
     SUPPORT_DEVICES: Words(
         (
             "support device", "endotracheal tube", "et tube", "ett", "nasogastric tube", "ng tube", "orogastric tube",
-            "og tube", "feeding tube", "dobhoff", "chest tube", "pleural drain", "pigtail catheter",
+            "og tube", "feeding tube", "enteric tube", "dobhoff", "chest tube", "pleural drain", "pigtail catheter",
             "central venous catheter", "central line", "central venous line", "picc", "picc line", "catheter",
             "pacemaker", "pacer", "defibrillator", "aicd", "icd", "pacing leads", "pacing wires", "sternotomy wires",
             "sternal wires", "tracheostomy tube", "tracheostomy", "swan-ganz catheter", "port-a-cath",

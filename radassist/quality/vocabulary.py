@@ -58,10 +58,17 @@ class Vocabulary:
         return self.findings + tuple(f for f in self.critical if f.name not in names)
 
 
+DEGREES = ("mildly", "moderately", "markedly", "severely", "slightly", "minimally", "again", "now")
+"""Words that may stand between ``is``/``are`` and the last word ("heart size is mildly enlarged")."""
+
+
 def inflections(phrase: str) -> tuple[str, ...]:
-    """``phrase`` and the plural of its last word in ``s`` or ``ies`` (``opacity`` → ``opacities``)."""
+    """``phrase``, the plural of its last word in ``s`` or ``ies`` (``opacity`` → ``opacities``), and, for
+    a phrase ending in ``is``/``are`` + word, the same with each of :data:`DEGREES` before the word."""
     phrase = " ".join(phrase.lower().split())
     head, _, last = phrase.rpartition(" ")
+    if head.endswith((" is", " are")):
+        return (phrase, *(f"{head} {degree} {last}" for degree in DEGREES))
     if not last.isalpha() or len(last) < 3 or last.endswith(("s", "x", "ed")):
         return (phrase,)
     plural = last[:-1] + "ies" if last.endswith("y") and last[-2] not in "aeiou" else last + "s"
@@ -70,7 +77,7 @@ def inflections(phrase: str) -> tuple[str, ...]:
 
 def _finding(name: str, words: Words, *, abnormal: bool = True) -> Finding:
     mentions = tuple(dict.fromkeys(p for phrase in words.mentions for p in inflections(phrase)))
-    negative = tuple(dict.fromkeys(" ".join(p.lower().split()) for p in words.negative))
+    negative = tuple(dict.fromkeys(p for phrase in words.negative for p in inflections(phrase)))
     return Finding(name=name, mentions=mentions, negative=negative, abnormal=abnormal)
 
 
