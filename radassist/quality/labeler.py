@@ -44,9 +44,10 @@ _UNCERTAIN = "radassist_uncertain"
 
 @dataclass(frozen=True)
 class Mention:
-    """One mention of a finding: where it is (token offsets) and how it is stated."""
+    """One mention of a finding: where it is (line, token offsets in the line) and how it is stated."""
 
     finding: str
+    line: int
     start: int
     end: int
     label: Label
@@ -106,18 +107,23 @@ def _mention_label(nlp: Language, doc: Doc, span: Span) -> Label:
 
 
 def _mention_sides(doc: Doc, spans: list[Span]) -> list[tuple[bool, bool]]:
-    """(left, right) of each span, from the side words of its sentence (see laterality)."""
+    """(left, right) of each span (sorted by start), from the side words of its sentence (see laterality)."""
     sides = [(False, False)] * len(spans)
-    for token in doc:
-        word = side_word(token.text)
-        if word is None:
-            continue
-        in_sentence = [(i, s) for i, s in enumerate(spans) if s.sent.start == token.sent.start]
-        nearest = nearest_mention(token.i, [(s.start, s.end) for _, s in in_sentence])
-        if nearest is not None:
-            index = in_sentence[nearest][0]
-            left, right = sides[index]
-            sides[index] = (left or word[0], right or word[1])
+    first = 0
+    for sent in doc.sents:
+        while first < len(spans) and spans[first].start < sent.start:
+            first += 1
+        last = first
+        while last < len(spans) and spans[last].start < sent.end:
+            last += 1
+        bounds = [(s.start, s.end) for s in spans[first:last]]
+        for token in sent:
+            word = side_word(token.text)
+            nearest = None if word is None else nearest_mention(token.i, bounds)
+            if word is not None and nearest is not None:
+                left, right = sides[first + nearest]
+                sides[first + nearest] = (left or word[0], right or word[1])
+        first = last
     return sides
 
 
@@ -131,14 +137,20 @@ class RuleLabeler:
         self.nlp = build_pipeline(vocabulary)
 
     def mentions(self, text: str) -> tuple[Mention, ...]:
-        """Every finding mention in ``text`` (a report body), in reading order."""
-        doc = self.nlp(text)
-        spans = sorted(doc.spans[SPAN_KEY], key=lambda s: (s.start, s.end, s.label_))
-        sides = _mention_sides(doc, spans)
-        return tuple(
-            Mention(s.label_, s.start, s.end, _mention_label(self.nlp, doc, s), side_of(*side))
-            for s, side in zip(spans, sides, strict=True)
-        )
+        """Every finding mention in ``text`` (a report body), in reading order.
+
+        Each line is its own document: sentences end at line breaks anyway, and negspacy's scope
+        search grows with the square of a document's length.
+        """
+        found: list[Mention] = []
+        for line, doc in enumerate(self.nlp.pipe(text.splitlines())):
+            spans = sorted(doc.spans[SPAN_KEY], key=lambda s: (s.start, s.end, s.label_))
+            sides = _mention_sides(doc, spans)
+            found.extend(
+                Mention(s.label_, line, s.start, s.end, _mention_label(self.nlp, doc, s), side_of(*side))
+                for s, side in zip(spans, sides, strict=True)
+            )
+        return tuple(found)
 
     def label(self, text: str) -> ReportLabels:
         """The label of every finding of the vocabulary (and the critical ones) in ``text``."""

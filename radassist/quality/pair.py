@@ -33,6 +33,7 @@ class Scorer:
     def __init__(self, settings: QualitySettings) -> None:
         self.settings = settings
         self._labelers: dict[str, ReportLabeler] = {}
+        self._vocabularies: dict[str, Vocabulary] = {}
         self._chexbert: ChexbertLabeler | None = None
         self._chexbert_loaded = False
 
@@ -54,7 +55,9 @@ class Scorer:
 
     def compare(self, draft_text: str, final_text: str, profile: str) -> PairMetrics:
         """Every figure for ``draft_text`` against ``final_text`` of a study drafted with ``profile``."""
-        vocabulary = vocabulary_for(profile, self.settings)
+        vocabulary = self._vocabularies.get(profile)
+        if vocabulary is None:
+            vocabulary = self._vocabularies[profile] = vocabulary_for(profile, self.settings)
         labeler = self.labeler(vocabulary)
         draft = labeler.label(report_body(draft_text))
         final = labeler.label(report_body(final_text))
