@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from radassist.config.common import Section
 
@@ -75,6 +75,12 @@ class QualitySettings(Section):
     """Coverage of the confidence intervals."""
     bootstrap_seed: int = Field(0, ge=0)
     """Seed of the resampling, so the same pairs always give the same intervals."""
+
+    @field_validator("chexbert_path", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value: object) -> object:
+        # An empty environment override (RADASSIST_QUALITY_CHEXBERT_PATH=) means "no CheXbert", not ".".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _one_vocabulary_per_profile(self) -> QualitySettings:

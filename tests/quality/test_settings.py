@@ -72,6 +72,13 @@ def test_site_vocabulary_scores_pairs(site: QualitySettings) -> None:
     assert pair.finding_f1 == pytest.approx(2 / 4)  # TP 1, FN 2
 
 
+def test_empty_chexbert_path_from_the_environment_means_none(tmp_path: Path) -> None:
+    settings = load_settings(None, environ={"RADASSIST_QUALITY_CHEXBERT_PATH": ""})
+    assert settings.quality.chexbert_path is None
+    folder = load_settings(None, environ={"RADASSIST_QUALITY_CHEXBERT_PATH": str(tmp_path)}).quality.chexbert_path
+    assert folder == tmp_path
+
+
 def test_a_profile_in_two_vocabularies_is_refused() -> None:
     finding = {"name": "Mass"}
     with pytest.raises(ValidationError, match="more than one quality vocabulary"):
