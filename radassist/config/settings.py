@@ -12,6 +12,7 @@ from radassist.config.destinations import Destination
 from radassist.config.dicom import DicomSettings, PipelineSettings
 from radassist.config.hl7 import Hl7Settings
 from radassist.config.model import ModelSettings
+from radassist.config.quality import QualitySettings
 from radassist.config.service import DeliverySettings, LoggingSettings, WebSettings
 from radassist.config.storage import DatabaseSettings, QueueSettings, StorageSettings
 
@@ -31,6 +32,7 @@ class Settings(Section):
     delivery: DeliverySettings = DeliverySettings()
     web: WebSettings = WebSettings()
     logging: LoggingSettings = LoggingSettings()
+    quality: QualitySettings = QualitySettings()
 
     @field_validator("destinations", mode="before")
     @classmethod

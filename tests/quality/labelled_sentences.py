@@ -1,0 +1,111 @@
+"""Report sentences labelled by hand, to measure the rule labeler (test_labeler_accuracy.py).
+
+Each entry: a sentence and the label of every finding it mentions (``+`` positive, ``-`` negative,
+``?`` uncertain); every other finding is expected absent.  Written in the wording of chest-film
+reports, covering negation before and after the finding, uncertainty, pseudo-negations ("no
+change in"), synonyms, devices, several findings per sentence, and a few cases that NegEx's scope
+rules get wrong (kept on purpose: the accuracy printed is the labeler's, not a tuned 100 %).
+"""
+
+from __future__ import annotations
+
+F = {
+    "ECM": "Enlarged Cardiomediastinum", "CMG": "Cardiomegaly", "OPA": "Lung Opacity", "LES": "Lung Lesion",
+    "EDE": "Edema", "CON": "Consolidation", "PNA": "Pneumonia", "ATE": "Atelectasis", "PTX": "Pneumothorax",
+    "EFF": "Pleural Effusion", "PLO": "Pleural Other", "FRA": "Fracture", "DEV": "Support Devices",
+    "PNP": "Pneumoperitoneum", "ICH": "Intracranial Haemorrhage",
+}
+
+SENTENCES: tuple[tuple[str, str], ...] = (
+    ("No pneumothorax.", "PTX-"),
+    ("There is a small left pleural effusion.", "EFF+"),
+    ("Mild cardiomegaly.", "CMG+"),
+    ("The heart size is normal.", "CMG-"),
+    ("No focal consolidation, pleural effusion, or pneumothorax.", "CON- EFF- PTX-"),
+    ("Possible early pneumonia in the right lower lobe.", "PNA?"),
+    ("Findings may represent atelectasis or consolidation.", "ATE? CON?"),
+    ("Pneumothorax cannot be excluded.", "PTX?"),
+    ("Cannot exclude a small pleural effusion.", "EFF?"),
+    ("Bibasilar atelectasis.", "ATE+"),
+    ("Interval resolution of the right pneumothorax.", "PTX-"),
+    ("The left pleural effusion has resolved.", "EFF-"),
+    ("No change in the moderate right pleural effusion.", "EFF+"),
+    ("Endotracheal tube terminates 4 cm above the carina.", "DEV+"),
+    ("Right internal jugular central venous catheter tip in the superior vena cava.", "DEV+"),
+    ("Enteric tube courses below the diaphragm.", "DEV+"),
+    ("Pulmonary vascular congestion without frank edema.", "EDE+"),
+    ("Mild pulmonary edema.", "EDE+"),
+    ("No evidence of pulmonary edema.", "EDE-"),
+    ("Left lower lobe opacity, likely atelectasis, although pneumonia is not excluded.", "OPA+ ATE? PNA?"),
+    ("Healed left rib fractures.", "FRA+"),
+    ("No acute displaced fracture.", "FRA-"),
+    ("Compression deformity of T12.", "FRA+"),
+    ("Widening of the mediastinum is concerning for aortic injury.", "ECM+"),
+    ("The cardiomediastinal silhouette is within normal limits.", "ECM-"),
+    ("Heart size and mediastinal contours are normal.", "CMG- ECM-"),
+    ("Stable 8 mm nodule in the right upper lobe.", "LES+"),
+    ("No suspicious pulmonary nodules or masses.", "LES-"),
+    ("Mass in the left hilum is suspicious for malignancy.", "LES+"),
+    ("Right apical pleural thickening.", "PLO+"),
+    ("Calcified pleural plaques consistent with prior asbestos exposure.", "PLO+"),
+    ("Lungs are clear.", ""),
+    ("There is no pneumothorax or pleural effusion.", "PTX- EFF-"),
+    ("There is a right pneumothorax.", "PTX+"),
+    ("Small left apical pneumothorax is unchanged.", "PTX+"),
+    ("Free air under the diaphragm.", "PNP+"),
+    ("No free intraperitoneal air.", "PNP-"),
+    ("Patchy airspace opacities in both lungs, concerning for multifocal pneumonia.", "OPA+ PNA?"),
+    ("Diffuse interstitial opacities may reflect edema or atypical infection.", "OPA+ EDE? PNA?"),
+    ("Moderate cardiomegaly with mild interstitial edema.", "CMG+ EDE+"),
+    ("No definite consolidation.", "CON-"),
+    ("Questionable small right pleural effusion.", "EFF?"),
+    ("Left basilar opacity may represent atelectasis versus consolidation.", "OPA+ ATE? CON?"),
+    ("The endotracheal tube has been removed.", "DEV-"),
+    ("Left chest tube in place without residual pneumothorax.", "DEV+ PTX-"),
+    ("Sternotomy wires and mediastinal clips are intact.", "DEV+"),
+    ("A dual-lead pacemaker is present.", "DEV+"),
+    ("Right PICC line terminates at the cavoatrial junction.", "DEV+"),
+    ("No radiographic evidence of pneumonia.", "PNA-"),
+    ("Findings suggestive of congestive heart failure.", "EDE?"),
+    ("Worsening right lower lobe consolidation consistent with pneumonia.", "CON+ PNA+"),
+    ("There is a large left pleural effusion with adjacent compressive atelectasis.", "EFF+ ATE+"),
+    ("Lungs are hyperinflated without focal consolidation.", "CON-"),
+    ("Blunting of the right costophrenic angle may be due to a small effusion.", "EFF?"),
+    ("No pleural effusion; mild bibasilar atelectasis.", "EFF- ATE+"),
+    ("Unchanged mild enlargement of the cardiac silhouette.", "CMG+"),
+    ("Low lung volumes with crowding of the bronchovascular markings.", ""),
+    ("Subsegmental atelectasis at the left base, otherwise clear lungs.", "ATE+"),
+    ("Minimal right basilar linear atelectasis or scarring.", "ATE+"),
+    ("Evaluate for pneumothorax.", "PTX?"),
+    ("The nasogastric tube tip is in the stomach.", "DEV+"),
+    ("There is no evidence of free air.", "PNP-"),
+    ("New right upper lobe infiltrate.", "OPA+"),
+    ("Pneumonia is unlikely.", "PNA-"),
+    ("Consolidation in the left lower lobe is suspicious for pneumonia.", "CON+ PNA?"),
+    ("No displaced rib fracture is seen.", "FRA-"),
+    ("Acute fracture of the right clavicle.", "FRA+"),
+    ("There is no cardiomegaly.", "CMG-"),
+    ("The heart is not enlarged.", "CMG-"),
+    ("Mild pulmonary edema has improved.", "EDE+"),
+    ("Pulmonary edema has resolved.", "EDE-"),
+    ("Right lower lobe collapse.", "ATE+"),
+    ("Small bilateral effusions.", "EFF+"),
+    ("No new consolidation.", "CON-"),
+    ("Probable small left pleural effusion.", "EFF?"),
+    ("The previously seen right effusion is no longer visible.", "EFF-"),
+    ("Pacemaker leads in the right atrium and ventricle; no pneumothorax.", "DEV+ PTX-"),
+    ("Mild edema but no pleural effusion.", "EDE+ EFF-"),
+    ("Although there is no consolidation, there is a small right effusion.", "CON- EFF+"),
+    ("No pneumothorax and the endotracheal tube is in good position.", "PTX- DEV+"),
+    ("Lungs are clear without consolidation or effusion; heart size is normal.", "CON- EFF- CMG-"),
+    ("Findings concerning for pneumoperitoneum.", "PNP?"),
+    ("Right subdural haematoma.", "ICH+"),
+    ("No acute cardiopulmonary process.", ""),
+    ("Heart size is mildly enlarged.", "CMG+"),
+)
+
+
+def expected(codes: str) -> dict[str, str]:
+    """``"EFF+ PTX-"`` as ``{"Pleural Effusion": "positive", "Pneumothorax": "negative"}``."""
+    names = {"+": "positive", "-": "negative", "?": "uncertain"}
+    return {F[code[:3]]: names[code[3]] for code in codes.split()}
