@@ -16,14 +16,14 @@ class Hl7Settings(Section):
     """Host of the RIS's MLLP listener; empty disables HL7 output."""
     port: int = Field(2575, ge=1, le=65535)
     """Its MLLP port."""
-    sending_application: str = "RADASSIST"
-    """MSH-3."""
-    sending_facility: str = "RADASSIST"
-    """MSH-4."""
-    receiving_application: str = "RIS"
-    """MSH-5."""
-    receiving_facility: str = "HOSPITAL"
-    """MSH-6."""
+    sending_application: str = Field("RADASSIST", min_length=1, max_length=20)
+    """MSH-3 (HD.1, at most 20 characters; separators in it are escaped)."""
+    sending_facility: str = Field("RADASSIST", min_length=1, max_length=20)
+    """MSH-4 (HD.1, at most 20 characters; separators in it are escaped)."""
+    receiving_application: str = Field("RIS", min_length=1, max_length=20)
+    """MSH-5 (HD.1, at most 20 characters; separators in it are escaped)."""
+    receiving_facility: str = Field("HOSPITAL", min_length=1, max_length=20)
+    """MSH-6 (HD.1, at most 20 characters; separators in it are escaped)."""
     result_status: Literal["R", "P", "I", "S", "A"] = "R"
     """OBR-25: ``R`` = results stored, not yet verified (the default); ``P`` = preliminary."""
     ack_timeout_seconds: float = Field(30.0, gt=0)
@@ -53,6 +53,19 @@ class Hl7Settings(Section):
     """PEM certificate (chain) of the inbound listener; set it to accept MLLP over TLS only."""
     listen_tls_key_file: str = ""
     """PEM private key of ``listen_tls_cert_file``; empty: the key is in the certificate file."""
+    listen_max_connections: int = Field(32, ge=1, le=10000)
+    """Most connections the inbound listener serves at once; past it, the connection idle longest
+    is closed to make room (or the new one, when every connection is busy with a message)."""
+    listen_idle_timeout_seconds: float = Field(300.0, gt=0)
+    """A connection that sends nothing for this long between messages is closed."""
+    listen_message_timeout_seconds: float = Field(60.0, gt=0)
+    """A message must arrive whole (through its end block) within this long of its first byte,
+    else the connection is closed; also bounds the TLS handshake."""
+    listen_max_message_bytes: int = Field(16 << 20, ge=4096)
+    """Largest inbound message; a larger one is answered AR and its connection closed."""
+    listen_max_buffered_bytes: int = Field(64 << 20, ge=4096)
+    """Bytes of unfinished messages the listener holds across all connections; a connection whose
+    next read would pass it is closed, the others keep being served."""
 
     @property
     def enabled(self) -> bool:

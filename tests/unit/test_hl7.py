@@ -18,8 +18,9 @@ from hl7apy.parser import parse_message
 
 from radassist.config import Hl7Settings
 from radassist.errors import PermanentFailure, TransientFailure
-from radassist.hl7.mllp import client_tls_context, parse_ack, send_mllp
+from radassist.hl7.mllp import client_tls_context, send_mllp
 from radassist.hl7.oru import NTE_NOTICE, build_oru
+from radassist.hl7.ris_ack import parse_ack
 from radassist.ris.context import OrderContext
 from tests.conftest import free_port, wait_until
 from tests.dicom_factories import (
@@ -133,8 +134,9 @@ def test_oru_rejects_bad_arguments_without_patient_data(source: pydicom.Dataset)
     with pytest.raises(ValueError, match='"study_instance_uid"'):
         _oru(source, study_instance_uid="abc")
     del source.PatientID
-    with pytest.raises(ValueError, match="PatientID") as excinfo:
+    with pytest.raises(PermanentFailure, match="PatientID") as excinfo:
         _oru(source)
+    assert excinfo.value.code == "hl7.no_patient_id"
     assert not any(value in str(excinfo.value) for value in SENTINEL_VALUES)
 
 
