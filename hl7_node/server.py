@@ -60,6 +60,7 @@ class Hl7Listener:
         self._server: asyncio.Server | None = None
         self.slots = Slots(settings.listen_max_connections)
         self.budget = ByteBudget(settings.listen_max_buffered_bytes)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def port(self) -> int:
@@ -86,16 +87,22 @@ class Hl7Listener:
             await self._server.serve_forever()
 
     async def close(self) -> None:
+        """Stop listening and end every connection."""
         if self._server is not None:
             self._server.close()
-            for connection in list(self.slots.active):
-                connection.writer.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._server.wait_closed()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else None
         connection = Connection(reader, writer, peer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         admitted, victim = self.slots.admit(connection)
         if victim is not None:
             logger.info(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from radassist.config.common import Section
 
@@ -16,14 +16,14 @@ class Hl7Settings(Section):
     """Host of the RIS's MLLP listener; empty disables HL7 output."""
     port: int = Field(2575, ge=1, le=65535)
     """Its MLLP port."""
-    sending_application: str = Field("RADASSIST", min_length=1, max_length=20)
-    """MSH-3 (HD.1, at most 20 characters; separators in it are escaped)."""
-    sending_facility: str = Field("RADASSIST", min_length=1, max_length=20)
-    """MSH-4 (HD.1, at most 20 characters; separators in it are escaped)."""
-    receiving_application: str = Field("RIS", min_length=1, max_length=20)
-    """MSH-5 (HD.1, at most 20 characters; separators in it are escaped)."""
-    receiving_facility: str = Field("HOSPITAL", min_length=1, max_length=20)
-    """MSH-6 (HD.1, at most 20 characters; separators in it are escaped)."""
+    sending_application: str = "RADASSIST"
+    """MSH-3 (HD.1): printable, at most 20 characters as written (a separator counts 3)."""
+    sending_facility: str = "RADASSIST"
+    """MSH-4 (HD.1): printable, at most 20 characters as written (a separator counts 3)."""
+    receiving_application: str = "RIS"
+    """MSH-5 (HD.1): printable, at most 20 characters as written (a separator counts 3)."""
+    receiving_facility: str = "HOSPITAL"
+    """MSH-6 (HD.1): printable, at most 20 characters as written (a separator counts 3)."""
     result_status: Literal["R", "P", "I", "S", "A"] = "R"
     """OBR-25: ``R`` = results stored, not yet verified (the default); ``P`` = preliminary."""
     ack_timeout_seconds: float = Field(30.0, gt=0)
@@ -66,6 +66,16 @@ class Hl7Settings(Section):
     listen_max_buffered_bytes: int = Field(64 << 20, ge=4096)
     """Bytes of unfinished messages the listener holds across all connections; a connection whose
     next read would pass it is closed, the others keep being served."""
+
+    @field_validator("sending_application", "sending_facility", "receiving_application", "receiving_facility")
+    @classmethod
+    def _fits_msh(cls, value: str) -> str:
+        """MSH-3 to MSH-6 are HD.1 (IS, 20 characters): a value that does not fit would fail every ORU."""
+        if not value or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
+            raise ValueError("must be 1 or more printable characters")
+        if len(value) + 2 * sum(c in "|^~\\&" for c in value) > 20:
+            raise ValueError("must be at most 20 characters as written in HL7 (a separator | ^ ~ \\ & counts 3)")
+        return value
 
     @property
     def enabled(self) -> bool:

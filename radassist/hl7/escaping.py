@@ -108,6 +108,11 @@ def escape(value: str, delimiters: Delimiters = STANDARD, *, formatted: bool = F
     return "".join(_escape_char(c, names, delimiters.escape, formatted) for c in value)
 
 
+def writable(value: str) -> str:
+    """``value`` without the characters :func:`escape` drops: what a parser will read back."""
+    return "".join(c for c in value if not _dropped(c))
+
+
 def escape_controls(raw: str, delimiters: Delimiters = STANDARD) -> str:
     """Raw ER7 text echoed from a sender, its control characters as ``\\Xhh\\`` (separators kept)."""
     esc = delimiters.escape

@@ -15,7 +15,7 @@ from typing import Literal
 
 from radassist.errors import PermanentFailure
 from radassist.hl7.er7 import Segment
-from radassist.hl7.escaping import cut, escaped_length
+from radassist.hl7.escaping import cut, escaped_length, writable
 
 Fit = Literal["fixed", "refuse", "cut", "omit", "wrap"]
 
@@ -239,6 +239,7 @@ class SegmentWriter:
         segment, number, component = spec.address
         if segment != self.segment.name:
             raise ValueError(f"{position} does not belong to a {self.segment.name} segment")
+        value = writable(value or "")
         if not value:
             return
         kind = datatype or spec.datatype

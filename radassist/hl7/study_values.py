@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pydicom
+from pydicom import config
 from pydicom.valuerep import PersonName
 
 from radassist.text import joined
@@ -73,7 +74,9 @@ def person_names(value: Any) -> list[NameParts]:
     """Each non-empty name of a (possibly multi-valued) PatientName, as XPN.1-5 parts."""
     out: list[NameParts] = []
     for item in _values(value):
-        name = item if isinstance(item, PersonName) else PersonName(_text(item))
+        name = (
+            item if isinstance(item, PersonName) else PersonName(_text(item), validation_mode=config.IGNORE)
+        )
         parts = tuple(
             str(p or "").strip()
             for p in (name.family_name, name.given_name, name.middle_name, name.name_suffix, name.name_prefix)
