@@ -126,6 +126,17 @@ def escape(value: str, header: InboundHeader) -> str:
     return escape_text(value, delimiters(header))
 
 
+def _err(header: InboundHeader, version: str, error: ErrorCode, text: str) -> str:
+    """ERR-1 (ELD) until v2.4; ERR-3 (code), ERR-4 (severity) and ERR-8 (our text) after."""
+    marks = delimiters(header)
+    sep, comp, subcomp = marks.field, marks.component, marks.subcomponent
+    label = _ERROR_TEXT[error]
+    if version.startswith(("2.1", "2.2", "2.3")):
+        return f"ERR{sep}{comp}{comp}{comp}{error.value}{subcomp}{label}{subcomp}HL70357"
+    fields = ["ERR", "", "", f"{error.value}{comp}{label}{comp}HL70357", "E", "", "", "", escape(text, header)]
+    return sep.join(fields)
+
+
 def build_ack(
     header: InboundHeader | None,
     code: AckCode,
@@ -144,53 +155,33 @@ def build_ack(
     header = header or InboundHeader()
     now = now or dt.datetime.now(dt.UTC)
     version = header.version or DEFAULT_VERSION
-    sep, comp = header.field_separator, header.encoding_characters[0]
-    subcomp = header.encoding_characters[3] if len(header.encoding_characters) > 3 else "&"
-    # ERR-1 (ELD) until v2.4, ERR-3/4/8 after; MSH-9.3 (message structure) exists from v2.3.1.
-    legacy = version.startswith(("2.1", "2.2", "2.3"))
+    marks = delimiters(header)
+    sep, comp = marks.field, marks.component
+    # MSH-9.3 (message structure) exists from v2.3.1.
     msg_type = f"ACK{comp}{header.trigger_event}" if header.trigger_event else "ACK"
     if version not in ("2.1", "2.2", "2.3"):
         msg_type += f"{comp}ACK" if header.trigger_event else f"{comp}{comp}ACK"
-    timestamp = now.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S%z")
-    marks = delimiters(header)
 
     def echo(raw: str) -> str:
         return escape_controls(raw, marks)
 
-    msh = sep.join(
-        [
-            "MSH",
-            header.encoding_characters,
-            escape(sending_application, header),
-            escape(sending_facility, header),
-            echo(header.sending_application),
-            echo(header.sending_facility),
-            timestamp,
-            "",
-            echo(msg_type),
-            uuid.uuid4().hex[:20],
-            echo(header.processing_id),
-            echo(version),
-        ]
-    )
+    msh = [
+        "MSH",
+        header.encoding_characters,
+        escape(sending_application, header),
+        escape(sending_facility, header),
+        echo(header.sending_application),
+        echo(header.sending_facility),
+        now.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S%z"),
+        "",
+        echo(msg_type),
+        uuid.uuid4().hex[:20],
+        echo(header.processing_id),
+        echo(version),
+    ]
     reason = escape(cut(text, _MAX_TEXT, marks), header) if text else ""
-    msa = sep.join(["MSA", code.value, echo(header.control_id)] + ([reason] if reason else []))
-    segments = [msh, msa]
+    msa = ["MSA", code.value, echo(header.control_id)] + ([reason] if reason else [])
+    segments = [sep.join(msh), sep.join(msa)]
     if error is not None and code is not AckCode.AA:
-        label = _ERROR_TEXT[error]
-        if legacy:
-            segments.append(f"ERR{sep}{comp}{comp}{comp}{error.value}{subcomp}{label}{subcomp}HL70357")
-        else:
-            fields = [
-                "ERR",
-                "",
-                "",
-                f"{error.value}{comp}{label}{comp}HL70357",
-                "E",
-                "",
-                "",
-                "",
-                escape(text, header),
-            ]
-            segments.append(sep.join(fields))
+        segments.append(_err(header, version, error, text))
     return "\r".join(segments) + "\r"

@@ -59,13 +59,13 @@ STANDARD = Delimiters()
 
 #: What each escape sequence we write stands for (the specification lists this table).
 ESCAPE_SEQUENCES: tuple[tuple[str, str], ...] = (
-    ("\\F\\", "field separator ``|``"),
-    ("\\S\\", "component separator ``^``"),
-    ("\\R\\", "repetition separator ``~``"),
-    ("\\E\\", "escape character ``\\``"),
-    ("\\T\\", "subcomponent separator ``&``"),
+    ("\\F\\", "field separator `|`"),
+    ("\\S\\", "component separator `^`"),
+    ("\\R\\", "repetition separator `~`"),
+    ("\\E\\", "escape character `\\`"),
+    ("\\T\\", "subcomponent separator `&`"),
     ("\\.br\\", "line break, in FT values only"),
-    ("\\Xhh\\", "a control character (C0 or DEL) by its code, e.g. ``\\X0D\\`` for CR, in non-text values"),
+    ("\\Xhh\\", "a control character (C0 or DEL) by its code, e.g. `\\X0D\\` for CR, in other values"),
 )
 
 

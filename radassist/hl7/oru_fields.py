@@ -85,7 +85,7 @@ ORU_SEGMENTS: tuple[SegmentSpec, ...] = (
     ),
 )
 
-_DICOM_ID = "; a backslash in the value is kept (written as \\E\\), never split"
+_DICOM_ID = "; a backslash in the value is kept (written as `\\E\\`), never split"
 _ORDER_NUMBER = "the RIS order's number when its order was received, else DICOM AccessionNumber (0008,0050)"
 
 ORU_FIELDS: tuple[FieldSpec, ...] = (

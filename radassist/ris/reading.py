@@ -29,6 +29,19 @@ MESSAGE_TYPES: dict[tuple[str, str], str] = {
 }
 
 
+#: The MSH fields we read, and what for (the specification lists this table).
+HEADER_FIELDS: tuple[tuple[str, str], ...] = (
+    ("MSH-1, MSH-2", "the sender's separators: every value is read, and our ACK written, with them"),
+    ("MSH-3, MSH-4", "echoed in our ACK's MSH-5, MSH-6"),
+    ("MSH-5, MSH-6", "not checked"),
+    ("MSH-9", "message type and trigger event (see the table above); echoed in the ACK's MSH-9"),
+    ("MSH-10", "message control ID: required; echoed in MSA-2; a result resent with it is stored once"),
+    ("MSH-11", "processing ID, echoed in the ACK (default `P`)"),
+    ("MSH-12", "version: any `2.x`; the ACK is written in the same version"),
+    ("MSH-18", "character set: ISO 8859-1 when it names 8859, else UTF-8 (ISO 8859-1 when not valid UTF-8)"),
+)
+
+
 def decode(payload: bytes) -> str:
     """Bytes from the wire as text: UTF-8, or ISO 8859-1 when MSH-18 says so or UTF-8 fails."""
     head = payload[:512].split(b"\r", 1)[0]
