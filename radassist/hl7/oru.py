@@ -203,6 +203,40 @@ def validate_strict(er7: str, what: str) -> None:
         ) from None
 
 
+def oru_segments(
+    source: pydicom.Dataset,
+    *,
+    findings: str,
+    impression: str,
+    control_id: str,
+    study_instance_uid: str,
+    hl7: Hl7Settings,
+    now: dt.datetime,
+    version: str | None = None,
+    order: OrderContext | None = None,
+) -> list[Segment]:
+    """The ORU^R01's segments as meant (plain values, not yet ER7); arguments as :func:`build_oru`."""
+    version = version or hl7.version
+    _check_arguments(source, control_id, study_instance_uid, version, order)
+    findings_values = obx_values(findings, hl7.obx_value_type)
+    impression_values = obx_values(impression, hl7.obx_value_type)
+    if not findings_values and not impression_values:
+        raise ValueError('Arguments "findings" and "impression" are both empty.')
+    study = read_study(source)
+    if not study.patient_id:
+        raise PermanentFailure(
+            "the study has no PatientID, so the RIS could not file the result: no ORU^R01 was built",
+            code="hl7.no_patient_id",
+        )
+    return [
+        _msh(hl7, version, control_id, now),
+        _pid(study),
+        *_order_segments(study, order, hl7, now),
+        _notice(),
+        *_observations(findings_values, impression_values, study_instance_uid, hl7, now),
+    ]
+
+
 def build_oru(
     source: pydicom.Dataset,
     *,
@@ -228,27 +262,19 @@ def build_oru(
     ``hl7.value_too_long``, ``hl7.build.mismatch``, ``hl7.build.invalid``); no message carries
     patient data.
     """
-    version = version or hl7.version
-    _check_arguments(source, control_id, study_instance_uid, version, order)
-    findings_values = obx_values(findings, hl7.obx_value_type)
-    impression_values = obx_values(impression, hl7.obx_value_type)
-    if not findings_values and not impression_values:
-        raise ValueError('Arguments "findings" and "impression" are both empty.')
-    study = read_study(source)
-    if not study.patient_id:
-        raise PermanentFailure(
-            "the study has no PatientID, so the RIS could not file the result: no ORU^R01 was built",
-            code="hl7.no_patient_id",
-        )
-    segments = [
-        _msh(hl7, version, control_id, now),
-        _pid(study),
-        *_order_segments(study, order, hl7, now),
-        _notice(),
-        *_observations(findings_values, impression_values, study_instance_uid, hl7, now),
-    ]
+    segments = oru_segments(
+        source,
+        findings=findings,
+        impression=impression,
+        control_id=control_id,
+        study_instance_uid=study_instance_uid,
+        hl7=hl7,
+        now=now,
+        version=version,
+        order=order,
+    )
     er7 = render(segments)
     check_read_back(er7, segments, "ORU^R01")
     validate_strict(er7, "ORU^R01")
-    logger.debug("built ORU^R01 v%s control_id=%s with %d segments", version, control_id, len(segments))
+    logger.debug("built ORU^R01 control_id=%s with %d segments", control_id, len(segments))
     return er7
