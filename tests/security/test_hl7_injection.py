@@ -142,6 +142,15 @@ def _config(_ds: pydicom.Dataset, kwargs: dict[str, Any], value: str) -> None:
     kwargs["hl7"] = Hl7Settings(sending_facility=value)
 
 
+def _accession_in_obr_18(ds: pydicom.Dataset, kwargs: dict[str, Any], value: str) -> None:
+    _element("AccessionNumber", "SH")(ds, kwargs, value)
+    kwargs["hl7"] = Hl7Settings(accession_field="OBR-18")
+
+
+def _given_name(ds: pydicom.Dataset, kwargs: dict[str, Any], value: str) -> None:
+    _element("PatientName", "PN")(ds, kwargs, "FAMILY^" + value)
+
+
 def _at(segment: str, number: int, component: int = 1) -> Callable[[hl7.Message], str]:
     def read(msg: hl7.Message) -> str:
         return str(msg.extract_field(segment, 1, number, 1, component, 1))
@@ -181,6 +190,14 @@ TARGETS: tuple[Target, ...] = (
     Target("OBX-5 <- findings (TX)", _text("findings"), _none, "text"),
     Target("OBX-5 <- impression (TX)", _text("impression"), _none, "text"),
     Target("MSH-4 <- [hl7] sending_facility", _config, _at("MSH", 4), "config", 20),
+    Target("OBR-18 <- AccessionNumber", _accession_in_obr_18, _at("OBR", 18), "identifier"),
+    Target("OBR-4.3 <- CodingSchemeDesignator", _code("CodingSchemeDesignator"), _at("OBR", 4, 3), "code", 20),
+    Target("ORC-3.1 <- order filler number", _order("filler_order_number"), _at("ORC", 3), "order_identifier"),
+    Target("OBR-4.1 <- order procedure code", _order("procedure_code"), _at("OBR", 4, 1), "order_code", 20),
+    Target("PID-5.2 <- PatientName given name", _given_name, _at("PID", 5, 2), "given_name"),
+    Target("PID-7 <- PatientBirthDate", _element("PatientBirthDate", "DA"), _at("PID", 7), "date"),
+    Target("PID-8 <- PatientSex", _element("PatientSex", "CS"), _at("PID", 8), "sex"),
+    Target("OBR-7 <- StudyTime", _element("StudyTime", "TM"), _at("OBR", 7), "time"),
 )
 
 
@@ -189,6 +206,17 @@ def expected(target: Target, value: str) -> str | None:
     if target.rule in ("identifier", "order_identifier"):
         kept = without_c1(value.strip() if target.rule == "identifier" else value)
         return kept if written_length(kept) <= target.limit else None
+    if target.rule == "given_name":  # the first value of the PN: FAMILY^<value up to a backslash>
+        name = PersonName(("FAMILY^" + value).split("\\")[0], validation_mode=pydicom.config.IGNORE)
+        return without_c1(str(name.given_name).strip())
+    if target.rule == "order_code":
+        return without_c1(value) if written_length(without_c1(value)) <= target.limit else ""
+    if target.rule == "date":  # only 8 digits are a date
+        return value.strip() if re.fullmatch(r"\d{8}", value.strip()) else ""
+    if target.rule == "sex":
+        return value.strip().upper() if value.strip().upper() in ("M", "F", "O") else "U"
+    if target.rule == "time":  # no time the rules can read: the study date alone
+        return "20240314"
     if target.rule == "name":  # the first value of the PN that holds any name part
         for part in value.split("\\"):
             name = PersonName(part, validation_mode=pydicom.config.IGNORE)
