@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_hl7_listener(args: argparse.Namespace) -> int:
     """The inbound MLLP listener: orders and signed reports from the RIS."""
     settings = _settings(args)
-    from radassist.hl7.listener import run_listener
+    from hl7_node.server import run_listener
 
     run_listener(settings)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from radassist.config.common import Section
 
@@ -17,13 +17,13 @@ class Hl7Settings(Section):
     port: int = Field(2575, ge=1, le=65535)
     """Its MLLP port."""
     sending_application: str = "RADASSIST"
-    """MSH-3."""
+    """MSH-3 (HD.1): printable, at most 20 characters as written (a separator counts 3)."""
     sending_facility: str = "RADASSIST"
-    """MSH-4."""
+    """MSH-4 (HD.1): printable, at most 20 characters as written (a separator counts 3)."""
     receiving_application: str = "RIS"
-    """MSH-5."""
+    """MSH-5 (HD.1): printable, at most 20 characters as written (a separator counts 3)."""
     receiving_facility: str = "HOSPITAL"
-    """MSH-6."""
+    """MSH-6 (HD.1): printable, at most 20 characters as written (a separator counts 3)."""
     result_status: Literal["R", "P", "I", "S", "A"] = "R"
     """OBR-25: ``R`` = results stored, not yet verified (the default); ``P`` = preliminary."""
     ack_timeout_seconds: float = Field(30.0, gt=0)
@@ -53,6 +53,29 @@ class Hl7Settings(Section):
     """PEM certificate (chain) of the inbound listener; set it to accept MLLP over TLS only."""
     listen_tls_key_file: str = ""
     """PEM private key of ``listen_tls_cert_file``; empty: the key is in the certificate file."""
+    listen_max_connections: int = Field(32, ge=1, le=10000)
+    """Most connections the inbound listener serves at once; past it, the connection idle longest
+    is closed to make room (or the new one, when every connection is busy with a message)."""
+    listen_idle_timeout_seconds: float = Field(300.0, gt=0)
+    """A connection that sends nothing for this long between messages is closed."""
+    listen_message_timeout_seconds: float = Field(60.0, gt=0)
+    """A message must arrive whole (through its end block) within this long of its first byte,
+    else the connection is closed; also bounds the TLS handshake."""
+    listen_max_message_bytes: int = Field(16 << 20, ge=4096)
+    """Largest inbound message; a larger one is answered AR and its connection closed."""
+    listen_max_buffered_bytes: int = Field(64 << 20, ge=4096)
+    """Bytes of unfinished messages the listener holds across all connections; a connection whose
+    next read would pass it is closed, the others keep being served."""
+
+    @field_validator("sending_application", "sending_facility", "receiving_application", "receiving_facility")
+    @classmethod
+    def _fits_msh(cls, value: str) -> str:
+        """MSH-3 to MSH-6 are HD.1 (IS, 20 characters): a value that does not fit would fail every ORU."""
+        if not value or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
+            raise ValueError("must be 1 or more printable characters")
+        if len(value) + 2 * sum(c in "|^~\\&" for c in value) > 20:
+            raise ValueError("must be at most 20 characters as written in HL7 (a separator | ^ ~ \\ & counts 3)")
+        return value
 
     @property
     def enabled(self) -> bool:

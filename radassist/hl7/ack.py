@@ -2,7 +2,10 @@
 
 Built from the inbound MSH as plain ER7 rather than through a parser: an ACK must also go back
 for a message no parser accepts (AR), and it echoes only what the sender sent us (its
-application, facility, control id, version), swapped into place.
+application, facility, control id, version), swapped into place, under the sender's own
+separators.  Our texts are escaped (:func:`radassist.hl7.escaping.escape`); the echoed raw
+fields keep their separators but any control character becomes ``\\Xhh\\``, so that no echoed
+value can end a segment or the MLLP frame.
 """
 
 from __future__ import annotations
@@ -12,14 +15,29 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
+from radassist.hl7.escaping import Delimiters, cut, escape_controls, is_control
+from radassist.hl7.escaping import escape as escape_text
+
 DEFAULT_VERSION = "2.5.1"
 _MAX_TEXT = 80  # MSA-3 is ST(80) in v2.5.1
 
 
 class AckCode(StrEnum):
-    AA = "AA"  # accepted and stored
-    AE = "AE"  # application error: the sender may correct it and send again
-    AR = "AR"  # rejected: malformed, unsupported type or version; resending cannot help
+    """MSA-1 of our answer (HL7 table 0008, original mode)."""
+
+    AA = "AA"
+    AE = "AE"
+    AR = "AR"
+
+
+#: What each answer tells the sender (the specification lists this table).
+ACK_MEANING: dict[AckCode, str] = {
+    AckCode.AA: "accepted: stored and committed before the ACK was written",
+    AckCode.AE: "application error: read, but not processed (a required field is missing, the "
+    "database failed); the sender may correct or resend it",
+    AckCode.AR: "rejected: it cannot be read, or is of a type or version we do not take; resending "
+    "the same bytes cannot help",
+}
 
 
 class ErrorCode(StrEnum):
@@ -68,11 +86,11 @@ def read_header(text: str) -> InboundHeader | None:
     if not first.startswith("MSH") or len(first) < 8:
         return None
     sep = first[3]
-    if sep.isalnum() or sep in " \r\n":
+    if sep.isalnum() or sep == " " or is_control(sep):
         return None
     fields = first.split(sep)
     encoding = fields[1] if len(fields) > 1 else ""
-    if len(encoding) < 2 or sep in encoding:
+    if len(encoding) < 2 or sep in encoding or any(c.isalnum() or is_control(c) for c in encoding):
         return None
     component = encoding[0]
 
@@ -96,24 +114,27 @@ def read_header(text: str) -> InboundHeader | None:
     )
 
 
+def delimiters(header: InboundHeader) -> Delimiters:
+    """The sender's separators (standard ones where its MSH-2 is short)."""
+    chars = header.encoding_characters[:4]
+    chars += "^~\\&"[len(chars) :]
+    return Delimiters(header.field_separator, chars[0], chars[1], chars[2], chars[3])
+
+
 def escape(value: str, header: InboundHeader) -> str:
-    """``value`` as ER7 text under the sender's separators (escape character first)."""
-    enc = header.encoding_characters
-    esc = enc[2] if len(enc) > 2 else "\\"
-    specials = [(esc, "E"), (header.field_separator, "F"), (enc[0], "S")]
-    if len(enc) > 1:
-        specials.append((enc[1], "R"))
-    if len(enc) > 3:
-        specials.append((enc[3], "T"))
-    out = []
-    for char in value.replace("\r", " ").replace("\n", " "):
-        for special, name in specials:
-            if char == special:
-                out.append(f"{esc}{name}{esc}")
-                break
-        else:
-            out.append(char)
-    return "".join(out)
+    """Our ``value`` as ER7 text under the sender's separators."""
+    return escape_text(value, delimiters(header))
+
+
+def _err(header: InboundHeader, version: str, error: ErrorCode, text: str) -> str:
+    """ERR-1 (ELD) until v2.4; ERR-3 (code), ERR-4 (severity) and ERR-8 (our text) after."""
+    marks = delimiters(header)
+    sep, comp, subcomp = marks.field, marks.component, marks.subcomponent
+    label = _ERROR_TEXT[error]
+    if version.startswith(("2.1", "2.2", "2.3")):
+        return f"ERR{sep}{comp}{comp}{comp}{error.value}{subcomp}{label}{subcomp}HL70357"
+    fields = ["ERR", "", "", f"{error.value}{comp}{label}{comp}HL70357", "E", "", "", "", escape(text, header)]
+    return sep.join(fields)
 
 
 def build_ack(
@@ -134,48 +155,33 @@ def build_ack(
     header = header or InboundHeader()
     now = now or dt.datetime.now(dt.UTC)
     version = header.version or DEFAULT_VERSION
-    sep, comp = header.field_separator, header.encoding_characters[0]
-    subcomp = header.encoding_characters[3] if len(header.encoding_characters) > 3 else "&"
-    # ERR-1 (ELD) until v2.4, ERR-3/4/8 after; MSH-9.3 (message structure) exists from v2.3.1.
-    legacy = version.startswith(("2.1", "2.2", "2.3"))
+    marks = delimiters(header)
+    sep, comp = marks.field, marks.component
+    # MSH-9.3 (message structure) exists from v2.3.1.
     msg_type = f"ACK{comp}{header.trigger_event}" if header.trigger_event else "ACK"
     if version not in ("2.1", "2.2", "2.3"):
         msg_type += f"{comp}ACK" if header.trigger_event else f"{comp}{comp}ACK"
-    timestamp = now.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S%z")
-    msh = sep.join(
-        [
-            "MSH",
-            header.encoding_characters,
-            escape(sending_application, header),
-            escape(sending_facility, header),
-            header.sending_application,
-            header.sending_facility,
-            timestamp,
-            "",
-            msg_type,
-            uuid.uuid4().hex[:20],
-            header.processing_id,
-            version,
-        ]
-    )
-    reason = escape(text, header)[:_MAX_TEXT] if text else ""
-    msa = sep.join(["MSA", code.value, header.control_id] + ([reason] if reason else []))
-    segments = [msh, msa]
+
+    def echo(raw: str) -> str:
+        return escape_controls(raw, marks)
+
+    msh = [
+        "MSH",
+        header.encoding_characters,
+        escape(sending_application, header),
+        escape(sending_facility, header),
+        echo(header.sending_application),
+        echo(header.sending_facility),
+        now.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S%z"),
+        "",
+        echo(msg_type),
+        uuid.uuid4().hex[:20],
+        echo(header.processing_id),
+        echo(version),
+    ]
+    reason = escape(cut(text, _MAX_TEXT, marks), header) if text else ""
+    msa = ["MSA", code.value, echo(header.control_id)] + ([reason] if reason else [])
+    segments = [sep.join(msh), sep.join(msa)]
     if error is not None and code is not AckCode.AA:
-        label = _ERROR_TEXT[error]
-        if legacy:
-            segments.append(f"ERR{sep}{comp}{comp}{comp}{error.value}{subcomp}{label}{subcomp}HL70357")
-        else:
-            fields = [
-                "ERR",
-                "",
-                "",
-                f"{error.value}{comp}{label}{comp}HL70357",
-                "E",
-                "",
-                "",
-                "",
-                escape(text, header),
-            ]
-            segments.append(sep.join(fields))
+        segments.append(_err(header, version, error, text))
     return "\r".join(segments) + "\r"

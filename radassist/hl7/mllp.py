@@ -1,11 +1,13 @@
 """Send one HL7 v2 message over MLLP and read the RIS's acknowledgement.
 
-Outcomes are classified by what should happen next: AA (or CA) returns the ACK; AE/CE, a
-silent peer, a refused or reset connection, or an ACK for another message are transient and
-retried; AR/CR mean the RIS will never take this message, so the delivery fails for good.
-With ``[hl7] tls`` the connection is wrapped in TLS (MLLP over TLS, as IHE ATNA's secure node
-expects); a failed handshake or an untrusted certificate is transient (``hl7.tls``), since a
-certificate fixed by the administrator makes the next retry succeed.
+A frame is the start block (VT, 0x0B), the message as UTF-8, and the end block (FS CR, 0x1C
+0x0D); a message holding either block character is never framed (``hl7.frame.unsafe``), since
+the RIS would read it as two messages or a shorter one.  What the ACK (or its absence) means is
+the table of :mod:`radassist.hl7.ris_ack`: AA/CA return the ACK; AE/CE, silence, outages and
+ACKs for another message are transient and retried; AR/CR fail the delivery for good.  With
+``[hl7] tls`` the connection is wrapped in TLS (MLLP over TLS, as IHE ATNA's secure node
+expects); a failed handshake is transient, as a certificate fixed by the administrator makes the
+next retry succeed.
 """
 
 from __future__ import annotations
@@ -14,92 +16,29 @@ import logging
 import socket
 import ssl
 import time
-from dataclasses import dataclass
 
 from radassist.config import Hl7Settings
-from radassist.errors import ConfigError, PermanentFailure, TransientFailure
+from radassist.errors import ConfigError
+from radassist.hl7.ris_ack import Ack, failure, judge, parse_ack
+
+__all__ = ["END_BLOCK", "START_BLOCK", "Ack", "client_tls_context", "frame", "parse_ack", "send_mllp"]
 
 logger = logging.getLogger(__name__)
 
 START_BLOCK = b"\x0b"
 END_BLOCK = b"\x1c\x0d"
-_MAX_ACK_BYTES = 1 << 20
-_MAX_REASON_CHARS = 200
-
-
-@dataclass(frozen=True)
-class Ack:
-    """The fields of an ACK that decide the outcome."""
-
-    code: str
-    control_id: str
-    text: str
+MAX_ACK_BYTES = 1 << 20
 
 
 def frame(message: str) -> bytes:
     """Wrap ER7 text in the MLLP start and end blocks, UTF-8 encoded (MSH-18 says so)."""
-    return START_BLOCK + message.encode("utf-8") + END_BLOCK
-
-
-def _unescape(value: str, escape: str) -> str:
-    for seq, char in (("F", "|"), ("S", "^"), ("T", "&"), ("R", "~"), ("E", escape)):
-        value = value.replace(f"{escape}{seq}{escape}", char)
-    return value
-
-
-def parse_ack(er7: str) -> Ack:
-    """Read MSA-1, MSA-2 and the RIS's explanation (MSA-3, ERR-8 or ERR-1) from an ACK.
-
-    Plain parsing on purpose: an ACK is tiny, and a RIS may answer in an HL7 version or with
-    a structure a strict parser would refuse, which must not hide whether it accepted.
-    """
-    segments = [s for s in er7.replace("\n", "\r").split("\r") if s]
-    if not segments or not segments[0].startswith("MSH") or len(segments[0]) < 8:
-        raise ValueError("not an HL7 message")
-    field_sep = segments[0][3]
-    component_sep = segments[0][4]
-    escape = segments[0][6] if len(segments[0]) > 6 else "\\"
-    msa = next((s.split(field_sep) for s in segments if s.startswith("MSA" + field_sep)), None)
-    if msa is None or len(msa) < 2:
-        raise ValueError("the ACK has no MSA segment")
-    code = msa[1].strip().upper()
-    control_id = msa[2].strip() if len(msa) > 2 else ""
-    texts: list[str] = []
-    if len(msa) > 3 and msa[3].strip():
-        texts.append(msa[3].strip())
-    for segment in segments:
-        if not segment.startswith("ERR" + field_sep):
-            continue
-        fields = segment.split(field_sep)
-        # v2.5+: ERR-8 user message, else ERR-3 code's text; v2.3: ERR-1.
-        for index in (8, 3, 1):
-            if len(fields) > index and fields[index].strip():
-                value = fields[index]
-                if index in (3, 1):
-                    parts = value.split(component_sep)
-                    value = " ".join(p for p in parts if p and not p.isdigit()) or value
-                texts.append(value.strip())
-                break
-    text = _unescape("; ".join(texts), escape)[:_MAX_REASON_CHARS]
-    return Ack(code=code, control_id=control_id, text=text)
-
-
-def _receive(sock: socket.socket, deadline: float) -> bytes:
-    buffer = b""
-    while END_BLOCK not in buffer:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError
-        sock.settimeout(remaining)
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionResetError("the peer closed the connection before the ACK ended")
-        buffer += chunk
-        if len(buffer) > _MAX_ACK_BYTES:
-            raise ValueError("the ACK is larger than 1 MiB")
-    start = buffer.find(START_BLOCK)
-    end = buffer.find(END_BLOCK)
-    return buffer[start + 1 if start != -1 and start < end else 0 : end]
+    data = message.encode("utf-8")
+    if START_BLOCK in data or END_BLOCK[:1] in data:
+        raise failure(
+            "hl7.frame.unsafe",
+            "the message holds an MLLP block character (VT or FS), so it was not sent; rebuild it",
+        )
+    return START_BLOCK + data + END_BLOCK
 
 
 def client_tls_context(hl7: Hl7Settings) -> ssl.SSLContext | None:
@@ -120,6 +59,75 @@ def client_tls_context(hl7: Hl7Settings) -> ssl.SSLContext | None:
     return context
 
 
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _connect(host: str, port: int, timeout_s: float, ssl_context: ssl.SSLContext | None) -> socket.socket:
+    """A connected (and, with ``ssl_context``, TLS-wrapped) socket to the RIS."""
+    where = f"{host}:{port}"
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout_s)
+    except TimeoutError:
+        raise failure("hl7.unreachable", f"connecting to the RIS at {where} timed out") from None
+    except OSError as exc:
+        raise failure("hl7.unreachable", f"cannot connect to the RIS at {where}: {_why(exc)}") from None
+    if ssl_context is None:
+        return sock
+    try:
+        return ssl_context.wrap_socket(sock, server_hostname=host)
+    except (ssl.SSLError, ssl.CertificateError) as exc:
+        sock.close()
+        reason = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or type(exc).__name__
+        raise failure("hl7.tls", f"TLS with the RIS at {where} failed: {reason}") from None
+    except OSError as exc:
+        sock.close()
+        raise failure("hl7.unreachable", f"TLS with the RIS at {where} failed: {_why(exc)}") from None
+
+
+def _receive(sock: socket.socket, deadline: float) -> bytes:
+    """The payload of the first whole frame the peer sends before ``deadline``."""
+    buffer = b""
+    while END_BLOCK not in buffer:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        sock.settimeout(remaining)
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionResetError("the peer closed the connection before the ACK ended")
+        buffer += chunk
+        if len(buffer) > MAX_ACK_BYTES:
+            raise ValueError("the ACK is larger than 1 MiB")
+    start = buffer.find(START_BLOCK)
+    end = buffer.find(END_BLOCK)
+    return buffer[start + 1 if start != -1 and start < end else 0 : end]
+
+
+def _exchange(sock: socket.socket, payload: bytes, timeout_s: float, where: str) -> bytes:
+    """Send one frame and return the reply's payload; ``timeout_s`` bounds waiting for the reply."""
+    try:
+        sock.sendall(payload)
+        return _receive(sock, time.monotonic() + timeout_s)
+    except TimeoutError:
+        raise failure("hl7.timeout", f"no ACK from the RIS at {where} within {timeout_s:g}s") from None
+    except ValueError as exc:
+        raise failure("hl7.ack.invalid", f"unusable reply from the RIS at {where}: {exc}") from None
+    except OSError as exc:
+        raise failure("hl7.unreachable", f"connection to the RIS at {where} failed: {_why(exc)}") from None
+
+
+def _read_ack(raw: bytes, where: str) -> tuple[str, Ack]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    try:
+        return text, parse_ack(text)
+    except ValueError as exc:
+        raise failure("hl7.ack.invalid", f"unusable ACK from the RIS at {where}: {exc}") from None
+
+
 def send_mllp(
     host: str,
     port: int,
@@ -138,74 +146,11 @@ def send_mllp(
         raise ValueError('Argument "message" must be ER7 text starting with MSH.')
     if timeout_s <= 0:
         raise ValueError('Argument "timeout_s" must be positive.')
+    payload = frame(message)
     where = f"{host}:{port}"
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout_s)
-    except TimeoutError:
-        raise TransientFailure(
-            f"connecting to the RIS at {where} timed out", code="hl7.unreachable"
-        ) from None
-    except OSError as exc:
-        raise TransientFailure(
-            f"cannot connect to the RIS at {where}: {exc.strerror or type(exc).__name__}",
-            code="hl7.unreachable",
-        ) from None
-    if ssl_context is not None:
-        try:
-            sock = ssl_context.wrap_socket(sock, server_hostname=host)
-        except (ssl.SSLError, ssl.CertificateError) as exc:
-            sock.close()
-            reason = (
-                getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or type(exc).__name__
-            )
-            raise TransientFailure(f"TLS with the RIS at {where} failed: {reason}", code="hl7.tls") from None
-        except OSError as exc:
-            sock.close()
-            raise TransientFailure(
-                f"TLS with the RIS at {where} failed: {exc.strerror or type(exc).__name__}",
-                code="hl7.unreachable",
-            ) from None
-    with sock:
-        try:
-            sock.sendall(frame(message))
-            raw = _receive(sock, time.monotonic() + timeout_s)
-        except TimeoutError:
-            raise TransientFailure(
-                f"no ACK from the RIS at {where} within {timeout_s:g}s", code="hl7.timeout"
-            ) from None
-        except ValueError as exc:
-            raise TransientFailure(
-                f"unusable reply from the RIS at {where}: {exc}", code="hl7.ack.invalid"
-            ) from None
-        except OSError as exc:
-            raise TransientFailure(
-                f"connection to the RIS at {where} failed: {exc.strerror or type(exc).__name__}",
-                code="hl7.unreachable",
-            ) from None
-    try:
-        ack_text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        ack_text = raw.decode("latin-1")
-    try:
-        ack = parse_ack(ack_text)
-    except ValueError as exc:
-        raise TransientFailure(
-            f"unusable ACK from the RIS at {where}: {exc}", code="hl7.ack.invalid"
-        ) from None
-
-    if ack.control_id and ack.control_id != control_id:
-        raise TransientFailure(
-            f"the RIS acknowledged another message (MSA-2 {ack.control_id!r}, expected {control_id!r})",
-            code="hl7.ack.mismatch",
-        )
-    reason = f": {ack.text}" if ack.text else ""
-    if ack.code in ("AA", "CA"):
-        if not ack.control_id:
-            raise TransientFailure("the RIS's ACK has an empty MSA-2", code="hl7.ack.mismatch")
-        logger.info("ORU acknowledged by the RIS (%s), control_id=%s", ack.code, control_id)
-        return ack_text
-    if ack.code in ("AE", "CE"):
-        raise TransientFailure(f"the RIS answered {ack.code}{reason}", code="hl7.nack.ae")
-    if ack.code in ("AR", "CR"):
-        raise PermanentFailure(f"the RIS rejected the message ({ack.code}){reason}", code="hl7.nack.ar")
-    raise TransientFailure(f"the RIS answered an unknown MSA-1 {ack.code[:4]!r}", code="hl7.ack.invalid")
+    with _connect(host, port, timeout_s, ssl_context) as sock:
+        raw = _exchange(sock, payload, timeout_s, where)
+    text, ack = _read_ack(raw, where)
+    judge(ack, control_id)
+    logger.info("ORU acknowledged by the RIS (%s), control_id=%s", ack.code, control_id)
+    return text

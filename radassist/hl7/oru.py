@@ -1,16 +1,17 @@
 """Build the HL7 v2 ORU^R01 that tells the RIS a draft exists.
 
-The message is built with hl7apy at STRICT validation, so a field too long or a value outside
-its table fails here rather than at the RIS.  Free text (report lines, names, accession
-numbers) is always set through hl7apy's datatypes, which escape ``| ^ & ~ \\``; only our own
-constants are written as raw ER7.
+Layout: MSH, PID, ORC (RE), OBR, NTE (the draft notice), then one OBX per line of text (TX, or FT
+by ``[hl7] obx_value_type``): the notice first, the Findings lines (LOINC 59776-5), the
+Impression lines (LOINC 19005-8), and an OBX with the Study Instance UID so that the RIS can link
+to the images.  HL7 v2.5.1 by default, v2.3.1 for older RIS (``[hl7] version``).  Every field
+written is a row of :data:`radassist.hl7.oru_fields.ORU_FIELDS`, which says where its value comes
+from and what happens when it is too long.
 
-Layout: MSH, PID, ORC (RE), OBR, NTE (the draft notice), then one OBX per line (TX, or FT by
-``[hl7] obx_value_type``): the notice first, the Findings lines (LOINC 59776-5), the Impression
-lines (LOINC 19005-8), and an OBX with the Study Instance UID so that the RIS can link to the
-images.  HL7 v2.5.1 by default, v2.3.1 for older RIS (``[hl7] version``).  Placer and filler
-order numbers are the RIS's own when its order was received (radassist.ris.context), else the
-accession number; ``[hl7] accession_field = "OBR-18"`` also puts the accession in OBR-18.
+Every value is escaped (:mod:`radassist.hl7.escaping`), and the finished text must read back,
+with python-hl7, as exactly the segments and values meant, and pass hl7apy's STRICT validation;
+otherwise nothing is stored or sent (:class:`PermanentFailure`).  Placer and filler order numbers
+are the RIS's own when its order was received (:mod:`radassist.ris.context`), else the accession
+number; ``[hl7] accession_field = "OBR-18"`` also puts the accession in OBR-18.
 """
 
 from __future__ import annotations
@@ -18,133 +19,222 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from typing import Any
 
 import pydicom
 from hl7apy.consts import VALIDATION_LEVEL
-from hl7apy.core import Message
 from hl7apy.exceptions import HL7apyException
-from hl7apy.factories import datatype_factory
+from hl7apy.parser import parse_message
 
 from radassist.config import Hl7Settings
+from radassist.errors import PermanentFailure
+from radassist.hl7.er7 import Segment, check_read_back, render
+from radassist.hl7.oru_fields import SegmentWriter, fits
+from radassist.hl7.oru_text import obx_values
+from radassist.hl7.study_values import Procedure, StudyValues, read_study
 from radassist.ris.context import OrderContext
 from radassist.sr import codes
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_VERSIONS = ("2.5.1", "2.3.1")
-# hl7apy types a parsed OBX-5 of type "varies" as ST; STRICT allows 199 characters there, so
-# long lines are wrapped into several OBX segments.
-_OBX_TEXT_MAX = 199
 _CONTROL_ID_MAX = 20  # MSH-10 is ST(20) in v2.5.1
 
-FINDINGS_OBX3 = f"{codes.FINDINGS.value}^{codes.FINDINGS.meaning}^LN"
-IMPRESSION_OBX3 = f"{codes.IMPRESSIONS.value}^{codes.IMPRESSIONS.meaning}^LN"
-STUDY_UID_OBX3 = f"{codes.STUDY_INSTANCE_UID.value}^{codes.STUDY_INSTANCE_UID.meaning}^DCM"
+Coded = tuple[str, str, str]
+FINDINGS_CODE: Coded = (codes.FINDINGS.value, codes.FINDINGS.meaning, "LN")
+IMPRESSION_CODE: Coded = (codes.IMPRESSIONS.value, codes.IMPRESSIONS.meaning, "LN")
+STUDY_UID_CODE: Coded = (codes.STUDY_INSTANCE_UID.value, codes.STUDY_INSTANCE_UID.meaning, "DCM")
+FINDINGS_OBX3 = "^".join(FINDINGS_CODE)
+IMPRESSION_OBX3 = "^".join(IMPRESSION_CODE)
+STUDY_UID_OBX3 = "^".join(STUDY_UID_CODE)
 NTE_NOTICE = (
     "This report text is an AI-generated draft, not reviewed or verified by a radiologist. "
     "Preliminary, for review only."
 )
 
-# OBR-25 (HL7 table 0123) -> OBX-11 (table 0085), the closest observation status.
-_OBX_STATUS = {"R": "R", "P": "P", "I": "I", "S": "I", "A": "P"}
-# DICOM Patient's Sex -> HL7 table 0001.
-_SEX = {"M": "M", "F": "F", "O": "O"}
+#: OBR-25 (HL7 table 0123) -> OBX-11 (table 0085), the closest observation status.
+OBX_STATUS = {"R": "R", "P": "P", "I": "I", "S": "I", "A": "P"}
 
 
-def _escaped(datatype: str, value: str, version: str) -> str:
-    """``value`` as ER7 text with the encoding characters escaped by hl7apy."""
-    return str(
-        datatype_factory(
-            datatype, value, version=version, validation_level=VALIDATION_LEVEL.TOLERANT
-        ).to_er7()
-    )
-
-
-def _typed(datatype: str, value: str, version: str) -> Any:
-    return datatype_factory(datatype, value, version=version, validation_level=VALIDATION_LEVEL.STRICT)
-
-
-def _wrap(line: str, version: str, limit: int = _OBX_TEXT_MAX) -> list[str]:
-    """Split a line at word boundaries so that each escaped piece fits ``limit`` characters."""
-    pieces: list[str] = []
-    current = ""
-    for word in line.split(" "):
-        candidate = f"{current} {word}" if current else word
-        if len(_escaped("TX", candidate, version)) <= limit:
-            current = candidate
-            continue
-        if current:
-            pieces.append(current)
-        current = ""
-        # A single word longer than the limit is cut, character by character.
-        for char in word:
-            if len(_escaped("TX", current + char, version)) > limit:
-                pieces.append(current)
-                current = ""
-            current += char
-    if current:
-        pieces.append(current)
-    return pieces
-
-
-def _lines(text: str, version: str) -> list[str]:
-    out: list[str] = []
-    for raw in text.splitlines():
-        line = " ".join(raw.split())
-        if line:
-            out.extend(_wrap(line, version))
-    return out
-
-
-def _hl7_datetime(value: dt.datetime) -> str:
+def hl7_datetime(value: dt.datetime) -> str:
+    """A timezone-aware HL7 DTM to the second (naive values are taken as UTC)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.strftime("%Y%m%d%H%M%S%z")
 
 
-def _study_datetime(source: pydicom.Dataset) -> str | None:
-    """StudyDate + StudyTime as an HL7 DTM (fractions cut to 4 digits), or None."""
-    date = str(source.get("StudyDate") or "").strip()
-    if not re.fullmatch(r"\d{8}", date):
-        return None
-    time = str(source.get("StudyTime") or "").strip()
-    match = re.fullmatch(r"(\d{2,6})(?:\.(\d{1,6}))?", time)
-    if not match:
-        return date
-    whole = match.group(1)
-    if len(whole) % 2:
-        whole = whole[:-1]
-    value = date + whole
-    if match.group(2) and len(whole) == 6:
-        value += "." + match.group(2)[:4]
-    return value
+def _check_arguments(
+    source: object, control_id: str, study_instance_uid: str, version: str, order: object
+) -> None:
+    if not isinstance(source, pydicom.Dataset):
+        raise TypeError('Argument "source" must be a pydicom Dataset.')
+    if version not in SUPPORTED_VERSIONS:
+        raise ValueError(f'Argument "version" must be one of {", ".join(SUPPORTED_VERSIONS)}.')
+    if order is not None and not isinstance(order, OrderContext):
+        raise TypeError('Argument "order" must be an OrderContext or None.')
+    if not re.fullmatch(rf"[A-Za-z0-9._-]{{1,{_CONTROL_ID_MAX}}}", control_id or ""):
+        raise ValueError(
+            f'Argument "control_id" must be 1-{_CONTROL_ID_MAX} characters of letters, digits, ".", "_" or "-".'
+        )
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)*", study_instance_uid or ""):
+        raise ValueError('Argument "study_instance_uid" is not a valid DICOM UID.')
 
 
-def _procedure(source: pydicom.Dataset) -> tuple[str | None, str, str | None]:
-    """(code, text, coding system) for OBR-4 from the DICOM order, falling back to descriptions."""
-    for seq_keyword in ("RequestedProcedureCodeSequence", "ProcedureCodeSequence"):
-        seq = source.get(seq_keyword)
-        if seq:
-            item = seq[0]
-            value = item.get("CodeValue")
-            meaning = item.get("CodeMeaning")
-            scheme = item.get("CodingSchemeDesignator")
-            if value and meaning:
-                return str(value), str(meaning), str(scheme) if scheme else None
-    for keyword in ("StudyDescription", "RequestedProcedureDescription"):
-        text = source.get(keyword)
-        if text:
-            return None, str(text), None
-    modality = source.get("Modality")
-    return None, f"{modality} imaging study" if modality else "Imaging study", None
+def _msh(hl7: Hl7Settings, version: str, control_id: str, now: dt.datetime) -> Segment:
+    msh = SegmentWriter("MSH")
+    msh.put("MSH-3", hl7.sending_application)
+    msh.put("MSH-4", hl7.sending_facility)
+    msh.put("MSH-5", hl7.receiving_application)
+    msh.put("MSH-6", hl7.receiving_facility)
+    msh.put("MSH-7", hl7_datetime(now))
+    msh.put("MSH-9.1", "ORU")
+    msh.put("MSH-9.2", "R01")
+    if version != "2.3.1":
+        msh.put("MSH-9.3", "ORU_R01")
+    msh.put("MSH-10", control_id)
+    msh.put("MSH-11", "P")
+    msh.put("MSH-12", version)
+    msh.put("MSH-18", "UNICODE" if version == "2.3.1" else "UNICODE UTF-8")
+    return msh.segment
 
 
-def _order_number(number: str | None, namespace: str | None, fallback: str) -> tuple[str, str | None]:
-    """(entity id, namespace) of an order number: the stored order's, else the accession."""
-    if number:
-        return number, namespace or None
-    return fallback, None
+def _pid(study: StudyValues) -> Segment:
+    pid = SegmentWriter("PID")
+    pid.put("PID-1", "1")
+    pid.put("PID-3.1", study.patient_id)
+    pid.put("PID-3.4", study.issuer)
+    pid.put("PID-3.5", "MR")
+    for repetition, parts in enumerate(study.names, start=1):
+        for position, part in zip(
+            ("PID-5.1", "PID-5.2", "PID-5.3", "PID-5.4", "PID-5.5"), parts, strict=True
+        ):
+            pid.put(position, part, repetition=repetition)
+    pid.put("PID-7", study.birth_date)
+    pid.put("PID-8", study.sex)
+    return pid.segment
+
+
+def _order_numbers(order: OrderContext | None, accession: str) -> dict[str, str | None]:
+    """Placer and filler (number, namespace): the stored order's, else the accession number."""
+    placer = order.placer_order_number if order else None
+    filler = order.filler_order_number if order else None
+    return {
+        "2.1": placer or accession,
+        "2.2": (order.placer_namespace if order and placer else None),
+        "3.1": filler or accession,
+        "3.2": (order.filler_namespace if order and filler else None),
+    }
+
+
+def _ordered_procedure(order: OrderContext | None, study: StudyValues) -> Procedure:
+    if order is not None and (order.procedure_code or order.procedure_text):
+        return Procedure(
+            order.procedure_code or "",
+            order.procedure_text or order.procedure_code or "",
+            order.procedure_system or "",
+        )
+    return study.procedure
+
+
+def _order_segments(
+    study: StudyValues, order: OrderContext | None, hl7: Hl7Settings, now: dt.datetime
+) -> list[Segment]:
+    numbers = _order_numbers(order, study.accession)
+    orc, obr = SegmentWriter("ORC"), SegmentWriter("OBR")
+    orc.put("ORC-1", "RE")
+    obr.put("OBR-1", "1")
+    for suffix, value in numbers.items():
+        orc.put(f"ORC-{suffix}", value)
+        obr.put(f"OBR-{suffix}", value)
+    orc.put("ORC-5", "CM")
+    ordered = _ordered_procedure(order, study)
+    if ordered.code and fits("OBR-4.1", ordered.code):
+        obr.put("OBR-4.1", ordered.code)
+        obr.put("OBR-4.3", ordered.system)
+    obr.put("OBR-4.2", ordered.text)
+    obr.put("OBR-7", study.study_datetime)
+    if hl7.accession_field == "OBR-18":
+        obr.put("OBR-18", study.accession)
+    obr.put("OBR-22", hl7_datetime(now))
+    obr.put("OBR-24", "RAD")
+    obr.put("OBR-25", hl7.result_status)
+    return [orc.segment, obr.segment]
+
+
+def _notice() -> Segment:
+    nte = SegmentWriter("NTE")
+    nte.put("NTE-1", "1")
+    nte.put("NTE-2", "L")
+    nte.put("NTE-3", NTE_NOTICE)
+    return nte.segment
+
+
+def _observations(
+    findings: list[str], impression: list[str], study_instance_uid: str, hl7: Hl7Settings, now: dt.datetime
+) -> list[Segment]:
+    text_type = hl7.obx_value_type
+    rows: list[tuple[str, Coded, str]] = [(text_type, FINDINGS_CODE, codes.DRAFT_NOTICE_ASCII)]
+    rows += [(text_type, FINDINGS_CODE, value) for value in findings]
+    rows += [(text_type, IMPRESSION_CODE, value) for value in impression]
+    rows.append(("ST", STUDY_UID_CODE, study_instance_uid))
+    segments = []
+    for set_id, (value_type, identifier, value) in enumerate(rows, start=1):
+        obx = SegmentWriter("OBX")
+        obx.put("OBX-1", str(set_id))
+        obx.put("OBX-2", value_type)
+        for position, part in zip(("OBX-3.1", "OBX-3.2", "OBX-3.3"), identifier, strict=True):
+            obx.put(position, part)
+        obx.put("OBX-4", "1")  # one sub-ID per section: its lines belong together (required in v2.3.1)
+        obx.put("OBX-5", value, datatype=value_type)
+        obx.put("OBX-11", OBX_STATUS[hl7.result_status])
+        obx.put("OBX-14", hl7_datetime(now))
+        segments.append(obx.segment)
+    return segments
+
+
+def validate_strict(er7: str, what: str) -> None:
+    """Raise :class:`PermanentFailure` unless hl7apy accepts ``er7`` at STRICT validation."""
+    try:
+        parse_message(er7, validation_level=VALIDATION_LEVEL.STRICT, find_groups=True).validate()
+    except HL7apyException as exc:
+        # hl7apy's messages quote the offending value, which may be patient data.
+        raise PermanentFailure(
+            f"the {what} is not valid HL7 ({type(exc).__name__}), so it was neither stored nor sent",
+            code="hl7.build.invalid",
+        ) from None
+
+
+def oru_segments(
+    source: pydicom.Dataset,
+    *,
+    findings: str,
+    impression: str,
+    control_id: str,
+    study_instance_uid: str,
+    hl7: Hl7Settings,
+    now: dt.datetime,
+    version: str | None = None,
+    order: OrderContext | None = None,
+) -> list[Segment]:
+    """The ORU^R01's segments as meant (plain values, not yet ER7); arguments as :func:`build_oru`."""
+    version = version or hl7.version
+    _check_arguments(source, control_id, study_instance_uid, version, order)
+    findings_values = obx_values(findings, hl7.obx_value_type)
+    impression_values = obx_values(impression, hl7.obx_value_type)
+    if not findings_values and not impression_values:
+        raise ValueError('Arguments "findings" and "impression" are both empty.')
+    study = read_study(source)
+    if not study.patient_id:
+        raise PermanentFailure(
+            "the study has no PatientID, so the RIS could not file the result: no ORU^R01 was built",
+            code="hl7.no_patient_id",
+        )
+    return [
+        _msh(hl7, version, control_id, now),
+        _pid(study),
+        *_order_segments(study, order, hl7, now),
+        _notice(),
+        *_observations(findings_values, impression_values, study_instance_uid, hl7, now),
+    ]
 
 
 def build_oru(
@@ -165,161 +255,26 @@ def build_oru(
     MSH-10, stored with the delivery and reused on every retry.  ``version`` defaults to
     ``hl7.version``.  ``order``, the RIS's order for this accession when one was received, gives
     the placer/filler order numbers (ORC-2/3, OBR-2/3) and the requested procedure (OBR-4);
-    without it both numbers are the accession number.  Raises ``ValueError`` naming the argument
-    or the field; messages carry no patient data.
+    without it both numbers are the accession number.
+
+    Raises ``TypeError``/``ValueError`` naming a bad argument, and :class:`PermanentFailure`
+    when the study's data cannot make a safe message (``hl7.no_patient_id``,
+    ``hl7.value_too_long``, ``hl7.build.mismatch``, ``hl7.build.invalid``); no message carries
+    patient data.
     """
-    if not isinstance(source, pydicom.Dataset):
-        raise TypeError('Argument "source" must be a pydicom Dataset.')
-    version = version or hl7.version
-    if version not in SUPPORTED_VERSIONS:
-        raise ValueError(f'Argument "version" must be one of {", ".join(SUPPORTED_VERSIONS)}.')
-    if order is not None and not isinstance(order, OrderContext):
-        raise TypeError('Argument "order" must be an OrderContext or None.')
-    if (
-        not control_id
-        or len(control_id) > _CONTROL_ID_MAX
-        or not re.fullmatch(r"[A-Za-z0-9._-]+", control_id)
-    ):
-        raise ValueError(
-            f'Argument "control_id" must be 1-{_CONTROL_ID_MAX} characters of letters, digits, ".", "_" or "-".'
-        )
-    if not study_instance_uid or not re.fullmatch(r"[0-9]+(\.[0-9]+)*", study_instance_uid):
-        raise ValueError('Argument "study_instance_uid" is not a valid DICOM UID.')
-    finding_lines = _lines(findings, version)
-    impression_lines = _lines(impression, version)
-    if not finding_lines and not impression_lines:
-        raise ValueError('Arguments "findings" and "impression" are both empty.')
-    patient_id = str(source.get("PatientID") or "").strip()
-    if not patient_id:
-        raise ValueError('Argument "source" has no PatientID; the RIS cannot file the result.')
-
-    field = "MSH"
-    try:
-        msg = Message("ORU_R01", version=version, validation_level=VALIDATION_LEVEL.STRICT)
-        msh = msg.msh
-        msh.msh_3 = hl7.sending_application
-        msh.msh_4 = hl7.sending_facility
-        msh.msh_5 = hl7.receiving_application
-        msh.msh_6 = hl7.receiving_facility
-        msh.msh_7 = _hl7_datetime(now)
-        msh.msh_9 = "ORU^R01^ORU_R01" if version != "2.3.1" else "ORU^R01"
-        msh.msh_10 = control_id
-        msh.msh_11 = "P"
-        msh.msh_12 = version
-        msh.msh_18 = "UNICODE UTF-8" if version != "2.3.1" else "UNICODE"
-
-        result = msg.add_group("ORU_R01_PATIENT_RESULT")
-        field = "PID"
-        pid = result.add_group("ORU_R01_PATIENT").add_segment("PID")
-        pid.pid_1 = "1"
-        pid.pid_3.cx_1 = _typed("ST", patient_id, version)
-        issuer = str(source.get("IssuerOfPatientID") or "").strip()
-        if issuer:
-            pid.pid_3.cx_4.hd_1 = _typed("IS", issuer, version)
-        pid.pid_3.cx_5 = "MR"
-        name = source.get("PatientName")
-        if name:
-            parts = [str(p) for p in (name.family_name, name.given_name, name.middle_name)]
-            if parts[0]:
-                pid.pid_5.xpn_1.fn_1 = _typed("ST", parts[0], version)
-            if parts[1]:
-                pid.pid_5.xpn_2 = _typed("ST", parts[1], version)
-            if parts[2]:
-                pid.pid_5.xpn_3 = _typed("ST", parts[2], version)
-            if name.name_suffix:
-                pid.pid_5.xpn_4 = _typed("ST", str(name.name_suffix), version)
-            if name.name_prefix:
-                pid.pid_5.xpn_5 = _typed("ST", str(name.name_prefix), version)
-        birth = str(source.get("PatientBirthDate") or "").strip()
-        if re.fullmatch(r"\d{8}", birth):
-            pid.pid_7 = birth
-        sex = _SEX.get(str(source.get("PatientSex") or "").strip().upper())
-        pid.pid_8 = sex or "U"
-
-        order_group = result.add_group("ORU_R01_ORDER_OBSERVATION")
-        accession = str(source.get("AccessionNumber") or "").strip()
-        placer = _order_number(
-            order.placer_order_number if order else None, order.placer_namespace if order else None, accession
-        )
-        filler = _order_number(
-            order.filler_order_number if order else None, order.filler_namespace if order else None, accession
-        )
-        field = "ORC"
-        orc = order_group.add_segment("ORC")
-        orc.orc_1 = "RE"
-        if placer[0]:
-            orc.orc_2.ei_1 = _typed("ST", placer[0], version)
-            if placer[1]:
-                orc.orc_2.ei_2 = _typed("IS", placer[1], version)
-        if filler[0]:
-            orc.orc_3.ei_1 = _typed("ST", filler[0], version)
-            if filler[1]:
-                orc.orc_3.ei_2 = _typed("IS", filler[1], version)
-        orc.orc_5 = "CM"
-
-        field = "OBR"
-        obr = order_group.add_segment("OBR")
-        obr.obr_1 = "1"
-        if placer[0]:
-            obr.obr_2.ei_1 = _typed("ST", placer[0], version)
-            if placer[1]:
-                obr.obr_2.ei_2 = _typed("IS", placer[1], version)
-        if filler[0]:
-            obr.obr_3.ei_1 = _typed("ST", filler[0], version)
-            if filler[1]:
-                obr.obr_3.ei_2 = _typed("IS", filler[1], version)
-        if order is not None and (order.procedure_code or order.procedure_text):
-            code, text, system = (
-                order.procedure_code,
-                order.procedure_text or order.procedure_code or "",
-                order.procedure_system,
-            )
-        else:
-            code, text, system = _procedure(source)
-        if code:
-            obr.obr_4.ce_1 = _typed("ST", code[:20], version)
-        obr.obr_4.ce_2 = _typed("ST", text[:199], version)
-        if code and system:
-            # CE.3 is ID from v2.5, ST before.
-            obr.obr_4.ce_3 = _typed("ST" if version == "2.3.1" else "ID", system[:20], version)
-        study_dt = _study_datetime(source)
-        if study_dt:
-            obr.obr_7 = study_dt
-        if hl7.accession_field == "OBR-18" and accession:
-            obr.obr_18 = _typed("ST", accession, version)
-        obr.obr_22 = _hl7_datetime(now)
-        obr.obr_24 = "RAD"
-        obr.obr_25 = hl7.result_status
-
-        field = "NTE"
-        nte = order_group.add_segment("NTE")
-        nte.nte_1 = "1"
-        nte.nte_2 = "L"
-        nte.nte_3 = _typed("FT", NTE_NOTICE, version)
-
-        field = "OBX"
-        obx_status = _OBX_STATUS[hl7.result_status]
-        text_type = hl7.obx_value_type
-        rows: list[tuple[str, str, str]] = [(text_type, FINDINGS_OBX3, codes.DRAFT_NOTICE_ASCII)]
-        rows += [(text_type, FINDINGS_OBX3, line) for line in finding_lines]
-        rows += [(text_type, IMPRESSION_OBX3, line) for line in impression_lines]
-        rows.append(("ST", STUDY_UID_OBX3, study_instance_uid))
-        observed = _hl7_datetime(now)
-        for set_id, (value_type, identifier, value) in enumerate(rows, start=1):
-            obx = order_group.add_group("ORU_R01_OBSERVATION").add_segment("OBX")
-            obx.obx_1 = str(set_id)
-            obx.obx_2 = value_type
-            obx.obx_3 = identifier
-            obx.obx_4 = "1"  # one sub-ID per section: its lines belong together (required in v2.3.1)
-            obx.obx_5 = _escaped(value_type, value, version)
-            obx.obx_11 = obx_status
-            obx.obx_14 = observed
-
-        field = "message"
-        msg.validate()
-        er7 = str(msg.to_er7())
-    except HL7apyException as exc:
-        # hl7apy's messages quote the offending value, which may be patient data.
-        raise ValueError(f"cannot encode the ORU^R01 ({field}): {type(exc).__name__}") from None
-    logger.debug("built ORU^R01 v%s control_id=%s with %d OBX", version, control_id, len(rows))
+    segments = oru_segments(
+        source,
+        findings=findings,
+        impression=impression,
+        control_id=control_id,
+        study_instance_uid=study_instance_uid,
+        hl7=hl7,
+        now=now,
+        version=version,
+        order=order,
+    )
+    er7 = render(segments)
+    check_read_back(er7, segments, "ORU^R01")
+    validate_strict(er7, "ORU^R01")
+    logger.debug("built ORU^R01 control_id=%s with %d segments", control_id, len(segments))
     return er7

@@ -1,7 +1,7 @@
 """The read side of what the RIS told us: the order (and any signed report) behind a study.
 
 Orders and reports are joined to studies by the accession number's hash
-(:func:`radassist.intake.record.accession_hash`), the only form in which a study keeps it.  The
+(:func:`radassist.identifiers.accession_hash`), the only form in which a study keeps it.  The
 drafting prompt reads the indication from here, and the ORU builder the order numbers.
 """
 

@@ -15,8 +15,8 @@ from radassist.config import Hl7Settings, Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import InboundMessage
 from radassist.errors import RejectedInput
-from radassist.hl7.inbound import handle_message
 from radassist.intake.structure import check_complete
+from radassist.ris.receive import handle_message
 from tests.badinput import rawdicom as raw
 from tests.badinput.conftest import CrashWatch
 from tests.badinput.dicom_cases import PDU_SEQUENCES

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 
 from radassist.config import Hl7Settings, Settings
 from radassist.db.tables import InboundMessage, Order
-from radassist.hl7.mllp import END_BLOCK, START_BLOCK, parse_ack
+from radassist.hl7.mllp import END_BLOCK, START_BLOCK
+from radassist.hl7.ris_ack import parse_ack
 from tests.badinput.conftest import CrashWatch
 from tests.hl7.test_inbound import RunningListener, orm
 

@@ -19,16 +19,16 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 from sqlalchemy import select
 
+from hl7_node.server import Hl7Listener
 from radassist.config import Hl7Settings, Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import Event, InboundMessage, Order, Report, Study
 from radassist.hl7.ack import AckCode, ErrorCode, build_ack, read_header
-from radassist.hl7.inbound import handle_message
-from radassist.hl7.listener import Hl7Listener
-from radassist.hl7.mllp import parse_ack
 from radassist.hl7.oru import build_oru
+from radassist.hl7.ris_ack import parse_ack
 from radassist.identifiers import accession_hash
 from radassist.ris.context import order_context
+from radassist.ris.receive import handle_message
 from tests.dicom_factories import make_ct_study
 
 ACCESSION = "SENTACC0815"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -51,3 +52,14 @@ def test_the_listener_process_stores_an_order(make_settings: Callable[..., Setti
     with sessions() as session:
         assert session.scalars(select(Order.control_id)).all() == ["CLI-1"]
     sessions.kw["bind"].dispose()
+
+
+def test_the_listener_process_loads_no_model_code() -> None:
+    code = "import json, sys, hl7_node.__main__, hl7_node.server; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert "hl7_node.server" in loaded and "radassist.ris.receive" in loaded
+    heavy = ("torch", "transformers", "pynetdicom")
+    assert sorted(m for m in loaded if m.split(".")[0] in heavy or m.startswith("radassist.models")) == []

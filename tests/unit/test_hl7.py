@@ -18,8 +18,11 @@ from hl7apy.parser import parse_message
 
 from radassist.config import Hl7Settings
 from radassist.errors import PermanentFailure, TransientFailure
-from radassist.hl7.mllp import client_tls_context, parse_ack, send_mllp
+from radassist.hl7.ack import AckCode, ErrorCode, build_ack, read_header
+from radassist.hl7.escaping import Delimiters, cut, escape, unescape
+from radassist.hl7.mllp import client_tls_context, send_mllp
 from radassist.hl7.oru import NTE_NOTICE, build_oru
+from radassist.hl7.ris_ack import parse_ack
 from radassist.ris.context import OrderContext
 from tests.conftest import free_port, wait_until
 from tests.dicom_factories import (
@@ -133,8 +136,9 @@ def test_oru_rejects_bad_arguments_without_patient_data(source: pydicom.Dataset)
     with pytest.raises(ValueError, match='"study_instance_uid"'):
         _oru(source, study_instance_uid="abc")
     del source.PatientID
-    with pytest.raises(ValueError, match="PatientID") as excinfo:
+    with pytest.raises(PermanentFailure, match="PatientID") as excinfo:
         _oru(source)
+    assert excinfo.value.code == "hl7.no_patient_id"
     assert not any(value in str(excinfo.value) for value in SENTINEL_VALUES)
 
 
@@ -416,3 +420,84 @@ def test_tls_to_a_tls_ris(source: pydicom.Dataset, tmp_path: Path) -> None:
             send_mllp("127.0.0.1", ris.port, er7, control_id=CONTROL_ID, timeout_s=2)
     assert len(ris.messages) == 1
     assert client_tls_context(Hl7Settings()) is None
+
+
+# --- escaping (HL7 2.7), multi-valued DICOM values, lengths ------------------------------------
+
+ROUND_TRIP = ["plain", "A|B^C~D\\E&F", "\\F\\ looks escaped", "CR\rLF\nCRLF\r\nVT\x0bFS\x1cNUL\x00DEL\x7f",
+              "Zo\u00eb \u6771\u4eac \U0001fa7b", ""]
+
+
+@pytest.mark.parametrize("value", ROUND_TRIP)
+def test_escape_round_trips_and_leaves_no_control_character(value: str) -> None:
+    written = escape(value)
+    assert not any(ord(c) < 0x20 or ord(c) == 0x7F for c in written)
+    assert not set(written) & {"|", "^", "~", "&"}
+    assert unescape(written) == value
+    assert unescape(escape(value, formatted=True)) == value.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def test_c1_is_dropped_and_cut_never_halves_a_sequence() -> None:
+    assert escape("A\x85\x9bB") == "AB"
+    value = "ab|" * 10
+    for limit in range(0, 40):
+        kept = cut(value, limit)
+        assert len(escape(kept)) <= limit and value.startswith(kept)
+        assert unescape(escape(kept)) == kept
+
+
+def test_unescape_reads_hex_as_utf8_and_drops_what_is_not_text(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):
+        assert unescape("caf\\XC3A9\\ \\X0D\\") == "caf\u00e9 \r"
+        assert unescape("\\H\\bold\\N\\ \\Zlocal\\ \\C2842\\x \\.sp2\\y") == "bold  x \ny"
+        assert unescape("open \\escape") == "open \\escape"
+        assert unescape("a#F#b", Delimiters(escape="#")) == "a|b"
+    assert caplog.records == []  # nothing of the value is ever logged
+
+
+def test_our_ack_hex_escapes_control_characters_it_echoes() -> None:
+    header = read_header("MSH|^~\\&|RIS\x0bX|HOSP|RA|RD|20240501||ORM^O01|C\x1cID\x0b|P|2.5.1\rPID|1\r")
+    assert header is not None
+    ack = build_ack(header, AckCode.AE, error=ErrorCode.DATA_TYPE, text="bad\rvalue | here")
+    assert [s[:3] for s in ack.split("\r") if s] == ["MSH", "MSA", "ERR"]
+    assert not any(ord(c) < 0x20 and c != "\r" for c in ack)
+    parsed = parse_ack(ack)
+    assert parsed.control_id == "C\\X1C\\ID" and parsed.code == "AE"
+    assert unescape(parsed.control_id) == "C\x1cID"
+    assert read_header("MSH\x1c^~\\&\x1cRIS\x1c\x1c\x1c\x1c2024\x1c\x1cORM^O01\x1cX\x1cP\x1c2.5.1\r") is None
+
+
+def test_multi_valued_dicom_values_never_become_a_list_repr(source: pydicom.Dataset) -> None:
+    source.StudyDescription = "CT CHEST\\LOW DOSE"
+    source.PatientName = "DOE^JANE\\ROE^RICHARD"
+    source.PatientID = "PID-1\\PID-2"
+    er7 = _oru(source)
+    assert "[" not in er7 and "MultiValue" not in er7
+    msg = hl7.parse(er7)
+    pid = msg.segment("PID")
+    assert _unescape(msg, pid[3][0][0]) == "PID-1\\PID-2"  # an identifier is kept whole
+    assert str(pid[5]) == "DOE^JANE~ROE^RICHARD"  # one PID-5 repetition per name
+    assert str(msg.segment("OBR")[4][0][1]) == "CT CHEST / LOW DOSE"
+
+
+def test_too_long_identifiers_are_refused_and_descriptions_cut(source: pydicom.Dataset) -> None:
+    source.IssuerOfPatientID = "I" * 25  # PID-3.4 is HD.1 (IS, 20)
+    with pytest.raises(PermanentFailure) as excinfo:
+        _oru(source)
+    assert excinfo.value.code == "hl7.value_too_long" and "PID-3.4" in str(excinfo.value)
+    del source.IssuerOfPatientID
+    item = pydicom.Dataset()
+    item.CodeValue, item.CodeMeaning, item.CodingSchemeDesignator = "C" * 16, "Chest " * 10, "L"
+    source.RequestedProcedureCodeSequence = [item]
+    obr = hl7.parse(_oru(source)).segment("OBR")
+    assert str(obr[4]) == "C" * 16 + "^" + ("Chest " * 10).strip() + "^L"
+    item.CodeValue = "C" * 12 + "|" * 4  # 24 characters as written: the code is left out, not cut
+    obr = hl7.parse(_oru(source)).segment("OBR")
+    assert str(obr[4]) == "^" + ("Chest " * 10).strip()
+
+
+def test_config_values_must_fit_msh() -> None:
+    assert Hl7Settings(sending_facility="A|B").sending_facility == "A|B"
+    for bad in ("A\rB", "", "X" * 21, "|" * 7):
+        with pytest.raises(ValueError):
+            Hl7Settings(sending_facility=bad)
