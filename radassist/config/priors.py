@@ -138,7 +138,10 @@ class PriorRule(Section):
     @field_validator("series_description_pattern")
     @classmethod
     def _check_pattern(cls, value: str) -> str:
-        re.compile(value)
+        try:
+            re.compile(value)
+        except re.error as exc:  # not a ValueError: pydantic would let it escape unnamed
+            raise ValueError(f"not a regular expression: {exc.msg}") from None
         return value
 
 

@@ -266,9 +266,13 @@ class DimseSource:
         self._on_store = store
         try:
             completed = self._run_retrieval(self._retrieve_query(study, series, instances), "retrieval")
+        except PriorSourceError:
+            if not failure:
+                raise
+            completed = 0
         finally:
             self._on_store = None
-        if failure:
+        if failure:  # our side refused the images: that, not the source's status, is the cause
             exc = failure[0]
             if isinstance(exc, PriorSourceError):
                 raise exc
