@@ -78,7 +78,8 @@ class _Search:
             logger.warning("prior source %s: %s", config.name, exc)
             return len(self.progress.snapshot()), exc.code
         except Exception as exc:  # noqa: BLE001 -- a bug in one source must not lose the draft
-            logger.exception("prior source %s failed (%s)", config.name, type(exc).__name__)
+            # No traceback: a library's message may quote a dataset.
+            logger.error("prior source %s failed unexpectedly (%s)", config.name, type(exc).__name__)
             return len(self.progress.snapshot()), "priors.source_error"
         finally:
             try:

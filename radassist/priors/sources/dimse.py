@@ -140,35 +140,38 @@ class DimseSource:
         self._assoc = assoc
         return assoc
 
-    def _step(self) -> Association:
-        """The association, its timeouts set for the next DIMSE exchange."""
+    def _step(self) -> tuple[Association, float]:
+        """The association, its timeouts set for the next DIMSE exchange, and that timeout."""
         assoc = self._associate()
         timeout = self._deadline.timeout(self._config.timeout_seconds)
         assoc.dimse_timeout = timeout
         assoc.network_timeout = timeout
-        return assoc
+        return assoc, timeout
 
     def _answers(self, responses: Iterator[tuple[pydicom.Dataset, pydicom.Dataset | None]],
-                 what: str, started: float) -> Iterator[tuple[int, pydicom.Dataset | None, pydicom.Dataset]]:
-        """Each response as (status, identifier, status dataset); an aborted exchange raises."""
+                 what: str, timeout: float) -> Iterator[tuple[int, pydicom.Dataset | None, pydicom.Dataset]]:
+        """Each response as (status, identifier, status dataset); an aborted exchange raises.
+
+        pynetdicom ends an exchange that timed out or was aborted with an empty status: one that
+        ended after the whole timeout is a silent source, an earlier one a source that hung up.
+        """
+        started = time.monotonic()
         for status, identifier in responses:
             if "Status" not in status:
                 self._assoc = None
                 self._deadline.check()
-                waited = time.monotonic() - started
-                if waited >= self._config.timeout_seconds * 0.9:
+                if time.monotonic() - started >= timeout * 0.9:
                     raise PriorSourceError(f"prior source {self.name} did not answer the {what}",
                                            code="priors.timeout")
                 raise PriorSourceError(f"prior source {self.name} aborted the {what}", code="priors.refused")
             yield int(status.Status), identifier, status
 
     def _find(self, query: pydicom.Dataset, what: str) -> list[pydicom.Dataset]:
-        assoc = self._step()
+        assoc, timeout = self._step()
         found: list[pydicom.Dataset] = []
-        started = time.monotonic()
         with self._deadline.on_cancel(assoc.abort):
             responses = assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind)
-            for status, identifier, _ in self._answers(responses, what, started):
+            for status, identifier, _ in self._answers(responses, what, timeout):
                 if status in _PENDING:
                     if identifier is not None:
                         found.append(identifier)
@@ -221,8 +224,7 @@ class DimseSource:
 
     def _run_retrieval(self, query: pydicom.Dataset, what: str) -> int:
         """Send the C-GET or C-MOVE; return how many sub-operations completed."""
-        assoc = self._step()
-        started = time.monotonic()
+        assoc, timeout = self._step()
         completed = 0
         with self._deadline.on_cancel(assoc.abort):
             if self.moves:
@@ -230,7 +232,7 @@ class DimseSource:
                                               StudyRootQueryRetrieveInformationModelMove)
             else:
                 responses = assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet)
-            for status, _, ds in self._answers(responses, what, started):
+            for status, _, ds in self._answers(responses, what, timeout):
                 completed = int(ds.get("NumberOfCompletedSuboperations") or completed)
                 self._deadline.check()
                 if status in _PENDING:
