@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -88,6 +89,17 @@ def _query(level: str, **keys: Any) -> pydicom.Dataset:
     return ds
 
 
+def _no_delay(assoc: Association) -> None:
+    """Send each PDU at once (``TCP_NODELAY``): pynetdicom writes a request's command and its
+    identifier as separate PDUs, and with Nagle on the second waits for the peer's delayed ACK."""
+    sock = getattr(getattr(assoc.dul, "socket", None), "socket", None)
+    if isinstance(sock, socket.socket):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # the connection is already gone; the next step reports it
+
+
 class DimseSource:
     """One search on one Q/R SCP; open an association lazily, close it with :meth:`close`."""
 
@@ -132,6 +144,7 @@ class DimseSource:
                 raise PriorSourceError(f"cannot associate with {where} ({type(exc).__name__})",
                                        code="priors.source_down") from None
         self._deadline.check()
+        _no_delay(assoc)
         if assoc.is_rejected:
             raise PriorSourceError(f"{where} rejected the association", code="priors.refused")
         if not assoc.is_established:
