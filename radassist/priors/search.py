@@ -124,10 +124,15 @@ def search_source(
     client: PriorSourceClient, current: CurrentStudy, rule: PriorRule, *, max_instances: int,
     sink: Sink | None, reports: ReportBook | None, progress: Progress,
 ) -> int:
-    """Search ``client`` for ``current``'s priors; record each in ``progress``; return how many."""
+    """Search ``client`` for ``current``'s priors; record each in ``progress``; return how many.
+
+    A prior whose images cannot be fetched (an offline archive tier) is passed over for the next;
+    when none could be fetched, that failure is raised.
+    """
     query = study_query(current, rule)
     candidates = relevant_studies(current, rule, query, client.find_studies(query))
     found = 0
+    unfetched: PriorSourceError | None = None
     for study in candidates:
         if found >= rule.most_recent:
             break
@@ -137,7 +142,14 @@ def search_source(
         if not picked:
             continue
         if sink is not None:
-            uids = _fetch_images(client, study, picked, sink)
+            try:
+                uids = _fetch_images(client, study, picked, sink)
+            except PriorSourceError as exc:
+                if exc.code != "priors.retrieve_failed":
+                    raise
+                logger.warning("prior source %s: a prior's images could not be fetched (%s)", client.name, exc.code)
+                unfetched = unfetched or exc
+                continue
         else:
             uids = tuple(i.sop_instance_uid for _, instances in picked for i in instances)
         report, unread = _report(client, study, series, reports, sink)
@@ -156,4 +168,6 @@ def search_source(
             unread_report_uids=unread,
         ))
         found += 1
+    if unfetched is not None and not found:
+        raise unfetched
     return found

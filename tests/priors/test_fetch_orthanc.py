@@ -121,7 +121,9 @@ def test_the_newest_relevant_priors_are_found_fetched_and_reported(
         assert prior_a.unread_report_uids == (str(history.report_a.SOPInstanceUID),)
         wanted = frontal | {str(history.report_a.SOPInstanceUID)}
         wait_until(lambda: wanted <= _moved(archive.move_destination.folder), timeout=30)
-        assert str(history.our_draft_a.SOPInstanceUID) not in _moved(archive.move_destination.folder)
+        moved = _moved(archive.move_destination.folder)
+        assert str(history.our_draft_a.SOPInstanceUID) not in moved
+        assert not {str(ds.SOPInstanceUID) for ds in (history.prior_a[1], history.prior_b[1])} & moved  # laterals
     else:
         assert all(p.delivery == "handed" for p in result.priors)
         received = sink.datasets()
@@ -240,3 +242,13 @@ def test_priors_for_takes_sources_rule_and_limits_from_the_settings(archive: Arc
     assert [p.study_instance_uid for p in result.priors] == [archive.history.prior_a[0].StudyInstanceUID]
     assert _uids(sink.datasets()) == {str(archive.history.prior_a[0].SOPInstanceUID)}
     assert priors_for(settings, archive.current, profile="ct_head").reason_code == "priors.disabled"
+
+
+def test_a_move_the_archive_cannot_carry_out_gives_retrieve_failed(archive: Archive) -> None:
+    # Orthanc does not know where "NOWHERE" is: each prior is found, none can be moved.
+    nowhere = DicomPriorSource(name="archive", ae_title="ARCHIVE", host="127.0.0.1", port=archive.dicom_port,
+                               retrieve="move", move_destination="NOWHERE")
+    result = fetch_priors(archive.current, sources=[nowhere], rule=CXR, time_limit_seconds=30, our_ae_title=OUR_AE,
+                          sink=Collected())
+    assert not result.available and result.reason_code == "priors.retrieve_failed"
+    assert result.reason == "An earlier study was found but its images could not be fetched."
