@@ -252,3 +252,10 @@ def test_a_move_the_archive_cannot_carry_out_gives_retrieve_failed(archive: Arch
                           sink=Collected())
     assert not result.available and result.reason_code == "priors.retrieve_failed"
     assert result.reason == "An earlier study was found but its images could not be fetched."
+
+
+@pytest.mark.parametrize("kind", ("dicom-get", "dicomweb"))
+def test_a_silent_source_times_out_by_its_own_step_timeout(kind: str, archive: Archive, silent_port: int) -> None:
+    result = fetch_priors(archive.current, sources=[source(kind, port=silent_port, timeout_seconds=1)], rule=CXR,
+                          time_limit_seconds=60, our_ae_title=OUR_AE, sink=Collected())
+    assert result.reason_code == "priors.timeout" and result.elapsed_seconds < 30

@@ -115,8 +115,7 @@ class DimseSource:
 
     # -- the association -------------------------------------------------------------------
 
-    def _ae(self) -> AE:
-        timeout = self._deadline.timeout(self._config.timeout_seconds)
+    def _ae(self, timeout: float) -> AE:
         ae = AE(ae_title=self._calling)
         ae.connection_timeout = ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
@@ -132,7 +131,9 @@ class DimseSource:
         if self._assoc is not None and self._assoc.is_established:
             return self._assoc
         where = f"prior source {self.name}"
-        ae = self._ae()
+        timeout = self._deadline.timeout(self._config.timeout_seconds)
+        ae = self._ae(timeout)
+        started = time.monotonic()
         roles: list[Any] = [] if self.moves else [build_role(c, scp_role=True) for c in GET_STORAGE_CLASSES]
         with self._deadline.on_cancel(ae.shutdown):
             try:
@@ -148,8 +149,9 @@ class DimseSource:
         if assoc.is_rejected:
             raise PriorSourceError(f"{where} rejected the association", code="priors.refused")
         if not assoc.is_established:
-            raise PriorSourceError(f"no association with {where} (refused, aborted or timed out)",
-                                   code="priors.source_down")
+            if time.monotonic() - started >= timeout * 0.9:
+                raise PriorSourceError(f"{where} did not answer the association request", code="priors.timeout")
+            raise PriorSourceError(f"no association with {where} (refused or aborted)", code="priors.source_down")
         self._assoc = assoc
         return assoc
 
