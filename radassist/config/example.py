@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from radassist.config import DicomDestination, PipelineSettings, Settings
+from radassist.config.priors import DicomPriorSource
 
 HEADER = """\
 # RadAssist configuration: every setting, with its default.
@@ -24,6 +25,7 @@ HEADER = """\
 """
 
 EXAMPLE_DESTINATION = {"name": "pacs", "ae_title": "PACS", "host": "127.0.0.1", "port": 4242}
+EXAMPLE_PRIOR_SOURCE = {"kind": "dicom", "name": "pacs", "ae_title": "PACS", "host": "127.0.0.1", "port": 4242}
 
 
 def _toml_value(value: Any) -> str:
@@ -63,6 +65,12 @@ def render_example() -> str:
             out.append("# [[destinations]]")
             dest_values = {**EXAMPLE_DESTINATION, "kind": "dicom"}
             out.extend(_section_lines(DicomDestination, dest_values, commented=True))
+            out.append("")
+            continue
+        if section == "prior_sources":
+            out.append("# Where earlier studies of the patient are searched (kind dicom, dicomweb or orthanc). None by default:")
+            out.append("# [[prior_sources]]")
+            out.extend(_section_lines(DicomPriorSource, EXAMPLE_PRIOR_SOURCE, commented=True))
             out.append("")
             continue
         if section == "pipelines":

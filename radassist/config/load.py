@@ -12,12 +12,19 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 
 from radassist.config.destinations import Destination, DicomDestination
+from radassist.config.priors import DicomPriorSource, PriorSource
 from radassist.config.settings import Settings
 from radassist.errors import ConfigError
 
 ENV_PREFIX = "RADASSIST_"
 FILE_SUFFIX = "_file"
 """``<key>_file`` names a file holding the value of ``<key>`` (see the module docstring)."""
+
+#: Sections that are lists of tables, each entry's model chosen by its ``kind`` (``dicom`` when absent).
+_LIST_SECTIONS: dict[str, tuple[Any, type[BaseModel]]] = {
+    "destinations": (Destination, DicomDestination),
+    "prior_sources": (PriorSource, DicomPriorSource),
+}
 
 
 
@@ -29,14 +36,14 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         if not var.startswith(ENV_PREFIX):
             continue
         rest = var[len(ENV_PREFIX) :].lower()
-        if rest == "destinations":
+        if rest in _LIST_SECTIONS:
             try:
-                overrides["destinations"] = json.loads(raw)
+                overrides[rest] = json.loads(raw)
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{var} must be a JSON list: {exc.msg}") from None
             continue
         section, _, key = rest.partition("_")
-        if section not in sections or not key or section == "destinations":
+        if section not in sections or not key or section in _LIST_SECTIONS:
             continue
         overrides.setdefault(section, {})[key] = raw
     return overrides
@@ -52,11 +59,12 @@ def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]
     return merged
 
 
-def _destination_model(item: Mapping[str, Any]) -> type[BaseModel]:
-    """The model of one ``[[destinations]]`` entry, by its ``kind``, as the ``Destination`` union decides."""
-    models: tuple[type[BaseModel], ...] = get_args(get_args(Destination)[0])
+def _entry_model(section: str, item: Mapping[str, Any]) -> type[BaseModel]:
+    """The model of one entry of a list section, by its ``kind``, as the section's union decides."""
+    union, default = _LIST_SECTIONS[section]
+    models: tuple[type[BaseModel], ...] = get_args(get_args(union)[0])
     kinds = {get_args(model.model_fields["kind"].annotation)[0]: model for model in models}
-    return kinds.get(str(item.get("kind", "dicom")), DicomDestination)
+    return kinds.get(str(item.get("kind", "dicom")), default)
 
 
 def _read_value_files(values: Mapping[str, Any], model: type[BaseModel], where: str) -> dict[str, Any]:
@@ -86,15 +94,15 @@ def _read_value_files(values: Mapping[str, Any], model: type[BaseModel], where: 
 
 
 def _read_secret_files(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Apply :func:`_read_value_files` to each section and each ``[[destinations]]`` entry."""
+    """Apply :func:`_read_value_files` to each section and each entry of a list section."""
     resolved = dict(data)
     for section, value in data.items():
         field = Settings.model_fields.get(section)
         if field is None:
             continue
-        if section == "destinations" and isinstance(value, (list, tuple)):
+        if section in _LIST_SECTIONS and isinstance(value, (list, tuple)):
             resolved[section] = [
-                _read_value_files(item, _destination_model(item), f"destinations.{n}.")
+                _read_value_files(item, _entry_model(section, item), f"{section}.{n}.")
                 if isinstance(item, Mapping) else item
                 for n, item in enumerate(value)
             ]

@@ -12,6 +12,7 @@ from radassist.config.destinations import Destination
 from radassist.config.dicom import DicomSettings, PipelineSettings
 from radassist.config.hl7 import Hl7Settings
 from radassist.config.model import ModelSettings
+from radassist.config.priors import PriorSources, PriorsSettings
 from radassist.config.quality import QualitySettings
 from radassist.config.service import DeliverySettings, LoggingSettings, WebSettings
 from radassist.config.storage import DatabaseSettings, QueueSettings, StorageSettings
@@ -33,6 +34,9 @@ class Settings(Section):
     web: WebSettings = WebSettings()
     logging: LoggingSettings = LoggingSettings()
     quality: QualitySettings = QualitySettings()
+    prior_sources: PriorSources = ()
+    """Where a patient's earlier studies are searched, in order (``[[prior_sources]]``); none: no priors."""
+    priors: PriorsSettings = PriorsSettings()
 
     @field_validator("destinations", mode="before")
     @classmethod
@@ -95,7 +99,7 @@ class Settings(Section):
         data["database"]["url"] = mask_url(self.database_url)
         data["queue"]["broker_url"] = mask_url(self.broker_url)
         data["model"]["url"] = mask_url(self.model.url)
-        for dest in data["destinations"]:
+        for dest in (*data["destinations"], *data["prior_sources"]):
             if dest.get("url"):
                 dest["url"] = mask_url(dest["url"])
         return data
