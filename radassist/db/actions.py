@@ -15,14 +15,14 @@ from typing import Any
 from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
+from radassist.broker import DELIVER_TASK, DRAFT_TASK, TASK_QUEUES
 from radassist.db.base import utcnow
 from radassist.db.tables import AuditEntry, Delivery, Draft, IntakePause, Job, Study
 from radassist.db.transitions import set_delivery_state, set_job_state
 from radassist.events import EventTag, record_event
 from radassist.states import DeliveryState, JobState, StudyState
 
-DRAFT_TASK, DRAFT_QUEUE = "radassist.draft_study", "gpu"
-DELIVER_TASK, DELIVER_QUEUE = "radassist.deliver", "io"
+DRAFT_QUEUE, DELIVER_QUEUE = TASK_QUEUES[DRAFT_TASK], TASK_QUEUES[DELIVER_TASK]
 IN_PROGRESS = (JobState.QUEUED, JobState.DRAFTING, JobState.DELIVERING)
 
 

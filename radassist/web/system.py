@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from radassist.broker import QUEUES, client, queue_depths
 from radassist.config import Settings
 
 logger = logging.getLogger(__name__)
 
-QUEUES = ("gpu", "io")
 PROBE_TIMEOUT_S = 2.0
 CACHE_S = 5.0
 
@@ -60,17 +60,13 @@ class SystemProbe:
     def celery(self) -> Any:
         with self._lock:
             if self._celery is None:
-                from workers.app import make_celery
-
-                self._celery = make_celery(self._settings)
+                self._celery = client(self._settings)
             return self._celery
 
     def send_task(self, name: str, args: tuple[str, ...], queue: str) -> None:
         self.celery().send_task(name, args=list(args), queue=queue)
 
     def _queue_depths(self) -> dict[str, int | None]:
-        from workers.app import queue_depths
-
         return dict(queue_depths(self.celery(), QUEUES, timeout=PROBE_TIMEOUT_S))
 
     def _workers(self) -> tuple[WorkerInfo, ...] | None:

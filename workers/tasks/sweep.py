@@ -15,13 +15,13 @@ from celery import shared_task
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from radassist.broker import GPU_QUEUE, queue_depths
 from radassist.completion.claim import claim_all
 from radassist.db.base import utcnow
 from radassist.db.tables import Delivery, Job
 from radassist.db.transitions import set_delivery_state, set_job_state
 from radassist.events import EventTag, record_event
 from radassist.states import DeliveryState, JobState
-from workers.app import GPU_QUEUE, queue_depths
 from workers.base import RadAssistTask
 from workers.enqueue import after_commit
 
