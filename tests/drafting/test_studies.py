@@ -21,8 +21,8 @@ from radassist.models import loader
 from radassist.models.drafting import DraftInput, draft_many, draft_one
 from radassist.models.postprocess import split_report
 from radassist.models.profiles import ProfileChooser
-from radassist_devtools.tiny_models import DEFAULT_TINY_REPORT
 from radassist.models.transformers_backend import TransformersDraftModel
+from radassist_devtools.tiny_models import DEFAULT_TINY_REPORT
 from tests.conftest import TESTDATA
 from tests.drafting.conftest import ARCHS, write_ct_series
 
