@@ -9,7 +9,7 @@ from celery import Celery
 from radassist.broker import SWEEP_TASK, celery_conf
 from radassist.config import Settings
 
-TASK_MODULES = ["workers.tasks.sweep", "workers.tasks.draft", "workers.tasks.deliver"]
+TASK_MODULES = ["workers.tasks.sweep", "workers.tasks.draft", "workers.tasks.build", "workers.tasks.deliver"]
 
 
 def make_celery(settings: Settings) -> Celery:

@@ -103,8 +103,9 @@ def test_queued_jobs_are_drafted_as_one_batch(
     with maker() as session:
         for job_id in job_ids:
             job = session.get(Job, job_id)
-            assert job is not None and job.state in (JobState.DONE, JobState.DELIVERING), job.error_code
-            assert job.attempts == 1
+            # The drafting worker only drafts: the outputs are built by the next task, on the io queue.
+            assert job is not None and job.state is JobState.DRAFTED, job.error_code
+            assert job.attempts == 1 and job.sr_path is None
             draft = session.scalars(select(Draft).where(Draft.job_id == job_id)).one()
             assert draft.generation["batch_size"] == 3
             assert draft.generation["consistency_warnings"] == []
@@ -125,6 +126,13 @@ def test_queued_jobs_are_drafted_as_one_batch(
     with maker() as session:
         started = session.scalars(select(Event).where(Event.job_id == job_ids[1], Event.tag == "job:draft:started")).all()
         assert len(started) == 1 and started[0].detail["batch"] == 3
+    # Building the outputs of a job with no destination and no RIS: its SR is kept, and the job is done.
+    from workers.tasks.build import build_outputs
+
+    build_outputs.apply(args=(str(job_ids[2]),)).get()
+    with maker() as session:
+        job = session.get(Job, job_ids[2])
+        assert job is not None and job.state is JobState.DONE and job.sr_path is not None
     maker.kw["bind"].dispose()
 
 
@@ -151,8 +159,9 @@ def test_unreachable_model_server_requeues_then_fails(
     make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path
 ) -> None:
     """A transient failure (model server down) hands the job back to the queue, until the attempts run out."""
+    from radassist.drafting.record import MAX_TRANSIENT_ATTEMPTS
     from tests.conftest import free_port
-    from workers.tasks.draft import MAX_TRANSIENT_ATTEMPTS, draft_study
+    from workers.tasks.draft import draft_study
 
     _, settings = make_app(model_backend="openai", model_url=f"http://127.0.0.1:{free_port()}/v1")
     maker = make_sessionmaker(settings)
