@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 from radassist.broker import TASK_QUEUES
 from radassist.db.base import utcnow
 from radassist.db.tables import AuditEntry
-from radassist.states import JobState
+from radassist.states import FINAL_JOB_STATES, JobState
 
-IN_PROGRESS = (JobState.QUEUED, JobState.DRAFTING, JobState.DRAFTED, JobState.DELIVERING)
+IN_PROGRESS: tuple[JobState, ...] = tuple(s for s in JobState if s not in FINAL_JOB_STATES)
 """A job in one of these states may be cancelled; while one exists, no second job is made."""
 
 
