@@ -179,3 +179,27 @@ def test_unreachable_model_server_requeues_then_fails(
         tags = [e.tag for e in session.scalars(select(Event).where(Event.job_id == job_id).order_by(Event.id))]
         assert tags.count("job:requeued") == MAX_TRANSIENT_ATTEMPTS - 1 and tags[-1] == "job:failed"
     maker.kw["bind"].dispose()
+
+
+def test_each_job_is_drafted_with_the_model_of_its_pipeline(
+    make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    """``[[pipelines]] model_name`` reaches the drafting worker through the job (``jobs.model_name``)."""
+    from workers.tasks.draft import draft_study
+
+    _, settings = make_app(model_batch_size="2")
+    maker = make_sessionmaker(settings)
+    with maker() as session:
+        default_job = add_study(session, settings, [cr_copy(testdata, tmp_path / "a")])
+        other_job = add_study(session, settings, [cr_copy(testdata, tmp_path / "b")])
+        session.get(Job, other_job.id).model_name = str(tiny_models["llava"])  # type: ignore[union-attr]
+        session.commit()
+    for job in (default_job, other_job):
+        draft_study.apply(args=(str(job.id),)).get()
+    with maker() as session:
+        drafts = {d.job_id: d for d in session.scalars(select(Draft))}
+        assert drafts[default_job.id].model_name == str(tiny_models["gemma3"])
+        assert drafts[other_job.id].model_name == str(tiny_models["llava"])
+        # Jobs of different models are never drafted in one batch.
+        assert {d.generation["batch_size"] for d in drafts.values()} == {1}
+    maker.kw["bind"].dispose()
