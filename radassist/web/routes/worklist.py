@@ -30,10 +30,10 @@ router = APIRouter()
 StateQuery = Annotated[WorklistState | None, Query(description="Only studies in this worklist state.")]
 LimitQuery = Annotated[int, Query(ge=1, le=500)]
 MAX_OFFSET = 2**31 - 1
-"""Offsets past this are refused (422): PostgreSQL's OFFSET is a bigint, and a larger one was a 500."""
+"""Offsets past this are refused (422): PostgreSQL's OFFSET is a bigint and must not overflow."""
 OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
-# Text filters are refused (422) unless they could be what they name: a NUL or other control character
-# in a filter reached PostgreSQL, which refuses NUL in text (a 500 found by tests/badinput's schemathesis).
+# Text filters are refused (422) unless they could be what they name: no control character reaches the
+# database (PostgreSQL refuses NUL in text).
 _CODE_STRING = r"^[A-Za-z0-9 _]*$"
 """DICOM CS characters (PS3.5 6.2), lower case allowed."""
 _DEFAULT_REPERTOIRE = r"^[^\x00-\x1f\x7f\\]*$"
