@@ -61,7 +61,7 @@ def main() -> int:
     parser.add_argument("--results", action="store_true", help="write the figures into tests/reliability/RESULTS.md")
     args = parser.parse_args()
 
-    from radassist.models.tiny import write_tiny_model
+    from radassist_devtools.tiny_models import write_tiny_model
 
     with tempfile.TemporaryDirectory(prefix="radassist-soak-") as tmp:
         root = Path(tmp)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from radassist.actions.intake import paused_ae_titles
 from radassist.config import AllowedCaller, Settings
-from radassist.db.actions import paused_ae_titles
 from radassist.pipelines import ae_titles
 
 

@@ -247,7 +247,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def cmd_make_tiny_model(args: argparse.Namespace) -> int:
-    from radassist.models.tiny import write_tiny_model
+    from radassist_devtools.tiny_models import write_tiny_model
 
     folder = write_tiny_model(Path(args.folder), arch=args.arch)
     print(f"tiny randomly initialised {args.arch} model written to {folder} (for tests and demos only)")

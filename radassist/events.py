@@ -24,6 +24,7 @@ class EventTag(StrEnum):
     DRAFT_STARTED = "job:draft:started"
     DRAFT_COMPLETED = "job:draft:completed"
     SR_BUILT = "job:sr:built"
+    OUTPUT_FAILED = "job:output:failed"
     JOB_DONE = "job:done"
     JOB_FAILED = "job:failed"
     JOB_CANCELLED = "job:cancelled"

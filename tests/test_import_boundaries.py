@@ -38,3 +38,17 @@ def test_dicom_node_loads_no_model_code() -> None:
     assert "dicom_node.server" in loaded  # the import did happen
     offenders = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY))
     assert offenders == []
+
+
+def test_io_tasks_and_the_web_app_load_no_model_code() -> None:
+    """Building outputs, delivering, sweeping and the worklist run without torch: an io worker never loads a model."""
+    loaded = _modules_after_import(
+        "workers.tasks.build",
+        "workers.tasks.deliver",
+        "workers.tasks.sweep",
+        "radassist.outputs.outbox",
+        "radassist.web.app",
+    )
+    assert "workers.tasks.build" in loaded
+    offenders = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY))
+    assert offenders == []

@@ -1,1 +1,1 @@
-"""The database: tables, engine, state transitions and read-side queries."""
+"""The database, the bottom layer: tables, engine, migrations and compare-and-set state transitions."""

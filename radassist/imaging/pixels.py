@@ -228,7 +228,7 @@ def frame_pictures(
     height, width = stored.shape
     if stored.dtype.itemsize <= 2 and stored.dtype.kind in "iu":
         # Integer stored values: one gather through a cached stored-value -> packed-RGBX table per
-        # picture (about 1 ms for 512 x 512), instead of float arithmetic per pixel per window.
+        # picture, not float arithmetic per pixel per window.
         codes: NDArray[np.unsignedinteger[Any]] = stored.view(np.uint8 if stored.dtype.itemsize == 1 else np.uint16)
         pictures = []
         for pack in packs:

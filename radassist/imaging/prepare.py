@@ -4,10 +4,10 @@
 SR can name exactly which instances were used (``source_sop_instance_uids``) and the notes can
 say what was left out.
 
-Speed and memory: headers are parsed with Pixel Data deferred, the frames to show are chosen from
-headers alone, and only those frames are decoded -- straight from their files, one at a time, each
-reduced to the model's resolution before the next is read.  A 300-slice CT shown as 8 slices
-decodes 8 slices, and the study never exists in memory as a decoded volume.
+Headers are parsed with Pixel Data deferred, the frames to show are chosen from headers alone, and
+only those frames are decoded -- straight from their files, each reduced to the model's
+resolution as it is read.  A 300-slice CT shown as 8 slices decodes 8 slices, and the study never
+exists in memory as a decoded volume.
 """
 
 from __future__ import annotations
@@ -82,6 +82,82 @@ def _one_per_series(items: Sequence[tuple[Path, Dataset]]) -> list[Dataset]:
     return list(seen.values())
 
 
+def _read_all(paths: Sequence[Path]) -> tuple[list[tuple[Path, Dataset]], int]:
+    """Every readable file's header (pixel data deferred), and how many could not be read."""
+    items: list[tuple[Path, Dataset]] = []
+    unreadable = 0
+    for path in paths:
+        ds = _read(Path(path))
+        if ds is None:
+            unreadable += 1
+        else:
+            items.append((Path(path), ds))
+    return items, unreadable
+
+
+def _render_all(frames: Sequence[Frame], windows: tuple[str, ...], window_mode: WindowMode,
+                image_size: int) -> list[list[Image.Image] | PermanentFailure]:
+    """Each frame as its pictures (one per window in ``images`` mode), or why it could not be decoded.
+
+    Decoding, windowing and resizing release the GIL for most of their time: a few threads
+    overlap them (and the file reads); each holds one slice, so memory stays a few slices.
+    """
+
+    def render(frame: Frame) -> list[Image.Image] | PermanentFailure:
+        try:
+            pictures = frame_pictures(frame.dataset, frame.frame, windows=windows, window_mode=window_mode,
+                                      path=frame.path)
+        except PermanentFailure as exc:
+            return exc
+        return [to_image(picture, image_size) for picture in pictures]
+
+    threads = min(DECODE_THREADS, len(frames))
+    if threads <= 1:
+        return [render(frame) for frame in frames]
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="radassist-decode") as pool:
+        return list(pool.map(render, frames))
+
+
+@dataclass
+class _Shown:
+    """The pictures in reading order, one label each, the instances they came from, what failed."""
+
+    images: list[Image.Image] = dataclasses.field(default_factory=list)
+    labels: list[str] = dataclasses.field(default_factory=list)
+    uids: list[str] = dataclasses.field(default_factory=list)
+    failures: list[PermanentFailure] = dataclasses.field(default_factory=list)
+    windowed: bool = False
+
+
+def _collect(frames: Sequence[Frame], rendered: list[list[Image.Image] | PermanentFailure],
+             windows: tuple[str, ...]) -> _Shown:
+    shown = _Shown()
+    for frame, result in zip(frames, rendered, strict=True):
+        if isinstance(result, PermanentFailure):
+            shown.failures.append(result)
+            continue
+        if windows and str(frame.dataset.get("Modality", "")).upper() == "CT":
+            shown.windowed = True
+        for index, picture in enumerate(result):
+            shown.images.append(picture)
+            label = frame.label
+            if len(result) > 1:
+                label = f"{label} ({windows[index].replace('_', ' ')} window)".strip()
+            shown.labels.append(label)
+        uid = str(frame.dataset.get("SOPInstanceUID", ""))
+        if uid and uid not in shown.uids:
+            shown.uids.append(uid)
+        logger.debug("showing frame %d of %s", frame.frame, uid)
+    return shown
+
+
+def _window_note(windows: tuple[str, ...], window_mode: WindowMode) -> str:
+    if window_mode == "channels":
+        packed = (list(windows) + [windows[-1]] * 3)[:3]
+        return f"CT windows packed as R/G/B: {', '.join(packed)}"
+    return f"CT windows as separate images: {', '.join(windows)}"
+
+
 def prepare_study(
     paths: Sequence[Path],
     *,
@@ -107,20 +183,13 @@ def prepare_study(
         raise ValueError("max_images: must be at least 1")
     if max_slices is not None and max_slices < 1:
         raise ValueError("max_slices: must be at least 1")
-    items: list[tuple[Path, Dataset]] = []
-    unreadable = 0
-    for path in paths:
-        ds = _read(Path(path))
-        if ds is None:
-            unreadable += 1
-        else:
-            items.append((Path(path), ds))
+    items, unreadable = _read_all(paths)
     context = clinical_context(_one_per_series(items))
     if resolve is not None:
         options = resolve(context)
         windows, window_mode, max_slices = options.windows, options.window_mode, options.max_slices
-    windows = check_windows(windows)
-    per_frame = len(windows) if windows and window_mode == "images" else 1
+    checked = check_windows(windows)
+    per_frame = len(checked) if checked and window_mode == "images" else 1
     frame_budget = max(1, max_images // per_frame)
     selection = select_frames(items, frame_budget, min(max_slices or frame_budget, frame_budget))
     notes = selection.notes
@@ -128,73 +197,24 @@ def prepare_study(
         notes.insert(0, f"{unreadable} unreadable file(s) skipped")
     if not selection.frames:
         raise PermanentFailure("the study holds no image the model can read", code="imaging.no_images")
-
-    def render(frame: Frame) -> list[Image.Image] | PermanentFailure:
-        try:
-            pictures = frame_pictures(
-                frame.dataset, frame.frame, windows=windows, window_mode=window_mode, path=frame.path
-            )
-        except PermanentFailure as exc:
-            return exc
-        return [to_image(picture, image_size) for picture in pictures]
-
-    # Decoding, windowing and resizing release the GIL for most of their time: a few threads
-    # overlap them (and the file reads); each holds one slice, so memory stays a few slices.
-    threads = min(DECODE_THREADS, len(selection.frames))
-    if threads > 1:
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="radassist-decode") as pool:
-            rendered = list(pool.map(render, selection.frames))
-    else:
-        rendered = [render(frame) for frame in selection.frames]
-
-    images: list[Image.Image] = []
-    labels: list[str] = []
-    uids: list[str] = []
-    failures: list[PermanentFailure] = []
-    windowed = False
-    for frame, result in zip(selection.frames, rendered, strict=True):
-        if isinstance(result, PermanentFailure):
-            failures.append(result)
-            continue
-        if windows and str(frame.dataset.get("Modality", "")).upper() == "CT":
-            windowed = True
-        for index, picture in enumerate(result):
-            images.append(picture)
-            label = frame.label
-            if len(result) > 1:
-                label = f"{label} ({windows[index].replace('_', ' ')} window)".strip()
-            labels.append(label)
-        uid = str(frame.dataset.get("SOPInstanceUID", ""))
-        if uid and (not uids or uids[-1] != uid) and uid not in uids:
-            uids.append(uid)
-        logger.debug("showing frame %d of %s", frame.frame, uid)
-    del rendered
-    if failures:
-        notes.append(f"{len(failures)} image(s) could not be decoded")
-    if not images:
-        raise PermanentFailure(failures[0].message, code="dicom.undecodable")
-    if windowed:
-        if window_mode == "channels":
-            packed = (list(windows) + [windows[-1]] * 3)[:3]
-            notes.append(f"CT windows packed as R/G/B: {', '.join(packed)}")
-        else:
-            notes.append(f"CT windows as separate images: {', '.join(windows)}")
-    if selection.series_chosen:
-        context = dataclasses.replace(context, series_description=selection.series_chosen["series_description"])
-        chosen = selection.series_chosen
-        logger.info(
-            "series chosen: number %s (%s), %d of %d slices",
-            chosen["series_number"],
-            chosen["series_uid_hash"],
-            chosen["slices_shown"],
-            chosen["slices_total"],
-        )
+    shown = _collect(selection.frames, _render_all(selection.frames, checked, window_mode, image_size), checked)
+    if shown.failures:
+        notes.append(f"{len(shown.failures)} image(s) could not be decoded")
+    if not shown.images:
+        raise PermanentFailure(shown.failures[0].message, code="dicom.undecodable")
+    if shown.windowed:
+        notes.append(_window_note(checked, window_mode))
+    chosen = selection.series_chosen
+    if chosen:
+        context = dataclasses.replace(context, series_description=chosen["series_description"])
+        logger.info("series chosen: number %s (%s), %d of %d slices", chosen["series_number"],
+                    chosen["series_uid_hash"], chosen["slices_shown"], chosen["slices_total"])
     return PreparedStudy(
-        images=tuple(images),
+        images=tuple(shown.images),
         context=context,
-        source_sop_instance_uids=tuple(uids),
+        source_sop_instance_uids=tuple(shown.uids),
         notes=tuple(notes),
-        labels=tuple(labels),
-        series_chosen=selection.series_chosen,
+        labels=tuple(shown.labels),
+        series_chosen=chosen,
         lateralities=frozenset(selection.lateralities),
     )

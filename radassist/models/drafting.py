@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from radassist.config import PromptProfileSettings
 from radassist.errors import RadAssistError
@@ -19,7 +19,10 @@ from radassist.imaging.prepare import PreparedStudy
 from radassist.models.base import DraftRequest, DraftResult, Generation, GenerationBackend
 from radassist.models.checks import check_generation, consistency_warnings
 from radassist.models.postprocess import split_report
-from radassist.models.prompts import PROMPT_VERSION, OrderFacts, build_prompt
+from radassist.models.prompts import PROMPT_VERSION, build_prompt
+
+if TYPE_CHECKING:
+    from radassist.ris.context import OrderContext
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ class DraftInput:
 
     study: PreparedStudy
     profile: PromptProfileSettings | None = None
-    order: OrderFacts | None = None
+    order: OrderContext | None = None
 
     def prompt(self) -> str:
         return build_prompt(self.study.context, len(self.study.images), profile=self.profile, order=self.order)

@@ -1,7 +1,7 @@
 """Load the drafting model once per worker process.
 
-Loading a 4B-parameter model takes tens of seconds and gigabytes, so the first job pays for it
-and the rest reuse it.  When loading fails (no weights, no network, a gated hub id without a
+A model is loaded on the first job that needs it and kept for the rest: loading is slow and takes
+gigabytes.  When loading fails (no weights, no network, a gated hub id without a
 token, a bad folder) every job must fail with that reason -- never with canned text -- yet not
 spend a minute each retrying the load: the failure is remembered for ``FAILURE_TTL_S`` seconds.
 """

@@ -2,19 +2,21 @@
 
 The prompt is the profile's instruction (:mod:`radassist.models.profiles`) plus what is known of
 the patient and the request -- age, sex, study and series descriptions, the indication from the
-headers and, when the RIS sent an order, its indication, priority and the prior report -- and the
-two headings the SR and the ORU need.
+headers and, when the RIS sent an order (:class:`radassist.ris.context.OrderContext`), its
+indication, requested procedure and priority -- and the two headings the SR and the ORU need.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from radassist.config import PromptProfileSettings
 from radassist.imaging.context import ClinicalContext
 
+if TYPE_CHECKING:
+    from radassist.ris.context import OrderContext
+
 PROMPT_VERSION = "2"
-PRIOR_REPORT_MAX_CHARS = 2000
 
 MODALITY_NAMES = {
     "CR": "computed radiography",
@@ -30,16 +32,6 @@ MODALITY_NAMES = {
     "IO": "intra-oral radiography",
     "PX": "panoramic radiography",
 }
-
-
-@dataclass(frozen=True)
-class OrderFacts:
-    """What the RIS's order adds (same fields as ``radassist.ris.context.OrderContext``)."""
-
-    indication: str | None = None
-    requested_procedure: str | None = None
-    priority: str | None = None
-    prior_report: str | None = None
 
 
 def _study_line(context: ClinicalContext) -> str:
@@ -61,17 +53,12 @@ def _patient_line(context: ClinicalContext) -> str | None:
     return f"Patient: {', '.join(parts)}." if parts else None
 
 
-def _clip(text: str, limit: int) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
-
-
 def build_prompt(
     context: ClinicalContext,
     n_images: int,
     *,
     profile: PromptProfileSettings | None = None,
-    order: OrderFacts | None = None,
+    order: OrderContext | None = None,
 ) -> str:
     """The instruction that follows the images in the user turn."""
     if n_images < 1:
@@ -91,12 +78,10 @@ def build_prompt(
     if order is not None:
         if order.indication and context.indication and order.indication != context.indication:
             lines.append(f"Order indication: {order.indication}.")
-        if order.requested_procedure:
-            lines.append(f"Requested procedure: {order.requested_procedure}.")
+        if order.procedure_text:
+            lines.append(f"Requested procedure: {order.procedure_text}.")
         if order.priority:
             lines.append(f"Priority: {order.priority}.")
-        if order.prior_report:
-            lines.append(f"Prior report (for comparison): {_clip(order.prior_report, PRIOR_REPORT_MAX_CHARS)}")
     lines += [
         f"The {images} above {'is' if n_images == 1 else 'are'} from this study, in reading order.",
         "Write the report with exactly two headings:",

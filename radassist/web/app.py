@@ -26,7 +26,7 @@ from radassist.auth.ratelimit import LoginLimiter
 from radassist.auth.secret import secret_key
 from radassist.config import Settings
 from radassist.db.engine import make_sessionmaker
-from radassist.metrics import database_registry
+from radassist.read.metrics import database_registry
 from radassist.web.cache import TtlCache
 from radassist.web.deps import LoginRequired
 from radassist.web.routes import actions, auth, ops, system, worklist

@@ -1,7 +1,7 @@
 """A few seconds' memory for the worklist's totals and per-state counts.
 
-The page re-asks the same question every ten seconds (auto-refresh, several admins); with a state
-filter over 100,000 studies the exact count is the most expensive part of the page (it must find
+The page re-asks the same question at every refresh (auto-refresh, several admins); with a state
+filter over a long history the exact count is the most expensive part of the page (it must find
 every study's latest job), while being a few seconds stale costs nothing: studies keep arriving
 anyway.  The rows themselves are never cached.
 """

@@ -13,38 +13,16 @@ import logging
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
+from radassist.broker import QUEUES, client, queue_depths
 from radassist.config import Settings
+from radassist.read.rows import ProbeStatus, WorkerRow
 
 logger = logging.getLogger(__name__)
 
-QUEUES = ("gpu", "io")
 PROBE_TIMEOUT_S = 2.0
 CACHE_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerInfo:
-    name: str
-    queues: tuple[str, ...]
-    pool: str | None
-    concurrency: int | None
-    active: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class SystemStatus:
-    queue_depths: dict[str, int | None]
-    queue_error: str | None
-    workers: tuple[WorkerInfo, ...] | None
-    """None when the broker cannot ask workers (Celery's SQLAlchemy transport has no broadcast)."""
-    workers_error: str | None
-    model_name: str
-    disk_total: int | None
-    disk_free: int | None
-    checked_at: float = field(default_factory=time.time)
 
 
 class SystemProbe:
@@ -54,26 +32,22 @@ class SystemProbe:
         self._settings = settings
         self._celery: Any = None
         self._lock = threading.Lock()
-        self._cached: SystemStatus | None = None
+        self._cached: tuple[float, ProbeStatus] | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="system-probe")
 
     def celery(self) -> Any:
         with self._lock:
             if self._celery is None:
-                from workers.app import make_celery
-
-                self._celery = make_celery(self._settings)
+                self._celery = client(self._settings)
             return self._celery
 
     def send_task(self, name: str, args: tuple[str, ...], queue: str) -> None:
         self.celery().send_task(name, args=list(args), queue=queue)
 
     def _queue_depths(self) -> dict[str, int | None]:
-        from workers.app import queue_depths
-
         return dict(queue_depths(self.celery(), QUEUES, timeout=PROBE_TIMEOUT_S))
 
-    def _workers(self) -> tuple[WorkerInfo, ...] | None:
+    def _workers(self) -> tuple[WorkerRow, ...] | None:
         if self._settings.broker_url.startswith("sqla+"):
             return None  # no broadcast on this transport: asking would only time out
         inspect = self.celery().control.inspect(timeout=1.0)
@@ -84,7 +58,7 @@ class SystemProbe:
         for name, info in sorted(stats.items()):
             pool = info.get("pool", {}) if isinstance(info, dict) else {}
             workers.append(
-                WorkerInfo(
+                WorkerRow(
                     name=name,
                     queues=tuple(q.get("name", "") for q in queues.get(name, [])),
                     # "celery.concurrency.prefork:TaskPool" -> "prefork"
@@ -105,10 +79,10 @@ class SystemProbe:
             logger.warning("system probe failed (%s)", type(exc).__name__)
             return None, type(exc).__name__
 
-    def status(self) -> SystemStatus:
+    def status(self) -> ProbeStatus:
         cached = self._cached
-        if cached is not None and time.time() - cached.checked_at < CACHE_S:
-            return cached
+        if cached is not None and time.monotonic() - cached[0] < CACHE_S:
+            return cached[1]
         depths, queue_error = self._call(self._queue_depths)
         workers, workers_error = self._call(self._workers)
         total: int | None = None
@@ -118,7 +92,7 @@ class SystemProbe:
             total, free = usage.total, usage.free
         except OSError:
             pass
-        status = SystemStatus(
+        status = ProbeStatus(
             queue_depths=depths or dict.fromkeys(QUEUES),
             queue_error=queue_error,
             workers=workers,
@@ -127,7 +101,7 @@ class SystemProbe:
             disk_total=total,
             disk_free=free,
         )
-        self._cached = status
+        self._cached = (time.monotonic(), status)
         return status
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """Fixtures for the drafting engine: tiny models of three architectures and the kinds of study.
 
 The tiny models are real transformers architectures with random towers and a decoder wired to
-write one fixed report (``radassist.models.tiny``): they prove the code path, not the reading.
+write one fixed report (``radassist_devtools.tiny_models``): they prove the code path, not the reading.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from radassist.models.tiny import SUPPORTED_ARCHS, write_tiny_model
+from radassist_devtools.tiny_models import SUPPORTED_ARCHS, write_tiny_model
 from tests.dicom_factories import make_ct_instance
 
 ARCHS = SUPPORTED_ARCHS  # gemma3, llava, qwen2_vl

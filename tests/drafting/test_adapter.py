@@ -12,7 +12,7 @@ from radassist.imaging import prepare_study
 from radassist.models import GenerationBackend, loader
 from radassist.models.drafting import DraftInput, draft_one
 from radassist.models.postprocess import split_report
-from radassist.models.tiny import DEFAULT_TINY_REPORT
+from radassist_devtools.tiny_models import DEFAULT_TINY_REPORT
 
 
 def test_site_adapter_is_loaded_and_drafts(tiny_models: dict[str, Path], testdata: Path) -> None:

@@ -103,8 +103,9 @@ def test_queued_jobs_are_drafted_as_one_batch(
     with maker() as session:
         for job_id in job_ids:
             job = session.get(Job, job_id)
-            assert job is not None and job.state in (JobState.DONE, JobState.DELIVERING), job.error_code
-            assert job.attempts == 1
+            # The drafting worker only drafts: the outputs are built by the next task, on the io queue.
+            assert job is not None and job.state is JobState.DRAFTED, job.error_code
+            assert job.attempts == 1 and job.sr_path is None
             draft = session.scalars(select(Draft).where(Draft.job_id == job_id)).one()
             assert draft.generation["batch_size"] == 3
             assert draft.generation["consistency_warnings"] == []
@@ -125,6 +126,13 @@ def test_queued_jobs_are_drafted_as_one_batch(
     with maker() as session:
         started = session.scalars(select(Event).where(Event.job_id == job_ids[1], Event.tag == "job:draft:started")).all()
         assert len(started) == 1 and started[0].detail["batch"] == 3
+    # Building the outputs of a job with no destination and no RIS: its SR is kept, and the job is done.
+    from workers.tasks.build import build_outputs
+
+    build_outputs.apply(args=(str(job_ids[2]),)).get()
+    with maker() as session:
+        job = session.get(Job, job_ids[2])
+        assert job is not None and job.state is JobState.DONE and job.sr_path is not None
     maker.kw["bind"].dispose()
 
 
@@ -151,8 +159,9 @@ def test_unreachable_model_server_requeues_then_fails(
     make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path
 ) -> None:
     """A transient failure (model server down) hands the job back to the queue, until the attempts run out."""
+    from radassist.drafting.record import MAX_TRANSIENT_ATTEMPTS
     from tests.conftest import free_port
-    from workers.tasks.draft import MAX_TRANSIENT_ATTEMPTS, draft_study
+    from workers.tasks.draft import draft_study
 
     _, settings = make_app(model_backend="openai", model_url=f"http://127.0.0.1:{free_port()}/v1")
     maker = make_sessionmaker(settings)
@@ -169,4 +178,28 @@ def test_unreachable_model_server_requeues_then_fails(
     with maker() as session:
         tags = [e.tag for e in session.scalars(select(Event).where(Event.job_id == job_id).order_by(Event.id))]
         assert tags.count("job:requeued") == MAX_TRANSIENT_ATTEMPTS - 1 and tags[-1] == "job:failed"
+    maker.kw["bind"].dispose()
+
+
+def test_each_job_is_drafted_with_the_model_of_its_pipeline(
+    make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    """``[[pipelines]] model_name`` reaches the drafting worker through the job (``jobs.model_name``)."""
+    from workers.tasks.draft import draft_study
+
+    _, settings = make_app(model_batch_size="2")
+    maker = make_sessionmaker(settings)
+    with maker() as session:
+        default_job = add_study(session, settings, [cr_copy(testdata, tmp_path / "a")])
+        other_job = add_study(session, settings, [cr_copy(testdata, tmp_path / "b")])
+        session.get(Job, other_job.id).model_name = str(tiny_models["llava"])  # type: ignore[union-attr]
+        session.commit()
+    for job in (default_job, other_job):
+        draft_study.apply(args=(str(job.id),)).get()
+    with maker() as session:
+        drafts = {d.job_id: d for d in session.scalars(select(Draft))}
+        assert drafts[default_job.id].model_name == str(tiny_models["gemma3"])
+        assert drafts[other_job.id].model_name == str(tiny_models["llava"])
+        # Jobs of different models are never drafted in one batch.
+        assert {d.generation["batch_size"] for d in drafts.values()} == {1}
     maker.kw["bind"].dispose()

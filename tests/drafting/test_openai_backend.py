@@ -16,7 +16,7 @@ from radassist.models import loader
 from radassist.models.drafting import DraftInput, draft_many
 from radassist.models.openai_backend import OpenAIDraftModel
 from radassist.models.postprocess import split_report
-from radassist.models.tiny import DEFAULT_TINY_REPORT
+from radassist_devtools.tiny_models import DEFAULT_TINY_REPORT
 from tests.conftest import free_port
 from tests.drafting.openai_standin import create_app, serve
 

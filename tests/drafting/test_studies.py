@@ -21,8 +21,8 @@ from radassist.models import loader
 from radassist.models.drafting import DraftInput, draft_many, draft_one
 from radassist.models.postprocess import split_report
 from radassist.models.profiles import ProfileChooser
-from radassist.models.tiny import DEFAULT_TINY_REPORT
 from radassist.models.transformers_backend import TransformersDraftModel
+from radassist_devtools.tiny_models import DEFAULT_TINY_REPORT
 from tests.conftest import TESTDATA
 from tests.drafting.conftest import ARCHS, write_ct_series
 
@@ -181,7 +181,7 @@ def test_consistency_warnings_are_recorded_with_the_draft(
     """A report about the left breast and the uterus, on a right-sided mammogram of a male patient."""
     import dataclasses
 
-    from radassist.models.tiny import write_tiny_model
+    from radassist_devtools.tiny_models import write_tiny_model
 
     folder = write_tiny_model(
         tmp_path / "odd", arch="qwen2_vl",

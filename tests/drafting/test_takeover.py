@@ -43,7 +43,7 @@ def test_redelivered_message_takes_over_the_dead_workers_batch(
     with maker() as session:
         assert {session.get(Job, j).state for j in job_ids} == {JobState.DRAFTING}  # type: ignore[union-attr]
 
-    claimed = _claim(draft_study, job_ids[0], settings, takeover=True)
+    claimed = _claim(draft_study, job_ids[0], takeover=True)
     assert {c.job_id for c in claimed} >= set(job_ids)  # the batch mate (same started_at) too
     assert all(c.attempts == 2 for c in claimed if c.job_id in job_ids)
     with maker() as session:
@@ -56,22 +56,22 @@ def test_redelivered_message_takes_over_the_dead_workers_batch(
 def test_a_superseded_holder_stores_nothing(
     make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path  # noqa: F811
 ) -> None:
-    from workers.tasks.draft import _claim, _draft_row, _prepare, _store_draft, draft_study
+    from radassist.models.base import DraftResult
+    from workers.tasks.draft import _claim, _prepare, _store, draft_study
 
     _, settings = make_app(model_batch_size="1")
     maker = make_sessionmaker(settings)
     with maker() as session:
         job_id = add_study(session, settings, [cr_copy(testdata, tmp_path / "cr")]).id
-    stale = _claim(draft_study, job_id, settings)[0]  # the first worker, which will be presumed dead
-    assert _prepare(draft_study, stale, settings)
-    _claim(draft_study, job_id, settings, takeover=True)  # a second worker takes the job over
+    stale = _claim(draft_study, job_id)[0]  # the first worker, which will be presumed dead
+    prepared = _prepare(draft_study, stale)
+    assert prepared is not None
+    _claim(draft_study, job_id, takeover=True)  # a second worker takes the job over
 
-    class Result:
-        findings, impression, raw_text = "No acute findings.", "Normal.", "Findings: x"
-        model_name, model_revision, prompt, prompt_version = "tiny", None, "p", "2"
-        generation = {"seconds": 1.0, "batch_size": 1}
-
-    _store_draft(draft_study, stale, _draft_row(stale, Result()))
+    result = DraftResult(findings="No acute findings.", impression="Normal.", raw_text="Findings: x", prompt="p",
+                         prompt_version="2", model_name="tiny", model_revision=None,
+                         generation={"seconds": 1.0, "batch_size": 1})
+    _store(draft_study, prepared, result)
     with maker() as session:
         job = session.get(Job, job_id)
         assert job is not None and job.state is JobState.DRAFTING and job.attempts == 2

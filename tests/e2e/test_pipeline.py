@@ -94,7 +94,7 @@ def api_token(config: Path, env: dict[str, str], name: str = "e2e", password: st
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from radassist.models.tiny import write_tiny_model
+    from radassist_devtools.tiny_models import write_tiny_model
 
     return write_tiny_model(tmp_path_factory.mktemp("tiny-gemma3") / "model", arch="gemma3")
 

@@ -121,7 +121,7 @@ def test_aborted_association_keeps_what_was_acknowledged(node: Node, testdata: P
 
 
 def test_an_admin_pause_refuses_the_caller_transiently_until_resumed(node: Node) -> None:
-    from radassist.db.actions import pause_intake, resume_intake
+    from radassist.actions.intake import pause_intake, resume_intake
     from tests.conftest import wait_until
 
     with node.session_factory() as session:

@@ -27,7 +27,7 @@ _results: list[Counts] = []
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from radassist.models.tiny import write_tiny_model
+    from radassist_devtools.tiny_models import write_tiny_model
 
     return write_tiny_model(tmp_path_factory.mktemp("tiny-gemma3") / "model", arch="gemma3")
 

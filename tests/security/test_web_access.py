@@ -22,9 +22,9 @@ from fastapi.testclient import TestClient
 from starlette.routing import Mount, WebSocketRoute
 
 from radassist.config import Settings
-from radassist.db import actions
 from radassist.db.engine import make_sessionmaker
 from radassist.db.migrate import upgrade
+from radassist.read.system import audit_entries, intake_pauses
 from radassist.web.app import create_app
 from tests.web.support import PASSWORD, add_user, bearer, csrf_of, login
 from tests.web.test_actions import World, _seed
@@ -112,7 +112,7 @@ def _audit_rows(settings: Settings) -> int:
     sessions = make_sessionmaker(settings)
     try:
         with sessions() as session:
-            return len(actions.audit_log(session, 1000, 0)) + len(actions.paused_ae_titles(session))
+            return len(audit_entries(session, 1000, 0)) + len(intake_pauses(session))
     finally:
         sessions.kw["bind"].dispose()
 

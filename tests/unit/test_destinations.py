@@ -31,9 +31,10 @@ from radassist.config import (
 )
 from radassist.db.base import utcnow
 from radassist.db.engine import make_sessionmaker
-from radassist.db.tables import Delivery, Draft, Job, Study
-from radassist.delivery.outbox import create_outputs, read_headers
+from radassist.db.tables import Delivery, Draft, Instance, Job, Series, Study
 from radassist.errors import PermanentFailure, TransientFailure
+from radassist.outputs.inputs import read_headers
+from radassist.outputs.outbox import build_job_outputs
 from radassist.pacs.dicomweb import stow
 from radassist.pacs.orthanc import store_orthanc
 from radassist.pacs.targets import send_sr_file, test_connection
@@ -230,21 +231,50 @@ def session(migrated_settings: Settings) -> Iterator[Session]:
     maker.kw["bind"].dispose()
 
 
-def _drafted_job(session: Session, headers: list[pydicom.Dataset], **generation: Any) -> tuple[Job, Draft]:
+def _stored_study(session: Session, settings: Settings, paths: list[Path]) -> Study:
+    """The study of ``paths`` as the listener would have stored it (files in the store, instance rows)."""
+    headers = read_headers(paths)
     study = session.scalars(select(Study).where(Study.study_instance_uid == headers[0].StudyInstanceUID)).first()
-    if study is None:
-        study = Study(study_instance_uid=headers[0].StudyInstanceUID, state=StudyState.COMPLETE)
-        session.add(study)
-        session.flush()
-    job = Job(study_id=study.id, state=JobState.DELIVERING, model_name="tiny-test-model")
+    if study is not None:
+        return study
+    study = Study(study_instance_uid=headers[0].StudyInstanceUID, state=StudyState.COMPLETE)
+    session.add(study)
+    session.flush()
+    series = Series(study_id=study.id, series_instance_uid=str(headers[0].SeriesInstanceUID))
+    session.add(series)
+    session.flush()
+    folder = settings.storage.instances_dir / study.id.hex
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, ds in zip(paths, headers, strict=True):
+        (folder / path.name).write_bytes(path.read_bytes())
+        session.add(Instance(series_id=series.id, study_id=study.id, sop_instance_uid=str(ds.SOPInstanceUID),
+                             sop_class_uid=str(ds.SOPClassUID), transfer_syntax_uid="1.2.840.10008.1.2.1",
+                             path=f"{study.id.hex}/{path.name}", size_bytes=path.stat().st_size))
+    return study
+
+
+def _drafted_job(session: Session, settings: Settings, study: tuple[list[pydicom.Dataset], list[Path]],
+                 **generation: Any) -> Job:
+    """A job of ``study`` whose draft is committed: what the build task starts from."""
+    headers, paths = study
+    stored = _stored_study(session, settings, paths)
+    job = Job(study_id=stored.id, state=JobState.DRAFTED, model_name="tiny-test-model", drafted_at=utcnow())
     session.add(job)
     session.flush()
-    draft = Draft(job_id=job.id, findings="Lungs are clear.\nNo effusion.", impression=IMPRESSION, raw_text="",
-                  model_name="tiny-test-model", model_revision="1", prompt="", prompt_version="t",
-                  generation={"indication": "Cough.", "source_sop_instance_uids": [headers[0].SOPInstanceUID],
-                              **generation})
-    session.add(draft)
-    return job, draft
+    session.add(Draft(job_id=job.id, findings="Lungs are clear.\nNo effusion.", impression=IMPRESSION, raw_text="",
+                      model_name="tiny-test-model", model_revision="1", prompt="", prompt_version="t",
+                      generation={"indication": "Cough.", "source_sop_instance_uids": [headers[0].SOPInstanceUID],
+                                  **generation}))
+    session.commit()
+    return job
+
+
+def _build(session: Session, settings: Settings, job: Job) -> list[Delivery]:
+    """Run the build stage for ``job`` and commit; its delivery rows."""
+    assert build_job_outputs(session, job.id, settings, OutputStore(settings.storage.outputs_dir), utcnow()) is not None
+    session.commit()
+    session.expire_all()
+    return list(session.scalars(select(Delivery).where(Delivery.job_id == job.id).order_by(Delivery.destination)))
 
 
 def test_outbox_delivers_after_the_destination_comes_up_with_the_same_uid(
@@ -264,9 +294,8 @@ def test_outbox_delivers_after_the_destination_comes_up_with_the_same_uid(
         )})
         make_celery(settings)
         outputs = OutputStore(settings.storage.outputs_dir)
-        job, draft = _drafted_job(session, headers, labels=[["36118008", "SCT", "Pneumothorax"]])
-        deliveries = create_outputs(session, job, draft, headers, settings, outputs, utcnow())
-        session.commit()
+        job = _drafted_job(session, settings, study, labels=[["36118008", "SCT", "Pneumothorax"]])
+        deliveries = _build(session, settings, job)
         by_dest = {d.destination: d for d in deliveries}
         assert by_dest["orthanc"].payload_path == by_dest["web"].payload_path != by_dest["old"].payload_path
         enhanced = pydicom.dcmread(outputs.path(by_dest["orthanc"].payload_path))
@@ -317,26 +346,24 @@ def test_outbox_delivers_after_the_destination_comes_up_with_the_same_uid(
 def test_a_redraft_references_the_earlier_sr_as_predecessor(
     session: Session, migrated_settings: Settings, study: tuple[list[pydicom.Dataset], list[Path]]
 ) -> None:
-    headers, _ = study
     settings = migrated_settings.model_copy(update={"destinations": (
         DicomDestination(kind="dicom", name="old", ae_title="OLDPACS", host="127.0.0.1", port=104, sr_class="basic"),
         _orthanc_dest(port=8042),
     )})
     outputs = OutputStore(settings.storage.outputs_dir)
-    first, first_draft = _drafted_job(session, headers)
+    first = _drafted_job(session, settings, study)
     first.created_at = utcnow() - dt.timedelta(minutes=5)
-    create_outputs(session, first, first_draft, headers, settings, outputs, utcnow())
     session.commit()
+    _build(session, settings, first)
     # Another job on the same study that re-drafts nothing (another pipeline's model): no predecessor.
-    other, other_draft = _drafted_job(session, headers)
-    unrelated = create_outputs(session, other, other_draft, headers, settings, outputs, utcnow())
-    session.commit()
+    other = _drafted_job(session, settings, study)
+    unrelated = _build(session, settings, other)
     assert all("PredecessorDocumentsSequence" not in pydicom.dcmread(outputs.path(d.payload_path or ""))
                for d in unrelated)
-    second, second_draft = _drafted_job(session, headers)
+    second = _drafted_job(session, settings, study)
     second.supersedes_job_id = first.id
-    deliveries = create_outputs(session, second, second_draft, headers, settings, outputs, utcnow())
     session.commit()
+    deliveries = _build(session, settings, second)
 
     first_uids = {cls: sr_uids_for_job(first.id, cls)[1] for cls in ("enhanced", "basic")}
     for delivery in deliveries:
@@ -376,7 +403,6 @@ def test_a_pipeline_sends_only_to_its_own_destinations(
 ) -> None:
     from radassist.config import PipelineSettings
 
-    headers, _ = study
     settings = migrated_settings.model_copy(update={
         "destinations": (
             DicomDestination(kind="dicom", name="old", ae_title="OLDPACS", host="127.0.0.1", port=104, sr_class="basic"),
@@ -385,10 +411,10 @@ def test_a_pipeline_sends_only_to_its_own_destinations(
         "pipelines": (PipelineSettings(ae_title="CHESTAI", destinations=("old",)),),
     })
     outputs = OutputStore(settings.storage.outputs_dir)
-    job, draft = _drafted_job(session, headers)
+    job = _drafted_job(session, settings, study)
     session.get(Study, job.study_id).called_ae_title = "CHESTAI"  # type: ignore[union-attr]
-    deliveries = create_outputs(session, job, draft, headers, settings, outputs, utcnow())
     session.commit()
+    deliveries = _build(session, settings, job)
     assert [(d.channel, d.destination) for d in deliveries] == [(DeliveryChannel.SR, "old")]
     # Only the class that pipeline's destinations need is built; the job's SR is that one.
     assert pydicom.dcmread(outputs.path(job.sr_path or "")).SOPClassUID == pydicom.uid.BasicTextSRStorage

@@ -385,3 +385,19 @@ def test_each_sr_class_has_its_own_stable_sop_instance_uid() -> None:
     assert uids["enhanced"][1] == str(hd.UID.from_uuid(str(job)))
     with pytest.raises(ValueError, match="sr_class"):
         sr_uids_for_job(job, "fancy")
+
+
+def test_multi_valued_header_values_become_one_text(ct_study: list[pydicom.Dataset], tmp_path: Path) -> None:
+    """A value that should be single but arrived with a backslash is written joined, never as a list."""
+    source = ct_study[0]
+    source.InstitutionName = ["North Hospital", "Radiology"]
+    source.StudyDescription = ["CT CHEST", "WITH CONTRAST"]
+    source.AccessionNumber = ["A1", "B2"]
+    sr = _build(ct_study)
+    assert sr.InstitutionName == "North Hospital / Radiology"
+    request = sr.ReferencedRequestSequence[0]
+    assert request.RequestedProcedureDescription == "CT CHEST / WITH CONTRAST"
+    assert request.AccessionNumber == "A1 / B2"
+    path = tmp_path / "sr.dcm"
+    sr.save_as(path, enforce_file_format=True)
+    assert _dciodvfy(path)[0] == []

@@ -11,7 +11,7 @@ from radassist.config import ModelSettings
 from radassist.imaging import prepare_study
 from radassist.models import DraftModel, loader
 from radassist.models.postprocess import split_report
-from radassist.models.tiny import DEFAULT_TINY_REPORT, write_tiny_model
+from radassist_devtools.tiny_models import DEFAULT_TINY_REPORT, write_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -421,7 +421,7 @@ def test_format_seconds(seconds: float | None, shown: str) -> None:
 
 def test_state_filtered_total_can_stop_counting(seeded: Seeded, migrated_settings: Settings,
                                                 monkeypatch: pytest.MonkeyPatch, client: TestClient) -> None:
-    from radassist.db import queries
+    from radassist.read import worklist as queries
     from radassist.web.routes import worklist
 
     sessions = make_sessionmaker(migrated_settings)

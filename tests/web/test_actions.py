@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from radassist import actions
 from radassist.config import Settings
-from radassist.db import actions
 from radassist.db.base import utcnow
 from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import AuditEntry, Delivery, Draft, Instance, Job, Series, Study

@@ -35,7 +35,8 @@ def _age(session: Session, job: Job, seconds: float) -> None:  # noqa: F811
 def test_a_stale_queued_job_with_an_empty_queue_is_queued_again(
     app: Celery, session: Session, sent: list[str], migrated_settings: Settings  # noqa: F811
 ) -> None:
-    from workers.tasks.sweep import LOST_JOB_GRACE_S, sweep
+    from radassist.drafting.recover import LOST_JOB_GRACE_S
+    from workers.tasks.sweep import sweep
 
     stale, _fresh = add_job(session, JobState.QUEUED), add_job(session, JobState.QUEUED)
     _age(session, stale, LOST_JOB_GRACE_S + 5)
@@ -46,10 +47,11 @@ def test_a_stale_queued_job_with_an_empty_queue_is_queued_again(
 def test_nothing_is_sent_again_while_the_queue_holds_messages(
     app: Celery, session: Session, sent: list[str], monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
+    from radassist.drafting.recover import LOST_JOB_GRACE_S
     from workers.tasks import sweep as sweep_module
 
     stale = add_job(session, JobState.QUEUED)
-    _age(session, stale, sweep_module.LOST_JOB_GRACE_S + 5)
+    _age(session, stale, LOST_JOB_GRACE_S + 5)
     monkeypatch.setattr(sweep_module, "_queue_depth", lambda task, queue: 3)
     sweep_module.sweep.apply().get()
     assert sent == []

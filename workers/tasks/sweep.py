@@ -1,44 +1,37 @@
-"""The scheduler's periodic sweep: complete quiet studies into jobs, and re-queue lost work.
+"""The scheduler's periodic sweep: wires the stages' time-driven work to the broker.
 
-Completion is a sweep because "no instance for N seconds" is a property of time, not of a message.
-Re-queueing is safe because every task starts with a compare-and-set and exits if it lost.
+Completing quiet studies is a sweep because "no instance for N seconds" is a property of time,
+not of a message (:mod:`radassist.completion`).  Then each stage hands back its lost work
+(:mod:`radassist.drafting.recover`, :mod:`radassist.outputs.recover`,
+:mod:`radassist.delivery.recover`); that is safe because every task starts with a compare-and-set
+and exits if it lost.  Messages are sent only after the commit.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
 from functools import partial
 
 from celery import shared_task
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from radassist.broker import GPU_QUEUE, IO_QUEUE, SWEEP_TASK, queue_depths
 from radassist.completion.claim import claim_all
 from radassist.db.base import utcnow
-from radassist.db.tables import Delivery, Job
-from radassist.db.transitions import set_delivery_state, set_job_state
-from radassist.events import EventTag, record_event
-from radassist.states import DeliveryState, JobState
-from workers.app import GPU_QUEUE, queue_depths
+from radassist.delivery import recover as delivery_recover
+from radassist.drafting import recover as drafting_recover
+from radassist.outputs import recover as outputs_recover
 from workers.base import RadAssistTask
 from workers.enqueue import after_commit
 
 logger = logging.getLogger(__name__)
 
-LOST_MESSAGE_GRACE_S = 60.0
-"""A due delivery not picked up this long after its time is assumed lost and queued again."""
 
-LOST_JOB_GRACE_S = 120.0
-"""A job still queued this long after it was queued (or last claimed) while the drafting queue holds
-no message lost its message, e.g. one published while the broker was restarting; it is queued again."""
-
-LOST_JOB_BATCH = 100
-
-
-@shared_task(base=RadAssistTask, bind=True, name="radassist.sweep", acks_late=False, ignore_result=True)
+@shared_task(base=RadAssistTask, bind=True, name=SWEEP_TASK, acks_late=False, ignore_result=True)
 def sweep(self: RadAssistTask) -> None:
+    from workers.tasks.build import build_outputs
     from workers.tasks.deliver import deliver
     from workers.tasks.draft import draft_study
 
@@ -47,48 +40,40 @@ def sweep(self: RadAssistTask) -> None:
     with self.session() as session:
         # Each pipeline (called AE title) with its own quiet time, rules and model; priority order.
         job_ids = claim_all(session, settings, now=now)
-        for job_id in job_ids:
-            after_commit(session, partial(draft_study.apply_async, (str(job_id),)))
+        job_ids += drafting_recover.hand_back_stuck(session, now, settings.queue.job_time_limit_seconds)
+        delivery_recover.hand_back_stuck(session, now, settings.hl7.ack_timeout_seconds)
+        _send_after_commit(session, draft_study.apply_async, job_ids)
         session.commit()
     if job_ids:
-        logger.info("%d studies complete; jobs queued", len(job_ids))
+        logger.info("%d jobs queued", len(job_ids))
 
     with self.session() as session:
-        _requeue_lost_work(session, now, settings.queue.job_time_limit_seconds, settings.hl7.ack_timeout_seconds)
-        stale = now - dt.timedelta(seconds=LOST_MESSAGE_GRACE_S)
-        due = session.scalars(
-            select(Delivery.id).where(Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= stale)
-        ).all()
-        session.commit()
-    for delivery_id in due:
-        deliver.apply_async((str(delivery_id),))
-
-    with self.session() as session:
-        lost = _queued_without_message(self, session, now)
-    for job_id in lost:
-        draft_study.apply_async((str(job_id),))
-    if lost:
-        logger.warning("%d queued jobs had no message in the drafting queue; queued again", len(lost))
+        due = delivery_recover.overdue(session, now)
+        lost_drafts = _if_queue_empty(self, GPU_QUEUE, drafting_recover.queued_without_message(session, now))
+        lost_builds = _if_queue_empty(self, IO_QUEUE, outputs_recover.drafted_without_message(session, now))
+    _send(deliver.apply_async, due)
+    _send(draft_study.apply_async, lost_drafts)
+    _send(build_outputs.apply_async, lost_builds)
+    if lost_drafts or lost_builds:
+        logger.warning("%d queued and %d drafted jobs had no message in their queue; queued again",
+                       len(lost_drafts), len(lost_builds))
 
 
-def _queued_without_message(task: RadAssistTask, session: Session, now: dt.datetime) -> list[uuid.UUID]:
-    """Queued jobs whose message is gone: old enough, and the drafting queue is empty.
+def _send(apply_async: Callable[..., object], ids: list[uuid.UUID]) -> None:
+    for item in ids:
+        apply_async((str(item),))
 
-    A job is committed ``queued`` before its message is published (``after_commit``); when the
-    publish fails (the broker is restarting) nothing else would ever queue it again.  Checking the
-    queue's depth first keeps the sweep from piling copies onto a long but healthy backlog; a copy
-    that does go out is harmless, since the draft task starts with a compare-and-set.
-    """
-    stale = now - dt.timedelta(seconds=LOST_JOB_GRACE_S)
-    ids = session.scalars(
-        select(Job.id)
-        .where(Job.state == JobState.QUEUED, func.coalesce(Job.started_at, Job.created_at) < stale)
-        .order_by(Job.created_at)
-        .limit(LOST_JOB_BATCH)
-    ).all()
-    if not ids or _queue_depth(task, GPU_QUEUE) != 0:
+
+def _send_after_commit(session: Session, apply_async: Callable[..., object], ids: list[uuid.UUID]) -> None:
+    for item in ids:
+        after_commit(session, partial(apply_async, (str(item),)))
+
+
+def _if_queue_empty(task: RadAssistTask, queue: str, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """``ids`` when ``queue`` holds no message; none when it does, or when the broker does not answer."""
+    if not ids or _queue_depth(task, queue) != 0:
         return []
-    return list(ids)
+    return ids
 
 
 def _queue_depth(task: RadAssistTask, queue: str) -> int | None:
@@ -98,24 +83,3 @@ def _queue_depth(task: RadAssistTask, queue: str) -> int | None:
     except Exception as exc:  # noqa: BLE001 - no answer: do not re-send
         logger.warning("could not read the depth of queue %s (%s)", queue, type(exc).__name__)
         return None
-
-
-def _requeue_lost_work(session, now: dt.datetime, job_limit_s: float, ack_timeout_s: float) -> None:  # type: ignore[no-untyped-def]
-    """Hand back work whose worker died: drafting past the hard time limit, sending past its timeout."""
-    from workers.tasks.draft import draft_study
-
-    cutoff = now - dt.timedelta(seconds=job_limit_s + 60)
-    for job_id, study_id in session.execute(
-        select(Job.id, Job.study_id).where(Job.state == JobState.DRAFTING, Job.started_at < cutoff)
-    ).all():
-        if set_job_state(session, job_id, JobState.DRAFTING, JobState.QUEUED):
-            record_event(session, EventTag.JOB_REQUEUED, study_id=study_id, job_id=job_id, reason="worker lost")
-            after_commit(session, partial(draft_study.apply_async, (str(job_id),)))
-    send_cutoff = now - dt.timedelta(seconds=max(ack_timeout_s, 60) * 3)
-    for delivery_id, job_id in session.execute(
-        select(Delivery.id, Delivery.job_id).where(
-            Delivery.state == DeliveryState.SENDING, Delivery.next_attempt_at < send_cutoff
-        )
-    ).all():
-        if set_delivery_state(session, delivery_id, DeliveryState.SENDING, DeliveryState.PENDING, next_attempt_at=now):
-            record_event(session, EventTag.DELIVERY_REQUEUED, job_id=job_id, delivery=str(delivery_id))

@@ -1,1 +1,2 @@
-"""One router per resource: the worklist (pages and JSON) and the ops endpoints."""
+"""One router per screen or resource: the worklist and study pages (and their JSON), the system page,
+the admin actions, login, and the ops endpoints."""

@@ -16,8 +16,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
+from radassist import actions
 from radassist.auth.users import CurrentUser
-from radassist.db import actions
 from radassist.db.tables import Study
 from radassist.pipelines import pipeline_for
 from radassist.web.deps import AdminPostDep, ProbeDep, SettingsDep

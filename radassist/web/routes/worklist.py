@@ -13,14 +13,15 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from radassist.db import actions as admin_actions
-from radassist.db import queries
-from radassist.db.queries import WorklistFilter, WorklistState
+from radassist.read.rows import WORKLIST_STATES, StudyView, WorklistState
+from radassist.read.study import instance_path, study_view
+from radassist.read.system import intake_pauses
+from radassist.read.worklist import WorklistFilter, count_studies, counts_by_state, list_studies
 from radassist.store.instances import InstanceStore
 from radassist.web.cache import TtlCache
 from radassist.web.deps import SessionDep, SettingsDep, UserDep
 from radassist.web.render import render
-from radassist.web.schemas import StudyDetailOut, StudyOut, StudyPage
+from radassist.web.schemas import StudyPage
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +30,10 @@ router = APIRouter()
 StateQuery = Annotated[WorklistState | None, Query(description="Only studies in this worklist state.")]
 LimitQuery = Annotated[int, Query(ge=1, le=500)]
 MAX_OFFSET = 2**31 - 1
-"""Offsets past this are refused (422): PostgreSQL's OFFSET is a bigint, and a larger one was a 500."""
+"""Offsets past this are refused (422): PostgreSQL's OFFSET is a bigint and must not overflow."""
 OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
-# Text filters are refused (422) unless they could be what they name: a NUL or other control character
-# in a filter reached PostgreSQL, which refuses NUL in text (a 500 found by tests/badinput's schemathesis).
+# Text filters are refused (422) unless they could be what they name: no control character reaches the
+# database (PostgreSQL refuses NUL in text).
 _CODE_STRING = r"^[A-Za-z0-9 _]*$"
 """DICOM CS characters (PS3.5 6.2), lower case allowed."""
 _DEFAULT_REPERTOIRE = r"^[^\x00-\x1f\x7f\\]*$"
@@ -94,11 +95,11 @@ def api_list_studies(
 ) -> StudyPage:
     """The worklist, newest first, filtered; ``accession`` matches exactly (the number is stored hashed)."""
     where = _where(state, modality, ae, date_from, date_to, accession)
-    rows = queries.list_studies(session, where=where, limit=limit, offset=offset)
+    rows = list_studies(session, where=where, limit=limit, offset=offset)
     total = _total(request, session, where)
     capped = bool(where.state) and total > TOTAL_CAP
     return StudyPage(
-        items=[StudyOut.model_validate(r) for r in rows],
+        items=rows,
         total=TOTAL_CAP if capped else total,
         total_capped=capped,
         limit=limit,
@@ -110,15 +111,15 @@ def _total(request: Request, session: SessionDep, where: WorklistFilter) -> int:
     """The pager's total, remembered a few seconds per filter (see radassist/web/cache.py)."""
     cache = cast(TtlCache, request.app.state.count_cache)
     cap = TOTAL_CAP if where.state else None
-    return int(cache.get(("total", where), lambda: queries.count_studies(session, where=where, cap=cap)))
+    return int(cache.get(("total", where), lambda: count_studies(session, where=where, cap=cap)))
 
 
-@router.get("/api/studies/{study_id}", response_model=StudyDetailOut, tags=["worklist"])
-def api_study_detail(study_id: uuid.UUID, session: SessionDep, user: UserDep) -> StudyDetailOut:
-    detail = queries.study_detail(session, study_id)
-    if detail is None:
+@router.get("/api/studies/{study_id}", response_model=StudyView, tags=["worklist"])
+def api_study_detail(study_id: uuid.UUID, session: SessionDep, user: UserDep) -> StudyView:
+    view = study_view(session, study_id)
+    if view is None:
         raise _not_found()
-    return StudyDetailOut.from_detail(detail, queries.study_extras(session, detail))
+    return view
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -136,9 +137,9 @@ def worklist_page(
     offset: OffsetQuery = 0,
 ) -> HTMLResponse:
     where = _where(state, modality, ae, date_from, date_to, accession)
-    rows = queries.list_studies(session, where=where, limit=limit, offset=offset)
+    rows = list_studies(session, where=where, limit=limit, offset=offset)
     cache = cast(TtlCache, request.app.state.count_cache)
-    counts = cache.get("by_state", lambda: queries.counts_by_state(session))
+    counts = cache.get("by_state", lambda: counts_by_state(session))
     total = _total(request, session, where)
     filters: dict[str, Any] = {
         "state": state.value if state is not None else "",
@@ -154,7 +155,7 @@ def worklist_page(
         {
             "rows": rows,
             "counts": counts,
-            "states": list(WorklistState),
+            "states": WORKLIST_STATES,
             "state": filters["state"] or None,
             "filters": filters,
             "query": urlencode({k: v for k, v in filters.items() if v and k != "accession"}),
@@ -162,7 +163,7 @@ def worklist_page(
             "total_capped": bool(filters["state"]) and total > TOTAL_CAP,
             "limit": limit,
             "offset": offset,
-            "paused": admin_actions.paused_ae_titles(session),
+            "paused": intake_pauses(session),
         },
         user,
     )
@@ -170,11 +171,10 @@ def worklist_page(
 
 @router.get("/studies/{study_id}", response_class=HTMLResponse, include_in_schema=False)
 def study_page(request: Request, study_id: uuid.UUID, session: SessionDep, user: UserDep) -> HTMLResponse:
-    detail = queries.study_detail(session, study_id)
-    if detail is None:
+    view = study_view(session, study_id)
+    if view is None:
         raise _not_found()
-    extras = queries.study_extras(session, detail)
-    return render(request, "study.html", {"d": detail, "s": detail.row, "x": extras}, user)
+    return render(request, "study.html", {"s": view}, user)
 
 
 @router.get("/studies/{study_id}/instances/{sop_instance_uid}/thumbnail.png", include_in_schema=False)
@@ -186,7 +186,7 @@ def thumbnail(study_id: uuid.UUID, sop_instance_uid: str, session: SessionDep, s
     from radassist.errors import RadAssistError
     from radassist.imaging.pixels import frame_to_rgb, to_image
 
-    relpath = queries.instance_path(session, study_id, sop_instance_uid[:64])
+    relpath = instance_path(session, study_id, sop_instance_uid[:64])
     if relpath is None:
         raise HTTPException(status_code=404, detail="instance not found")
     try:

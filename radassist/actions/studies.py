@@ -1,0 +1,72 @@
+"""The admin's actions on studies: declare one complete now, or draft it again.
+
+Both make the job the sweep would make (:mod:`radassist.completion`), with the model of the
+study's pipeline, which the caller resolves once and passes in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from radassist.actions.outcome import IN_PROGRESS, ActionResult, Dispatch, done, refused
+from radassist.broker import DRAFT_TASK
+from radassist.db.base import utcnow
+from radassist.db.tables import Job, Study
+from radassist.events import EventTag, record_event
+from radassist.states import JobState, StudyState
+
+
+def _job_in_progress(session: Session, study_id: uuid.UUID) -> bool:
+    return session.scalar(select(Job.id).where(Job.study_id == study_id, Job.state.in_(IN_PROGRESS)).limit(1)) is not None
+
+
+def _new_job(session: Session, study: Study, model_name: str, now: dt.datetime) -> Job:
+    previous = session.scalar(
+        select(Job.id).where(Job.study_id == study.id).order_by(Job.created_at.desc(), Job.id.desc()).limit(1)
+    )
+    job = Job(id=uuid.uuid4(), study_id=study.id, state=JobState.QUEUED, model_name=model_name,
+              created_at=now, supersedes_job_id=previous)
+    session.add(job)
+    session.flush()
+    record_event(session, EventTag.JOB_QUEUED, study_id=study.id, job_id=job.id, model_name=model_name, by="admin")
+    return job
+
+
+def force_complete(session: Session, study_id: uuid.UUID, user: str, model_name: str) -> ActionResult:
+    """A study still receiving is declared complete now and gets its job (what the sweep would do later)."""
+    target = str(study_id)
+    now = utcnow()
+    if _job_in_progress(session, study_id):
+        return refused(session, user, "force_complete", target, "a job is already in progress")
+    claimed = session.execute(
+        update(Study)
+        .where(Study.id == study_id, Study.state == StudyState.RECEIVING)
+        .values(state=StudyState.COMPLETE, completed_at=now)
+        .returning(Study.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if claimed is None:
+        return refused(session, user, "force_complete", target, "study is not receiving")
+    study = session.get(Study, study_id, populate_existing=True)
+    assert study is not None
+    record_event(session, EventTag.STUDY_COMPLETE, study_id=study_id, forced_by="admin")
+    job = _new_job(session, study, model_name, now)
+    return done(session, user, "force_complete", target, "study complete; job queued",
+                (Dispatch.of(DRAFT_TASK, str(job.id)),), job_id=str(job.id))
+
+
+def redraft(session: Session, study_id: uuid.UUID, user: str, model_name: str) -> ActionResult:
+    """A new job for a study whose jobs are all finished (its SR will supersede the previous one)."""
+    target = str(study_id)
+    study = session.get(Study, study_id)
+    if study is None:
+        return refused(session, user, "redraft", target, "no such study")
+    if _job_in_progress(session, study_id):
+        return refused(session, user, "redraft", target, "a job is already in progress")
+    job = _new_job(session, study, model_name, utcnow())
+    return done(session, user, "redraft", target, "new job queued",
+                (Dispatch.of(DRAFT_TASK, str(job.id)),), job_id=str(job.id))

@@ -1,0 +1,125 @@
+"""Claim queued jobs for one drafting run: the job of the message, and a batch of others like it.
+
+A worker that picks up a job also claims up to ``[model] batch_size - 1`` other queued jobs of the
+same model (compare-and-set each, oldest first) and drafts them all in one ``generate``; their own
+messages then find them no longer queued and do nothing.
+
+A worker killed mid-draft (SIGKILL, out of memory) leaves its jobs ``drafting``.  With ``acks_late``
+and ``task_reject_on_worker_lost`` the broker hands its message to another worker, marked
+*redelivered*; that worker takes the job over, with the batch it was drafted in (same
+``started_at``).  Every claim increments ``attempts``, and every write at the end of a draft
+requires the ``attempts`` it claimed with (:mod:`radassist.drafting.record`), so a holder that was
+presumed dead but was only slow writes nothing: no second SR or ORU.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from radassist.config import Settings
+from radassist.db.tables import Instance, Job, Study
+from radassist.db.transitions import set_job_state
+from radassist.events import EventTag, record_event
+from radassist.states import JobState
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """One job taken for this run: the claim's fence (``attempts``) and where its study is stored."""
+
+    job_id: uuid.UUID
+    study_id: uuid.UUID
+    attempts: int
+    model_name: str
+    """The model the job's pipeline chose when the study completed."""
+    paths: tuple[Path, ...]
+    """The study's stored instances, in the order they were received."""
+    accession_hash: str | None
+
+
+def _claim_queued(session: Session, job_id: uuid.UUID, now: dt.datetime) -> bool:
+    return set_job_state(session, job_id, JobState.QUEUED, JobState.DRAFTING, started_at=now,
+                         attempts=Job.attempts + 1)
+
+
+def take_over(session: Session, job_id: uuid.UUID, now: dt.datetime) -> list[uuid.UUID]:
+    """Claim a dead worker's batch: the job, and the jobs it was claimed with (same ``started_at``).
+
+    Each goes drafting -> queued -> drafting in this transaction (both allowed transitions), with
+    ``attempts`` incremented: that is the fence against the previous holder.
+    """
+    row = session.execute(
+        select(Job.state, Job.started_at, Job.model_name, Job.study_id).where(Job.id == job_id)
+    ).one_or_none()
+    if row is None or row.state is not JobState.DRAFTING or row.started_at is None:
+        return []
+    batch = session.execute(
+        select(Job.id, Job.study_id).where(Job.state == JobState.DRAFTING, Job.started_at == row.started_at,
+                                           Job.model_name == row.model_name, Job.id != job_id)
+    ).all()
+    taken = []
+    for other, study_id in [(job_id, row.study_id), *batch]:
+        if set_job_state(session, other, JobState.DRAFTING, JobState.QUEUED) and _claim_queued(session, other, now):
+            record_event(session, EventTag.JOB_REQUEUED, study_id=study_id, job_id=other,
+                         reason="worker lost; taken over")
+            taken.append(other)
+    if taken:
+        logger.warning("took over %d job(s) from a worker that died mid-draft", len(taken))
+    return taken
+
+
+def _batch_mates(session: Session, job: Job, room: int, now: dt.datetime) -> list[uuid.UUID]:
+    """Up to ``room`` other queued jobs of the same model, oldest first, each claimed."""
+    if room <= 0:
+        return []
+    candidates = session.scalars(
+        select(Job.id)
+        .where(Job.state == JobState.QUEUED, Job.model_name == job.model_name, Job.id != job.id)
+        .order_by(Job.created_at)
+        .limit(room)
+    ).all()
+    return [other for other in candidates if _claim_queued(session, other, now)]
+
+
+def _claimed(session: Session, job_id: uuid.UUID, settings: Settings, batch: int) -> ClaimedJob:
+    row = session.get(Job, job_id)
+    assert row is not None
+    session.refresh(row)
+    record_event(session, EventTag.DRAFT_STARTED, study_id=row.study_id, job_id=row.id, batch=batch)
+    study = session.get(Study, row.study_id)
+    relpaths = session.scalars(
+        select(Instance.path).where(Instance.study_id == row.study_id).order_by(Instance.received_at)
+    ).all()
+    return ClaimedJob(
+        job_id=row.id,
+        study_id=row.study_id,
+        attempts=row.attempts,
+        model_name=row.model_name,
+        paths=tuple(settings.storage.instances_dir / p for p in relpaths),
+        accession_hash=study.accession_number_hash if study is not None else None,
+    )
+
+
+def claim_batch(
+    session: Session, job_id: uuid.UUID, settings: Settings, now: dt.datetime, *, takeover: bool = False
+) -> list[ClaimedJob]:
+    """Claim ``job_id`` (or take it over, after a redelivery) and fill the batch; the caller commits.
+
+    Empty when the job is not queued any more (or, with ``takeover``, not drafting either).
+    """
+    ids = [job_id] if _claim_queued(session, job_id, now) else (take_over(session, job_id, now) if takeover else [])
+    if not ids:
+        return []
+    job = session.get(Job, job_id)
+    assert job is not None
+    ids += _batch_mates(session, job, settings.model.batch_size - len(ids), now)
+    return [_claimed(session, claimed_id, settings, len(ids)) for claimed_id in ids]

@@ -1,0 +1,83 @@
+"""What a drafting run writes, each only while its claim holds (``jobs.attempts`` unchanged).
+
+The outcome of one job: its draft is stored and the job is ``drafted`` (the outputs are built next,
+on the io queue); or, after a transient failure (GPU out of memory, model server busy), the job goes
+back to the queue, up to ``MAX_TRANSIENT_ATTEMPTS`` claims; or it fails with the reason (a draft
+that fails the output checks gets no SR or ORU).  Each function works in the caller's session;
+the caller commits, and queues follow-up tasks only after the commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+
+from sqlalchemy.orm import Session
+
+from radassist.db.tables import Draft, Job
+from radassist.db.transitions import set_job_state
+from radassist.drafting.claim import ClaimedJob
+from radassist.errors import RadAssistError, TransientFailure
+from radassist.events import EventTag, record_event
+from radassist.metrics import JOBS_FINISHED, observe_stage
+from radassist.states import JobState
+
+logger = logging.getLogger(__name__)
+
+MAX_TRANSIENT_ATTEMPTS = 3
+TRANSIENT_RETRY_DELAY_S = 30.0
+"""The wait before a requeued job is drafted again, times the attempts so far."""
+
+
+def should_requeue(claimed: ClaimedJob, error: RadAssistError) -> bool:
+    """A transient failure with claims to spare goes back to the queue; anything else fails the job."""
+    return isinstance(error, TransientFailure) and claimed.attempts < MAX_TRANSIENT_ATTEMPTS
+
+
+def store_draft(session: Session, claimed: ClaimedJob, draft: Draft, now: dt.datetime) -> bool:
+    """Move the job drafting -> drafted and add the draft; False (nothing written) when the claim is gone.
+
+    Fenced by ``attempts``: a worker that took the job over meanwhile wins, and this draft is dropped.
+    """
+    if not set_job_state(session, claimed.job_id, JobState.DRAFTING, JobState.DRAFTED,
+                         Job.attempts == claimed.attempts, drafted_at=now):
+        logger.info("job left drafting or was taken over while the model ran; draft discarded")
+        return False
+    session.add(draft)
+    job = session.get(Job, claimed.job_id)
+    assert job is not None
+    generation = draft.generation or {}
+    record_event(session, EventTag.DRAFT_COMPLETED, study_id=claimed.study_id, job_id=claimed.job_id,
+                 seconds=generation.get("seconds"), batch=generation.get("batch_size"),
+                 warnings=len(generation.get("consistency_warnings") or ()))
+    if job.started_at is not None:
+        observe_stage("queued", (job.started_at - job.created_at).total_seconds())
+        observe_stage("drafting", (now - job.started_at).total_seconds())
+    logger.info("draft stored; its outputs are built next")
+    return True
+
+
+def requeue(session: Session, claimed: ClaimedJob, error: TransientFailure) -> float | None:
+    """Back to the queue; the delay before drafting it again, or None when the claim is gone."""
+    if not set_job_state(session, claimed.job_id, JobState.DRAFTING, JobState.QUEUED,
+                         Job.attempts == claimed.attempts,
+                         error_code=error.code, error_message=error.message[:2000]):
+        return None
+    record_event(session, EventTag.JOB_REQUEUED, study_id=claimed.study_id, job_id=claimed.job_id,
+                 code=error.code, attempts=claimed.attempts)
+    logger.warning("drafting hit a transient failure (%s); job requeued", error.code)
+    return TRANSIENT_RETRY_DELAY_S * claimed.attempts
+
+
+def fail(session: Session, job_id: uuid.UUID, study_id: uuid.UUID, error: RadAssistError, now: dt.datetime,
+         attempts: int | None = None) -> bool:
+    """Fail a drafting job with the reason; with ``attempts``, only if no other worker claimed it since."""
+    fence = () if attempts is None else (Job.attempts == attempts,)
+    if not set_job_state(session, job_id, JobState.DRAFTING, JobState.FAILED, *fence,
+                         error_code=error.code, error_message=error.message[:2000], finished_at=now):
+        return False
+    record_event(session, EventTag.JOB_FAILED, study_id=study_id, job_id=job_id, code=error.code)
+    JOBS_FINISHED.labels(state=str(JobState.FAILED)).inc()
+    logger.warning("job failed: %s", error.code)
+    return True

@@ -1,0 +1,98 @@
+"""Build every output of a job on its own: an SR class or the ORU that cannot be built is reported
+in plain words, and the others are built all the same.
+
+A reason names what could not be built and why, in words an administrator can act on: the
+builders' own messages (they name the argument and carry no patient data), or what kind of thing
+went wrong.  An unexpected exception is logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+from pydicom.errors import InvalidDicomError
+
+from radassist.config import Hl7Settings
+from radassist.db.tables import Draft
+from radassist.outputs.inputs import BuildInputs
+from radassist.outputs.oru import build_oru_file
+from radassist.outputs.plan import OutputPlan
+from radassist.outputs.sr import SR_CLASS_NAMES, build_sr_file
+from radassist.sr.document import SrClass
+from radassist.store.outputs import OutputStore
+
+logger = logging.getLogger(__name__)
+
+REASON_MAX_CHARS = 500
+
+
+def plain_reason(exc: BaseException) -> str:
+    """Why something could not be built or read, in words (never just an exception's class name)."""
+    if isinstance(exc, FileNotFoundError):
+        return "a received instance file is missing from the store"
+    if isinstance(exc, InvalidDicomError):
+        return "a received instance file is not readable as DICOM"
+    if isinstance(exc, OSError):
+        return f"a stored file could not be read or written ({exc.strerror or type(exc).__name__})"
+    if isinstance(exc, (ValueError, TypeError)) and str(exc).strip():
+        return str(exc).strip().splitlines()[0][:REASON_MAX_CHARS]
+    return f"an unexpected error in the builder ({type(exc).__name__}); the worker log has the details"
+
+
+@dataclass
+class BuiltOutputs:
+    """What was built (stored paths) and what was not (the reason), per SR class and for the ORU."""
+
+    sr_files: dict[SrClass, tuple[str, str]] = field(default_factory=dict)
+    """SR class -> (SOP Instance UID, stored path)."""
+    sr_failures: dict[SrClass, str] = field(default_factory=dict)
+    oru_file: tuple[str, str] | None = None
+    """(MSH-10, stored path)."""
+    oru_failure: str | None = None
+
+    @property
+    def job_sr(self) -> tuple[str, str] | None:
+        """The job's own SR (Enhanced when built, else the first class built)."""
+        return self.sr_files.get("enhanced") or next(iter(self.sr_files.values()), None)
+
+
+def _attempt(what: str, build: Callable[[], tuple[str, str]]) -> tuple[tuple[str, str] | None, str | None]:
+    try:
+        return build(), None
+    except Exception as exc:  # noqa: BLE001 -- each output fails on its own, with its reason
+        if not isinstance(exc, (ValueError, TypeError)):
+            logger.exception("building the %s failed unexpectedly", what)
+        reason = f"the {what} could not be built: {plain_reason(exc)}"
+        logger.warning("%s not built", what)
+        return None, reason
+
+
+def build_outputs(
+    plan: OutputPlan, inputs: BuildInputs | str, draft: Draft, job_id: uuid.UUID, hl7: Hl7Settings,
+    now: dt.datetime, outputs: OutputStore,
+) -> BuiltOutputs:
+    """Each SR class of ``plan`` and its ORU, built and stored; ``inputs`` is the reason when they
+    could not be read, and then every output fails with it."""
+    built = BuiltOutputs()
+    for sr_class in plan.sr_classes:
+        what = f"{SR_CLASS_NAMES[sr_class]} SR"
+        if isinstance(inputs, str):
+            built.sr_failures[sr_class] = f"the {what} could not be built: {inputs}"
+            continue
+        done, failure = _attempt(what, partial(build_sr_file, inputs, draft, job_id, sr_class, now, outputs))
+        if done is not None:
+            built.sr_files[sr_class] = done
+        else:
+            built.sr_failures[sr_class] = failure or what
+    if plan.send_hl7:
+        if isinstance(inputs, str):
+            built.oru_failure = f"the ORU^R01 could not be built: {inputs}"
+        else:
+            built.oru_file, built.oru_failure = _attempt(
+                "ORU^R01", partial(build_oru_file, inputs, draft, job_id, hl7, now, outputs))
+    return built
