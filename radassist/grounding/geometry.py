@@ -262,12 +262,12 @@ def map_findings(
     dropped (``grounding.box.picture``).
     """
     by_picture: dict[int, PictureGeometry] = {}
-    for geometry in geometries:
-        if not isinstance(geometry, PictureGeometry):
+    for item in geometries:
+        if not isinstance(item, PictureGeometry):
             raise TypeError('Items of argument "geometries" must be PictureGeometry.')
-        if geometry.picture in by_picture:
+        if item.picture in by_picture:
             raise ValueError('Argument "geometries" describes one picture twice.')
-        by_picture[geometry.picture] = geometry
+        by_picture[item.picture] = item
     mapped: list[MappedFinding] = []
     warnings: list[GroundingWarning] = []
     for number, finding in enumerate(findings):

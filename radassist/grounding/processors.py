@@ -89,7 +89,7 @@ def processor_steps(image_processor: Any, size: Size) -> tuple[Step, ...]:
     any-resolution grid) raises ValueError: its boxes cannot be mapped by these steps.
     """
     name = type(image_processor).__name__
-    resize_size = getattr(image_processor, "size", None)
+    resize_size: Any = getattr(image_processor, "size", None)
     do_resize = bool(getattr(image_processor, "do_resize", True))
     if name.startswith("Qwen2VLImageProcessor"):
         if not do_resize:

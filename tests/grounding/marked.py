@@ -68,7 +68,7 @@ def marked_multiframe(columns: int, rows: int, frames: int, marked_frame: int, m
     ds.NumberOfFrames = frames
     ds.FrameIncrementPointer = 0x00181063  # Frame Time
     ds.FrameTime = "100"
-    ds.WindowCenter, ds.WindowWidth = "2450", "3100"
+    ds.WindowCenter, ds.WindowWidth = "3000", "2000"  # the background lies below the window: black
     stack = [_frame(columns, rows, marker if n == marked_frame else None) for n in range(1, frames + 1)]
     ds.PixelData = np.stack(stack).tobytes()
     return ds
