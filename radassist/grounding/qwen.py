@@ -37,8 +37,8 @@ from radassist.grounding.boxes import (
 # A fence left open (output cut off) runs to the end of the text.
 _FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 _KEY = '"bbox_2d"'
-# A failed decode counts as broken box markup only when the box key follows its opening bracket.
-_BROKEN_START = re.compile(r'[\[{][\s\[{]*"bbox_2d"')
+# A failed decode counts as broken box markup only when a box object's key follows its opening bracket.
+_BROKEN_START = re.compile(r'[\[{][\s\[{]*"(?:bbox_2d|label)"')
 _DECODER = json.JSONDecoder()
 
 

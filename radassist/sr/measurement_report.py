@@ -249,14 +249,18 @@ def build_measurement_report(
     header = _header_source(ordered[0])
     evidence = _unique_instances([header, *ordered[1:]])
     local_now, tz_offset = _local_time(now or dt.datetime.now(dt.UTC), header)
-    content = build_content(
-        findings,
-        _referenced(findings, evidence),
-        sop_instance_uid=sop_instance_uid,
-        model_name=model_name,
-        model_revision=model_revision,
-        procedure=procedure,
-    )
+    try:
+        content = build_content(
+            findings,
+            _referenced(findings, evidence),
+            sop_instance_uid=sop_instance_uid,
+            model_name=model_name,
+            model_revision=model_revision,
+            procedure=procedure,
+        )
+    except (AttributeError, KeyError) as exc:
+        # highdicom reads the image library's descriptors from the sources; keep only the kind.
+        raise ValueError(f'Argument "sources" cannot describe the images ({type(exc).__name__}).') from None
     sr = _document(
         content,
         evidence,

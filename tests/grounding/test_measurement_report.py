@@ -3,6 +3,7 @@ OHIF's SR extension reads, the draft flags and notice, deterministic UIDs, clean
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import subprocess
@@ -196,6 +197,10 @@ def test_bad_input_is_rejected_naming_the_argument_without_patient_data(
             _build([], _findings(ct))
         with pytest.raises(ValueError, match='"model_name"'):
             _build(ct, _findings(ct), model_name=" ")
+        no_columns = copy.deepcopy(ct[0])
+        del no_columns.Columns
+        with pytest.raises(ValueError, match='"sources" cannot describe the images'):
+            _build([no_columns], [MappedFinding("A", (SourceBox(str(ct[0].SOPInstanceUID), 1, 1, 1, 2, 2),))])
         _build(ct, _findings(ct))
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert not any(value in logged for value in SENTINEL_VALUES)

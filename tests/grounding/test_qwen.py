@@ -138,3 +138,10 @@ def test_plain_text_and_fenced_prose_are_left_alone() -> None:
 
 def test_registry_gives_this_parser() -> None:
     assert parser_for("qwen2_5_vl") is parse_qwen
+
+
+def test_cut_off_json_with_the_label_first_is_still_markup() -> None:
+    report = parse_qwen('Report.\n[{"label": "A", "bbox_2d": [1, 2, 3, 4]}, {"label": "B", "bbox_2d": [5, 6')
+    assert report.text == "Report."
+    assert [(f.text, len(f.boxes)) for f in report.findings] == [("A", 1)]
+    assert [w.code for w in report.warnings] == [JSON_UNTERMINATED]
