@@ -37,16 +37,9 @@ from pydicom.valuerep import DA, TM
 from radassist.grounding.boxes import FindingCode
 from radassist.grounding.geometry import MappedFinding, SourceBox
 from radassist.sr import codes
-from radassist.sr.document import (
-    CodedLabel,
-    _check_sources,
-    _header_source,
-    _known_class_first,
-    _lo,
-    _local_time,
-    _unique_instances,
-)
+from radassist.sr.header import check_sources, evidence, local_time
 from radassist.sr.uids import RADASSIST_NAMESPACE, device_observer_uid
+from radassist.sr.values import CodedLabel, lo
 
 SrClass = Literal["enhanced", "comprehensive"]
 _SR_TYPES = {"enhanced": hd.sr.EnhancedSR, "comprehensive": hd.sr.ComprehensiveSR}
@@ -101,7 +94,7 @@ def _region(box: SourceBox, source: pydicom.Dataset) -> hd.sr.ImageRegion:
 def _code(code: FindingCode | CodedLabel | None) -> hd.sr.CodedConcept | None:
     if code is None:
         return None
-    return hd.sr.CodedConcept(value=code.value, scheme_designator=code.scheme, meaning=_lo(code.meaning))
+    return hd.sr.CodedConcept(value=code.value, scheme_designator=code.scheme, meaning=lo(code.meaning))
 
 
 def _groups(
@@ -162,12 +155,12 @@ def build_content(
         observer_type=hd.sr.CodedConcept.from_code(codes.OBSERVER_TYPE_DEVICE),
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
             uid=device_observer_uid(model_name, model_revision),
-            name=_lo(observer_name),
+            name=lo(observer_name),
             manufacturer_name=codes.MANUFACTURER,
-            model_name=_lo(model_name),
+            model_name=lo(model_name),
         ),
     )
-    algorithm = hd.sr.AlgorithmIdentification(name=_lo(model_name), version=_lo(model_revision or "unspecified"))
+    algorithm = hd.sr.AlgorithmIdentification(name=lo(model_name), version=lo(model_revision or "unspecified"))
     by_uid = {str(ds.SOPInstanceUID): ds for ds in images}
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
@@ -237,7 +230,7 @@ def build_measurement_report(
 
     Raises ``TypeError``/``ValueError`` naming the argument; messages carry no patient data.
     """
-    study_uid = _check_sources(sources)
+    study_uid = check_sources(sources)
     _check_arguments(
         findings,
         sr_class,
@@ -245,14 +238,13 @@ def build_measurement_report(
         model_name,
         software_version,
     )
-    ordered = _known_class_first(sources)
-    header = _header_source(ordered[0])
-    evidence = _unique_instances([header, *ordered[1:]])
-    local_now, tz_offset = _local_time(now or dt.datetime.now(dt.UTC), header)
+    evidence_items = evidence(sources)
+    header = evidence_items[0]
+    local_now, tz_offset = local_time(now or dt.datetime.now(dt.UTC), header)
     try:
         content = build_content(
             findings,
-            _referenced(findings, evidence),
+            _referenced(findings, evidence_items),
             sop_instance_uid=sop_instance_uid,
             model_name=model_name,
             model_revision=model_revision,
@@ -263,7 +255,7 @@ def build_measurement_report(
         raise ValueError(f'Argument "sources" cannot describe the images ({type(exc).__name__}).') from None
     sr = _document(
         content,
-        evidence,
+        evidence_items,
         header,
         sr_class=sr_class,
         series_instance_uid=series_instance_uid,
@@ -296,13 +288,13 @@ def _document(
     local_now: dt.datetime,
 ) -> pydicom.Dataset:
     """The SR document around ``content``: same study and patient as ``header``, a series of its own."""
-    versions = [_lo(f"RadAssist {software_version}")]
+    versions = [lo(f"RadAssist {software_version}")]
     if model_revision:
-        versions.append(_lo(f"model {model_revision}"))
+        versions.append(lo(f"model {model_revision}"))
     equipment = hd.ContributingEquipment(
         manufacturer=codes.MANUFACTURER,
         purpose_of_reference=codes.PROCESSING_EQUIPMENT,
-        manufacturer_model_name=_lo(model_name),
+        manufacturer_model_name=lo(model_name),
         software_versions=versions,
         contribution_datetime=local_now.replace(microsecond=0, tzinfo=None),
         contribution_description="AI findings on images, not verified",
@@ -323,12 +315,12 @@ def _document(
                 is_complete=False,
                 is_final=False,
                 is_verified=False,
-                institution_name=_lo(str(institution)) if institution else None,
+                institution_name=lo(str(institution)) if institution else None,
                 contributing_equipment=[equipment],
                 specific_character_set="ISO_IR 192",
                 series_description=SERIES_DESCRIPTION,
-                manufacturer_model_name=_lo(model_name),
-                software_versions=_lo(software_version),
+                manufacturer_model_name=lo(model_name),
+                software_versions=lo(software_version),
                 content_date=local_now.date(),
                 content_time=local_now.time().replace(microsecond=0),
             )
