@@ -283,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     user = sub.add_parser("user", parents=[common], help="web users: add one (or reset its password), or issue an API token")
     user.add_argument("action", choices=["add", "token"])
     user.add_argument("name")
-    user.add_argument("--role", choices=["admin", "viewer"], default="viewer", help="for add (default viewer)")
+    user.add_argument("--role", choices=["admin", "radiologist", "viewer"], default="viewer",
+                      help="for add (default viewer): viewer looks, radiologist also reviews drafts, admin also acts")
     user.add_argument("--password-stdin", action="store_true", help="for add: read the password from standard input")
     user.set_defaults(func=cmd_user)
     dests = sub.add_parser("test-destinations", parents=[common], help="connection test of the SR destinations")

@@ -27,7 +27,11 @@ _NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 
 
 class Role(StrEnum):
+    """``viewer`` looks; ``radiologist`` also reviews drafts (verdicts, held drafts, questions to the
+    model); ``admin`` also runs the pipeline (retries, cancels, intake, settings)."""
+
     ADMIN = "admin"
+    RADIOLOGIST = "radiologist"
     VIEWER = "viewer"
 
 
@@ -44,6 +48,11 @@ class CurrentUser:
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
+
+    @property
+    def can_review(self) -> bool:
+        """Radiologists and admins review drafts; viewers only look."""
+        return self.role in (Role.ADMIN, Role.RADIOLOGIST)
 
 
 def _digest(token: str) -> str:

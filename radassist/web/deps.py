@@ -76,14 +76,33 @@ def require_admin(user: Annotated[CurrentUser, Depends(require_user)]) -> Curren
     return user
 
 
-async def require_admin_post(request: Request, user: Annotated[CurrentUser, Depends(require_admin)]) -> CurrentUser:
-    """An admin's state-changing request: a form posted with the session cookie must carry the CSRF token."""
+def require_reviewer(user: Annotated[CurrentUser, Depends(require_user)]) -> CurrentUser:
+    if not user.can_review:
+        raise HTTPException(status_code=403, detail="this needs the radiologist or admin role")
+    return user
+
+
+async def _check_csrf(request: Request, user: CurrentUser) -> None:
+    """A form posted with the session cookie must carry the CSRF token (API tokens need none)."""
     if user.via == "session":
         form = await request.form()
         presented = form.get(CSRF_FIELD) or request.headers.get("x-csrf-token")
         secret = cast(bytes, request.app.state.secret_key)
         if not isinstance(presented, str) or not csrf_valid(secret, user.session_token or "", presented):
             raise HTTPException(status_code=403, detail="missing or invalid CSRF token")
+
+
+async def require_admin_post(request: Request, user: Annotated[CurrentUser, Depends(require_admin)]) -> CurrentUser:
+    """An admin's state-changing request."""
+    await _check_csrf(request, user)
+    return user
+
+
+async def require_reviewer_post(
+    request: Request, user: Annotated[CurrentUser, Depends(require_reviewer)]
+) -> CurrentUser:
+    """A radiologist's (or admin's) state-changing request: a verdict, a released draft, a question."""
+    await _check_csrf(request, user)
     return user
 
 
@@ -94,3 +113,5 @@ ProbeDep = Annotated[SystemProbe, Depends(get_probe)]
 UserDep = Annotated[CurrentUser, Depends(require_user)]
 AdminDep = Annotated[CurrentUser, Depends(require_admin)]
 AdminPostDep = Annotated[CurrentUser, Depends(require_admin_post)]
+ReviewerDep = Annotated[CurrentUser, Depends(require_reviewer)]
+ReviewerPostDep = Annotated[CurrentUser, Depends(require_reviewer_post)]

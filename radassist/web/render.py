@@ -18,7 +18,8 @@ def render(request: Request, name: str, context: dict[str, Any], user: CurrentUs
     secret = cast(bytes, request.app.state.secret_key)
     csrf = csrf_token(secret, user.session_token) if user is not None and user.session_token else ""
     response = templates.TemplateResponse(
-        request, name, {**context, "user": user, "csrf": csrf, "is_admin": bool(user and user.is_admin)},
+        request, name, {**context, "user": user, "csrf": csrf, "is_admin": bool(user and user.is_admin),
+         "can_review": bool(user and user.can_review)},
         status_code=status_code,
     )
     response.headers["Cache-Control"] = "no-store"
