@@ -19,6 +19,7 @@ from pydicom.errors import InvalidDicomError
 
 from radassist.config import Hl7Settings
 from radassist.db.tables import Draft
+from radassist.errors import RadAssistError
 from radassist.outputs.inputs import BuildInputs
 from radassist.outputs.oru import build_oru_file
 from radassist.outputs.plan import OutputPlan
@@ -33,6 +34,8 @@ REASON_MAX_CHARS = 500
 
 def plain_reason(exc: BaseException) -> str:
     """Why something could not be built or read, in words (never just an exception's class name)."""
+    if isinstance(exc, RadAssistError):
+        return exc.message[:REASON_MAX_CHARS]
     if isinstance(exc, FileNotFoundError):
         return "a received instance file is missing from the store"
     if isinstance(exc, InvalidDicomError):
@@ -65,7 +68,7 @@ def _attempt(what: str, build: Callable[[], tuple[str, str]]) -> tuple[tuple[str
     try:
         return build(), None
     except Exception as exc:  # noqa: BLE001 -- each output fails on its own, with its reason
-        if not isinstance(exc, (ValueError, TypeError)):
+        if not isinstance(exc, (ValueError, TypeError, RadAssistError)):
             logger.exception("building the %s failed unexpectedly", what)
         reason = f"the {what} could not be built: {plain_reason(exc)}"
         logger.warning("%s not built", what)

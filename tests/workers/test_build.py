@@ -112,8 +112,8 @@ def test_an_oru_that_cannot_be_built_fails_alone_in_plain_words(
     oru = rows[(DeliveryChannel.HL7, "ris")]
     assert oru.state is DeliveryState.FAILED and oru.payload_path is None
     assert oru.last_error_code == "output.build"
-    assert oru.last_error_message == ('the ORU^R01 could not be built: Argument "source" has no PatientID; '
-                                      "the RIS cannot file the result.")
+    assert oru.last_error_message == ("the ORU^R01 could not be built: the study has no PatientID, so the RIS "
+                                      "could not file the result: no ORU^R01 was built")
     assert session.get(Job, job.id).state is JobState.DELIVERING  # type: ignore[union-attr]
     tags = session.scalars(select(Event.tag).where(Event.job_id == job.id)).all()
     assert "job:output:failed" in tags and "job:sr:built" in tags
