@@ -14,7 +14,7 @@ from radassist.hl7.ack import AckCode, ErrorCode
 
 
 @dataclass(frozen=True)
-class Refusal:
+class InboundRefusal:
     """One condition: our ACK code, the HL7 table 0357 code, our stable code, the default reason."""
 
     ack: AckCode
@@ -23,62 +23,62 @@ class Refusal:
     reason: str
 
 
-REFUSALS: dict[str, Refusal] = {
-    "no_msh": Refusal(
+REFUSALS: dict[str, InboundRefusal] = {
+    "no_msh": InboundRefusal(
         AckCode.AR,
         ErrorCode.SEGMENT_SEQUENCE,
         "hl7.inbound.malformed",
         "the message does not start with an MSH segment",
     ),
-    "no_control_id": Refusal(
+    "no_control_id": InboundRefusal(
         AckCode.AR, ErrorCode.REQUIRED_FIELD_MISSING, "hl7.inbound.malformed", "MSH-10 (control id) is empty"
     ),
-    "version": Refusal(
+    "version": InboundRefusal(
         AckCode.AR, ErrorCode.UNSUPPORTED_VERSION, "hl7.inbound.version", "MSH-12 is not an HL7 v2 version"
     ),
-    "unsupported_type": Refusal(
+    "unsupported_type": InboundRefusal(
         AckCode.AR,
         ErrorCode.UNSUPPORTED_MESSAGE_TYPE,
         "hl7.inbound.unsupported",
         "the message type is not accepted here",
     ),
-    "unsupported_event": Refusal(
+    "unsupported_event": InboundRefusal(
         AckCode.AR,
         ErrorCode.UNSUPPORTED_EVENT,
         "hl7.inbound.unsupported",
         "the trigger event is not accepted here",
     ),
-    "unparseable": Refusal(
+    "unparseable": InboundRefusal(
         AckCode.AR, ErrorCode.DATA_TYPE, "hl7.inbound.malformed", "the message cannot be parsed"
     ),
-    "too_large": Refusal(
+    "too_large": InboundRefusal(
         AckCode.AR,
         ErrorCode.INTERNAL,
         "hl7.inbound.too_large",
         "message too large (`[hl7] listen_max_message_bytes`); the connection is closed",
     ),
-    "no_obr": Refusal(
+    "no_obr": InboundRefusal(
         AckCode.AE, ErrorCode.SEGMENT_SEQUENCE, "hl7.inbound.no_obr", "the order or result has no OBR segment"
     ),
-    "no_accession": Refusal(
+    "no_accession": InboundRefusal(
         AckCode.AE,
         ErrorCode.REQUIRED_FIELD_MISSING,
         "hl7.inbound.no_accession",
         "no accession number (and, for a result, no known order for its order numbers)",
     ),
-    "no_text": Refusal(
+    "no_text": InboundRefusal(
         AckCode.AE,
         ErrorCode.REQUIRED_FIELD_MISSING,
         "hl7.inbound.no_text",
         "the final result has no text OBX",
     ),
-    "database": Refusal(
+    "database": InboundRefusal(
         AckCode.AE,
         ErrorCode.INTERNAL,
         "hl7.inbound.db",
         "the message could not be stored; send it again",
     ),
-    "internal": Refusal(
+    "internal": InboundRefusal(
         AckCode.AE, ErrorCode.INTERNAL, "hl7.inbound.internal", "the message could not be processed"
     ),
 }
