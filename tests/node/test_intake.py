@@ -19,7 +19,7 @@ from radassist.errors import RejectedInput
 from radassist.intake.header import read_header
 from radassist.intake.record import record_instance
 from radassist.store.instances import InstanceStore, StoredFile
-from tests.unit.test_completion import header
+from tests.unit.test_completion import TEST_KEY, header
 
 NOW = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)
 
@@ -42,16 +42,26 @@ def test_store_refuses_paths_leaving_the_root(tmp_path: Path, relpath: str) -> N
         InstanceStore(tmp_path).path(relpath)
 
 
-def test_store_rewrite_replaces_and_leaves_no_temporaries(tmp_path: Path) -> None:
+def test_store_never_overwrites_and_leaves_no_temporaries(tmp_path: Path) -> None:
+    """The same bytes again are the stored file (``replaced``: not the write's own); other bytes are
+    a revision beside it, named by their hash; the first file never changes."""
     store = InstanceStore(tmp_path)
     first = store.write(b"one", "1.2", "1.2.1", "1.2.1.1")
+    again = store.write(b"one", "1.2", "1.2.1", "1.2.1.1")
+    assert (again.relpath, again.replaced, first.replaced) == (first.relpath, True, False)
     with open(tmp_path / "src", "wb") as f:
         f.write(b"second version")
     with open(tmp_path / "src", "rb") as f:
         second = store.write(f, "1.2", "1.2.1", "1.2.1.1")
-    assert second.relpath == first.relpath and second.replaced
+    assert second.relpath != first.relpath and not second.replaced
+    assert second.relpath.rsplit("/", 1)[0] == first.relpath.rsplit("/", 1)[0]  # beside it, in the study's folder
+    assert store.path(first.relpath).read_bytes() == b"one"
     assert store.path(second.relpath).read_bytes() == b"second version"
-    assert [p.name for p in tmp_path.rglob("*.part")] == []
+    assert store.write(b"second version", "1.2", "1.2.1", "1.2.1.1") == second.__class__(
+        second.relpath, second.size_bytes, replaced=True)
+    assert first.root == tmp_path.resolve()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file() and p.name != "src") == sorted(
+        [Path(first.relpath).name, Path(second.relpath).name])
 
 
 def test_store_failure_removes_the_temporary(tmp_path: Path) -> None:
@@ -133,6 +143,7 @@ def test_racing_recorders_of_one_new_study(migrated_settings: Settings) -> None:
                         calling_ae="MOD",
                         called_ae="RADASSIST",
                         now=NOW,
+                        identity_key=TEST_KEY,
                     )
                     session.commit()
             # and a re-send of one of its own
@@ -145,6 +156,7 @@ def test_racing_recorders_of_one_new_study(migrated_settings: Settings) -> None:
                     calling_ae="MOD",
                     called_ae="RADASSIST",
                     now=NOW,
+                    identity_key=TEST_KEY,
                 )
                 session.commit()
         except BaseException as exc:  # noqa: BLE001 - reported below

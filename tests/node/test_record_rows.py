@@ -23,7 +23,7 @@ from radassist.db.tables import Event, Instance, Job, Series, Study
 from radassist.intake.record import record_instance
 from radassist.states import StudyState
 from radassist.store.instances import StoredFile
-from tests.unit.test_completion import SR_CLASS, header
+from tests.unit.test_completion import SR_CLASS, TEST_KEY, header
 
 T0 = dt.datetime(2026, 2, 1, 9, 0, tzinfo=dt.UTC)
 STUDY = "1.2.826.0.1.3680043.9.7.1"
@@ -34,16 +34,19 @@ def _at(seconds: int) -> dt.datetime:
 
 
 def _record(factory: sessionmaker[Session], sop: str, seconds: int, size: int = 10, **options: Any) -> bool:
+    """Record an instance whose file (as the store names it) differs by ``size``: a different size is a revision."""
     reopen = options.pop("reopen_study", True)
+    study = options.pop("study", STUDY)
     with factory() as session:
         new = record_instance(
             session,
-            header(STUDY, sop, **options),
+            header(study, sop, **options),
             StoredFile(f"x/{sop}.{size}.dcm", size),
             calling_ae="MODALITY",
             called_ae="RADASSIST",
             now=_at(seconds),
             reopen_study=reopen,
+            identity_key=TEST_KEY,
         )
         session.commit()
     return new
@@ -80,7 +83,7 @@ def test_a_study_s_story_leaves_the_same_rows_on_both_databases(factory: session
     assert (study.state, study.instance_count, study.last_received_at, study.modality) == (
         StudyState.RECEIVING, 2, _at(5), "CR")
 
-    # A re-send while receiving: no count, a later last_received_at, the file description refreshed.
+    # A revision (other bytes) while receiving: no count, a later last_received_at, the newest file counts.
     assert not _record(factory, "1.1", 8, size=99)
     study = _study(factory)
     assert (study.instance_count, study.last_received_at) == (2, _at(8))
@@ -88,7 +91,7 @@ def test_a_study_s_story_leaves_the_same_rows_on_both_databases(factory: session
     assert _record(factory, "1.3", 6)
     assert _study(factory).last_received_at == _at(8)
 
-    # Complete; a re-send changes nothing on the study; a new image reopens it.
+    # Complete; a re-send of the same bytes changes nothing on the study; a new image reopens it.
     _complete(factory, 30)
     assert not _record(factory, "1.2", 40)
     study = _study(factory)
@@ -116,7 +119,7 @@ def test_a_study_s_story_leaves_the_same_rows_on_both_databases(factory: session
     with factory() as session:
         counts = {s.series_instance_uid: s.instance_count for s in session.scalars(select(Series))}
         instances = {i.sop_instance_uid: i for i in session.scalars(select(Instance))}
-    assert counts == {"1.2.3.1": 5, "9.9": 2}
+    assert counts == {f"{STUDY}.1000": 5, "9.9": 2}
     assert (instances["1.1"].path, instances["1.1"].size_bytes) == ("x/1.1.99.dcm", 99)
     assert instances["1.1"].received_at == _at(0)  # the first arrival, kept
 
@@ -124,7 +127,7 @@ def test_a_study_s_story_leaves_the_same_rows_on_both_databases(factory: session
     assert [tag for tag, _ in timeline] == [
         "study:instance:received",  # 1.1
         "study:instance:received",  # 1.2
-        "study:instance:received",  # 1.1 again
+        "study:instance:revised",  # 1.1 again, other bytes
         "study:instance:received",  # 1.3
         "study:instance:received",  # 1.2 again, study complete
         "study:reopened",
@@ -135,8 +138,10 @@ def test_a_study_s_story_leaves_the_same_rows_on_both_databases(factory: session
         "study:instance:received",  # another SR
     ]
     received = [detail for tag, detail in timeline if tag == "study:instance:received"]
-    assert [d["duplicate"] for d in received] == [False, False, True, False, True, False, False, False, False]
-    assert received[2]["instance_id"] == received[0]["instance_id"] == str(instances["1.1"].id)
+    assert [d["duplicate"] for d in received] == [False, False, False, True, False, False, False, False]
+    assert received[3]["instance_id"] == received[1]["instance_id"] == str(instances["1.2"].id)
+    revised = [detail for tag, detail in timeline if tag == "study:instance:revised"]
+    assert revised == [{k: v for k, v in {**received[0], "size_bytes": 99}.items() if k != "duplicate"}]
     assert received[0] == {
         "series_id": str(instances["1.1"].series_id),
         "instance_id": str(instances["1.1"].id),
@@ -145,13 +150,12 @@ def test_a_study_s_story_leaves_the_same_rows_on_both_databases(factory: session
         "calling_ae": "MODALITY",
         "duplicate": False,
     }
-    assert received[2]["size_bytes"] == 99
 
 
 def test_a_resend_whose_first_copy_commits_meanwhile_is_a_resend(postgres_url: str, make_settings: Any) -> None:
     """PostgreSQL only: the re-send's statement waits on the first copy's uncommitted row; when that
-    commits, neither the insert nor the refresh of the one statement applied (one snapshot), and
-    the recorder must run again rather than lose the instance or count it twice."""
+    commits, the one statement inserted nothing, and the recorder must read the committed row and
+    take the re-send for what it is, rather than lose the instance or count it twice."""
     from radassist.db.migrate import upgrade
 
     settings = make_settings(database_url=postgres_url)
@@ -161,8 +165,8 @@ def test_a_resend_whose_first_copy_commits_meanwhile_is_a_resend(postgres_url: s
         assert _record(factory, "1.1", 0)  # the study and series exist, their ids cached
         first_copy = factory()
         first_copy.connection()
-        record_instance(first_copy, header(STUDY, "1.9"), StoredFile("x/first.dcm", 10),
-                        calling_ae="MODALITY", called_ae="RADASSIST", now=_at(1))
+        record_instance(first_copy, header(STUDY, "1.9"), StoredFile("x/1.9.77.dcm", 77),
+                        calling_ae="MODALITY", called_ae="RADASSIST", now=_at(1), identity_key=TEST_KEY)
         # ... not committed yet.  The re-send comes in on another association:
         outcome: list[bool | BaseException] = []
 
