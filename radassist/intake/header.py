@@ -146,6 +146,13 @@ class _ReceivedElements:
             self._dataset = _DatasetValues(Dataset({BaseTag(tag): raw for tag, raw in self._elements.items()}))
         return self._dataset.value(keyword)
 
+    def raw_text(self, keyword: str) -> str | None:
+        """The element's value as sent (padding included), or None when absent."""
+        raw = self._elements.get(_TAG_BY_KEYWORD[keyword])
+        if raw is None:
+            return None
+        return raw.value.decode("latin-1") if isinstance(raw.value, bytes) else None
+
     def _direct(self, raw: RawDataElement) -> Any:
         vr = raw.VR if raw.VR is not None else _DICTIONARY_VRS.get(raw.tag)
         value = raw.value
@@ -171,6 +178,14 @@ class _DatasetValues:
     def value(self, keyword: str) -> Any:
         return self._dataset[keyword].value if keyword in self._dataset else None
 
+    def raw_text(self, keyword: str) -> str | None:
+        """The element's value as read, before pydicom's conversion (which strips whitespace) when it
+        has not happened yet; None when absent or already converted."""
+        if keyword not in self._dataset:
+            return None
+        element = self._dataset.get_item(keyword)
+        return element.value.decode("latin-1") if isinstance(element.value, bytes) else None
+
 
 _Values = _ReceivedElements | _DatasetValues
 
@@ -186,7 +201,10 @@ def _raw(source: _Values, keyword: str) -> Any:
 
 
 def _uid(dataset: _Values, keyword: str) -> str:
-    value = _raw(dataset, keyword)
+    """The UID exactly as sent (pydicom's conversion would strip a newline and hide it)."""
+    value = dataset.raw_text(keyword) if keyword in _TAG_BY_KEYWORD else None
+    if value is None:
+        value = _raw(dataset, keyword)
     if value is None or not str(value).strip("\x00 "):
         raise RejectedInput(f"the data set has no {keyword}", code="dicom.missing_uid")
     try:

@@ -114,7 +114,7 @@ class Resolution(StrEnum):
     """The chosen instance names the right patient; instances naming anyone else leave the study."""
     SAME_PATIENT = "same_patient"
     """Every instance names the same person (e.g. a corrected spelling): all stay, under the chosen
-    instance's identity."""
+    instance's identity (instances arriving later must name that one, or the study is held again)."""
 
 
 @dataclass(frozen=True)
@@ -182,11 +182,12 @@ def _drop_instances(session: Session, study: Study, others: ColumnElement[bool])
     if not rows:
         return ()
     session.execute(delete(Instance).where(Instance.id.in_([row.id for row in rows])))
-    counts = dict(
-        session.execute(
+    counts: dict[uuid.UUID, int] = {
+        series_id: count
+        for series_id, count in session.execute(
             select(Instance.series_id, func.count()).where(Instance.study_id == study.id).group_by(Instance.series_id)
-        ).tuples().all()
-    )
+        )
+    }
     for series_id in session.scalars(select(Series.id).where(Series.study_id == study.id)).all():
         if series_id in counts:
             session.execute(update(Series).where(Series.id == series_id).values(instance_count=counts[series_id]))

@@ -4,15 +4,16 @@ The database deliberately stores no patient identity, yet intake must notice whe
 of one study name different patients, or when an instance's UID comes back naming another patient.
 So each instance's identity (Patient ID, its issuer, the name, the birth date) is reduced, as it
 is read, to a digest (:meth:`PatientIdentity.digest`, so the parsed header holds no value), and that
-to :func:`patient_key`: HMAC-SHA256 under a key that exists only in the instance store's folder
-(``identity.key``, owner-only, created on first use), never in the database.  Someone who reads the
+to :func:`patient_key`: HMAC-SHA256 under a key that exists only in the data folder beside the
+instance store (``identity.key``, owner-only, created on first use), never in the database.  Someone who reads the
 database (a backup, a replica) cannot test guessed names and birth dates against the stored keys.
 
 Values are compared after the normalisation a person would apply: surrounding spaces and the
 padding of DICOM values go, a name's empty trailing components go (``DOE^JOHN^^`` is ``DOE^JOHN``)
 and letter case is ignored.  Anything else that differs counts, an empty value against a filled
 one included: the study is then held for an admin, which costs a click, while the opposite error
-sends a report to the wrong patient.
+sends a report to the wrong patient.  Only an instance that names no patient at all (all four
+empty, e.g. a document made outside the modality) is kept without a key and compared with no one.
 """
 
 from __future__ import annotations
@@ -80,14 +81,15 @@ def patient_key(identity_digest: str, key: bytes) -> str:
 
 
 @functools.cache
-def installation_key(folder: Path) -> bytes:
-    """The key of the instance store at ``folder`` (``identity.key``), created owner-only on first use.
+def installation_key(store_root: Path) -> bytes:
+    """The key of the instance store at ``store_root``: ``identity.key`` in the folder holding it
+    (the data folder), created owner-only on first use.
 
     Every listener process of an installation shares the instance store and so the key; it is read
     once per process.  Losing the file makes every later instance of an earlier study look like
     another patient's (the study is held, nothing is sent): keep it with the instances it protects.
     """
-    return create_once(Path(folder).resolve() / KEY_FILE, secrets.token_bytes(KEY_BYTES))
+    return create_once(Path(store_root).resolve().parent / KEY_FILE, secrets.token_bytes(KEY_BYTES))
 
 
 UNKNOWN_PATIENT = PatientIdentity().digest()

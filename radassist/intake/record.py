@@ -3,7 +3,7 @@
 What an instance may do to the rows (:mod:`radassist.intake.identity` says why):
 
 * **new** SOP Instance UID: its rows are added and counted.  If it names another patient than the
-  study's first instance, the study is held in ``identity_conflict`` (nothing is drafted or sent
+  study's first instance (an instance naming no patient at all names no other), the study is held in ``identity_conflict`` (nothing is drafted or sent
   until an admin resolves it); otherwise a ``complete`` study is reopened for a re-draft (unless
   the instance is a non-image object or our own SR coming back from the PACS).
 * **the same** UID again, with the same study, series, SOP class and patient:
@@ -49,7 +49,7 @@ from radassist.events import EventTag
 from radassist.identifiers import accession_hash, study_handle
 from radassist.intake.header import InstanceHeader
 from radassist.intake.identity import CONFLICT_CODE, Mismatch, hold_study, refuse_reused_uid
-from radassist.intake.patient import installation_key, patient_key
+from radassist.intake.patient import UNKNOWN_PATIENT, installation_key, patient_key
 from radassist.intake.record_postgresql import record_in_one_statement
 from radassist.intake.record_steps import SERIES, STUDIES, dialect_insert, statements
 from radassist.intake.sop_classes import is_report_sop_class
@@ -96,7 +96,7 @@ class _Arrival:
 
     header: InstanceHeader
     stored: StoredFile
-    patient_key: str
+    patient_key: str | None
     calling_ae: str
     called_ae: str
     now: dt.datetime
@@ -149,8 +149,9 @@ def record_instance(
         if stored.root is None:
             raise ValueError('Argument "identity_key" is required for a stored file without its store root.')
         identity_key = installation_key(stored.root)
-    arrival = _Arrival(header, stored, patient_key(header.patient_digest, identity_key), calling_ae, called_ae, now,
-                       reopen_study)
+    # An instance that names no patient at all cannot name another one: it is kept without a key.
+    key = None if header.patient_digest == UNKNOWN_PATIENT else patient_key(header.patient_digest, identity_key)
+    arrival = _Arrival(header, stored, key, calling_ae, called_ae, now, reopen_study)
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return _record(session, arrival)
@@ -249,7 +250,7 @@ def _record(session: Session, arrival: _Arrival) -> bool:
         return _resend(session, arrival, study_id, series_id, received)
 
     state, study_patient = connection.execute(steps.study_identity, {"p_study_id": study_id}).one()
-    mismatch = study_patient is not None and study_patient != arrival.patient_key
+    mismatch = None not in (study_patient, arrival.patient_key) and study_patient != arrival.patient_key
     reopened = not mismatch and _reopen(session, arrival, study_id)
     connection.execute(steps.count_series, {"p_series_id": series_id})
     connection.execute(
@@ -287,7 +288,7 @@ def _mismatch(row: Any, arrival: _Arrival, study_id: uuid.UUID, series_id: uuid.
         return Mismatch.SERIES
     if row.sop_class_uid != arrival.header.sop_class_uid:
         return Mismatch.SOP_CLASS
-    if row.patient_key is not None and row.patient_key != arrival.patient_key:
+    if None not in (row.patient_key, arrival.patient_key) and row.patient_key != arrival.patient_key:
         return Mismatch.PATIENT
     return None
 

@@ -96,7 +96,7 @@ def _statement() -> Any:
     may_reopen = and_(
         bindparam("p_reopen", type_=Boolean()), or_(~bindparam("p_is_report", type_=Boolean()), ~our_own_sr)
     )
-    other_patient = and_(st.patient_key.is_not(None), st.patient_key != key)
+    other_patient = and_(key.is_not(None), st.patient_key.is_not(None), st.patient_key != key)
     holds = and_(other_patient, st.state != StudyState.IDENTITY_CONFLICT)
     reopens = and_(~other_patient, may_reopen, st.state == StudyState.COMPLETE)
     study = (
