@@ -10,18 +10,19 @@ from celery import Celery
 from kombu.entity import Queue
 
 from radassist.config import Settings
+from radassist.store.private import private_dirs
 
 logger = logging.getLogger(__name__)
 
 GPU_QUEUE = "gpu"
 IO_QUEUE = "io"
 
-TASK_MODULES = ["workers.tasks.sweep", "workers.tasks.draft", "workers.tasks.deliver"]
+TASK_MODULES = ["workers.tasks.sweep", "workers.tasks.draft", "workers.tasks.deliver", "workers.tasks.retention"]
 
 
 def make_celery(settings: Settings) -> Celery:
     """A Celery app whose tasks can reach ``settings`` as ``app.radassist_settings``."""
-    settings.storage.path.mkdir(parents=True, exist_ok=True)
+    private_dirs(settings.storage.path)
     app = Celery("radassist", broker=settings.broker_url, include=TASK_MODULES, set_as_current=True)
     time_limit = settings.queue.job_time_limit_seconds
     app.conf.update(
@@ -48,7 +49,12 @@ def make_celery(settings: Settings) -> Celery:
                 "task": "radassist.sweep",
                 "schedule": timedelta(seconds=settings.queue.sweep_interval_seconds),
                 "options": {"queue": IO_QUEUE, "expires": settings.queue.sweep_interval_seconds * 5},
-            }
+            },
+            "retention": {
+                "task": "radassist.retention",
+                "schedule": timedelta(seconds=settings.retention.interval_seconds),
+                "options": {"queue": IO_QUEUE, "expires": settings.retention.interval_seconds},
+            },
         },
         beat_schedule_filename=str(settings.storage.path / "celerybeat-schedule"),
     )

@@ -13,7 +13,7 @@ from radassist.config.dicom import DicomSettings, PipelineSettings
 from radassist.config.hl7 import Hl7Settings
 from radassist.config.model import ModelSettings
 from radassist.config.service import DeliverySettings, LoggingSettings, WebSettings
-from radassist.config.storage import DatabaseSettings, QueueSettings, StorageSettings
+from radassist.config.storage import DatabaseSettings, QueueSettings, RetentionSettings, StorageSettings
 
 
 class Settings(Section):
@@ -21,6 +21,7 @@ class Settings(Section):
 
     dicom: DicomSettings = DicomSettings()
     storage: StorageSettings = StorageSettings()
+    retention: RetentionSettings = RetentionSettings()
     database: DatabaseSettings = DatabaseSettings()
     queue: QueueSettings = QueueSettings()
     model: ModelSettings = ModelSettings()

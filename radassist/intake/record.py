@@ -319,6 +319,7 @@ def _resend(
     )
     reopened = _reopen(session, arrival, study_id)
     connection.execute(steps.touch_study, touch)
+    connection.execute(steps.has_files_again, {"p_study_id": study_id})
     if reopened:
         _event(session, EventTag.STUDY_REOPENED, study_id)
     _event(session, EventTag.INSTANCE_REVISED, study_id, **received, instance_id=str(row.id))

@@ -109,6 +109,7 @@ def _statement() -> Any:
             last_received_at=case((st.last_received_at < now, now), else_=st.last_received_at),
             modality=func.coalesce(st.modality, _param("modality", st.modality)),
             patient_key=func.coalesce(st.patient_key, key),
+            files_removed_at=None,  # it has files again: retention's to judge anew
         )
         .returning(before.c.state.label("state_before"), st.state.label("state_after"))
         .cte("study")

@@ -49,6 +49,7 @@ class Statements:
     count_study: Any
     existing_instance: Any
     revise_instance: Any
+    has_files_again: Any
     touch_study: Any
     insert_event: Any
     our_sr: Any
@@ -98,6 +99,7 @@ def statements(dialect: str) -> Statements:
             last_received_at=later,
             modality=func.coalesce(st.modality, param("modality", st.modality)),
             patient_key=func.coalesce(st.patient_key, param("patient_key", st.patient_key)),
+            files_removed_at=None,  # it has files again: retention's to judge anew
         ),
         existing_instance=select(
             i.id, i.study_id, i.series_id, i.sop_class_uid, i.patient_key, i.path, st.study_instance_uid
@@ -113,6 +115,9 @@ def statements(dialect: str) -> Statements:
             transfer_syntax_uid=param("transfer_syntax_uid", i.transfer_syntax_uid),
             patient_key=func.coalesce(i.patient_key, param("patient_key", i.patient_key)),
         ),
+        has_files_again=update(STUDIES)
+        .where(st.id == study_id, st.files_removed_at.is_not(None))
+        .values(files_removed_at=None),
         touch_study=update(STUDIES)
         .where(st.id == study_id, st.state == StudyState.RECEIVING)
         .values(last_received_at=later),
