@@ -61,45 +61,46 @@ def _param(name: str, column: Any) -> Any:
     return bindparam(f"p_{name}", type_=column.type)
 
 
-@functools.cache
-def _statement() -> Any:
-    """The one statement, built once: each instance only binds its values."""
-    i, se, st, ev = _INSTANCES.c, _SERIES.c, _STUDIES.c, _EVENTS.c
-    study_id, series_id = _param("study_id", st.id), _param("series_id", se.id)
-    sop_instance_uid = _param("sop_instance_uid", i.sop_instance_uid)
-    now = _param("now", st.last_received_at)
-    key = _param("patient_key", st.patient_key)
-
-    inserted = (
+def _inserted() -> Any:
+    """The instance's row, unless its SOP Instance UID is known (then nothing, and no id)."""
+    i = _INSTANCES.c
+    return (
         postgresql.insert(_INSTANCES)
         .values(
             id=_param("id", i.id),
-            series_id=series_id,
-            study_id=study_id,
-            sop_instance_uid=sop_instance_uid,
+            series_id=_param("series_id", _SERIES.c.id),
+            study_id=_param("study_id", _STUDIES.c.id),
+            sop_instance_uid=_param("sop_instance_uid", i.sop_instance_uid),
             sop_class_uid=_param("sop_class_uid", i.sop_class_uid),
             transfer_syntax_uid=_param("transfer_syntax_uid", i.transfer_syntax_uid),
             instance_number=_param("instance_number", i.instance_number),
             path=_param("path", i.path),
             size_bytes=_param("size_bytes", i.size_bytes),
-            patient_key=key,
-            received_at=now,
+            patient_key=_param("patient_key", _STUDIES.c.patient_key),
+            received_at=_param("now", _STUDIES.c.last_received_at),
         )
         .on_conflict_do_nothing(index_elements=[i.sop_instance_uid])
         .returning(i.id)
         .cte("inserted")
     )
-    is_new = exists(select(inserted.c.id))
+
+
+def _study_update(is_new: Any) -> Any:
+    """Count the new instance in its study, and hold or reopen the study as the rules say."""
+    st = _STUDIES.c
+    now, key = _param("now", st.last_received_at), _param("patient_key", st.patient_key)
     # Locked before it is updated, and read as it was: PostgreSQL 15's RETURNING has no OLD.
-    before = select(st.id, st.state).where(st.id == study_id).with_for_update().cte("before")
-    our_own_sr = exists(select(_JOBS.c.id).where(_JOBS.c.sr_sop_instance_uid == sop_instance_uid))
+    before = select(st.id, st.state).where(st.id == _param("study_id", st.id)).with_for_update().cte("before")
+    our_own_sr = exists(
+        select(_JOBS.c.id).where(_JOBS.c.sr_sop_instance_uid == _param("sop_instance_uid", _INSTANCES.c.sop_instance_uid))
+    )
     may_reopen = and_(
         bindparam("p_reopen", type_=Boolean()), or_(~bindparam("p_is_report", type_=Boolean()), ~our_own_sr)
     )
     other_patient = and_(key.is_not(None), st.patient_key.is_not(None), st.patient_key != key)
     holds = and_(other_patient, st.state != StudyState.IDENTITY_CONFLICT)
     reopens = and_(~other_patient, may_reopen, st.state == StudyState.COMPLETE)
-    study = (
+    return (
         update(_STUDIES)
         .where(st.id == before.c.id, is_new)
         .values(
@@ -114,13 +115,11 @@ def _statement() -> Any:
         .returning(before.c.state.label("state_before"), st.state.label("state_after"))
         .cte("study")
     )
-    series = (
-        update(_SERIES)
-        .where(se.id == series_id, is_new)
-        .values(instance_count=se.instance_count + 1)
-        .returning(se.id)
-        .cte("series")
-    )
+
+
+def _events(inserted: Any, study: Any, is_new: Any) -> Any:
+    """The timeline rows, in order: ``study:reopened`` when it was, then ``study:instance:received``."""
+    ev = _EVENTS.c
     received_detail = sql_cast(_param("detail", ev.detail), JSONB).op("||")(
         func.jsonb_build_object(
             "instance_id", sql_cast(select(inserted.c.id).scalar_subquery(), String), "duplicate", False
@@ -132,14 +131,31 @@ def _statement() -> Any:
                sql_cast(literal("{}"), JSONB).label("detail")).where(reopened),
         select(literal(2), literal(str(EventTag.INSTANCE_RECEIVED)), received_detail).where(is_new),
     ).subquery("rows")
-    events = (
+    return (
         insert(_EVENTS)
         .from_select(
             ["tag", "study_id", "detail", "at"],
-            select(rows.c.tag, study_id, rows.c.detail, now).order_by(rows.c.n),
+            select(rows.c.tag, _param("study_id", ev.study_id), rows.c.detail,
+                   _param("now", _STUDIES.c.last_received_at)).order_by(rows.c.n),
         )
         .returning(ev.id)
         .cte("events")
+    )
+
+
+@functools.cache
+def _statement() -> Any:
+    """The one statement, built once: each instance only binds its values."""
+    se = _SERIES.c
+    inserted = _inserted()
+    is_new = exists(select(inserted.c.id))
+    study = _study_update(is_new)
+    series = (
+        update(_SERIES)
+        .where(se.id == _param("series_id", se.id), is_new)
+        .values(instance_count=se.instance_count + 1)
+        .returning(se.id)
+        .cte("series")
     )
     return (
         select(
@@ -147,7 +163,7 @@ def _statement() -> Any:
             select(study.c.state_before).scalar_subquery().label("state_before"),
             select(study.c.state_after).scalar_subquery().label("state_after"),
         )
-        .add_cte(series, events)
+        .add_cte(series, _events(inserted, study, is_new))
     )
 
 
