@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, CursorResult, delete, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from radassist.db.base import utcnow
@@ -150,7 +150,10 @@ def resolve_identity_conflict(
     if kept is None or kept.study_id != study_id:
         return _refused(session, user, target, "the chosen instance is not one of the study's")
     key = kept.patient_key
-    others = Instance.patient_key.is_distinct_from(key) if key is not None else Instance.patient_key.is_not(None)
+    if key is None:
+        return _refused(session, user, target, "the chosen instance names no patient")
+    # Instances naming no patient at all conflict with no one: they stay either way.
+    others = and_(Instance.patient_key.is_not(None), Instance.patient_key != key)
     removed: tuple[str, ...] = ()
     if resolution is Resolution.DROP_OTHERS:
         removed = _drop_instances(session, study, others)

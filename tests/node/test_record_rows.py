@@ -306,8 +306,9 @@ def test_another_patient_in_a_study_holds_it_until_an_admin_resolves(factory: se
 
     assert _record(factory, "1.2", 40, patient=OTHER_PATIENT)  # stored: nothing accepted is lost
     assert _record(factory, "1.3", 41)  # later instances keep it held, whoever they name
+    assert _record(factory, "1.4", 42, patient=PatientIdentity())  # a document naming no one
     study = _study(factory)
-    assert (study.state, study.instance_count) == (StudyState.IDENTITY_CONFLICT, 3)
+    assert (study.state, study.instance_count) == (StudyState.IDENTITY_CONFLICT, 4)
     with factory() as session:
         job_row = session.get(Job, job_id)
         assert job_row is not None and (job_row.state, job_row.error_code) == (
@@ -328,14 +329,14 @@ def test_another_patient_in_a_study_holds_it_until_an_admin_resolves(factory: se
                                            resolution=Resolution.DROP_OTHERS)
         session.commit()
     assert result.ok and result.removed_paths == (rows["1.2"][2],)
-    assert set(_rows(factory)) == {"1.1", "1.3"}
+    assert set(_rows(factory)) == {"1.1", "1.3", "1.4"}
     study = _study(factory)
-    assert (study.state, study.instance_count) == (StudyState.RECEIVING, 2)
+    assert (study.state, study.instance_count) == (StudyState.RECEIVING, 3)
     with factory() as session:
         audit = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
         assert [(a.action, a.outcome, a.user_name) for a in audit] == [
             ("resolve_identity", "refused", "admin"), ("resolve_identity", "done", "admin")]
-        assert session.scalar(select(Series.instance_count)) == 2
+        assert session.scalar(select(Series.instance_count)) == 3
         # The resolved study is drafted as any other once quiet.
         later = study.last_received_at + dt.timedelta(seconds=5)
         assert len(claim_complete_studies(session, now=later, quiet_seconds=1, model_name="m")) == 1
