@@ -28,12 +28,14 @@ DRAFT_TASK = "radassist.draft_study"
 BUILD_TASK = "radassist.build_outputs"
 DELIVER_TASK = "radassist.deliver"
 SWEEP_TASK = "radassist.sweep"
+RETENTION_TASK = "radassist.retention"
 
 TASK_QUEUES: dict[str, str] = {
     DRAFT_TASK: GPU_QUEUE,
     BUILD_TASK: IO_QUEUE,
     DELIVER_TASK: IO_QUEUE,
     SWEEP_TASK: IO_QUEUE,
+    RETENTION_TASK: IO_QUEUE,
 }
 """Every task's queue: only drafting needs the GPU."""
 

@@ -29,12 +29,27 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def _part(args: argparse.Namespace) -> Settings:
+    """Settings of a part that serves: owner-only files, the root warning, a current schema
+    (:mod:`radassist.startup`; a schema not current stops it with exit status 2)."""
+    from radassist import startup
+
+    settings = _settings(args)
+    startup.prepare(settings)
+    return settings
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """All in one: migrate, then listener, drafting worker, delivery worker + scheduler, and web app."""
-    settings = _settings(args)
+    from radassist import startup
     from radassist.db.migrate import upgrade
 
+    settings = _settings(args)
+    startup.prepare(settings, check_schema=False)
     upgrade(settings)
+    startup.prepare_embedded_broker(settings)
+    for hint in startup.first_start_hints(settings, args.config):
+        logger.warning("%s", hint)
     base = [sys.executable, "-m", "radassist"]
     config = ["--config", str(args.config)] if args.config else []
     parts = {
@@ -55,10 +70,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    env = {**os.environ, startup.RUN_CHILD_ENV: "1"}
     for name, argv in parts.items():
         # Each child gets its own process group, so a terminal's Ctrl-C reaches only us and we stop
         # them in order.
-        children[name] = subprocess.Popen(argv, start_new_session=True)
+        children[name] = subprocess.Popen(argv, start_new_session=True, env=env)
     logger.info(
         "RadAssist running: DICOM %s on %s:%d, worklist http://%s:%d/",
         settings.dicom.ae_title, settings.dicom.host, settings.dicom.port, settings.web.host, settings.web.port,
@@ -87,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_hl7_listener(args: argparse.Namespace) -> int:
     """The inbound MLLP listener: orders and signed reports from the RIS."""
-    settings = _settings(args)
+    settings = _part(args)
     from hl7_node.server import run_listener
 
     run_listener(settings)
@@ -95,7 +111,7 @@ def cmd_hl7_listener(args: argparse.Namespace) -> int:
 
 
 def cmd_listener(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _part(args)
     from dicom_node.server import run_listener
 
     run_listener(settings)
@@ -103,7 +119,10 @@ def cmd_listener(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    from radassist.startup import prepare_embedded_broker
+
+    settings = _part(args)
+    prepare_embedded_broker(settings)
     from workers import signals  # noqa: F401  (connects the worker hooks)
     from workers.app import make_celery
 
@@ -127,7 +146,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    from radassist.startup import prepare_embedded_broker
+
+    settings = _part(args)
+    prepare_embedded_broker(settings)
     from workers.app import make_celery
 
     make_celery(settings).start(["beat", "--loglevel", settings.logging.level])
@@ -135,7 +157,7 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _part(args)
     import uvicorn
 
     from radassist.web.app import create_app
@@ -145,9 +167,11 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    from radassist import startup
     from radassist.db import migrate
 
+    settings = _settings(args)
+    startup.secure_data_folder(settings)
     if args.action == "upgrade":
         migrate.upgrade(settings)
         print("database schema is up to date")

@@ -18,6 +18,11 @@ from radassist.db.tables import Event
 class EventTag(StrEnum):
     INSTANCE_RECEIVED = "study:instance:received"
     INSTANCE_REJECTED = "study:instance:rejected"
+    INSTANCE_REVISED = "study:instance:revised"
+    INSTANCE_IDENTITY_REFUSED = "study:instance:identity_refused"
+    IDENTITY_CONFLICT = "study:identity:conflict"
+    IDENTITY_RESOLVED = "study:identity:resolved"
+    FILES_REMOVED = "study:files:removed"
     STUDY_REOPENED = "study:reopened"
     STUDY_COMPLETE = "study:complete"
     JOB_QUEUED = "job:queued"

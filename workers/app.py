@@ -6,15 +6,19 @@ from datetime import timedelta
 
 from celery import Celery
 
-from radassist.broker import SWEEP_TASK, celery_conf
+from radassist.broker import RETENTION_TASK, SWEEP_TASK, celery_conf
 from radassist.config import Settings
+from radassist.store.private import private_dirs
 
-TASK_MODULES = ["workers.tasks.sweep", "workers.tasks.draft", "workers.tasks.build", "workers.tasks.deliver"]
+TASK_MODULES = [
+    "workers.tasks.sweep", "workers.tasks.draft", "workers.tasks.build", "workers.tasks.deliver",
+    "workers.tasks.retention",
+]
 
 
 def make_celery(settings: Settings) -> Celery:
     """A Celery app whose tasks can reach ``settings`` as ``app.radassist_settings``."""
-    settings.storage.path.mkdir(parents=True, exist_ok=True)
+    private_dirs(settings.storage.path)
     app = Celery("radassist", broker=settings.broker_url, include=TASK_MODULES, set_as_current=True)
     time_limit = settings.queue.job_time_limit_seconds
     app.conf.update(celery_conf(settings))
@@ -32,7 +36,12 @@ def make_celery(settings: Settings) -> Celery:
                 "task": SWEEP_TASK,
                 "schedule": timedelta(seconds=settings.queue.sweep_interval_seconds),
                 "options": {"expires": settings.queue.sweep_interval_seconds * 5},
-            }
+            },
+            "retention": {
+                "task": RETENTION_TASK,
+                "schedule": timedelta(seconds=settings.retention.interval_seconds),
+                "options": {"expires": settings.retention.interval_seconds},
+            },
         },
         beat_schedule_filename=str(settings.storage.path / "celerybeat-schedule"),
     )

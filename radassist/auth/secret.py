@@ -1,14 +1,14 @@
-"""The web app's secret key: from ``[web] secret_key``, or generated once into the data folder."""
+"""The web app's secret key: from ``[web] secret_key``, or generated once into the data folder (0600)."""
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from pathlib import Path
 
 from radassist.config import Settings
 from radassist.errors import ConfigError
+from radassist.store.private import create_once
 
 logger = logging.getLogger(__name__)
 
@@ -36,17 +36,12 @@ def secret_key(settings: Settings) -> bytes:
         _refuse_placeholder(configured)
         return configured.encode("utf-8")
     path: Path = settings.storage.path / SECRET_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process of this installation won the race; read its key
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(48))
-            logger.info("generated a web secret key in the data folder")
-    value = path.read_text().strip()
+    existed = path.exists()
+    # Written whole and linked into place (0600): a process starting at the same time reads the
+    # winner's key, never a half-written file.
+    value = create_once(path, secrets.token_urlsafe(48).encode("ascii")).decode("ascii").strip()
+    if not existed:
+        logger.info("generated a web secret key in the data folder")
     if len(value) < MIN_LENGTH:
         raise ConfigError("the data folder's web-secret.key is too short; delete it to regenerate",
                           code="config.secret_placeholder")

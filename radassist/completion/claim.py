@@ -24,7 +24,7 @@ import logging
 import uuid
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from radassist.config import RequiredSeries, Settings
@@ -60,7 +60,8 @@ def claim_complete_studies(
     other pipeline claims, including those without a called title).  The caller commits (and only
     then hands the job ids to the broker).  On PostgreSQL the candidates are locked with ``FOR
     UPDATE SKIP LOCKED``, so concurrent sweepers split the work instead of queueing behind each
-    other, and a study whose row an intake transaction holds is left for the next sweep.
+    other, and a study whose row an intake transaction holds is left for the next sweep.  Only
+    ``receiving`` studies are candidates: one held for an identity conflict is never drafted.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
@@ -74,7 +75,38 @@ def claim_complete_studies(
     quiet_cutoff = now - dt.timedelta(seconds=quiet_seconds)
     early_cutoff = now - dt.timedelta(seconds=min(early, quiet_seconds))
     force_cutoff = now - dt.timedelta(seconds=force_complete_after_seconds) if force_complete_after_seconds else None
+    candidates = _candidates(session, early_cutoff, force_cutoff, limit, called_ae_titles, exclude_called_ae_titles)
 
+    job_ids: list[uuid.UUID] = []
+    for study_id, last_received_at, first_received_at in session.execute(candidates).all():
+        if force_cutoff is not None and first_received_at <= force_cutoff:
+            reason = "forced"
+        elif required_series and not _has_required_series(session, study_id, required_series):
+            continue  # waits for the missing series (or for the force-complete time)
+        elif last_received_at <= quiet_cutoff:
+            reason = "quiet"
+        elif last_received_at <= early_cutoff:
+            reason = "series_quiet"
+        else:
+            continue
+        job_id = _claim(session, study_id, last_received_at, now=now, reason=reason, quiet_seconds=quiet_seconds,
+                        model_name=model_name, draft_non_image=draft_non_image)
+        if job_id is not None:
+            job_ids.append(job_id)
+    session.flush()
+    if job_ids:
+        logger.info("claimed %d complete studies", len(job_ids))
+    return job_ids
+
+
+def _candidates(
+    session: Session,
+    early_cutoff: dt.datetime,
+    force_cutoff: dt.datetime | None,
+    limit: int,
+    called_ae_titles: Collection[str] | None,
+    exclude_called_ae_titles: Collection[str],
+) -> Select[uuid.UUID, dt.datetime, dt.datetime]:
     due = Study.last_received_at <= early_cutoff
     if force_cutoff is not None:
         due = due | (Study.first_received_at <= force_cutoff)
@@ -92,67 +124,62 @@ def claim_complete_studies(
         )
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
-    rows = session.execute(candidates).all()
+    return candidates
 
-    job_ids: list[uuid.UUID] = []
-    for study_id, last_received_at, first_received_at in rows:
-        forced = force_cutoff is not None and first_received_at <= force_cutoff
-        if forced:
-            reason = "forced"
-        elif required_series and not _has_required_series(session, study_id, required_series):
-            continue  # waits for the missing series (or for the force-complete time)
-        elif last_received_at <= quiet_cutoff:
-            reason = "quiet"
-        elif last_received_at <= early_cutoff:
-            reason = "series_quiet"
-        else:
-            continue
-        claimed = session.execute(
-            update(Study)
-            .where(
-                Study.id == study_id,
-                Study.state == StudyState.RECEIVING,
-                Study.last_received_at <= last_received_at,
-            )
-            .values(state=StudyState.COMPLETE, completed_at=now)
-            .returning(Study.id)
-            .execution_options(synchronize_session=False)
-        ).scalar_one_or_none()
-        if claimed is None:
-            continue  # another sweeper won, or an instance just arrived
-        if not draft_non_image and not _has_images(session, study_id):
-            record_event(session, EventTag.STUDY_COMPLETE, study_id=study_id, reason=reason, drafted=False)
-            logger.info("a study holding no image instance is complete; no draft")
-            continue
-        previous = session.scalar(
-            select(Job.id).where(Job.study_id == study_id).order_by(Job.created_at.desc()).limit(1)
+
+def _claim(
+    session: Session,
+    study_id: uuid.UUID,
+    last_received_at: dt.datetime,
+    *,
+    now: dt.datetime,
+    reason: str,
+    quiet_seconds: float,
+    model_name: str,
+    draft_non_image: bool,
+) -> uuid.UUID | None:
+    """Compare-and-set one study to ``complete`` and give it its job; None when another sweeper won,
+    an instance just arrived, or there is nothing to draft."""
+    claimed = session.execute(
+        update(Study)
+        .where(
+            Study.id == study_id,
+            Study.state == StudyState.RECEIVING,
+            Study.last_received_at <= last_received_at,
         )
-        job = Job(
-            id=uuid.uuid4(),
-            study_id=study_id,
-            state=JobState.QUEUED,
-            model_name=model_name,
-            created_at=now,
-            supersedes_job_id=previous,
-        )
-        session.add(job)
-        session.flush()
-        record_event(
-            session, EventTag.STUDY_COMPLETE, study_id=study_id, quiet_seconds=quiet_seconds, reason=reason
-        )
-        record_event(
-            session,
-            EventTag.JOB_QUEUED,
-            study_id=study_id,
-            job_id=job.id,
-            model_name=model_name,
-            supersedes_job_id=str(previous) if previous else None,
-        )
-        job_ids.append(job.id)
+        .values(state=StudyState.COMPLETE, completed_at=now)
+        .returning(Study.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if claimed is None:
+        return None
+    if not draft_non_image and not _has_images(session, study_id):
+        record_event(session, EventTag.STUDY_COMPLETE, study_id=study_id, reason=reason, drafted=False)
+        logger.info("a study holding no image instance is complete; no draft")
+        return None
+    previous = session.scalar(
+        select(Job.id).where(Job.study_id == study_id).order_by(Job.created_at.desc()).limit(1)
+    )
+    job = Job(
+        id=uuid.uuid4(),
+        study_id=study_id,
+        state=JobState.QUEUED,
+        model_name=model_name,
+        created_at=now,
+        supersedes_job_id=previous,
+    )
+    session.add(job)
     session.flush()
-    if job_ids:
-        logger.info("claimed %d complete studies", len(job_ids))
-    return job_ids
+    record_event(session, EventTag.STUDY_COMPLETE, study_id=study_id, quiet_seconds=quiet_seconds, reason=reason)
+    record_event(
+        session,
+        EventTag.JOB_QUEUED,
+        study_id=study_id,
+        job_id=job.id,
+        model_name=model_name,
+        supersedes_job_id=str(previous) if previous else None,
+    )
+    return job.id
 
 
 def _has_required_series(session: Session, study_id: uuid.UUID, rules: Sequence[RequiredSeries]) -> bool:

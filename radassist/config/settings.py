@@ -15,7 +15,7 @@ from radassist.config.model import ModelSettings
 from radassist.config.priors import PriorSources, PriorsSettings
 from radassist.config.quality import QualitySettings
 from radassist.config.service import DeliverySettings, LoggingSettings, WebSettings
-from radassist.config.storage import DatabaseSettings, QueueSettings, StorageSettings
+from radassist.config.storage import DatabaseSettings, QueueSettings, RetentionSettings, StorageSettings
 
 
 class Settings(Section):
@@ -23,6 +23,7 @@ class Settings(Section):
 
     dicom: DicomSettings = DicomSettings()
     storage: StorageSettings = StorageSettings()
+    retention: RetentionSettings = RetentionSettings()
     database: DatabaseSettings = DatabaseSettings()
     queue: QueueSettings = QueueSettings()
     model: ModelSettings = ModelSettings()

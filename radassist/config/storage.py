@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from radassist.config.common import Section
 
@@ -27,6 +28,52 @@ class StorageSettings(Section):
     @property
     def outputs_dir(self) -> Path:
         return self.path / "outputs"
+
+
+class RetentionSettings(Section):
+    """When the files of delivered studies are removed, so that the disk never fills."""
+
+    keep_done_hours: float = Field(168.0, ge=0)
+    """A study that is done (its draft delivered everywhere, or nothing to draft) keeps its received
+    instances and produced outputs this long; then they are removed (its rows, draft and timeline stay).
+    0: kept until the space is needed. A study not yet delivered is never removed."""
+    pipeline_keep_done_hours: tuple[str, ...] = ()
+    """``keep_done_hours`` of single pipelines, as "AE_TITLE=hours" (e.g. ["CT_AI=24"])."""
+    make_room: bool = True
+    """Remove the oldest done studies, whatever their age, while free disk space is below the
+    low-disk threshold ([storage] min_free_bytes / min_free_percent) plus headroom_bytes, so intake is
+    not refused for space that delivered studies hold."""
+    headroom_bytes: int = Field(2_147_483_648, ge=0)
+    """How far above the low-disk threshold retention starts making room."""
+    interval_seconds: float = Field(60.0, gt=0)
+    """How often the scheduler runs retention."""
+
+    @field_validator("pipeline_keep_done_hours", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        # From the environment: RADASSIST_RETENTION_PIPELINE_KEEP_DONE_HOURS="CT_AI=24,MG_AI=720".
+        return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
+
+    @field_validator("pipeline_keep_done_hours")
+    @classmethod
+    def _check_pairs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            title, sep, hours = entry.partition("=")
+            try:
+                ok = bool(sep and title.strip()) and float(hours) >= 0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f'"{entry}" is not "AE_TITLE=hours"')
+        return value
+
+    def hours_for(self, ae_title: str) -> float:
+        """``keep_done_hours`` of the pipeline with this AE title."""
+        for entry in self.pipeline_keep_done_hours:
+            title, _, hours = entry.partition("=")
+            if title.strip() == ae_title:
+                return float(hours)
+        return self.keep_done_hours
 
 
 class DatabaseSettings(Section):

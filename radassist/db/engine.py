@@ -1,4 +1,9 @@
-"""Engine and session factory from Settings; SQLite gets the pragmas a multi-process service needs."""
+"""Engine and session factory from Settings; SQLite gets the pragmas a multi-process service needs.
+
+A SQLite database file is created owner-only (0600) before SQLite opens it, whatever the umask:
+SQLite keeps an existing file's mode and gives its WAL and SHM files the same one, and an older
+installation's wider files are narrowed when an engine is made.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from radassist.config import Settings
+from radassist.store.private import private_file, restrict
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -27,13 +33,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine for ``url``; SQLite files get their parent folder created."""
+    """Create an engine for ``url``; a SQLite file gets its folder (0700) and itself (0600) created."""
     if url.startswith("sqlite"):
         from sqlalchemy.engine import make_url
 
         database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            private_file(Path(database))
+            for suffix in ("-wal", "-shm"):
+                restrict(Path(f"{database}{suffix}"))
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

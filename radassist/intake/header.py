@@ -1,11 +1,12 @@
 """The few header fields we persist, read in one place: the only PHI-tag reader of intake.
 
 Everything the rest of intake needs comes out of here as an :class:`InstanceHeader`; the dataset
-itself (names, IDs, birth dates) goes no further.  The accession number is carried so the
-recorder can hash it; it is never stored or logged as is.
+itself goes no further.  The accession number is carried so the recorder can hash it, and the
+patient's identity (ID, issuer, name, birth date) only as a digest; neither is stored or logged as is.
 
-Identifying UIDs are required and must be valid (1-64 characters, digits and dots); descriptive
-fields are best-effort: a malformed Series Number must not cost the sender its study.
+Identifying UIDs are required and must be valid UIDs by PS3.5 9.1, exactly
+(:func:`radassist.identifiers.uid_value`); descriptive fields are best-effort: a malformed Series
+Number must not cost the sender its study.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from radassist.errors import RejectedInput
+from radassist.identifiers import uid_value
+from radassist.intake.patient import UNKNOWN_PATIENT, PatientIdentity
 from radassist.intake.structure import check_complete
 
 T = TypeVar("T")
 
-_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _INT32_MAX = 2**31 - 1
 
 
@@ -49,6 +51,8 @@ class InstanceHeader:
     """DICOM AS (``064Y``), as sent or computed from birth and study dates: for the worklist."""
     patient_sex: str | None = None
     """``F``, ``M`` or ``O``; anything else is dropped."""
+    patient_digest: str = UNKNOWN_PATIENT
+    """Who the instance names as the patient, as :meth:`PatientIdentity.digest` (the values are not kept)."""
 
     def __repr__(self) -> str:
         # Never show the accession number or descriptions, even in a traceback.
@@ -66,6 +70,9 @@ _HEADER_KEYWORDS = (
     "Modality",
     "StudyDescription",
     "SeriesDescription",
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
     "PatientBirthDate",
     "PatientSex",
     "PatientAge",
@@ -104,7 +111,7 @@ def parse_header(encoded: bytes, transfer_syntax_uid: str) -> InstanceHeader:
 _SLOW = object()
 """A value :class:`_ReceivedElements` leaves to pydicom."""
 _DIRECT_ASCII_VRS = frozenset({"UI", "CS", "AS", "DA", "IS"})
-_DIRECT_TEXT_VRS = frozenset({"LO", "SH"})
+_DIRECT_TEXT_VRS = frozenset({"LO", "SH", "PN"})
 _ASCII_COMPATIBLE_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192"})
 """Character sets in which ASCII bytes mean ASCII characters and need no escape sequences."""
 
@@ -139,6 +146,13 @@ class _ReceivedElements:
             self._dataset = _DatasetValues(Dataset({BaseTag(tag): raw for tag, raw in self._elements.items()}))
         return self._dataset.value(keyword)
 
+    def raw_text(self, keyword: str) -> str | None:
+        """The element's value as sent (padding included), or None when absent."""
+        raw = self._elements.get(_TAG_BY_KEYWORD[keyword])
+        if raw is None:
+            return None
+        return raw.value.decode("latin-1") if isinstance(raw.value, bytes) else None
+
     def _direct(self, raw: RawDataElement) -> Any:
         vr = raw.VR if raw.VR is not None else _DICTIONARY_VRS.get(raw.tag)
         value = raw.value
@@ -164,6 +178,14 @@ class _DatasetValues:
     def value(self, keyword: str) -> Any:
         return self._dataset[keyword].value if keyword in self._dataset else None
 
+    def raw_text(self, keyword: str) -> str | None:
+        """The element's value as read, before pydicom's conversion (which strips whitespace) when it
+        has not happened yet; None when absent or already converted."""
+        if keyword not in self._dataset:
+            return None
+        element = self._dataset.get_item(keyword)
+        return element.value.decode("latin-1") if isinstance(element.value, bytes) else None
+
 
 _Values = _ReceivedElements | _DatasetValues
 
@@ -179,13 +201,16 @@ def _raw(source: _Values, keyword: str) -> Any:
 
 
 def _uid(dataset: _Values, keyword: str) -> str:
-    value = _raw(dataset, keyword)
+    """The UID exactly as sent (pydicom's conversion would strip a newline and hide it)."""
+    value = dataset.raw_text(keyword) if keyword in _TAG_BY_KEYWORD else None
+    if value is None:
+        value = _raw(dataset, keyword)
     if value is None or not str(value).strip("\x00 "):
         raise RejectedInput(f"the data set has no {keyword}", code="dicom.missing_uid")
-    text = str(value).strip("\x00 ")
-    if len(text) > 64 or not _UID_RE.match(text):
-        raise RejectedInput(f"the data set's {keyword} is not a valid UID", code="dicom.invalid_uid")
-    return text
+    try:
+        return uid_value(str(value))
+    except ValueError:
+        raise RejectedInput(f"the data set's {keyword} is not a valid UID", code="dicom.invalid_uid") from None
 
 
 def _optional(dataset: _Values, keyword: str, convert: Callable[[Any], T]) -> T | None:
@@ -201,6 +226,12 @@ def _optional(dataset: _Values, keyword: str, convert: Callable[[Any], T]) -> T 
 def _text(value: Any) -> str | None:
     text = str(value).strip("\x00 ")
     return text or None
+
+
+def _identity_text(source: _Values, keyword: str) -> str:
+    """A patient identity value as text ("" when absent): compared as a hash, never stored."""
+    value = _raw(source, keyword)
+    return "" if value is None else str(value)
 
 
 def _int(value: Any) -> int | None:
@@ -238,6 +269,12 @@ def _header(source: _Values, transfer_syntax_uid: str) -> InstanceHeader:
         accession_number=_optional(source, "AccessionNumber", _text),
         patient_age=_patient_age(source),
         patient_sex=_optional(source, "PatientSex", _sex),
+        patient_digest=PatientIdentity(
+            patient_id=_identity_text(source, "PatientID"),
+            issuer=_identity_text(source, "IssuerOfPatientID"),
+            name=_identity_text(source, "PatientName"),
+            birth_date=_identity_text(source, "PatientBirthDate"),
+        ).digest(),
     )
 
 

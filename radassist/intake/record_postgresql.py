@@ -1,28 +1,27 @@
-"""Recording an instance on PostgreSQL in one statement: one network round trip instead of five.
+"""Recording a new instance on PostgreSQL in one statement: one network round trip instead of five.
 
-:mod:`radassist.intake.record` writes an instance with up to five statements (insert the instance
-or refresh a re-sent one, reopen the study, count it in its series and its study, add the
-timeline events).  On SQLite each is a function call; on PostgreSQL each is a round trip to the
-server, and those round trips were most of what PostgreSQL added to a C-STORE.  Here the same
-writes are data-modifying CTEs of one statement, with the same rules and the same results:
+:mod:`radassist.intake.record` writes a new instance with up to five statements (insert the
+instance, reopen or hold the study, count it in its series and its study, add the timeline
+events).  On SQLite each is a function call; on PostgreSQL each is a round trip to the server, and
+those round trips were most of what PostgreSQL added to a C-STORE.  Here the same writes are
+data-modifying CTEs of one statement, with the same rules and the same results:
 
-- the instance is inserted, or, when its SOP Instance UID is already known, its file description
-  is refreshed (and no count changes);
+- the instance is inserted unless its SOP Instance UID is known; only a new instance changes
+  anything else (a known UID is a re-send, a revision or a refusal: the caller decides with the
+  rows in view, :func:`radassist.intake.record._resend`);
 - the study row is locked first (``FOR UPDATE``) and its state before this statement returned, so a
-  completion sweeper's compare-and-set waits for us exactly as before, and ``study:reopened`` is
-  written only when this instance turned a ``complete`` study back to ``receiving``;
-- the events are inserted in their old order (reopened, then received).
-
-All CTEs see one snapshot: a re-send whose first copy was committed by another transaction after
-that snapshot finds neither its insert nor its refresh applied.  That case returns no instance
-id, and :func:`record_in_one_statement` raises the retryable error the caller already handles
-(roll back, run again with a new snapshot).
+  completion sweeper's compare-and-set waits for us exactly as before;
+- an instance naming another patient than the study's (``patient_key``) holds the study in
+  ``identity_conflict`` instead of reopening it; otherwise ``study:reopened`` is written only when
+  this instance turned a ``complete`` study back to ``receiving``;
+- the events are inserted in order (reopened, then received); the caller adds the hold's own.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -45,7 +44,6 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from radassist.db.tables import Event, Instance, Job, Series, Study
 from radassist.events import EventTag
@@ -63,100 +61,118 @@ def _param(name: str, column: Any) -> Any:
     return bindparam(f"p_{name}", type_=column.type)
 
 
-@functools.cache
-def _statement() -> Any:
-    """The one statement, built once: each instance only binds its values."""
-    i, se, st, ev = _INSTANCES.c, _SERIES.c, _STUDIES.c, _EVENTS.c
-    study_id, series_id = _param("study_id", st.id), _param("series_id", se.id)
-    sop_instance_uid = _param("sop_instance_uid", i.sop_instance_uid)
-    now = _param("now", st.last_received_at)
-    path, size_bytes = _param("path", i.path), _param("size_bytes", i.size_bytes)
-    transfer_syntax_uid = _param("transfer_syntax_uid", i.transfer_syntax_uid)
-
-    inserted = (
+def _inserted() -> Any:
+    """The instance's row, unless its SOP Instance UID is known (then nothing, and no id)."""
+    i = _INSTANCES.c
+    return (
         postgresql.insert(_INSTANCES)
         .values(
             id=_param("id", i.id),
-            series_id=series_id,
-            study_id=study_id,
-            sop_instance_uid=sop_instance_uid,
+            series_id=_param("series_id", _SERIES.c.id),
+            study_id=_param("study_id", _STUDIES.c.id),
+            sop_instance_uid=_param("sop_instance_uid", i.sop_instance_uid),
             sop_class_uid=_param("sop_class_uid", i.sop_class_uid),
-            transfer_syntax_uid=transfer_syntax_uid,
+            transfer_syntax_uid=_param("transfer_syntax_uid", i.transfer_syntax_uid),
             instance_number=_param("instance_number", i.instance_number),
-            path=path,
-            size_bytes=size_bytes,
-            received_at=now,
+            path=_param("path", i.path),
+            size_bytes=_param("size_bytes", i.size_bytes),
+            patient_key=_param("patient_key", _STUDIES.c.patient_key),
+            received_at=_param("now", _STUDIES.c.last_received_at),
         )
         .on_conflict_do_nothing(index_elements=[i.sop_instance_uid])
         .returning(i.id)
         .cte("inserted")
     )
-    is_new = exists(select(inserted.c.id))
-    refreshed = (
-        update(_INSTANCES)
-        .where(i.sop_instance_uid == sop_instance_uid, ~is_new)
-        .values(path=path, size_bytes=size_bytes, transfer_syntax_uid=transfer_syntax_uid)
-        .returning(i.id)
-        .cte("refreshed")
-    )
+
+
+def _study_update(is_new: Any) -> Any:
+    """Count the new instance in its study, and hold or reopen the study as the rules say."""
+    st = _STUDIES.c
+    now, key = _param("now", st.last_received_at), _param("patient_key", st.patient_key)
     # Locked before it is updated, and read as it was: PostgreSQL 15's RETURNING has no OLD.
-    before = select(st.id, st.state).where(st.id == study_id).with_for_update().cte("before")
-    our_own_sr = exists(select(_JOBS.c.id).where(_JOBS.c.sr_sop_instance_uid == sop_instance_uid))
+    before = select(st.id, st.state).where(st.id == _param("study_id", st.id)).with_for_update().cte("before")
+    our_own_sr = exists(
+        select(_JOBS.c.id).where(_JOBS.c.sr_sop_instance_uid == _param("sop_instance_uid", _INSTANCES.c.sop_instance_uid))
+    )
     may_reopen = and_(
         bindparam("p_reopen", type_=Boolean()), or_(~bindparam("p_is_report", type_=Boolean()), ~our_own_sr)
     )
-    reopens = and_(is_new, may_reopen, st.state == StudyState.COMPLETE)
-    study = (
+    other_patient = and_(key.is_not(None), st.patient_key.is_not(None), st.patient_key != key)
+    holds = and_(other_patient, st.state != StudyState.IDENTITY_CONFLICT)
+    reopens = and_(~other_patient, may_reopen, st.state == StudyState.COMPLETE)
+    return (
         update(_STUDIES)
-        .where(st.id == before.c.id)
+        .where(st.id == before.c.id, is_new)
         .values(
-            state=case((reopens, StudyState.RECEIVING), else_=st.state),
+            state=case((holds, StudyState.IDENTITY_CONFLICT), (reopens, StudyState.RECEIVING), else_=st.state),
             completed_at=case((reopens, None), else_=st.completed_at),
-            instance_count=st.instance_count + case((is_new, 1), else_=0),
-            last_received_at=case(
-                (and_(or_(is_new, st.state == StudyState.RECEIVING), st.last_received_at < now), now),
-                else_=st.last_received_at,
-            ),
-            modality=case((is_new, func.coalesce(st.modality, _param("modality", st.modality))), else_=st.modality),
+            instance_count=st.instance_count + 1,
+            last_received_at=case((st.last_received_at < now, now), else_=st.last_received_at),
+            modality=func.coalesce(st.modality, _param("modality", st.modality)),
+            patient_key=func.coalesce(st.patient_key, key),
+            files_removed_at=None,  # it has files again: retention's to judge anew
         )
         .returning(before.c.state.label("state_before"), st.state.label("state_after"))
         .cte("study")
     )
-    series = (
-        update(_SERIES)
-        .where(se.id == series_id, is_new)
-        .values(instance_count=se.instance_count + 1)
-        .returning(se.id)
-        .cte("series")
-    )
-    instance_id = func.coalesce(select(inserted.c.id).scalar_subquery(), select(refreshed.c.id).scalar_subquery())
+
+
+def _events(inserted: Any, study: Any, is_new: Any) -> Any:
+    """The timeline rows, in order: ``study:reopened`` when it was, then ``study:instance:received``."""
+    ev = _EVENTS.c
     received_detail = sql_cast(_param("detail", ev.detail), JSONB).op("||")(
         func.jsonb_build_object(
-            "instance_id", sql_cast(instance_id, String), "duplicate", ~is_new
+            "instance_id", sql_cast(select(inserted.c.id).scalar_subquery(), String), "duplicate", False
         )
     )
     reopened = and_(study.c.state_before == StudyState.COMPLETE, study.c.state_after == StudyState.RECEIVING)
     rows = union_all(
         select(literal(1).label("n"), literal(str(EventTag.STUDY_REOPENED)).label("tag"),
                sql_cast(literal("{}"), JSONB).label("detail")).where(reopened),
-        select(literal(2), literal(str(EventTag.INSTANCE_RECEIVED)), received_detail),
+        select(literal(2), literal(str(EventTag.INSTANCE_RECEIVED)), received_detail).where(is_new),
     ).subquery("rows")
-    events = (
+    return (
         insert(_EVENTS)
         .from_select(
             ["tag", "study_id", "detail", "at"],
-            select(rows.c.tag, study_id, rows.c.detail, now).order_by(rows.c.n),
+            select(rows.c.tag, _param("study_id", ev.study_id), rows.c.detail,
+                   _param("now", _STUDIES.c.last_received_at)).order_by(rows.c.n),
         )
         .returning(ev.id)
         .cte("events")
     )
+
+
+@functools.cache
+def _statement() -> Any:
+    """The one statement, built once: each instance only binds its values."""
+    se = _SERIES.c
+    inserted = _inserted()
+    is_new = exists(select(inserted.c.id))
+    study = _study_update(is_new)
+    series = (
+        update(_SERIES)
+        .where(se.id == _param("series_id", se.id), is_new)
+        .values(instance_count=se.instance_count + 1)
+        .returning(se.id)
+        .cte("series")
+    )
     return (
         select(
             select(inserted.c.id).scalar_subquery().label("inserted_id"),
-            select(refreshed.c.id).scalar_subquery().label("refreshed_id"),
+            select(study.c.state_before).scalar_subquery().label("state_before"),
+            select(study.c.state_after).scalar_subquery().label("state_after"),
         )
-        .add_cte(series, events)
+        .add_cte(series, _events(inserted, study, is_new))
     )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    inserted: bool
+    """The instance was new, and its rows and events are written."""
+    held: bool
+    """It named another patient than its study's, and moved the study to ``identity_conflict``."""
 
 
 def record_in_one_statement(
@@ -167,11 +183,11 @@ def record_in_one_statement(
     modality: str | None,
     reopen_study: bool,
     is_report: bool,
-) -> bool:
-    """Write one instance's rows and events; True when the instance is new, False for a re-send.
+) -> Outcome:
+    """Write a new instance's rows and events; nothing but the study's lock when the UID is known.
 
     ``instance_row`` holds the instance's ``p_``-named values, the same the statements of
-    :mod:`radassist.intake.record` take on other databases; ``received_detail`` is the
+    :mod:`radassist.intake.record_steps` take on other databases; ``received_detail`` is the
     ``instance:received`` event's detail, to which the statement adds the instance id and
     ``duplicate``.
     """
@@ -185,10 +201,8 @@ def record_in_one_statement(
             "p_detail": dict(received_detail),
         },
     ).one()
-    if row.inserted_id is None and row.refreshed_id is None:
-        # The first copy was committed after this statement's snapshot: run again with a new one.
-        raise IntegrityError("re-sent instance raced its first copy", None, Exception("snapshot too old"))
-    return row.inserted_id is not None
+    held = row.state_after == StudyState.IDENTITY_CONFLICT and row.state_before != StudyState.IDENTITY_CONFLICT
+    return Outcome(inserted=row.inserted_id is not None, held=held)
 
 
-__all__ = ["record_in_one_statement"]
+__all__ = ["Outcome", "record_in_one_statement"]

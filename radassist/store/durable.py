@@ -2,7 +2,7 @@
 
 Temp file in the same folder, fsync, atomic rename, fsync of the folder: after this returns, a
 power cut cannot lose the file or leave half of it.  Both received instances and the outputs we
-produce go through here.
+produce go through here.  Files are 0600 and new folders 0700 (:mod:`radassist.store.private`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+
+from radassist.store.private import private_dirs
 
 
 def fsync_dir(folder: Path) -> None:
@@ -22,7 +24,7 @@ def fsync_dir(folder: Path) -> None:
 
 def write_durably(path: Path, data: bytes) -> int:
     """Atomically replace ``path`` with ``data``; returns the number of bytes written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs(path.parent)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
         with os.fdopen(fd, "wb") as tmp:

@@ -1,9 +1,18 @@
-"""Received instances on disk: written durably before the C-STORE is answered.
+"""Received instances on disk: written durably before the C-STORE is answered, never overwritten.
 
-A file is written to a temporary name in its final folder, fsynced, renamed over its final name
-and the folder fsynced, so after a crash a path holds either the old complete file or the new
-complete file, never a torn one.  Paths come from SHA-256 hashes of the UIDs: a UID is sender
-data and may hold anything (``../``, NUL, 200 characters); its hash is always a safe file name.
+A file is written to a temporary name in its final folder, fsynced, and linked into place, then
+the folder is fsynced: after a crash a path holds a complete file or nothing.  Paths come from
+SHA-256 hashes of the UIDs: a UID is sender data and may hold anything (``../``, NUL, 200
+characters); its hash is always a safe file name.
+
+A stored file is never replaced.  When the path of an instance is taken, the new bytes are
+compared with the file there: the same bytes are the same instance sent again (nothing is
+written); other bytes are a revision, kept beside the first under a name made from their own
+hash.  So what a recorded row points to cannot change under it, whatever arrives later under the
+same UIDs, and :func:`radassist.intake.record.record_instance` decides, with the rows in view,
+whether the new file is recorded or refused (and then removed by the caller).
+
+Folders are created owner-only (0700) and files are 0600 (:mod:`radassist.store.private`).
 """
 
 from __future__ import annotations
@@ -13,11 +22,12 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from radassist.store.durable import fsync_dir
+from radassist.store.private import DIR_MODE
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +41,10 @@ class StoredFile:
     relpath: str
     size_bytes: int
     replaced: bool = False
-    """True when an earlier copy of the same SOP instance was overwritten."""
+    """True when the same bytes were already stored at ``relpath``: the file is not this write's own
+    (undoing the write must leave it)."""
+    root: Path | None = field(default=None, compare=False)
+    """The store's root folder (None for a description made by hand, e.g. in a test)."""
 
 
 def _uid_hash(uid: str) -> str:
@@ -53,12 +66,21 @@ class InstanceStore:
         return self._resolved_root
 
     def relpath_for(self, study_uid: str, series_uid: str, sop_uid: str) -> str:
-        """The relative path an instance is (or would be) stored at; deterministic per SOP instance."""
-        for name, uid in (("study_uid", study_uid), ("series_uid", series_uid), ("sop_uid", sop_uid)):
-            if not isinstance(uid, str) or not uid:
-                raise ValueError(f"{name} must be a non-empty string")
+        """The relative path of an instance's first copy; deterministic per SOP instance."""
+        return f"{self.study_folder(study_uid)}/{_uid_hash(series_uid)}/{self._sop_name(sop_uid)}.dcm"
+
+    def study_folder(self, study_uid: str) -> str:
+        """The relative folder holding every file of a study (what retention removes)."""
+        if not isinstance(study_uid, str) or not study_uid:
+            raise ValueError("study_uid must be a non-empty string")
         study = _uid_hash(study_uid)
-        return f"{study[:2]}/{study}/{_uid_hash(series_uid)}/{_uid_hash(sop_uid)}.dcm"
+        return f"{study[:2]}/{study}"
+
+    @staticmethod
+    def _sop_name(sop_uid: str) -> str:
+        if not isinstance(sop_uid, str) or not sop_uid:
+            raise ValueError("sop_uid must be a non-empty string")
+        return _uid_hash(sop_uid)
 
     def path(self, relpath: str) -> Path:
         """The absolute path of ``relpath``; refuses anything that would leave the store root."""
@@ -72,16 +94,17 @@ class InstanceStore:
         return full
 
     def write(self, data: bytes | BinaryIO, study_uid: str, series_uid: str, sop_uid: str) -> StoredFile:
-        """Write one instance durably (temp file, fsync, atomic rename, fsync folder).
+        """Write one instance durably; never replaces a stored file (see the module docstring).
 
-        Re-writing the same SOP instance replaces the earlier copy atomically.  On any failure the
-        temporary file is removed and the ``OSError`` propagates.
+        On any failure the temporary file is removed and the ``OSError`` propagates.
         """
+        if not isinstance(series_uid, str) or not series_uid:
+            raise ValueError("series_uid must be a non-empty string")
         relpath = self.relpath_for(study_uid, series_uid, sop_uid)
+        root = self.resolved_root
         # Built from hex digests only, so it cannot leave the root: no need for path()'s resolve.
-        final = self.resolved_root / relpath
+        final = root / relpath
         self._makedirs(final.parent)
-        replaced = final.exists()
         fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=".incoming-", suffix=".part")
         tmp = Path(tmp_name)
         try:
@@ -93,15 +116,33 @@ class InstanceStore:
                 out.flush()
                 os.fsync(out.fileno())
                 size = out.tell()
-            os.replace(tmp, final)
-        except BaseException:
+            stored = self._place(tmp, final, relpath, size)
+        finally:
             tmp.unlink(missing_ok=True)
-            raise
         fsync_dir(final.parent)
-        return StoredFile(relpath=relpath, size_bytes=size, replaced=replaced)
+        return stored
+
+    def _place(self, tmp: Path, final: Path, relpath: str, size: int) -> StoredFile:
+        """Link the written temporary file to its name; a taken name is compared, never replaced."""
+        try:
+            os.link(tmp, final)
+            return StoredFile(relpath, size, root=self.resolved_root)
+        except FileExistsError:
+            pass
+        if _same_bytes(tmp, final):
+            return StoredFile(relpath, size, replaced=True, root=self.resolved_root)
+        digest = _file_sha256(tmp)
+        revision = final.with_name(f"{final.stem}.{digest[:16]}.dcm")
+        revision_relpath = relpath.rsplit("/", 1)[0] + "/" + revision.name
+        try:
+            os.link(tmp, revision)
+        except FileExistsError:
+            # Named by the content's hash: the same revision, stored before.
+            return StoredFile(revision_relpath, size, replaced=True, root=self.resolved_root)
+        return StoredFile(revision_relpath, size, root=self.resolved_root)
 
     def remove(self, relpath: str) -> None:
-        """Delete a stored file (used to undo a write whose database record failed)."""
+        """Delete a stored file (used to undo a write whose database record failed or was refused)."""
         target = self.path(relpath)
         target.unlink(missing_ok=True)
         try:
@@ -110,7 +151,8 @@ class InstanceStore:
             logger.warning("could not fsync the folder after removing a stored instance")
 
     def _makedirs(self, folder: Path) -> None:
-        """Create ``folder`` and fsync each parent whose entries changed, so the new path survives a crash."""
+        """Create ``folder`` (0700) and fsync each parent whose entries changed, so the new path
+        survives a crash."""
         missing: list[Path] = []
         current = folder
         while not current.exists():
@@ -120,9 +162,28 @@ class InstanceStore:
             current = current.parent
         for path in reversed(missing):
             try:
-                path.mkdir()
+                path.mkdir(mode=DIR_MODE)
             except FileExistsError:
                 # A concurrent association created it first; it must be a folder for us to go on.
                 if not path.is_dir():
                     raise
+            else:
+                os.chmod(path, DIR_MODE)  # mkdir's mode is filtered by the umask
             fsync_dir(path.parent)
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with a.open("rb") as left, b.open("rb") as right:
+        while True:
+            chunk = left.read(_CHUNK)
+            if chunk != right.read(_CHUNK):
+                return False
+            if not chunk:
+                return True
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
+from io import BytesIO
 from pathlib import Path
 
 import pytest
-from pydicom import config
+from pydicom import config, dcmread
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from sqlalchemy import func, select
@@ -16,10 +18,11 @@ from radassist.config import Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import Event, Instance, Series, Study
 from radassist.errors import RejectedInput
-from radassist.intake.header import read_header
+from radassist.identifiers import is_valid_uid, uid_value
+from radassist.intake.header import parse_header, read_header
 from radassist.intake.record import record_instance
 from radassist.store.instances import InstanceStore, StoredFile
-from tests.unit.test_completion import header
+from tests.unit.test_completion import TEST_KEY, header
 
 NOW = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)
 
@@ -42,16 +45,26 @@ def test_store_refuses_paths_leaving_the_root(tmp_path: Path, relpath: str) -> N
         InstanceStore(tmp_path).path(relpath)
 
 
-def test_store_rewrite_replaces_and_leaves_no_temporaries(tmp_path: Path) -> None:
+def test_store_never_overwrites_and_leaves_no_temporaries(tmp_path: Path) -> None:
+    """The same bytes again are the stored file (``replaced``: not the write's own); other bytes are
+    a revision beside it, named by their hash; the first file never changes."""
     store = InstanceStore(tmp_path)
     first = store.write(b"one", "1.2", "1.2.1", "1.2.1.1")
+    again = store.write(b"one", "1.2", "1.2.1", "1.2.1.1")
+    assert (again.relpath, again.replaced, first.replaced) == (first.relpath, True, False)
     with open(tmp_path / "src", "wb") as f:
         f.write(b"second version")
     with open(tmp_path / "src", "rb") as f:
         second = store.write(f, "1.2", "1.2.1", "1.2.1.1")
-    assert second.relpath == first.relpath and second.replaced
+    assert second.relpath != first.relpath and not second.replaced
+    assert second.relpath.rsplit("/", 1)[0] == first.relpath.rsplit("/", 1)[0]  # beside it, in the study's folder
+    assert store.path(first.relpath).read_bytes() == b"one"
     assert store.path(second.relpath).read_bytes() == b"second version"
-    assert [p.name for p in tmp_path.rglob("*.part")] == []
+    assert store.write(b"second version", "1.2", "1.2.1", "1.2.1.1") == second.__class__(
+        second.relpath, second.size_bytes, replaced=True)
+    assert first.root == tmp_path.resolve()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file() and p.name != "src") == sorted(
+        [Path(first.relpath).name, Path(second.relpath).name])
 
 
 def test_store_failure_removes_the_temporary(tmp_path: Path) -> None:
@@ -111,6 +124,74 @@ def test_header_rejects_a_malformed_uid() -> None:
     assert info.value.code == "dicom.invalid_uid"
 
 
+@pytest.mark.parametrize(
+    ("value", "uid"),
+    [
+        ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1"),
+        ("0.1.0", "0.1.0"),
+        ("1.2.3\x00", "1.2.3"),  # the standard's padding
+        ("1.2.3 ", "1.2.3"),  # a space pad, common practice
+        ("1." + "2" * 62, "1." + "2" * 62),  # 64 characters
+        ("1.2.3\n", None),  # today's split study: "1.2.3" and "1.2.3\n" would be two studies
+        ("1.2.3\r\n", None),
+        ("1.2.03", None),  # leading zero in a component
+        ("01.2", None),
+        ("1..2", None),
+        ("1.2.", None),
+        (".1.2", None),
+        ("1.2.3a", None),
+        (" 1.2.3", None),
+        ("1." + "2" * 63, None),  # 65 characters
+        ("1.2\\1.3", None),  # two values
+    ],
+)
+def test_uids_follow_ps3_5_exactly(value: str, uid: str | None) -> None:
+    assert is_valid_uid(value) is (uid == value)
+    if uid is None:
+        with pytest.raises(ValueError):
+            uid_value(value)
+        ds = _dataset()
+        encoded = _encoded(ds, study_uid=value)
+        for read in (lambda: parse_header(encoded, ds.file_meta.TransferSyntaxUID),  # the listener's walk
+                     lambda: read_header(dcmread(BytesIO(encoded), stop_before_pixels=True))):  # pydicom's
+            with pytest.raises(RejectedInput) as info:
+                read()
+            assert info.value.code == "dicom.invalid_uid"
+    else:
+        assert uid_value(value) == uid
+
+
+def _encoded(ds: Dataset, study_uid: str | None = None) -> bytes:
+    """The data set as a sender puts it on the wire (Part 10 stream, values as they are); a
+    ``study_uid`` is put in byte for byte (pydicom would strip the whitespace we test)."""
+    buffer = BytesIO()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    wanted = b""
+    with config.disable_value_validation():
+        if study_uid is not None:
+            wanted = study_uid.encode("latin-1") + b"\x00" * (len(study_uid) % 2)
+            ds.pop("StudyInstanceUID", None)  # an element keeps the validation mode it was made with
+            ds.StudyInstanceUID = "1." + "9" * (len(wanted) - 2)  # a stand-in of the same length
+        ds.save_as(buffer, enforce_file_format=True)
+    encoded = buffer.getvalue()
+    if study_uid is not None:
+        stand_in = str(ds.StudyInstanceUID).encode("ascii")
+        assert encoded.count(stand_in) == 1
+        encoded = encoded.replace(stand_in, wanted)
+    return encoded
+
+
+def test_the_header_carries_no_patient_value() -> None:
+    """Who the patient is reaches the recorder as a digest only; the same person gives the same one."""
+    got = read_header(_dataset(PatientID="PSENTINEL-ID", PatientBirthDate="19600101"))
+    again = parse_header(_encoded(_dataset(PatientID="PSENTINEL-ID ", PatientBirthDate="19600101")),
+                         "1.2.840.10008.1.2.1")
+    other = read_header(_dataset(PatientID="PSENTINEL-ID2", PatientBirthDate="19600101"))
+    assert got.patient_digest == again.patient_digest != other.patient_digest
+    assert "PSENTINEL" not in str(dataclasses.asdict(got)) and "19600101" not in str(dataclasses.asdict(got))
+
+
 # --- record_instance under concurrency -------------------------------------------------------
 
 
@@ -133,6 +214,7 @@ def test_racing_recorders_of_one_new_study(migrated_settings: Settings) -> None:
                         calling_ae="MOD",
                         called_ae="RADASSIST",
                         now=NOW,
+                        identity_key=TEST_KEY,
                     )
                     session.commit()
             # and a re-send of one of its own
@@ -145,6 +227,7 @@ def test_racing_recorders_of_one_new_study(migrated_settings: Settings) -> None:
                     calling_ae="MOD",
                     called_ae="RADASSIST",
                     now=NOW,
+                    identity_key=TEST_KEY,
                 )
                 session.commit()
         except BaseException as exc:  # noqa: BLE001 - reported below

@@ -147,6 +147,7 @@ def test_worker_start_up_lines_hold_no_broker_password(tmp_path: Path) -> None:
     """Celery's banner and its reconnect errors name the broker: with the password masked."""
     env = _env(tmp_path, RADASSIST_QUEUE_BROKER_URL=f"amqp://guest:{BROKER_PASSWORD}@127.0.0.1:{_closed_port()}//",
                RADASSIST_DATABASE_URL=f"sqlite:///{tmp_path / 'w.sqlite3'}")
+    assert _radassist("db", "upgrade", env=env).returncode == 0  # a worker starts only on a current schema
     process = subprocess.Popen([sys.executable, "-m", "radassist", "worker", "--queues", "io", "--pool", "threads",
                                 "--concurrency", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     try:

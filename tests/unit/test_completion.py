@@ -16,6 +16,7 @@ from radassist.config import PipelineSettings, RequiredSeries, Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import Event, Job, Study
 from radassist.intake.header import InstanceHeader
+from radassist.intake.patient import PatientIdentity
 from radassist.intake.record import record_instance
 from radassist.states import JobState, StudyState
 from radassist.store.instances import StoredFile
@@ -27,20 +28,25 @@ MODEL = "test/model"
 
 CR_CLASS = "1.2.840.10008.5.1.4.1.1.1"
 SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.33"
+TEST_KEY = b"identity key of the tests......."
+"""The key of :func:`radassist.intake.patient.patient_key` for files described by hand (no store root)."""
+PATIENT = PatientIdentity(patient_id="PID-1", issuer="HOSP", name="DOE^JANE", birth_date="19600101")
 
 
 def header(
     study: str,
     sop: str,
-    series: str = "1.2.3.1",
+    series: str | None = None,
     *,
     sop_class: str = CR_CLASS,
     modality: str = "CR",
     series_description: str | None = None,
+    patient: PatientIdentity = PATIENT,
 ) -> InstanceHeader:
+    """An instance's header; its series is the study's first (``<study>.1000``) unless named."""
     return InstanceHeader(
         study_instance_uid=study,
-        series_instance_uid=series,
+        series_instance_uid=series or f"{study}.1000",
         sop_instance_uid=sop,
         sop_class_uid=sop_class,
         transfer_syntax_uid="1.2.840.10008.1.2.1",
@@ -50,6 +56,7 @@ def header(
         series_number=1,
         instance_number=1,
         accession_number="ACC1",
+        patient_digest=patient.digest(),
     )
 
 
@@ -72,6 +79,7 @@ def receive(
             called_ae=called_ae,
             now=at,
             reopen_study=reopen_study,
+            identity_key=TEST_KEY,
         )
         session.commit()
         return new

@@ -27,6 +27,8 @@ def test_queue_depths_and_workers_on_rabbitmq(make_settings: Callable[..., Setti
         env = {k: v for k, v in os.environ.items() if not k.startswith("RADASSIST_")}
         env.update({"RADASSIST_QUEUE_BROKER_URL": rabbitmq_url, "RADASSIST_STORAGE_PATH": str(tmp_path / "w"),
                     "RADASSIST_DATABASE_URL": f"sqlite:///{tmp_path / 'w.sqlite3'}"})
+        # A worker starts only on a database with the current schema.
+        subprocess.run([sys.executable, "-m", "radassist", "db", "upgrade"], env=env, check=True, capture_output=True)
         worker = subprocess.Popen(
             [sys.executable, "-m", "radassist", "worker", "--queues", "io", "--pool", "solo", "--name", "probe-test"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -33,6 +33,11 @@ class Study(Base):
     """PatientAge as sent (e.g. ``064Y``), for the worklist; filled at intake when known."""
     patient_sex: Mapped[str | None] = mapped_column(String(1))
     """PatientSex as sent (``F``, ``M``, ``O``), for the worklist; filled at intake when known."""
+    patient_key: Mapped[str | None] = mapped_column(String(32))
+    """Keyed hash of who the study's first instance named as the patient (never the values):
+    :mod:`radassist.intake.patient`. An instance naming someone else holds the study."""
+    files_removed_at: Mapped[dt.datetime | None]
+    """When retention removed the study's instances and outputs (its rows and timeline stay)."""
 
     series: Mapped[list[Series]] = relationship(back_populates="study", passive_deletes=True)
     jobs: Mapped[list[Job]] = relationship(back_populates="study", order_by="Job.created_at")
@@ -42,6 +47,8 @@ class Study(Base):
         # The worklist's order (newest first) and its filters (ops migration 0006).
         Index("ix_studies_last_received_at_id", "last_received_at", "id"),
         Index("ix_studies_accession_number_hash", "accession_number_hash"),
+        # Retention's candidates: studies whose files are still on disk.
+        Index("ix_studies_files_removed_at_state", "files_removed_at", "state"),
     )
 
     def __repr__(self) -> str:
@@ -79,6 +86,8 @@ class Instance(Base):
     path: Mapped[str] = mapped_column(String(512))
     """Relative to ``[storage] path``/instances."""
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    patient_key: Mapped[str | None] = mapped_column(String(32))
+    """Keyed hash of who this instance names as the patient (:mod:`radassist.intake.patient`)."""
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     series: Mapped[Series] = relationship(back_populates="instances")

@@ -10,10 +10,13 @@ from typing import Annotated, cast
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from radassist.auth.csrf import FIELD, csrf_valid
 from radassist.auth.ratelimit import LoginLimiter
 from radassist.auth.users import authenticate, end_session, start_session
+from radassist.db.tables import User
 from radassist.web.deps import SESSION_COOKIE, SessionDep, SettingsDep, UserDep, identify
 from radassist.web.render import render
 
@@ -38,10 +41,19 @@ def _secure(request: Request) -> bool:
     return bool(request.app.state.settings.web.secure_cookies) or request.url.scheme == "https"
 
 
+def _no_user_yet(request: Request) -> bool:
+    """True while the installation has no web user at all: the login page then says how to make one."""
+    try:
+        with request.app.state.sessionmaker() as session:
+            return session.scalar(select(User.id).limit(1)) is None
+    except SQLAlchemyError:
+        return False  # the database does not answer: say nothing rather than something wrong
+
+
 def _login_page(request: Request, next_url: str, error: str | None, status_code: int = 200) -> HTMLResponse:
     token = secrets.token_urlsafe(24)
-    response = render(request, "login.html", {"next": next_url, "error": error, "login_csrf": token}, None,
-                      status_code=status_code)
+    context = {"next": next_url, "error": error, "login_csrf": token, "no_user_yet": _no_user_yet(request)}
+    response = render(request, "login.html", context, None, status_code=status_code)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
                         secure=_secure(request), max_age=3600, path="/login")
     return response
