@@ -65,6 +65,8 @@ def redraft(session: Session, study_id: uuid.UUID, user: str, model_name: str) -
     study = session.get(Study, study_id)
     if study is None:
         return refused(session, user, "redraft", target, "no such study")
+    if study.state is StudyState.IDENTITY_CONFLICT:
+        return refused(session, user, "redraft", target, "the study's instances name different patients; resolve that first")
     if _job_in_progress(session, study_id):
         return refused(session, user, "redraft", target, "a job is already in progress")
     job = _new_job(session, study, model_name, utcnow())
