@@ -19,7 +19,7 @@ Next = Literal["done", "retry", "fail"]
 
 
 @dataclass(frozen=True)
-class Outcome:
+class AckOutcome:
     """What an answer (or its absence) means for the delivery."""
 
     next: Next
@@ -27,30 +27,30 @@ class Outcome:
     meaning: str
 
 
-ACK_OUTCOMES: dict[str, Outcome] = {
-    "AA": Outcome("done", None, "application accept: the RIS took the message; the delivery is done"),
-    "CA": Outcome("done", None, "commit accept (enhanced mode): taken as accepted"),
-    "AE": Outcome("retry", "hl7.nack.ae", "application error: sent again later, same bytes and MSH-10"),
-    "CE": Outcome("retry", "hl7.nack.ae", "commit error: sent again later"),
-    "AR": Outcome("fail", "hl7.nack.ar", "application reject: the delivery fails with the RIS's reason"),
-    "CR": Outcome("fail", "hl7.nack.ar", "commit reject: the delivery fails with the RIS's reason"),
+ACK_OUTCOMES: dict[str, AckOutcome] = {
+    "AA": AckOutcome("done", None, "application accept: the RIS took the message; the delivery is done"),
+    "CA": AckOutcome("done", None, "commit accept (enhanced mode): taken as accepted"),
+    "AE": AckOutcome("retry", "hl7.nack.ae", "application error: sent again later, same bytes and MSH-10"),
+    "CE": AckOutcome("retry", "hl7.nack.ae", "commit error: sent again later"),
+    "AR": AckOutcome("fail", "hl7.nack.ar", "application reject: the delivery fails with the RIS's reason"),
+    "CR": AckOutcome("fail", "hl7.nack.ar", "commit reject: the delivery fails with the RIS's reason"),
 }
 
-TRANSPORT_OUTCOMES: dict[str, Outcome] = {
-    "hl7.unreachable": Outcome(
+TRANSPORT_OUTCOMES: dict[str, AckOutcome] = {
+    "hl7.unreachable": AckOutcome(
         "retry", "hl7.unreachable", "no connection, or it broke before the whole ACK arrived"
     ),
-    "hl7.tls": Outcome(
+    "hl7.tls": AckOutcome(
         "retry", "hl7.tls", "the TLS handshake failed or the RIS's certificate is not trusted"
     ),
-    "hl7.timeout": Outcome("retry", "hl7.timeout", "no whole ACK within `[hl7] ack_timeout_seconds`"),
-    "hl7.ack.invalid": Outcome(
+    "hl7.timeout": AckOutcome("retry", "hl7.timeout", "no whole ACK within `[hl7] ack_timeout_seconds`"),
+    "hl7.ack.invalid": AckOutcome(
         "retry", "hl7.ack.invalid", "the reply is not an ACK with an MSA segment, or MSA-1 is unknown"
     ),
-    "hl7.ack.mismatch": Outcome(
+    "hl7.ack.mismatch": AckOutcome(
         "retry", "hl7.ack.mismatch", "MSA-2 is not our MSH-10 (or is empty in an AA)"
     ),
-    "hl7.frame.unsafe": Outcome(
+    "hl7.frame.unsafe": AckOutcome(
         "fail", "hl7.frame.unsafe", "the stored message holds an MLLP block character: it is never sent"
     ),
 }
