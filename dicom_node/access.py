@@ -3,7 +3,8 @@
 Decided once per association, on the A-ASSOCIATE-RQ, before any data is accepted.  Refusals use
 the PS3.8 Table 9-21 reasons a sender's log can show: called AE title not recognised (ours is
 another), calling AE title not recognised (an unknown sender, or a known title from a host it
-is not allowed to call from), and a transient refusal while the disk is nearly full.
+is not allowed to call from), and transient refusals while an admin paused the sender, while the
+disk is nearly full, or while every association slot is taken.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ INTAKE_PAUSED = Refusal(0x02, 0x01, 0x01, "intake.paused")
 """Rejected-transient, service user, no reason given: an admin paused this sender; it retries later."""
 LOW_DISK = Refusal(0x02, 0x03, 0x01, "storage.low_disk")
 """Rejected-transient, service provider (presentation), "temporary-congestion": retry later."""
+TOO_MANY_ASSOCIATIONS = Refusal(0x02, 0x03, 0x02, "associations.limit")
+"""Rejected-transient, service provider (presentation), "local-limit-exceeded": every slot of
+``[dicom] max_associations`` is taken by an accepted association; retry later."""
 MALFORMED_REQUEST = Refusal(0x01, 0x02, 0x01, "request.malformed")
 """Rejected-permanent, service provider (ACSE), no reason given: the A-ASSOCIATE-RQ breaks PS3.8."""
 
