@@ -31,6 +31,7 @@ from dicom_node.connections import Connections
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
+    from dicom_node.associations import AssociationRegistry
     from dicom_node.capacity import DiskGuard
     from dicom_node.counters import NodeCounters
 
@@ -62,6 +63,7 @@ class NodeServer(ThreadedAssociationServer):
     counters: NodeCounters | None = None
     session_factory: sessionmaker[Session] | None = None
     disk_guard: DiskGuard | None = None
+    registry: AssociationRegistry | None = None
     tls_server: NodeServer | None = None
 
     def __init__(

@@ -107,7 +107,7 @@ def start_listener(
         connections=connections, shared=plain_shared,
     )  # fmt: skip
     server.counters, server.session_factory, server.disk_guard = counters, session_factory, disk_guard
-    server.tls_server = tls_server
+    server.registry, server.tls_server = state.registry, tls_server
     logger.info(
         "DICOM listener %s on %s:%d (max %d associations, %d negotiating; %s)",
         ", ".join(ae_titles(settings)),
