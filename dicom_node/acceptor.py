@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any, cast
 from pynetdicom import AE, _config
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
+from dicom_node.association_request import await_association_request
 from dicom_node.balance import DEFER_S, AssociationLoad, cannot_listen
 from dicom_node.connections import Connections
+from dicom_node.pdu_framing import _Guarded
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -39,10 +41,13 @@ logger = logging.getLogger(__name__)
 
 
 class NodeRequestHandler(RequestHandler):
-    """pynetdicom's request handler, with the TLS handshake done here, on the connection's thread."""
+    """pynetdicom's request handler, handing pynetdicom only connections whose A-ASSOCIATE-RQ is
+    here (:mod:`dicom_node.association_request`), after the TLS handshake on the TLS port; both
+    happen on the connection's own thread, within the ARTIM time."""
 
     def handle(self) -> None:
         request = self.request
+        assert isinstance(request, _Guarded)
         if isinstance(request, ssl.SSLSocket):
             try:
                 request.do_handshake()
@@ -50,6 +55,9 @@ class NodeRequestHandler(RequestHandler):
                 logger.info("TLS handshake with %s failed (%s)", self.client_address[0], type(exc).__name__)
                 request.close()
                 return
+        if not await_association_request(request, request.connection.negotiation_deadline):
+            request.close()
+            return
         super().handle()
 
 

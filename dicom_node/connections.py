@@ -5,7 +5,9 @@ the pynetdicom fast path is on (they use only sockets and socketserver's hooks):
 
 - A connection on which no association was accepted (our A-ASSOCIATE-AC sent) within the ARTIM
   time (``[dicom] artim_timeout_seconds``, PS3.8 9.1.5) is shut.  On the TLS port the handshake
-  counts against the same time and runs on the connection's own thread, never on the accepting one.
+  counts against the same time and runs on the connection's own thread, never on the accepting one;
+  pynetdicom is handed the connection only once its A-ASSOCIATE-RQ is whole
+  (:mod:`dicom_node.association_request`).
 - Connections still negotiating are counted apart from associations: at most
   ``[dicom] max_pending_connections``; one more closes the oldest still negotiating.  They never
   take an association slot (:class:`~dicom_node.associations.AssociationRegistry`), so silent or
@@ -62,13 +64,15 @@ class ConnectionLimits:
 class Connection:
     """One accepted connection; its socket reports what it sees here."""
 
-    __slots__ = ("_owner", "accepted", "accepted_at", "ended", "peer", "shut", "sock")
+    __slots__ = ("_owner", "accepted", "accepted_at", "ended", "negotiation_deadline", "peer", "shut", "sock")
 
     def __init__(self, owner: Connections, sock: _Guarded, peer: str) -> None:
         self._owner = owner
         self.sock = sock
         self.peer = peer
         self.accepted_at = time.monotonic()
+        self.negotiation_deadline = self.accepted_at + owner.limits.artim_seconds
+        """``time.monotonic()`` by which an association must be accepted on this connection."""
         self.accepted = False
         """Our A-ASSOCIATE-AC was sent: an association, no longer a connection negotiating."""
         self.shut = False
@@ -204,7 +208,7 @@ class Connections:
 
     def _overdue(self, connection: Connection, now: float) -> str | None:
         limits = self.limits
-        if not connection.accepted and now - connection.accepted_at > limits.artim_seconds:
+        if not connection.accepted and now > connection.negotiation_deadline:
             return f"no association within the ARTIM time ({limits.artim_seconds:g} s)"
         sock = connection.sock
         started = sock.framing.pdu_started

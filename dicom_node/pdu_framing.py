@@ -73,12 +73,15 @@ class Refused:
     declared: int
     allowed: int
     reason: int
+    detail: str = ""
 
     def describe(self) -> str:
+        if self.detail:
+            return self.detail
         if self.reason == UNRECOGNIZED_PDU:
             return f"unknown PDU type 0x{self.pdu_type:02X}"
         if self.reason == UNEXPECTED_PDU:
-            return f"PDU type 0x{self.pdu_type:02X} before the association was accepted"
+            return f"PDU type 0x{self.pdu_type:02X} where the protocol state allows none"
         return f"PDU type 0x{self.pdu_type:02X} declaring {self.declared} bytes (at most {self.allowed})"
 
 
@@ -144,6 +147,7 @@ class _Guarded:
     _connection: Connection
     _quick_ack: bool
     _answered: bool
+    _read_ahead: bytearray
     sending_since: float | None
     """``time.monotonic()`` when the send under way began; None when none is."""
 
@@ -153,11 +157,20 @@ class _Guarded:
         self._connection = connection
         self._quick_ack = _QUICKACK is not None and not isinstance(self, ssl.SSLSocket)
         self._answered = False
+        self._read_ahead = bytearray()
         self.sending_since = None
 
     @property
     def framing(self) -> PduFraming:
         return self._framing
+
+    @property
+    def connection(self) -> Connection:
+        return self._connection
+
+    def refused(self, refused: Refused) -> None:
+        """Answer with an A-ABORT and shut the connection (see :class:`Refused`)."""
+        self._connection.refuse(refused)
 
     def _received(self, data: Buffer) -> bool:
         """Follow received bytes; True when the connection was refused (the read reports it closed)."""
@@ -172,15 +185,43 @@ class _Guarded:
                 pass
         return False
 
+    # --- before pynetdicom reads: the first PDU, looked at without taking it away ------------------
+
+    def read_ahead(self, wanted: int) -> bytes | None:
+        """The first ``wanted`` bytes of the stream, as far as they came, without waiting and without
+        taking them from what pynetdicom will read; None at the end of the stream.  Raises
+        ``BlockingIOError`` (``ssl.SSLWantReadError`` under TLS) when nothing more is there yet."""
+        data = socket.socket.recv(cast(socket.socket, self), wanted, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        return data or None
+
+    def read_ahead_so_far(self) -> bytes:
+        return b""
+
+    # --- pynetdicom's reads and sends ---------------------------------------------------------------
+
     def recv(self, *args: Any, **kwargs: Any) -> bytes:
+        if self._read_ahead:
+            return self._take_read_ahead(args[0] if args else kwargs.get("bufsize", kwargs.get("buflen", 1024)))
         data: bytes = super().recv(*args, **kwargs)  # type: ignore[misc]
         return b"" if data and self._received(data) else data
 
     def recv_into(self, buffer: Any, *args: Any, **kwargs: Any) -> int:
+        if self._read_ahead:
+            with memoryview(buffer) as view:
+                size = (args[0] if args else kwargs.get("nbytes")) or len(view)
+                data = self._take_read_ahead(size)
+                view[: len(data)] = data
+                return len(data)
         received: int = super().recv_into(buffer, *args, **kwargs)  # type: ignore[misc]
         if received and self._received(memoryview(buffer)[:received]):
             return 0
         return received
+
+    def _take_read_ahead(self, size: int) -> bytes:
+        """Hand back bytes read ahead (and followed then), before anything new is read."""
+        data = bytes(self._read_ahead[:size])
+        del self._read_ahead[:size]
+        return data
 
     def _sending(self, data: Buffer) -> None:
         if not self._answered:
@@ -217,7 +258,30 @@ class GuardedSocket(_Guarded, socket.socket):
 
 
 class GuardedSSLSocket(_Guarded, ssl.SSLSocket):
-    """A DICOM TLS connection of the listener (the framing is that of the decrypted bytes)."""
+    """A DICOM TLS connection of the listener (the framing is that of the decrypted bytes).
+
+    TLS cannot peek, so the first PDU is read ahead and handed back to pynetdicom's first reads;
+    ``pending`` counts it, which is how pynetdicom learns that a TLS socket has data to read.
+    """
+
+    def read_ahead(self, wanted: int) -> bytes | None:
+        missing = wanted - len(self._read_ahead)
+        if missing > 0:
+            self.setblocking(False)
+            try:
+                data = ssl.SSLSocket.recv(self, missing)
+            finally:
+                self.setblocking(True)
+            if not data or self._received(data):
+                return None
+            self._read_ahead += data
+        return bytes(self._read_ahead[:wanted])
+
+    def read_ahead_so_far(self) -> bytes:
+        return bytes(self._read_ahead)
+
+    def pending(self) -> int:
+        return len(self._read_ahead) + super().pending()
 
 
 __all__ = [

@@ -164,6 +164,37 @@ def test_connections_without_an_association_are_closed_at_the_artim_time(
     assert echo(node.port).returncode == 0
 
 
+def test_connections_that_hang_up_or_send_no_request_leave_no_association_behind(
+    sqlite_settings: Settings, start_node: Callable[..., Node], fast_path: bool
+) -> None:
+    """pynetdicom builds an association (two threads) only for a whole A-ASSOCIATE-RQ: a port scan,
+    a health check that connects and closes, or garbage leaves nothing to wait out the ARTIM time."""
+    node = start_node(sqlite_settings, pynetdicom_fast_path=fast_path)
+    for n in range(60):
+        with _connect(node.port) as sock:
+            if n % 2:
+                sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    wait_until(lambda: node.server.connections.open_count == 0, timeout=15)
+    assert node.server.active_associations == []
+    assert echo(node.port).returncode == 0
+
+
+def test_a_request_pynetdicom_cannot_decode_is_aborted_at_once(
+    sqlite_settings: Settings, start_node: Callable[..., Node], fast_path: bool
+) -> None:
+    """An even presentation context ID ends pynetdicom's reactor thread without an answer (its bug);
+    the listener answers with an A-ABORT before pynetdicom sees the request."""
+    node = start_node(sqlite_settings, pynetdicom_fast_path=fast_path)
+    rq = bytearray(associate_rq())
+    assert rq[99] == 0x20  # the presentation context item; its ID follows the item header
+    rq[103] = 2
+    with _connect(node.port) as sock:
+        sock.sendall(bytes(rq))
+        received = _closed_by_peer(sock, timeout=5)  # well before the ARTIM time (30 s)
+    assert received == ABORT_HEADER + b"\x00\x00\x02\x06"
+    assert node.server.active_associations == []
+
+
 def test_a_silent_client_of_the_tls_port_holds_nothing(
     sqlite_settings: Settings, start_node: Callable[..., Node], pki: Path, fast_path: bool
 ) -> None:
