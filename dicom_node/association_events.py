@@ -28,6 +28,7 @@ from dicom_node.access import (
 from dicom_node.associations import AssociationLog, AssociationRegistry, AssociationState
 from dicom_node.capacity import DiskGuard
 from dicom_node.counters import NodeCounters, count
+from dicom_node.pdu_framing import _Guarded
 from radassist import metrics
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def on_requested(
     if refusal is None:
         assoc.acceptor.ae_title = called_ae
         association_log.opened(state, assoc.requestor.port)
+        _complete_row_when_closed(event, state, association_log)
         return
     count(counters, "associations_refused")
     metrics.count_rejected(refusal.code)
@@ -81,6 +83,22 @@ def on_requested(
     registry.refused(assoc, state)
     assoc.acse.send_reject(refusal.result, refusal.source, refusal.reason)
     assoc.kill()
+
+
+def _complete_row_when_closed(event: Event, state: AssociationState, association_log: AssociationLog) -> None:
+    """Complete the association's row when its connection closes, also when pynetdicom does not report
+    it to us: the connection closed before this request was decided (pynetdicom reported it before
+    the association had a state), or pynetdicom's reactor thread ended on an error."""
+    assoc = event.assoc
+
+    def closed() -> None:
+        association_log.closed(state, "aborted" if assoc.is_aborted else "released" if assoc.is_released else "closed")
+
+    sock = getattr(assoc.dul.socket, "socket", None)
+    if isinstance(sock, _Guarded):
+        sock.connection.on_close(closed)
+    elif sock is None:
+        closed()
 
 
 def on_accepted(event: Event, counters: NodeCounters | None = None) -> None:

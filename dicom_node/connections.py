@@ -29,6 +29,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dicom_node.balance import AssociationLoad
@@ -64,7 +65,9 @@ class ConnectionLimits:
 class Connection:
     """One accepted connection; its socket reports what it sees here."""
 
-    __slots__ = ("_owner", "accepted", "accepted_at", "ended", "negotiation_deadline", "peer", "shut", "sock")
+    __slots__ = (
+        "_owner", "accepted", "accepted_at", "ended", "negotiation_deadline", "peer", "shut", "sock", "when_closed"
+    )
 
     def __init__(self, owner: Connections, sock: _Guarded, peer: str) -> None:
         self._owner = owner
@@ -77,6 +80,7 @@ class Connection:
         """Our A-ASSOCIATE-AC was sent: an association, no longer a connection negotiating."""
         self.shut = False
         self.ended = False
+        self.when_closed: Callable[[], None] | None = None
 
     def answered(self, accepted: bool) -> None:
         """Our first PDU went out: an A-ASSOCIATE-AC (``accepted``), an -RJ or an A-ABORT."""
@@ -87,6 +91,10 @@ class Connection:
 
     def closed(self) -> None:
         self._owner._end(self)
+
+    def on_close(self, report: Callable[[], None]) -> None:
+        """Call ``report`` once when the socket is closed (at once if it is), by whichever thread closes it."""
+        self._owner._on_close(self, report)
 
 
 class Connections:
@@ -178,10 +186,22 @@ class Connections:
 
     def _end(self, connection: Connection) -> None:
         with self._lock:
+            if connection.ended:
+                return
             connection.ended = True
             self._open.pop(connection, None)
             self._pending.pop(connection, None)
+            report, connection.when_closed = connection.when_closed, None
         self._uncount(connection)
+        if report is not None:
+            _report(report)
+
+    def _on_close(self, connection: Connection, report: Callable[[], None]) -> None:
+        with self._lock:
+            if not connection.ended:
+                connection.when_closed = report
+                return
+        _report(report)
 
     # --- shutting ---------------------------------------------------------------------------------
 
@@ -239,6 +259,13 @@ class Connections:
                 if self._stopped:
                     return
                 self._lock.wait(REAP_INTERVAL_S)
+
+
+def _report(report: Callable[[], None]) -> None:
+    try:
+        report()
+    except Exception:  # noqa: BLE001 - a report must not break the close
+        logger.exception("could not report a closed connection")
 
 
 __all__ = ["Connection", "ConnectionLimits", "Connections"]
