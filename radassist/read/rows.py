@@ -210,9 +210,31 @@ class ProbeStatus:
     disk_free: int | None
 
 
+@dataclass(frozen=True)
+class Freed:
+    """What removing studies' files freed."""
+
+    studies: int = 0
+    files: int = 0
+    bytes: int = 0
+
+    def __add__(self, other: Freed) -> Freed:
+        return Freed(self.studies + other.studies, self.files + other.files, self.bytes + other.bytes)
+
+
+@dataclass(frozen=True)
+class RetentionSummary:
+    last_day: Freed
+    total: Freed
+    last_removal_at: dt.datetime | None
+    """When retention last removed a study's files (None: never)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SystemView(ProbeStatus):
     """The system page: the probe's answers and the studies per state of the last hour and day."""
 
     counts_last_hour: dict[str, int] = field(default_factory=dict)
     counts_last_day: dict[str, int] = field(default_factory=dict)
+    retention: RetentionSummary | None = None
+    """What retention freed (studies, files, bytes) in the last day and in all."""
