@@ -7,9 +7,9 @@ returned :class:`Dispatch` tasks after the commit.
 from radassist.actions.intake import intake_paused, pause_intake, paused_ae_titles, resume_intake
 from radassist.actions.jobs import cancel_job, retry_delivery, retry_job
 from radassist.actions.outcome import IN_PROGRESS, ActionResult, Dispatch, audit
-from radassist.actions.studies import force_complete, redraft
+from radassist.actions.studies import force_complete, redraft, resolve_identity
 
 __all__ = [
     "IN_PROGRESS", "ActionResult", "Dispatch", "audit", "cancel_job", "force_complete", "intake_paused",
-    "pause_intake", "paused_ae_titles", "redraft", "resume_intake", "retry_delivery", "retry_job",
+    "pause_intake", "paused_ae_titles", "redraft", "resolve_identity", "resume_intake", "retry_delivery", "retry_job",
 ]

@@ -168,6 +168,21 @@ class StudyView(StudyRow):
     """The instances whose images the model was shown."""
     associations: tuple[AssociationRow, ...] = ()
     """The associations that brought the study (from its calling AE, open while it was received)."""
+    patient_groups: tuple[PatientGroupRow, ...] = ()
+    """For a study held for an identity conflict: its instances grouped by the patient they name."""
+
+
+@dataclass(frozen=True, slots=True)
+class PatientGroupRow:
+    """The instances of a study that name one patient (compared as keyed hashes, never by values)."""
+
+    label: str
+    """``A``, ``B``, ...: in the order the groups first arrived."""
+    instances: int
+    first_received_at: dt.datetime
+    instance_id: uuid.UUID
+    """The group's first instance: what a resolution keeps to say which patient is right."""
+    series_descriptions: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
