@@ -22,9 +22,13 @@ import transformers
 
 from radassist.config import ModelSettings
 from radassist.errors import PermanentFailure, TransientFailure
+from radassist.grounding import BoxGrammar, Size
+from radassist.grounding.geometry import Step
+from radassist.grounding.processors import processor_steps
 from radassist.imaging.prepare import PreparedStudy
 from radassist.models.base import DraftRequest, DraftResult, Generation, StopReason
 from radassist.models.drafting import DraftInput, draft_one
+from radassist.models.grounded import resolve_grammar
 from radassist.models.processors import load_processor
 
 logger = logging.getLogger(__name__)
@@ -82,6 +86,18 @@ class TransformersDraftModel:
         eos = self.model.generation_config.eos_token_id
         self._eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         self._lock = threading.Lock()
+        image_processor = getattr(self.processor, "image_processor", None)
+        self.box_grammar: BoxGrammar | None = resolve_grammar(
+            settings.box_grammar, settings.name, *(getattr(self.model.config, "architectures", None) or ()),
+            type(self.processor).__name__, type(image_processor).__name__ if image_processor is not None else None,
+        )
+
+    def picture_steps(self, size: Size, pictures: int) -> tuple[Step, ...]:
+        """What the processor does to a ``size`` picture shown with ``pictures - 1`` others (for grounding)."""
+        image_processor = getattr(self.processor, "image_processor", None)
+        if image_processor is None:
+            raise ValueError("the processor has no image processor")
+        return processor_steps(image_processor, size, pictures=pictures)
 
     def describe(self) -> dict[str, Any]:
         return {
