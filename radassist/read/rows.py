@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from radassist.read.grounding import GroundingView
 from radassist.states import FINAL_JOB_STATES, DeliveryChannel, DeliveryState, JobState, StudyState
 
 WorklistState: TypeAlias = StudyState | JobState
@@ -168,6 +169,8 @@ class StudyView(StudyRow):
     """The instances whose images the model was shown."""
     associations: tuple[AssociationRow, ...] = ()
     """The associations that brought the study (from its calling AE, open while it was received)."""
+    grounding: GroundingView | None = None
+    """The latest draft's findings with boxes, on the images the model saw (a grounded draft only)."""
 
 
 @dataclass(frozen=True, slots=True)
