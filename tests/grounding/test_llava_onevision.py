@@ -79,5 +79,5 @@ def test_pictures_shown_together_are_padded_square_then_resized() -> None:
     (Size(384, 384), 3, ()),
     (Size(200, 100), 2, (Pad(Size(200, 100), 0, 50, 0, 50), Resize(Size(200, 200), Size(384, 384)))),
 ])
-def test_steps_only_where_the_processor_changes_the_picture(size: Size, pictures: int, expected: tuple) -> None:
+def test_steps_only_where_the_processor_changes_the_picture(size: Size, pictures: int, expected: tuple[Any, ...]) -> None:
     assert llava_onevision_steps(size, Size(384, 384), pictures=pictures) == expected
