@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -86,10 +87,13 @@ class TransformersDraftModel:
         eos = self.model.generation_config.eos_token_id
         self._eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         self._lock = threading.Lock()
+        # What the model is, most telling first: its architecture, its processor, then its own name (a
+        # folder's name, not the folders above it).
         image_processor = getattr(self.processor, "image_processor", None)
         self.box_grammar: BoxGrammar | None = resolve_grammar(
-            settings.box_grammar, settings.name, *(getattr(self.model.config, "architectures", None) or ()),
+            settings.box_grammar, *(getattr(self.model.config, "architectures", None) or ()),
             type(self.processor).__name__, type(image_processor).__name__ if image_processor is not None else None,
+            Path(settings.name).name if Path(settings.name).expanduser().is_dir() else settings.name,
         )
 
     def picture_steps(self, size: Size, pictures: int) -> tuple[Step, ...]:

@@ -154,3 +154,23 @@ def test_imaging_records_a_geometry_per_picture(tmp_path: Path) -> None:
     assert picture_geometry(ds, 0, 0, Size(300, 200), ()) is not None
     assert picture_geometry(ds, 0, 0, Size(200, 300), ()) is None
     assert picture_geometry(ds, 1, 0, Size(300, 200), ()) is None  # no second frame
+
+
+def test_a_loaded_model_is_recognised_by_what_it_is_not_where_it_lies(tmp_path: Path) -> None:
+    """Architecture and processor first, then the model folder's own name (not the folders above it)."""
+    from radassist.models.transformers_backend import TransformersDraftModel
+    from radassist_devtools.tiny_models import write_tiny_model
+
+    def loaded(arch: str, folder: Path, **settings: Any) -> TransformersDraftModel:
+        write_tiny_model(folder, arch=arch)
+        return TransformersDraftModel(ModelSettings(name=str(folder), local_files_only=True, **settings))
+
+    lookalike = tmp_path / "qwen2_5_vl-experiments"
+    assert loaded("qwen2_vl", lookalike / "qwen2-vl-2b").box_grammar is None  # 0-1000 grid: not this grammar
+    qwen = loaded("qwen2_5_vl", tmp_path / "site-model")
+    assert qwen.box_grammar is BoxGrammar.QWEN2_5_VL
+    assert qwen.picture_steps(Size(112, 56), 1) == (Resize(Size(112, 56), Size(56, 28)),)
+    radvlm = loaded("llava_onevision", tmp_path / "radvlm")
+    assert radvlm.box_grammar is None  # drafts; its boxes have no parser yet
+    assert radvlm.picture_steps(Size(64, 40), 2) == (Pad(Size(64, 40), 0, 12, 0, 12), Resize(Size(64, 64), Size(32, 32)))
+    assert loaded("qwen2_5_vl", tmp_path / "off", box_grammar="none").box_grammar is None
