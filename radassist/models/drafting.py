@@ -18,6 +18,7 @@ from radassist.errors import RadAssistError
 from radassist.imaging.prepare import PreparedStudy
 from radassist.models.base import DraftRequest, DraftResult, Generation, GenerationBackend
 from radassist.models.checks import check_generation, consistency_warnings
+from radassist.models.grounded import grammar_of, ground, with_instruction
 from radassist.models.postprocess import split_report
 from radassist.models.prompts import PROMPT_VERSION, build_prompt
 
@@ -41,8 +42,9 @@ class DraftInput:
 
 def _result(backend: GenerationBackend, item: DraftInput, prompt: str, generation: Generation) -> DraftResult:
     check_generation(generation)
-    findings, impression = split_report(generation.text)
     study = item.study
+    text, grounding = ground(backend, study, generation.text)
+    findings, impression = split_report(text)
     warnings = consistency_warnings(
         f"{findings}\n{impression}",
         lateralities=study.lateralities,
@@ -70,6 +72,8 @@ def _result(backend: GenerationBackend, item: DraftInput, prompt: str, generatio
             "series_chosen": study.series_chosen,
         }
     )
+    if grounding is not None:
+        record["grounding"] = grounding
     return DraftResult(
         findings=findings,
         impression=impression,
@@ -84,7 +88,7 @@ def _result(backend: GenerationBackend, item: DraftInput, prompt: str, generatio
 
 def draft_many(backend: GenerationBackend, items: Sequence[DraftInput]) -> list[DraftResult | RadAssistError]:
     """Draft every item in one backend call; each entry is its draft or the reason it has none."""
-    prompts = [item.prompt() for item in items]
+    prompts = [with_instruction(item.prompt(), grammar_of(backend)) for item in items]
     requests = [DraftRequest(item.study.images, prompt, item.study.labels) for item, prompt in zip(items, prompts, strict=True)]
     try:
         generations = backend.generate(requests)

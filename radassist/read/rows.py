@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from radassist.read.grounding import GroundingView
 from radassist.states import FINAL_JOB_STATES, DeliveryChannel, DeliveryState, JobState, StudyState
 
 WorklistState: TypeAlias = StudyState | JobState
@@ -170,6 +171,8 @@ class StudyView(StudyRow):
     """The associations that brought the study (from its calling AE, open while it was received)."""
     patient_groups: tuple[PatientGroupRow, ...] = ()
     """For a study held for an identity conflict: its instances grouped by the patient they name."""
+    grounding: GroundingView | None = None
+    """The latest draft's findings with boxes, on the images the model saw (a grounded draft only)."""
 
 
 @dataclass(frozen=True, slots=True)

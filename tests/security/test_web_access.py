@@ -75,6 +75,7 @@ def fill(path: str, world: World) -> str:
         "delivery_id": str(world.sr_delivery),
         "sop_instance_uid": world.sop_uid,
         "ae_title": "MOD1",
+        "frame": "1",
     }
     names = re.findall(r"{(\w+)(?::\w+)?}", path)
     unknown = set(names) - values.keys()
