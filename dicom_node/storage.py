@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class _Arrival:
+class _StoreRequest:
     """One received instance and what the node needs to keep it."""
 
     encoded: bytes
@@ -133,7 +133,7 @@ def _store(
         return _rejected(exc.code, header, calling_ae, counters, session_factory), 0
     logger.debug("C-STORE of SOP instance %s in study %s", header.sop_instance_uid, header.study_instance_uid)
     called_ae = str(event.assoc.acceptor.ae_title).strip()
-    arrival = _Arrival(
+    arrival = _StoreRequest(
         encoded=encoded,
         header=header,
         calling_ae=calling_ae,
@@ -169,7 +169,7 @@ class _NotKept(Exception):
         self.status = status
 
 
-def _record(session: Session, arrival: _Arrival, stored: StoredFile) -> bool:
+def _record(session: Session, arrival: _StoreRequest, stored: StoredFile) -> bool:
     return record_instance(
         session,
         arrival.header,
@@ -182,7 +182,7 @@ def _record(session: Session, arrival: _Arrival, stored: StoredFile) -> bool:
 
 
 def _write_then_record(
-    arrival: _Arrival, store: InstanceStore, session_factory: sessionmaker[Session]
+    arrival: _StoreRequest, store: InstanceStore, session_factory: sessionmaker[Session]
 ) -> tuple[bool, StoredFile]:
     """The file is durable before the transaction starts, and removed if the rows refuse it (unless
     it is the same file an earlier, recorded copy of the instance already holds)."""

@@ -8,8 +8,8 @@ import pytest
 
 from dicom_node import access, statuses
 from dicom_node.ae import MAXIMUM_PDU_SIZE, TRANSFER_SYNTAXES
+from dicom_node.conformance import render
 from dicom_node.pdu_framing import LARGEST_OTHER_PDU
-from radassist.specs.conformance import render
 
 
 def test_every_table_of_the_listener_is_in_the_statement() -> None:
