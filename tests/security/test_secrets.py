@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from radassist.config import Settings, load_settings, mask_url
 from radassist.errors import ConfigError
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until
 
 DB_PASSWORD = "s3cr3tpwDB"
 BROKER_PASSWORD = "s3cr3tpwMQ"
@@ -150,12 +151,22 @@ def test_worker_start_up_lines_hold_no_broker_password(tmp_path: Path) -> None:
     assert _radassist("db", "upgrade", env=env).returncode == 0  # a worker starts only on a current schema
     process = subprocess.Popen([sys.executable, "-m", "radassist", "worker", "--queues", "io", "--pool", "threads",
                                 "--concurrency", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    try:
-        output, _ = process.communicate(timeout=6)
-    except subprocess.TimeoutExpired:
+    lines: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            lines.append(raw.decode("utf-8", "replace"))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:  # until it has tried the broker and said where (a loaded machine starts Celery slowly)
+        wait_until(lambda: any("Cannot connect to" in line for line in lines), timeout=90, interval=0.2)
+    finally:
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
-    text = output.decode("utf-8", "replace")
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+    text = "".join(lines)
     assert "Cannot connect to amqp://guest:**@" in text  # it did try, and said where
     assert _hits(text) == []
 
