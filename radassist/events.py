@@ -44,6 +44,7 @@ class EventTag(StrEnum):
     ASSOCIATION_REFUSED = "node:association:refused"
     HL7_ORDER_RECEIVED = "hl7:order:received"
     HL7_REPORT_RECEIVED = "hl7:report:received"
+    PRIORS_SEARCHED = "job:priors:searched"
 
 
 def record_event(
