@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from radassist.read.priors import ComparisonRow
 from radassist.states import FINAL_JOB_STATES, DeliveryChannel, DeliveryState, JobState, StudyState
 
 WorklistState: TypeAlias = StudyState | JobState
@@ -168,6 +169,8 @@ class StudyView(StudyRow):
     """The instances whose images the model was shown."""
     associations: tuple[AssociationRow, ...] = ()
     """The associations that brought the study (from its calling AE, open while it was received)."""
+    comparison: ComparisonRow | None = None
+    """The latest job's priors, or why it has none (:mod:`radassist.read.priors`); None when never searched."""
 
 
 @dataclass(frozen=True, slots=True)

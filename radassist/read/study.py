@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from radassist.db.tables import Association, Draft, Event, Instance, Job, Series
 from radassist.events import EventTag
+from radassist.read.priors import comparison_row
 from radassist.read.rows import AssociationRow, DraftRow, EventRow, JobRow, SeriesRow, StudyRow, StudyView
 from radassist.read.worklist import deliveries_for, study_row, worklist_query
 
@@ -112,6 +113,7 @@ def study_view(session: Session, study_id: uuid.UUID) -> StudyView | None:
         draft=draft,
         series=_series(session, study_id),
         associations=_associations(session, row),
+        comparison=comparison_row(session, r.job_id),
         **_what_the_model_saw(record),
     )
 
