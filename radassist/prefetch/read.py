@@ -48,7 +48,7 @@ def _files(session: Session, row: JobPrior, instances_dir: Path) -> PriorFiles:
     stored = dict(session.execute(
         select(Instance.sop_instance_uid, Instance.path)
         .where(Instance.study_id == row.prior_study_id, Instance.sop_instance_uid.in_(uids))
-    ).tuples().all())
+    ).all())
     paths = [instances_dir / stored[uid] for uid in uids if uid in stored]
     return PriorFiles(row.study_instance_uid, tuple(p for p in paths if p.is_file()))
 

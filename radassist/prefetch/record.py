@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from radassist.db.tables import Job, JobPrior, PriorSearch, Study
 from radassist.db.transitions import set_job_state
 from radassist.events import EventTag, record_event
+from radassist.imaging.context import NON_IMAGE_MODALITIES
 from radassist.priors import PriorsResult, PriorStudy
 from radassist.states import JobState, StudyState
 
@@ -49,10 +50,12 @@ def start_search(session: Session, job_id: uuid.UUID, now: dt.datetime) -> Start
 
 def _prior_row(job_id: uuid.UUID, rank: int, prior: PriorStudy, study_id: uuid.UUID | None) -> JobPrior:
     report = prior.report
+    # The images' modalities name the prior (ModalitiesInStudy also lists its SR reports).
+    modalities = [m for m in prior.modalities if m not in NON_IMAGE_MODALITIES] or list(prior.modalities)
     return JobPrior(
         job_id=job_id, rank=rank, prior_study_id=study_id, study_instance_uid=prior.study_instance_uid,
         study_date=prior.study_date, study_description=prior.study_description[:64] or None,
-        modalities=" ".join(prior.modalities)[:64] or None, source=prior.source[:64],
+        modalities=" ".join(modalities)[:64] or None, source=prior.source[:64],
         sop_instance_uids=list(prior.sop_instance_uids),
         report_text=report.text if report else None, report_origin=report.origin if report else None,
         report_status=report.status[:16] if report else None,
