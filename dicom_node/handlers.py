@@ -37,6 +37,7 @@ from radassist.intake.record import record_instance
 from radassist.intake.sop_classes import is_image_sop_class
 from radassist.logging import short_hash
 from radassist.pipelines import pipeline_for
+from radassist.prefetch.start import moved_prior
 from radassist.store.instances import InstanceStore, StoredFile
 
 logger = logging.getLogger(__name__)
@@ -215,6 +216,7 @@ def _store(
 
     called_ae = _called_ae(event)
     reopen = is_image_sop_class(header.sop_class_uid) or pipeline_for(settings, called_ae).draft_non_image
+    reopen = reopen and not moved_prior(settings, getattr(event.request, "MoveOriginatorApplicationEntityTitle", None))
     # The file is durable (fsynced, renamed, folder fsynced) before the transaction starts, so a
     # committed row always points to a durable file and no database lock is held across an fsync.
     try:
