@@ -15,7 +15,7 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from radassist.completion.claim import claim_all
-from radassist.config import Settings
+from radassist.config import PromptProfileSettings, Settings
 from radassist.config.priors import PriorRule, PriorsSettings
 from radassist.db.base import utcnow
 from radassist.db.engine import make_sessionmaker
@@ -76,12 +76,15 @@ class Node:
 def make_node(make_settings: Callable[..., Settings], scripted_model: Path) -> Iterator[Callable[..., Node]]:
     made: list[Node] = []
 
-    def factory(source: SourceConfig, database_url: str, time_limit: float = 30.0, **overrides: object) -> Node:
+    def factory(source: SourceConfig, database_url: str, time_limit: float = 30.0,
+                rules: tuple[PriorRule, ...] = (CXR,), profiles: tuple[PromptProfileSettings, ...] = (),
+                **overrides: object) -> Node:
         base = make_settings(database_url=database_url, model_name=str(scripted_model), model_local_files_only="true",
                              model_image_size="64", model_max_new_tokens="64", **overrides)
         settings = base.model_copy(update={
             "prior_sources": (source,),
-            "priors": PriorsSettings(time_limit_seconds=time_limit, rules=(CXR,)),
+            "priors": PriorsSettings(time_limit_seconds=time_limit, rules=rules),
+            "model": base.model.model_copy(update={"profiles": profiles}),
         })
         upgrade(settings)
         reset_sessionmaker()

@@ -17,6 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from radassist.config import PromptProfileSettings
+from radassist.config.priors import PriorRule
 from radassist.db.tables import Delivery, Draft, Event, Instance, Job, JobPrior, PriorSearch, Study
 from radassist.read.worklist import count_studies, list_studies
 from radassist.states import DeliveryChannel, JobState, StudyState
@@ -65,13 +67,17 @@ def _oru_comparison(message: hl7.Message) -> list[str]:
     return [str(obx[5]) for obx in message.segments("OBX") if str(obx[3][0][0]) == "55114-3"]
 
 
-def _study_page(node: Node, study_uid: str) -> str:
+def _study_page(node: Node, study_uid: str, image: str | None = None) -> str:
+    """The study page as a viewer sees it (and, when given, that ``image`` renders)."""
     with node.sessions() as session:
         study_id = session.scalar(select(Study.id).where(Study.study_instance_uid == study_uid))
     token = add_user(node.settings, "viewer1", "viewer")
     with TestClient(create_app(node.settings), headers=bearer(token)) as client:
         page = client.get(f"/studies/{study_id}")
         assert page.status_code == 200
+        if image is not None:
+            picture = client.get(image)
+            assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
         return page.text
 
 
@@ -221,3 +227,35 @@ def test_a_patient_without_priors_is_drafted_saying_so(
     [job_id] = node.complete()
     _run_priors(node, job_id)
     _unavailable(node, job_id, "priors.none_found", "No earlier relevant study of this patient was found.")
+
+
+MAIRA_LIKE = PromptProfileSettings(name="cxr-with-prior", modalities=("DX", "CR"), body_parts=("CHEST",),
+                                   instruction="Compare the current chest radiograph with the prior.",
+                                   image_order=("current", "prior"), max_prior_images=1)
+
+
+def test_a_profile_that_takes_prior_images_gets_the_newest_priors_picture_after_the_current_ones(
+    archive: Archive, make_node: Callable[..., Node], closed_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'radassist.sqlite3'}"
+    rule = PriorRule(profile="cxr-with-prior", views=("PA", "AP"), most_recent=1)
+    node = make_node(archive_source("orthanc", archive), url, rules=(rule,), profiles=(MAIRA_LIKE,),
+                     hl7_host="127.0.0.1", hl7_port=str(closed_port))
+    node.receive(archive.history.current)
+    [job_id] = node.complete()
+    _run_priors(node, job_id)
+    _draft_and_build(job_id)
+    prior_pa = str(archive.history.prior_a[0].SOPInstanceUID)
+    with node.sessions() as session:
+        draft = session.scalars(select(Draft).where(Draft.job_id == job_id)).one()
+        prior_study_id = session.scalar(select(JobPrior.prior_study_id).where(JobPrior.job_id == job_id))
+    record = draft.generation
+    assert record["profile"] == "cxr-with-prior" and record["image_order"] == ["current", "prior"]
+    assert record["image_labels"] == ["PA", "lateral"]  # current frontal, current lateral ...
+    assert record["prior_image_labels"] == ["prior PA (2023-01-10)"]  # ... then the prior frontal
+    assert record["prior_images"] == 1 and record["prior_sop_instance_uids"] == [prior_pa]
+    assert ("Of the images above, the first 2 images are from this study, in reading order; the last image is "
+            "from the prior study (XR CHEST 2 VIEWS (DX) of 2023-01-10).") in draft.prompt
+    thumbnail = f"/studies/{prior_study_id}/instances/{prior_pa}/thumbnail.png"
+    page = _study_page(node, str(archive.history.current[0].StudyInstanceUID), image=thumbnail)
+    assert thumbnail in page and "prior, shown to the model" in page
