@@ -242,3 +242,34 @@ def test_the_admins_redraft_fetches_priors_first(with_sources: Settings, session
     with sessions() as session:
         states = session.scalars(select(Job.state).where(Job.study_id == study_id)).all()
     assert sorted(states) == [JobState.FAILED, JobState.PRIORS]
+
+
+def test_the_sweep_sends_new_jobs_and_lost_searches_to_the_priors_task(
+    with_sources: Settings, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers.app import make_celery
+    from workers.base import reset_sessionmaker
+    from workers.tasks.draft import draft_study
+    from workers.tasks.priors import fetch_priors
+    from workers.tasks.sweep import sweep
+
+    settings = with_sources.model_copy(update={"dicom": with_sources.dicom.model_copy(update={"study_quiet_seconds": 0})})
+    reset_sessionmaker()
+    make_celery(settings)
+    searches: list[str] = []
+    drafts: list[str] = []
+    monkeypatch.setattr(fetch_priors, "apply_async", lambda args, **_: searches.append(args[0]))
+    monkeypatch.setattr(draft_study, "apply_async", lambda args, **_: drafts.append(args[0]))
+    _receive(settings, sessions, dt.datetime(2024, 3, 14, 9, 0))
+    sweep.apply().get()
+    with sessions() as session:
+        [job_id] = session.scalars(select(Job.id)).all()
+    assert searches == [str(job_id)] and drafts == []
+    with sessions() as session:  # its search lost its worker long ago: sent again, once
+        session.execute(Job.__table__.update().where(Job.id == job_id)
+                        .values(started_at=utcnow() - dt.timedelta(seconds=LOST_SEARCH_GRACE_S + 60)))
+        session.commit()
+    sweep.apply().get()
+    sweep.apply().get()
+    assert searches == [str(job_id), str(job_id)] and drafts == []
+    reset_sessionmaker()

@@ -44,12 +44,13 @@ def sweep(self: RadAssistTask) -> None:
     with self.session() as session:
         # Each pipeline (called AE title) with its own quiet time, rules and model; priority order.
         new_jobs = claim_all(session, settings, now=now)
+        searches = prefetch_recover.hand_back_lost(session, settings, now)
+        drafts = drafting_recover.hand_back_stuck(session, now, settings.queue.job_time_limit_seconds)
         # New jobs start with their priors when sources are configured (radassist.prefetch.start).
         if fetches_priors(settings):
-            searches, drafts = new_jobs + prefetch_recover.hand_back_lost(session, settings, now), []
+            searches = new_jobs + searches
         else:
-            searches, drafts = [], list(new_jobs)
-        drafts += drafting_recover.hand_back_stuck(session, now, settings.queue.job_time_limit_seconds)
+            drafts = new_jobs + drafts
         delivery_recover.hand_back_stuck(session, now, settings.hl7.ack_timeout_seconds)
         _send_after_commit(session, fetch_priors.apply_async, searches)
         _send_after_commit(session, draft_study.apply_async, drafts)
