@@ -102,6 +102,33 @@ def _oru_comparison(ris: Ris, study_uid: str) -> list[str]:
     raise AssertionError("no ORU for the study")
 
 
+def _screenshot(service: Service, study_id: str) -> None:
+    """The study page's Comparison in headless Chromium, kept as tests/artifacts/priors-comparison.png
+    (skipped where Debian's chromium or Playwright is missing)."""
+    from tests.web.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        return
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(20_000)
+            page.goto(service.web + "/login")
+            page.fill("input[name=username]", "e2e")
+            page.fill("input[name=password]", "e2e-password")
+            page.click("button[type=submit]")
+            page.goto(f"{service.web}/studies/{study_id}")
+            sync_api.expect(page.locator("h2", has_text="Comparison")).to_be_visible()
+            sync_api.expect(page.locator(".prior-report")).to_contain_text(REPORT_A_IMPRESSION)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.locator(".comparison").scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "priors-comparison.png"), full_page=True)
+        finally:
+            browser.close()
+
+
 def test_drafts_compare_with_the_prior_in_the_archive_and_say_when_there_is_none(
     tmp_path: Path, scripted_model: Path, run_service
 ) -> None:
@@ -165,6 +192,7 @@ def test_drafts_compare_with_the_prior_in_the_archive_and_say_when_there_is_none
         assert "none available for comparison" in later_view["prompt"]
         page = service.get(f"/studies/{by_uid[str(later[0].StudyInstanceUID)]['id']}").text
         assert "No prior available for comparison." in page and "The prior source could not be reached." in page
+        _screenshot(service, by_uid[current_uid]["id"])
 
     # No patient data in any log line, the prior's report text neither.
     log_text = service.log.read_text()
