@@ -43,6 +43,7 @@ from radassist.intake.header import InstanceHeader, parse_header
 from radassist.intake.record import record_instance
 from radassist.intake.sop_classes import is_image_sop_class
 from radassist.pipelines import pipeline_for
+from radassist.prefetch.start import moved_prior
 from radassist.store.instances import InstanceStore, StoredFile
 
 logger = logging.getLogger(__name__)
@@ -138,7 +139,8 @@ def _store(
         header=header,
         calling_ae=calling_ae,
         called_ae=called_ae,
-        reopen_study=is_image_sop_class(header.sop_class_uid) or pipeline_for(settings, called_ae).draft_non_image,
+        reopen_study=(is_image_sop_class(header.sop_class_uid) or pipeline_for(settings, called_ae).draft_non_image)
+        and not moved_prior(settings, getattr(event.request, "MoveOriginatorApplicationEntityTitle", None)),
         started=started,
     )
     try:

@@ -3,8 +3,8 @@
 The task and queue names are the contract between the processes that send work (the web app's
 admin actions, the sweep, the tasks themselves) and the workers that run it, so they live here,
 below both: ``radassist.web`` sends and counts through this module and never imports ``workers``.
-Two queues: ``gpu`` (drafting: one worker process per GPU) and ``io`` (building outputs,
-delivering them, the sweep).  Importing this module loads no Celery; :func:`client` does.
+Two queues: ``gpu`` (drafting: one worker process per GPU) and ``io`` (fetching priors, building
+outputs, delivering them, the sweep).  Importing this module loads no Celery; :func:`client` does.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ GPU_QUEUE = "gpu"
 IO_QUEUE = "io"
 QUEUES = (GPU_QUEUE, IO_QUEUE)
 
+PRIORS_TASK = "radassist.fetch_priors"
 DRAFT_TASK = "radassist.draft_study"
 BUILD_TASK = "radassist.build_outputs"
 DELIVER_TASK = "radassist.deliver"
@@ -31,6 +32,7 @@ SWEEP_TASK = "radassist.sweep"
 RETENTION_TASK = "radassist.retention"
 
 TASK_QUEUES: dict[str, str] = {
+    PRIORS_TASK: IO_QUEUE,
     DRAFT_TASK: GPU_QUEUE,
     BUILD_TASK: IO_QUEUE,
     DELIVER_TASK: IO_QUEUE,

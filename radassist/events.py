@@ -45,6 +45,7 @@ class EventTag(StrEnum):
     HL7_ORDER_RECEIVED = "hl7:order:received"
     HL7_REPORT_RECEIVED = "hl7:report:received"
     GROUNDING_SR_BUILT = "job:grounding_sr:built"
+    PRIORS_SEARCHED = "job:priors:searched"
 
 
 def record_event(

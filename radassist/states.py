@@ -16,9 +16,14 @@ class StudyState(StrEnum):
     COMPLETE = "complete"
     IDENTITY_CONFLICT = "identity_conflict"
     """Its instances disagree on who the patient is: nothing is drafted or sent until an admin resolves it."""
+    PRIOR = "prior"
+    """Fetched from an archive as an earlier study of a patient being drafted (:mod:`radassist.prefetch`):
+    stored like a received study, never completed, drafted or answered with an SR."""
 
 
 class JobState(StrEnum):
+    PRIORS = "priors"
+    """The patient's earlier studies are being found and fetched (io queue); then ``queued``, with or without them."""
     QUEUED = "queued"
     DRAFTING = "drafting"
     DRAFTED = "drafted"
@@ -56,8 +61,12 @@ ALLOWED_TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
         StudyState.COMPLETE: frozenset({StudyState.RECEIVING, StudyState.IDENTITY_CONFLICT}),
         # An admin's resolution hands the study back to the quiet timer.
         StudyState.IDENTITY_CONFLICT: frozenset({StudyState.RECEIVING}),
+        # A prior's instances naming different patients hold it like any study.
+        StudyState.PRIOR: frozenset({StudyState.IDENTITY_CONFLICT}),
     },
     JobState: {
+        # A slow or failed search never fails the job: it goes on to drafting without a prior.
+        JobState.PRIORS: frozenset({JobState.QUEUED, JobState.CANCELLED}),
         JobState.QUEUED: frozenset({JobState.DRAFTING, JobState.FAILED, JobState.CANCELLED}),
         # DRAFTING -> QUEUED: a worker died mid-draft and the reconciler hands the job back.
         JobState.DRAFTING: frozenset(

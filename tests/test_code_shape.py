@@ -22,7 +22,7 @@ MAX_FUNCTION_LINES = 80
 
 READ_SIDE = ("radassist.read", "radassist.web.routes.worklist", "radassist.web.routes.system")
 """The read models and the routes that render pages from them."""
-WRITE_SIDE = ("radassist.actions", "radassist.intake", "radassist.completion", "radassist.drafting",
+WRITE_SIDE = ("radassist.actions", "radassist.intake", "radassist.completion", "radassist.prefetch", "radassist.drafting",
               "radassist.outputs", "radassist.delivery", "radassist.db.transitions")
 """What changes the pipeline's state."""
 

@@ -45,8 +45,9 @@ class RadAssistTask(Task):  # type: ignore[misc]
     def outputs(self) -> OutputStore:
         return OutputStore(self.settings.storage.outputs_dir)
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """This process's session factory for the settings' database (for code that opens its own sessions)."""
         url = self.settings.database_url
         maker = _sessionmakers.get(url)
         if maker is None:
@@ -54,7 +55,11 @@ class RadAssistTask(Task):  # type: ignore[misc]
                 maker = _sessionmakers.get(url)
                 if maker is None:
                     maker = _sessionmakers[url] = make_sessionmaker(self.settings)
-        with maker() as session:
+        return maker
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.sessions() as session:
             yield session
 
 

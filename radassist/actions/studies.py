@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from radassist.actions.outcome import IN_PROGRESS, ActionResult, Dispatch, done, refused
-from radassist.broker import DRAFT_TASK
+from radassist.broker import DRAFT_TASK, PRIORS_TASK
 from radassist.db.base import utcnow
 from radassist.db.tables import Job, Study
 from radassist.events import EventTag, record_event
@@ -25,20 +25,22 @@ def _job_in_progress(session: Session, study_id: uuid.UUID) -> bool:
     return session.scalar(select(Job.id).where(Job.study_id == study_id, Job.state.in_(IN_PROGRESS)).limit(1)) is not None
 
 
-def _new_job(session: Session, study: Study, model_name: str, now: dt.datetime) -> Job:
+def _new_job(session: Session, study: Study, model_name: str, now: dt.datetime, priors: bool) -> Job:
     previous = session.scalar(
         select(Job.id).where(Job.study_id == study.id).order_by(Job.created_at.desc(), Job.id.desc()).limit(1)
     )
-    job = Job(id=uuid.uuid4(), study_id=study.id, state=JobState.QUEUED, model_name=model_name,
-              created_at=now, supersedes_job_id=previous)
+    job = Job(id=uuid.uuid4(), study_id=study.id, state=JobState.PRIORS if priors else JobState.QUEUED,
+              model_name=model_name, created_at=now, supersedes_job_id=previous)
     session.add(job)
     session.flush()
     record_event(session, EventTag.JOB_QUEUED, study_id=study.id, job_id=job.id, model_name=model_name, by="admin")
     return job
 
 
-def force_complete(session: Session, study_id: uuid.UUID, user: str, model_name: str) -> ActionResult:
-    """A study still receiving is declared complete now and gets its job (what the sweep would do later)."""
+def force_complete(session: Session, study_id: uuid.UUID, user: str, model_name: str, *,
+                   priors: bool = False) -> ActionResult:
+    """A study still receiving is declared complete now and gets its job (what the sweep would do later);
+    with ``priors``, the job fetches the patient's priors first."""
     target = str(study_id)
     now = utcnow()
     if _job_in_progress(session, study_id):
@@ -55,13 +57,14 @@ def force_complete(session: Session, study_id: uuid.UUID, user: str, model_name:
     study = session.get(Study, study_id, populate_existing=True)
     assert study is not None
     record_event(session, EventTag.STUDY_COMPLETE, study_id=study_id, forced_by="admin")
-    job = _new_job(session, study, model_name, now)
+    job = _new_job(session, study, model_name, now, priors)
     return done(session, user, "force_complete", target, "study complete; job queued",
-                (Dispatch.of(DRAFT_TASK, str(job.id)),), job_id=str(job.id))
+                (Dispatch.of(PRIORS_TASK if priors else DRAFT_TASK, str(job.id)),), job_id=str(job.id))
 
 
-def redraft(session: Session, study_id: uuid.UUID, user: str, model_name: str) -> ActionResult:
-    """A new job for a study whose jobs are all finished (its SR will supersede the previous one)."""
+def redraft(session: Session, study_id: uuid.UUID, user: str, model_name: str, *, priors: bool = False) -> ActionResult:
+    """A new job for a study whose jobs are all finished (its SR will supersede the previous one);
+    with ``priors``, the job fetches the patient's priors first."""
     target = str(study_id)
     study = session.get(Study, study_id)
     if study is None:
@@ -70,9 +73,9 @@ def redraft(session: Session, study_id: uuid.UUID, user: str, model_name: str) -
         return refused(session, user, "redraft", target, "the study's instances name different patients; resolve that first")
     if _job_in_progress(session, study_id):
         return refused(session, user, "redraft", target, "a job is already in progress")
-    job = _new_job(session, study, model_name, utcnow())
+    job = _new_job(session, study, model_name, utcnow(), priors)
     return done(session, user, "redraft", target, "new job queued",
-                (Dispatch.of(DRAFT_TASK, str(job.id)),), job_id=str(job.id))
+                (Dispatch.of(PRIORS_TASK if priors else DRAFT_TASK, str(job.id)),), job_id=str(job.id))
 
 
 def resolve_identity(session: Session, study_id: uuid.UUID, user: str, keep_instance_id: uuid.UUID,

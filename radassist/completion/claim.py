@@ -32,6 +32,7 @@ from radassist.db.tables import Instance, Job, Series, Study
 from radassist.events import EventTag, record_event
 from radassist.intake.sop_classes import is_image_sop_class
 from radassist.pipelines import Pipeline, all_pipelines, series_matches
+from radassist.prefetch.start import first_job_state
 from radassist.states import JobState, StudyState
 
 logger = logging.getLogger(__name__)
@@ -52,8 +53,12 @@ def claim_complete_studies(
     force_complete_after_seconds: float = 0.0,
     required_series: Sequence[RequiredSeries] = (),
     draft_non_image: bool = False,
+    job_state: JobState = JobState.QUEUED,
 ) -> list[uuid.UUID]:
     """Move complete ``receiving`` studies to ``complete`` and queue one job each; return the job ids.
+
+    Each job is made in ``job_state``: ``priors`` when its priors are fetched first
+    (:func:`radassist.prefetch.start.first_job_state`), else ``queued``.
 
     ``called_ae_titles`` limits the sweep to studies sent to those titles;
     ``exclude_called_ae_titles`` leaves those out (the default pipeline takes every study that no
@@ -90,7 +95,7 @@ def claim_complete_studies(
         else:
             continue
         job_id = _claim(session, study_id, last_received_at, now=now, reason=reason, quiet_seconds=quiet_seconds,
-                        model_name=model_name, draft_non_image=draft_non_image)
+                        model_name=model_name, draft_non_image=draft_non_image, job_state=job_state)
         if job_id is not None:
             job_ids.append(job_id)
     session.flush()
@@ -137,6 +142,7 @@ def _claim(
     quiet_seconds: float,
     model_name: str,
     draft_non_image: bool,
+    job_state: JobState = JobState.QUEUED,
 ) -> uuid.UUID | None:
     """Compare-and-set one study to ``complete`` and give it its job; None when another sweeper won,
     an instance just arrived, or there is nothing to draft."""
@@ -163,7 +169,7 @@ def _claim(
     job = Job(
         id=uuid.uuid4(),
         study_id=study_id,
-        state=JobState.QUEUED,
+        state=job_state,
         model_name=model_name,
         created_at=now,
         supersedes_job_id=previous,
@@ -211,6 +217,7 @@ def claim_for_pipeline(
         force_complete_after_seconds=pipeline.force_complete_after_seconds,
         required_series=pipeline.required_series,
         draft_non_image=pipeline.draft_non_image,
+        job_state=first_job_state(settings),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from radassist.config.common import Section
 
@@ -26,6 +26,17 @@ class PromptProfileSettings(Section):
     """``channels``: up to three windows packed as R, G, B of one image; ``images``: one image per window."""
     max_slices: int | None = Field(None, ge=1, le=256)
     """Slices shown for this kind of study; empty: ``[model] max_slices``."""
+    image_order: tuple[Literal["current", "prior"], ...] = ("current",)
+    """The pictures shown, in order: ``current`` (this study's, in reading order: frontal, then lateral) and ``prior`` (the newest prior's, labelled as prior; which of its images are fetched is ``[[priors.rules]] views``). MAIRA-2 reads ``["current", "prior"]``: current frontal, current lateral, prior frontal. Without ``prior``, the prompt still gets each prior's date, description and report."""
+    max_prior_images: int = Field(1, ge=1, le=16)
+    """Most pictures of the prior shown (with ``prior`` in ``image_order``)."""
+
+    @field_validator("image_order")
+    @classmethod
+    def _check_image_order(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if value.count("current") != 1 or value.count("prior") > 1:
+            raise ValueError('must name "current" once, and "prior" at most once')
+        return value
 
 
 class ModelSettings(Section):

@@ -41,7 +41,7 @@ def draft_prepared(batch: Sequence[PreparedJob], settings: ModelSettings) -> lis
         return []
     try:
         model = get_draft_model(model_settings_for(settings, batch[0].claimed.model_name))
-        return draft_many(model, [DraftInput(p.study, p.profile, p.order) for p in batch])
+        return draft_many(model, [_draft_input(p) for p in batch])
     except RadAssistError as exc:
         return [exc for _ in batch]
     except SoftTimeLimitExceeded:
@@ -49,6 +49,27 @@ def draft_prepared(batch: Sequence[PreparedJob], settings: ModelSettings) -> lis
     except Exception as exc:  # a bug or a library failure: fail visibly, never silently
         logger.exception("drafting failed unexpectedly")
         return [PermanentFailure(f"drafting failed: {type(exc).__name__}", code="draft.error") for _ in batch]
+
+
+def _draft_input(prepared: PreparedJob) -> DraftInput:
+    comparison = prepared.comparison.comparison if prepared.comparison is not None else None
+    return DraftInput(prepared.study, prepared.profile, prepared.order, comparison=comparison, prior=prepared.prior)
+
+
+def _comparison_record(prepared: PreparedJob) -> dict[str, Any]:
+    """What the draft compared with (kept with it for the outputs and the study page)."""
+    if prepared.comparison is None:
+        return {}
+    comparison = prepared.comparison.comparison
+    shown = prepared.prior is not None and prepared.profile is not None and "prior" in prepared.profile.image_order
+    return {
+        "comparison": {"reason_code": comparison.reason_code,
+                       "study_instance_uids": [s.study_instance_uid for s in comparison.studies]},
+        "prior_images": len(prepared.prior.images) if shown and prepared.prior else 0,
+        "prior_image_labels": list(prepared.prior.labels) if shown and prepared.prior else [],
+        "prior_sop_instance_uids": list(prepared.prior.source_sop_instance_uids) if shown and prepared.prior else [],
+        "image_order": list(prepared.profile.image_order) if prepared.profile else ["current"],
+    }
 
 
 def draft_row(prepared: PreparedJob, result: DraftResult) -> Draft:
@@ -59,6 +80,7 @@ def draft_row(prepared: PreparedJob, result: DraftResult) -> Draft:
     generation["notes"] = list(study.notes)
     generation["source_sop_instance_uids"] = list(study.source_sop_instance_uids)
     generation["order_context_used"] = prepared.order is not None
+    generation.update(_comparison_record(prepared))
     return Draft(
         job_id=prepared.claimed.job_id,
         findings=result.findings,

@@ -1,9 +1,10 @@
 """Build the HL7 v2 ORU^R01 that tells the RIS a draft exists.
 
 Layout: MSH, PID, ORC (RE), OBR, NTE (the draft notice), then one OBX per line of text (TX, or FT
-by ``[hl7] obx_value_type``): the notice first, the Findings lines (LOINC 59776-5), the
-Impression lines (LOINC 19005-8), and an OBX with the Study Instance UID so that the RIS can link
-to the images.  HL7 v2.5.1 by default, v2.3.1 for older RIS (``[hl7] version``).  Every field
+by ``[hl7] obx_value_type``): the notice first, the comparison with the patient's priors when they
+were searched (LOINC 55114-3, the SR's section heading: each prior's description and date, or why
+none is available), the Findings lines (LOINC 59776-5), the Impression lines (LOINC 19005-8), and
+an OBX with the Study Instance UID so that the RIS can link to the images.  HL7 v2.5.1 by default, v2.3.1 for older RIS (``[hl7] version``).  Every field
 written is a row of :data:`radassist.hl7.oru_fields.ORU_FIELDS`, which says where its value comes
 from and what happens when it is too long.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Sequence
 
 import pydicom
 from hl7apy.consts import VALIDATION_LEVEL
@@ -31,6 +33,7 @@ from radassist.hl7.er7 import Segment, check_read_back, render
 from radassist.hl7.oru_fields import SegmentWriter, fits
 from radassist.hl7.oru_text import obx_values
 from radassist.hl7.study_values import Procedure, StudyValues, read_study
+from radassist.priors.comparison import Comparison
 from radassist.ris.context import OrderContext
 from radassist.sr import codes
 
@@ -42,9 +45,11 @@ _CONTROL_ID_MAX = 20  # MSH-10 is ST(20) in v2.5.1
 Coded = tuple[str, str, str]
 FINDINGS_CODE: Coded = (codes.FINDINGS.value, codes.FINDINGS.meaning, "LN")
 IMPRESSION_CODE: Coded = (codes.IMPRESSIONS.value, codes.IMPRESSIONS.meaning, "LN")
+COMPARISON_CODE: Coded = (codes.PRIOR_PROCEDURE_DESCRIPTIONS.value, codes.PRIOR_PROCEDURE_DESCRIPTIONS.meaning, "LN")
 STUDY_UID_CODE: Coded = (codes.STUDY_INSTANCE_UID.value, codes.STUDY_INSTANCE_UID.meaning, "DCM")
 FINDINGS_OBX3 = "^".join(FINDINGS_CODE)
 IMPRESSION_OBX3 = "^".join(IMPRESSION_CODE)
+COMPARISON_OBX3 = "^".join(COMPARISON_CODE)
 STUDY_UID_OBX3 = "^".join(STUDY_UID_CODE)
 NTE_NOTICE = (
     "This report text is an AI-generated draft, not reviewed or verified by a radiologist. "
@@ -169,10 +174,12 @@ def _notice() -> Segment:
 
 
 def _observations(
-    findings: list[str], impression: list[str], study_instance_uid: str, hl7: Hl7Settings, now: dt.datetime
+    findings: list[str], impression: list[str], study_instance_uid: str, hl7: Hl7Settings, now: dt.datetime,
+    comparison: Sequence[str] = (),
 ) -> list[Segment]:
     text_type = hl7.obx_value_type
     rows: list[tuple[str, Coded, str]] = [(text_type, FINDINGS_CODE, codes.DRAFT_NOTICE_ASCII)]
+    rows += [(text_type, COMPARISON_CODE, value) for value in comparison]
     rows += [(text_type, FINDINGS_CODE, value) for value in findings]
     rows += [(text_type, IMPRESSION_CODE, value) for value in impression]
     rows.append(("ST", STUDY_UID_CODE, study_instance_uid))
@@ -214,10 +221,14 @@ def oru_segments(
     now: dt.datetime,
     version: str | None = None,
     order: OrderContext | None = None,
+    comparison: Comparison | None = None,
 ) -> list[Segment]:
     """The ORU^R01's segments as meant (plain values, not yet ER7); arguments as :func:`build_oru`."""
     version = version or hl7.version
     _check_arguments(source, control_id, study_instance_uid, version, order)
+    if comparison is not None and not isinstance(comparison, Comparison):
+        raise TypeError('Argument "comparison" must be a Comparison or None.')
+    comparison_values = obx_values("\n".join(comparison.lines()), hl7.obx_value_type) if comparison else []
     findings_values = obx_values(findings, hl7.obx_value_type)
     impression_values = obx_values(impression, hl7.obx_value_type)
     if not findings_values and not impression_values:
@@ -233,7 +244,7 @@ def oru_segments(
         _pid(study),
         *_order_segments(study, order, hl7, now),
         _notice(),
-        *_observations(findings_values, impression_values, study_instance_uid, hl7, now),
+        *_observations(findings_values, impression_values, study_instance_uid, hl7, now, comparison_values),
     ]
 
 
@@ -248,6 +259,7 @@ def build_oru(
     now: dt.datetime,
     version: str | None = None,
     order: OrderContext | None = None,
+    comparison: Comparison | None = None,
 ) -> str:
     """Return the ORU^R01 as ER7 text, segments separated by ``\\r``.
 
@@ -255,7 +267,8 @@ def build_oru(
     MSH-10, stored with the delivery and reused on every retry.  ``version`` defaults to
     ``hl7.version``.  ``order``, the RIS's order for this accession when one was received, gives
     the placer/filler order numbers (ORC-2/3, OBR-2/3) and the requested procedure (OBR-4);
-    without it both numbers are the accession number.
+    without it both numbers are the accession number.  ``comparison``, when the job's priors were
+    searched, adds the comparison OBX (each prior compared with, or why none is available).
 
     Raises ``TypeError``/``ValueError`` naming a bad argument, and :class:`PermanentFailure`
     when the study's data cannot make a safe message (``hl7.no_patient_id``,
@@ -272,6 +285,7 @@ def build_oru(
         now=now,
         version=version,
         order=order,
+        comparison=comparison,
     )
     er7 = render(segments)
     check_read_back(er7, segments, "ORU^R01")

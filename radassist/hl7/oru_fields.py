@@ -81,7 +81,8 @@ ORU_SEGMENTS: tuple[SegmentSpec, ...] = (
     SegmentSpec(
         "OBX",
         "2..n",
-        "The draft notice, the Findings lines, the Impression lines, then the Study Instance UID",
+        "The draft notice, the comparison lines (when priors were searched), the Findings lines, the Impression "
+        "lines, then the Study Instance UID",
     ),
 )
 
@@ -187,16 +188,22 @@ ORU_FIELDS: tuple[FieldSpec, ...] = (
         "OBX-3.1",
         "Observation identifier (CE.1)",
         "ST",
-        "`59776-5` (notice and Findings), `19005-8` (Impression), `110180` (Study Instance UID)",
+        "`59776-5` (notice and Findings), `55114-3` (comparison with the priors), `19005-8` (Impression), "
+        "`110180` (Study Instance UID)",
     ),
-    FieldSpec("OBX-3.2", "Observation text (CE.2)", "ST", "`Findings`, `Impressions`, `Study Instance UID`"),
+    FieldSpec(
+        "OBX-3.2", "Observation text (CE.2)", "ST",
+        "`Findings`, `Prior Procedure Descriptions`, `Impressions`, `Study Instance UID`",
+    ),
     FieldSpec("OBX-3.3", "Coding system (CE.3)", "ID", "`LN` (LOINC), `DCM` (DICOM)"),
     FieldSpec("OBX-4", "Observation sub-ID", "ST", "`1`: the lines of one section belong together"),
     FieldSpec(
         "OBX-5",
         "Observation value",
         "TX",
-        "the draft notice; then the model's Findings and Impression text. TX: one OBX per line; "
+        "the draft notice; then, when the job's priors were searched, one line per prior compared with "
+        "(`Comparison: <description> (<modality>) of <date>.`) or `Comparison: none available.` and why; "
+        "then the model's Findings and Impression text. TX: one OBX per line; "
         "FT: lines joined by `\\.br\\`. The Study Instance UID (ST) last",
         "wrap",
     ),

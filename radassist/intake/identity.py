@@ -36,7 +36,7 @@ from radassist.states import DeliveryState, JobState, StudyState
 logger = logging.getLogger(__name__)
 
 CONFLICT_CODE = "intake.identity_conflict"
-_ACTIVE_JOBS = (JobState.QUEUED, JobState.DRAFTING, JobState.DRAFTED, JobState.DELIVERING)
+_ACTIVE_JOBS = (JobState.PRIORS, JobState.QUEUED, JobState.DRAFTING, JobState.DRAFTED, JobState.DELIVERING)
 _OPEN_DELIVERIES = (DeliveryState.PENDING, DeliveryState.SENDING)
 
 

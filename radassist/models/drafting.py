@@ -21,8 +21,11 @@ from radassist.models.checks import check_generation, consistency_warnings
 from radassist.models.grounded import grammar_of, ground, with_instruction
 from radassist.models.postprocess import split_report
 from radassist.models.prompts import PROMPT_VERSION, build_prompt
+from radassist.priors.comparison import Comparison
 
 if TYPE_CHECKING:
+    from PIL.Image import Image
+
     from radassist.ris.context import OrderContext
 
 logger = logging.getLogger(__name__)
@@ -30,14 +33,36 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DraftInput:
-    """One study to draft: its pictures and context, and the profile and order used for the prompt."""
+    """One study to draft: its pictures and context, the profile and order used for the prompt, and
+    the comparison with the patient's priors (with the newest prior's pictures, when the profile
+    shows them)."""
 
     study: PreparedStudy
     profile: PromptProfileSettings | None = None
     order: OrderContext | None = None
+    comparison: Comparison | None = None
+    prior: PreparedStudy | None = None
+    """The newest prior's pictures, labelled as prior; shown where the profile's ``image_order`` puts them."""
+
+    def _prior_pictures(self) -> tuple[tuple[Image, ...], tuple[str, ...]]:
+        if self.prior is None or self.profile is None or "prior" not in self.profile.image_order:
+            return (), ()
+        return self.prior.images, self.prior.labels
 
     def prompt(self) -> str:
-        return build_prompt(self.study.context, len(self.study.images), profile=self.profile, order=self.order)
+        return build_prompt(self.study.context, len(self.study.images), profile=self.profile, order=self.order,
+                            comparison=self.comparison, prior_images=len(self._prior_pictures()[0]))
+
+    def request(self, prompt: str) -> DraftRequest:
+        """The pictures (and their labels) in the profile's order, then ``prompt``."""
+        prior_images, prior_labels = self._prior_pictures()
+        current_labels = self.study.labels or ("",) * len(self.study.images)
+        parts = {"current": (self.study.images, current_labels),
+                 "prior": (prior_images, prior_labels or ("",) * len(prior_images))}
+        order = self.profile.image_order if self.profile is not None else ("current",)
+        images = tuple(image for name in order for image in parts[name][0])
+        labels = tuple(label for name in order for label in parts[name][1])
+        return DraftRequest(images, prompt, labels if any(labels) else ())
 
 
 def _result(backend: GenerationBackend, item: DraftInput, prompt: str, generation: Generation) -> DraftResult:
@@ -89,7 +114,7 @@ def _result(backend: GenerationBackend, item: DraftInput, prompt: str, generatio
 def draft_many(backend: GenerationBackend, items: Sequence[DraftInput]) -> list[DraftResult | RadAssistError]:
     """Draft every item in one backend call; each entry is its draft or the reason it has none."""
     prompts = [with_instruction(item.prompt(), grammar_of(backend)) for item in items]
-    requests = [DraftRequest(item.study.images, prompt, item.study.labels) for item, prompt in zip(items, prompts, strict=True)]
+    requests = [item.request(prompt) for item, prompt in zip(items, prompts, strict=True)]
     try:
         generations = backend.generate(requests)
     except RadAssistError as exc:

@@ -1,5 +1,6 @@
-"""What the SR and ORU builders read besides the draft: the received headers, the RIS order, and
-the SRs of the job this one re-drafts.
+"""What the SR and ORU builders read besides the draft: the received headers, the RIS order, the
+SRs of the job this one re-drafts, and the comparison with the patient's priors (with the headers
+of the priors' stored images, the SR's Pertinent Other Evidence).
 
 Patient identity is read from the received files here, never from the database (which keeps none).
 """
@@ -20,6 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from radassist.db.tables import Delivery, Draft, Instance, Job, Study
+from radassist.prefetch.read import job_comparison
+from radassist.priors.comparison import Comparison
 from radassist.ris.context import OrderContext, order_context
 from radassist.sr.document import CodedLabel
 from radassist.states import DeliveryChannel
@@ -42,6 +45,10 @@ class BuildInputs:
     labels: list[CodedLabel] = field(default_factory=list)
     predecessors: list[Dataset] = field(default_factory=list)
     """The SRs of the job this one re-drafts."""
+    comparison: Comparison | None = None
+    """The priors compared with, or why none; None when the job's priors were never searched."""
+    comparison_sources: list[Dataset] = field(default_factory=list)
+    """The headers (no pixel data) of the compared priors' stored images."""
 
 
 def read_headers(paths: Sequence[Path]) -> list[Dataset]:
@@ -93,13 +100,34 @@ def coded_labels(generation: dict[str, Any]) -> list[CodedLabel]:
     return out
 
 
-def gather(session: Session, job: Job, draft: Draft, sources: list[Dataset], outputs: OutputStore) -> BuildInputs:
-    """The inputs of ``job``'s outputs, given its study's received headers."""
+def comparison_inputs(session: Session, job_id: uuid.UUID, instances_dir: Path | None
+                      ) -> tuple[Comparison | None, list[Dataset]]:
+    """The job's comparison and the headers of its priors' images; a prior file that cannot be read
+    is left out of the evidence (the comparison's words stay)."""
+    if instances_dir is None:
+        return None, []
+    found = job_comparison(session, job_id, instances_dir)
+    if found is None:
+        return None, []
+    headers: list[Dataset] = []
+    for path in found.all_files:
+        try:
+            headers.append(pydicom.dcmread(path, stop_before_pixels=True))
+        except (OSError, InvalidDicomError, ValueError):
+            logger.warning("a prior's stored image could not be read; not referenced as evidence")
+    return found.comparison, headers
+
+
+def gather(session: Session, job: Job, draft: Draft, sources: list[Dataset], outputs: OutputStore,
+           instances_dir: Path | None = None) -> BuildInputs:
+    """The inputs of ``job``'s outputs, given its study's received headers (and, to find the priors'
+    images, the instance store's folder)."""
     generation = dict(draft.generation or {})
     study = session.get(Study, job.study_id)
     order = order_context(session, study.accession_number_hash if study is not None else None)
     indication = generation.get("indication") or (order.indication if order is not None else None)
     previous = job.supersedes_job_id
+    comparison, comparison_sources = comparison_inputs(session, job.id, instances_dir)
     return BuildInputs(
         sources=sources,
         order=order,
@@ -107,4 +135,6 @@ def gather(session: Session, job: Job, draft: Draft, sources: list[Dataset], out
         key_image_uids=[str(u) for u in generation.get("source_sop_instance_uids") or ()],
         labels=coded_labels(generation),
         predecessors=predecessor_headers(session, previous, outputs) if previous is not None else [],
+        comparison=comparison,
+        comparison_sources=comparison_sources,
     )

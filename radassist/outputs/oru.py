@@ -35,5 +35,6 @@ def build_oru_file(
         hl7=hl7,
         now=now,
         order=inputs.order,
+        comparison=inputs.comparison,
     )
     return control_id, outputs.write(job_id, ORU_FILE_NAME, message.encode("utf-8"))

@@ -44,7 +44,7 @@ def _inputs(session: Session, job: Job, draft: Draft, settings: Settings, output
         return plain_reason(exc)
     if not sources:
         return "the study has no received instance"
-    return gather(session, job, draft, sources, outputs)
+    return gather(session, job, draft, sources, outputs, settings.storage.instances_dir)
 
 
 def _rows(job_id: uuid.UUID, plan: OutputPlan, built: BuiltOutputs, now: dt.datetime) -> list[Delivery]:

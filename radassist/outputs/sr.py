@@ -76,6 +76,8 @@ def build_sr_file(
         labels=inputs.labels,
         requested_procedure=requested_procedure(inputs.order, inputs.indication),
         predecessors=_same_class_first(inputs.predecessors, SR_SOP_CLASSES[sr_class]) or None,
+        comparison=inputs.comparison,
+        comparison_sources=inputs.comparison_sources,
     )
     buffer = io.BytesIO()
     sr.save_as(buffer, enforce_file_format=True)

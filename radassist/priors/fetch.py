@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from radassist.config import Settings
 from radassist.config.priors import DicomPriorSource, DicomwebPriorSource, OrthancPriorSource, PriorRule
@@ -22,8 +22,8 @@ from radassist.identifiers import study_handle
 from radassist.priors.answers import FetchedInstance
 from radassist.priors.deadline import Deadline
 from radassist.priors.reports import ReportBook
-from radassist.priors.results import REASONS, CurrentStudy, PriorSourceError, PriorsResult
-from radassist.priors.search import Progress, search_source
+from radassist.priors.results import REASONS, ChosenStudy, CurrentStudy, PriorSourceError, PriorsResult
+from radassist.priors.search import Announce, Progress, search_source
 from radassist.priors.sources import Sink, open_source
 
 logger = logging.getLogger(__name__)
@@ -32,22 +32,30 @@ SourceConfig = DicomPriorSource | DicomwebPriorSource | OrthancPriorSource
 
 
 class _Gate:
-    """The caller's sink, closed for good when the caller stops waiting; its errors become codes."""
+    """The caller's sink (and announcer), closed for good when the caller stops waiting; their errors become codes."""
 
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: Sink, on_chosen: Announce | None = None) -> None:
         self._sink = sink
+        self._on_chosen = on_chosen
         self._lock = threading.Lock()
         self._open = True
 
-    def __call__(self, fetched: FetchedInstance) -> None:
+    def _hand(self, call: Callable[[], None], what: str) -> None:
         with self._lock:
             if not self._open:
                 raise PriorSourceError("the time limit of the prior search ran out", code="priors.timeout")
             try:
-                self._sink(fetched)
+                call()
             except Exception as exc:  # noqa: BLE001 -- the search reports it as its outcome
-                raise PriorSourceError(f"a prior image could not be stored ({type(exc).__name__})",
-                                       code="priors.store_failed") from None
+                raise PriorSourceError(f"{what} ({type(exc).__name__})", code="priors.store_failed") from None
+
+    def __call__(self, fetched: FetchedInstance) -> None:
+        self._hand(lambda: self._sink(fetched), "a prior image could not be stored")
+
+    def announce(self, chosen: ChosenStudy) -> None:
+        if self._on_chosen is not None:
+            on_chosen = self._on_chosen
+            self._hand(lambda: on_chosen(chosen), "a prior study could not be recorded")
 
     def close(self) -> None:
         with self._lock:
@@ -58,7 +66,7 @@ class _Search:
     """The search thread's work and outcome."""
 
     def __init__(self, current: CurrentStudy, sources: Sequence[SourceConfig], rule: PriorRule, *,
-                 deadline: Deadline, our_ae_title: str, max_instances: int, sink: Sink | None,
+                 deadline: Deadline, our_ae_title: str, max_instances: int, sink: _Gate | None,
                  reports: ReportBook | None) -> None:
         self.current, self.sources, self.rule = current, sources, rule
         self.deadline, self.our_ae_title, self.max_instances = deadline, our_ae_title, max_instances
@@ -72,7 +80,8 @@ class _Search:
         client = open_source(config, deadline=self.deadline, our_ae_title=self.our_ae_title)
         try:
             found = search_source(client, self.current, self.rule, max_instances=self.max_instances,
-                                  sink=self.sink, reports=self.reports, progress=self.progress)
+                                  sink=self.sink, reports=self.reports, progress=self.progress,
+                                  on_chosen=self.sink.announce if self.sink is not None else None)
             return found, None
         except PriorSourceError as exc:
             logger.warning("prior source %s: %s", config.name, exc)
@@ -112,11 +121,14 @@ def fetch_priors(
     max_instances: int = 200,
     sink: Sink | None = None,
     reports: ReportBook | None = None,
+    on_chosen: Announce | None = None,
 ) -> PriorsResult:
     """Find ``current``'s priors on ``sources`` by ``rule`` and hand their images to ``sink``.
 
     ``sink`` receives each fetched image (a DICOM file) on the search thread; ``None`` fetches no
-    image (the priors are only found, with their reports).  ``reports`` looks up the RIS's signed
+    image (the priors are only found, with their reports).  ``on_chosen`` hears of each prior on
+    the search thread before its first image is fetched or moved (with a sink only); when it
+    raises, the search stops as when the sink does.  ``reports`` looks up the RIS's signed
     reports and our own SRs (:class:`~radassist.priors.reports.DatabaseReportBook`); ``None``
     takes reports from verified SRs alone.  Returns within ``time_limit_seconds``.
     """
@@ -128,7 +140,7 @@ def fetch_priors(
     if not sources:
         return PriorsResult.unavailable("priors.no_source")
     deadline = Deadline(time_limit_seconds)
-    gate = _Gate(sink) if sink is not None else None
+    gate = _Gate(sink, on_chosen) if sink is not None else None
     search = _Search(current, sources, rule, deadline=deadline, our_ae_title=our_ae_title,
                      max_instances=max_instances, sink=gate, reports=reports)
     thread = threading.Thread(target=search, name="priors-search", daemon=True)
@@ -150,7 +162,7 @@ def fetch_priors(
 
 def priors_for(
     settings: Settings, current: CurrentStudy, *, profile: str | None, sink: Sink | None = None,
-    reports: ReportBook | None = None,
+    reports: ReportBook | None = None, on_chosen: Announce | None = None,
 ) -> PriorsResult:
     """:func:`fetch_priors` with the sources, the profile's rule and the limits of ``settings``."""
     return fetch_priors(
@@ -162,4 +174,5 @@ def priors_for(
         max_instances=settings.priors.max_instances,
         sink=sink,
         reports=reports,
+        on_chosen=on_chosen,
     )

@@ -28,6 +28,8 @@ REASONS: dict[str, str] = {
     "priors.timeout": "The prior source did not answer within the time limit.",
     "priors.retrieve_failed": "An earlier study was found but its images could not be fetched.",
     "priors.store_failed": "Fetched prior images could not be stored.",
+    "priors.unreadable": "The study's own headers could not be read to search by.",
+    "priors.failed": "The search for priors failed unexpectedly.",
 }
 
 
@@ -77,6 +79,21 @@ class PriorReport:
     """OBR-25 (``F``, ``C``) for a RIS report; ``VERIFIED`` for an SR."""
     sop_instance_uid: str | None = None
     """The SR's SOP Instance UID when the report came from an SR."""
+
+
+@dataclass(frozen=True)
+class ChosenStudy:
+    """A relevant earlier study about to be fetched: what the caller needs to make room for its images.
+
+    Announced (``on_chosen``) before its first image is fetched, so a caller can record where the
+    images belong before a C-MOVE sends them to its listener.
+    """
+
+    study_instance_uid: str
+    study_date: dt.date | None
+    study_description: str = field(repr=False)
+    accession_number_hash: str | None = field(repr=False)
+    modalities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pydicom
 
@@ -17,7 +17,7 @@ from radassist.config.priors import PriorRule
 from radassist.identifiers import accession_hash
 from radassist.priors.answers import InstanceAnswer, SeriesAnswer, StudyAnswer
 from radassist.priors.reports import ReportBook, choose_sr_report
-from radassist.priors.results import CurrentStudy, PriorReport, PriorSourceError, PriorStudy
+from radassist.priors.results import ChosenStudy, CurrentStudy, PriorReport, PriorSourceError, PriorStudy
 from radassist.priors.rules import (
     chosen_instances,
     relevant_series,
@@ -26,6 +26,8 @@ from radassist.priors.rules import (
     study_query,
 )
 from radassist.priors.sources import PriorSourceClient, Sink
+
+Announce = Callable[[ChosenStudy], None]
 
 logger = logging.getLogger(__name__)
 
@@ -120,14 +122,25 @@ def _report(
         return None, ()
 
 
+def _chosen(study: StudyAnswer, picked: Sequence[tuple[SeriesAnswer, list[InstanceAnswer]]]) -> ChosenStudy:
+    return ChosenStudy(
+        study_instance_uid=study.study_instance_uid,
+        study_date=study.study_date,
+        study_description=study.study_description,
+        accession_number_hash=accession_hash(study.accession_number),
+        modalities=study.modalities or tuple(sorted({s.modality for s, _ in picked})),
+    )
+
+
 def search_source(
     client: PriorSourceClient, current: CurrentStudy, rule: PriorRule, *, max_instances: int,
-    sink: Sink | None, reports: ReportBook | None, progress: Progress,
+    sink: Sink | None, reports: ReportBook | None, progress: Progress, on_chosen: Announce | None = None,
 ) -> int:
     """Search ``client`` for ``current``'s priors; record each in ``progress``; return how many.
 
-    A prior whose images cannot be fetched (an offline archive tier) is passed over for the next;
-    when none could be fetched, that failure is raised.
+    ``on_chosen`` hears of each prior before its images are fetched.  A prior whose images cannot
+    be fetched (an offline archive tier) is passed over for the next; when none could be fetched,
+    that failure is raised.
     """
     query = study_query(current, rule)
     candidates = relevant_studies(current, rule, query, client.find_studies(query))
@@ -141,6 +154,9 @@ def search_source(
         picked = _pick_images(client, rule, study, images, max_instances) if images else []
         if not picked:
             continue
+        chosen = _chosen(study, picked)
+        if sink is not None and on_chosen is not None:
+            on_chosen(chosen)
         if sink is not None:
             try:
                 uids = _fetch_images(client, study, picked, sink)
@@ -159,8 +175,8 @@ def search_source(
             study_date=study.study_date,
             study_time=study.study_time,
             study_description=study.study_description,
-            modalities=study.modalities or tuple(sorted({s.modality for s, _ in picked})),
-            accession_number_hash=accession_hash(study.accession_number),
+            modalities=chosen.modalities,
+            accession_number_hash=chosen.accession_number_hash,
             series_instance_uids=tuple(s.series_instance_uid for s, _ in picked),
             sop_instance_uids=uids,
             delivery="none" if sink is None else ("moved" if client.moves else "handed"),

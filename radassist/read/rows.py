@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from radassist.read.grounding import GroundingView
+from radassist.read.priors import ComparisonRow
 from radassist.states import FINAL_JOB_STATES, DeliveryChannel, DeliveryState, JobState, StudyState
 
 WorklistState: TypeAlias = StudyState | JobState
@@ -173,6 +174,8 @@ class StudyView(StudyRow):
     """For a study held for an identity conflict: its instances grouped by the patient they name."""
     grounding: GroundingView | None = None
     """The latest draft's findings with boxes, on the images the model saw (a grounded draft only)."""
+    comparison: ComparisonRow | None = None
+    """The latest job's priors, or why it has none (:mod:`radassist.read.priors`); None when never searched."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from radassist.db.tables import Association, Draft, Event, Instance, Job, Series
 from radassist.events import EventTag
 from radassist.read.grounding import grounding_view
+from radassist.read.priors import comparison_row
 from radassist.read.rows import (
     AssociationRow,
     DraftRow,
@@ -124,6 +125,7 @@ def study_view(session: Session, study_id: uuid.UUID) -> StudyView | None:
         associations=_associations(session, row),
         patient_groups=_patient_groups(session, study_id) if row.state == "identity_conflict" else (),
         grounding=grounding_view(record),
+        comparison=comparison_row(session, r.job_id),
         **_what_the_model_saw(record),
     )
 

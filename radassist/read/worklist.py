@@ -107,6 +107,7 @@ def worklist_query() -> Subquery:
             Draft.id.label("draft_id"),
         )
         .select_from(Study)
+        .where(Study.state != StudyState.PRIOR)  # a fetched prior is no study to draft
         .outerjoin(job, and_(job.study_id == Study.id, _is_latest(job)))
         .outerjoin(Draft, Draft.job_id == job.id)
         .outerjoin(Order, Order.accession_number_hash == Study.accession_number_hash)
@@ -251,7 +252,8 @@ def count_studies(
     if not where.state:
         # No computed column involved: count the studies table alone (no per-row job lookup).
         unfiltered = WorklistFilter(**{f.name: getattr(where, f.name) for f in fields(where) if f.name != "state"})
-        stmt = _filtered(Study.__table__.alias("worklist"), unfiltered)
+        studies = Study.__table__.alias("worklist")
+        stmt = _filtered(studies, unfiltered).where(studies.c.state != StudyState.PRIOR)
         return int(session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
     worklist = worklist_query()
     filtered = _filtered(worklist, where)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from radassist.db.tables import Job, Study
+from radassist.db.tables import Job, JobPrior, Study
 from radassist.states import FINAL_JOB_STATES, JobState, StudyState
 
 DoneQuery = Select[uuid.UUID, str, str | None, dt.datetime]
@@ -33,18 +33,24 @@ def done_studies(
 ) -> DoneQuery:
     """Studies whose files may go, oldest done first: complete, files still on disk, no job in
     progress, and the latest job done (every delivery delivered), or no job at all (nothing to draft).
+    A fetched prior (state ``prior``, which has no job of its own) is done once it was last compared
+    with; no study goes while a job in progress compares with it.
 
-    ``done_at`` is when the latest job finished, or when the study completed if it has no job.
+    ``done_at`` is when the latest job finished, or when the study completed (a prior: when it was
+    last compared with) if it has no job.
     """
-    latest, newer, active = aliased(Job), aliased(Job), aliased(Job)
+    latest, newer, active, comparing = aliased(Job), aliased(Job), aliased(Job), aliased(Job)
     done_at = func.coalesce(latest.finished_at, Study.completed_at)
     is_latest = ~exists().where(
         newer.study_id == Study.id,
         or_(newer.created_at > latest.created_at, and_(newer.created_at == latest.created_at, newer.id > latest.id)),
     )
     in_progress = exists().where(active.study_id == Study.id, active.state.not_in(list(FINAL_JOB_STATES)))
+    compared_with = exists().where(JobPrior.prior_study_id == Study.id, comparing.id == JobPrior.job_id,
+                                   comparing.state.not_in(list(FINAL_JOB_STATES)))
     conditions: list[ColumnElement[bool]] = [
-        Study.state == StudyState.COMPLETE,
+        Study.state.in_([StudyState.COMPLETE, StudyState.PRIOR]),
+        ~compared_with,
         Study.files_removed_at.is_(None),
         Study.completed_at.is_not(None),
         ~in_progress,

@@ -19,6 +19,11 @@ CLINICAL_INFORMATION: Code = codes.cid7001.ClinicalInformation  # 55752-0
 FINDINGS: Code = codes.cid7001.Findings  # 59776-5
 IMPRESSIONS: Code = codes.cid7001.Impressions  # 19005-8
 
+# The comparison with the patient's priors: a section heading (CID 7001) and its narrative element (CID 7002);
+# the ORU's comparison OBX carries the same LOINC code.
+PRIOR_PROCEDURE_DESCRIPTIONS: Code = codes.cid7001.PriorProcedureDescriptions  # 55114-3
+PROCEDURE_DESCRIPTION: Code = codes.cid7002.ProcedureDescription  # 121065
+
 # Narrative elements (CID 7002).
 FINDING: Code = codes.DCM.Finding  # 121071
 IMPRESSION: Code = codes.DCM.Impression  # 121073

@@ -71,14 +71,18 @@ def build_content(
     indication: str | None = None,
     labels: Sequence[CodedLabel] = (),
     key_images: Sequence[tuple[str, str]] = (),
+    comparison: hd.sr.ContainerContentItem | None = None,
 ) -> hd.sr.ContainerContentItem:
     """The content tree: findings are the draft notice first, then the text, the coded labels and
-    the key images as ``(sop_class_uid, sop_instance_uid)``."""
+    the key images as ``(sop_class_uid, sop_instance_uid)``; ``comparison`` (the section of
+    :mod:`radassist.sr.comparison`) comes before the findings."""
     language = hd.sr.LanguageOfContentItemAndDescendants(language=hd.sr.CodedConcept.from_code(codes.LANGUAGE_EN_US))
     items: list[hd.sr.ContentItem] = [*language, *_observer(model_name, model_revision)]
     if indication and indication.strip():
         indications = [_text(codes.INDICATIONS_FOR_PROCEDURE, p) for p in paragraphs(indication)]
         items.append(_section(codes.CLINICAL_INFORMATION, indications))
+    if comparison is not None:
+        items.append(comparison)
     finding_items: list[hd.sr.ContentItem] = [_text(codes.FINDING, codes.DRAFT_NOTICE)]
     finding_items += [_text(codes.FINDING, p) for p in paragraphs(findings)]
     finding_items += [_coded(label) for label in labels]

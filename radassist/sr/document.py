@@ -24,7 +24,9 @@ from highdicom.sr.sop import _SR
 from pydicom.uid import BasicTextSRStorage
 from pydicom.valuerep import DA, TM
 
+from radassist.priors.comparison import Comparison
 from radassist.sr import codes
+from radassist.sr.comparison import comparison_section, prior_evidence
 from radassist.sr.content import build_content, coded_labels, key_images
 from radassist.sr.header import (
     RequestedProcedure,
@@ -126,13 +128,18 @@ def build_draft_sr(
     labels: Sequence[CodedLabel | Sequence[str]] | None = None,
     requested_procedure: RequestedProcedure | None = None,
     predecessors: Sequence[pydicom.Dataset] | None = None,
+    comparison: Comparison | None = None,
+    comparison_sources: Sequence[pydicom.Dataset] = (),
 ) -> pydicom.Dataset:
     """Build the draft SR for the study whose received instances (headers) are ``sources``.
 
     ``key_image_uids`` are the SOP Instance UIDs of the images the model was shown (IMAGE items
     in Findings); ``labels`` coded abnormalities; ``requested_procedure`` fills the Referenced
     Request Sequence (also written, from the source's accession number, when it is None and the
-    source has one); ``predecessors`` are the headers of the SRs this one replaces (a re-draft).
+    source has one); ``predecessors`` are the headers of the SRs this one replaces (a re-draft);
+    ``comparison`` names the priors compared with, or why none (:mod:`radassist.sr.comparison`), and
+    ``comparison_sources`` are the headers of the priors' instances, referenced as Pertinent Other
+    Evidence.
 
     Raises ``TypeError``/``ValueError`` naming the argument; messages carry no patient data.
     """
@@ -142,11 +149,14 @@ def build_draft_sr(
                      requested_procedure)
     coded, previous = coded_labels(labels), check_predecessors(predecessors)
     items = evidence(sources)
+    current_uids = {str(i.SOPInstanceUID) for i in items}
+    items += [ds for ds in prior_evidence(comparison, comparison_sources) if str(ds.SOPInstanceUID) not in current_uids]
     header = items[0]
     local_now, tz_offset = local_time(now or dt.datetime.now(dt.UTC), header)
     content = build_content(findings=findings, impression=impression, model_name=model_name,
                             model_revision=model_revision, indication=indication, labels=coded,
-                            key_images=key_images(items, key_image_uids))
+                            key_images=key_images(items, key_image_uids),
+                            comparison=comparison_section(comparison) if comparison is not None else None)
     if requested_procedure is None and header.get("AccessionNumber"):
         requested_procedure = RequestedProcedure()
     institution, department = header.get("InstitutionName"), header.get("InstitutionalDepartmentName")

@@ -109,7 +109,7 @@ def test_queued_jobs_are_drafted_as_one_batch(
             draft = session.scalars(select(Draft).where(Draft.job_id == job_id)).one()
             assert draft.generation["batch_size"] == 3
             assert draft.generation["consistency_warnings"] == []
-            assert draft.prompt_version == "2" and "Findings:" in draft.prompt
+            assert draft.prompt_version == "3" and "Findings:" in draft.prompt
         ct_draft = session.scalars(select(Draft).where(Draft.job_id == job_ids[2])).one()
         assert ct_draft.generation["profile"] == "ct_chest"
         assert ct_draft.generation["series_chosen"]["slices_total"] == 40

@@ -46,7 +46,7 @@ def test_prompt_names_the_context_and_the_headings() -> None:
         "2 images",
     ):
         assert expected in prompt
-    assert PROMPT_VERSION == "2"
+    assert PROMPT_VERSION == "3"
 
 
 def test_prompt_without_context_still_asks_for_both_sections() -> None:

@@ -47,7 +47,7 @@ def test_drafts_the_fixed_report_from_a_cr(settings: ModelSettings, testdata: Pa
     assert result.impression == "No acute cardiopulmonary abnormality."
     assert result.raw_text == DEFAULT_TINY_REPORT
     assert "computed radiography" in result.prompt and "64 years" in result.prompt
-    assert result.prompt_version == "2"
+    assert result.prompt_version == "3"
     assert result.model_name == str(settings.name)
     assert result.generation["do_sample"] is False
     assert result.generation["max_new_tokens"] == 64

@@ -19,7 +19,7 @@ from radassist.db.base import utcnow
 from radassist.drafting import record
 from radassist.drafting.claim import ClaimedJob, claim_batch
 from radassist.drafting.generate import draft_prepared, draft_row
-from radassist.drafting.prepare import PreparedJob, prepare_job, read_order
+from radassist.drafting.prepare import PreparedJob, prepare_job, read_comparison, read_order
 from radassist.errors import PermanentFailure, RadAssistError, TransientFailure
 from radassist.logging import log_context
 from radassist.models.base import DraftResult
@@ -62,7 +62,8 @@ def _prepare(task: RadAssistTask, claimed: ClaimedJob) -> PreparedJob | None:
     with log_context(job_id=claimed.job_id, study_id=claimed.study_id):
         with task.session() as session:
             order = read_order(session, claimed.accession_hash)
-        prepared = prepare_job(claimed, task.settings.model, order)
+            comparison = read_comparison(session, claimed.job_id, task.settings.storage.instances_dir)
+        prepared = prepare_job(claimed, task.settings.model, order, comparison)
         if isinstance(prepared, RadAssistError):
             _fail(task, claimed, prepared)
             return None

@@ -1,8 +1,9 @@
 """The scheduler's periodic sweep: wires the stages' time-driven work to the broker.
 
 Completing quiet studies is a sweep because "no instance for N seconds" is a property of time,
-not of a message (:mod:`radassist.completion`).  Then each stage hands back its lost work
-(:mod:`radassist.drafting.recover`, :mod:`radassist.outputs.recover`,
+not of a message (:mod:`radassist.completion`); a new job goes to its priors first when sources are
+configured.  Then each stage hands back its lost work (:mod:`radassist.prefetch.recover`,
+:mod:`radassist.drafting.recover`, :mod:`radassist.outputs.recover`,
 :mod:`radassist.delivery.recover`); that is safe because every task starts with a compare-and-set
 and exits if it lost.  Messages are sent only after the commit.
 """
@@ -23,6 +24,8 @@ from radassist.db.base import utcnow
 from radassist.delivery import recover as delivery_recover
 from radassist.drafting import recover as drafting_recover
 from radassist.outputs import recover as outputs_recover
+from radassist.prefetch import recover as prefetch_recover
+from radassist.prefetch.start import fetches_priors
 from workers.base import RadAssistTask
 from workers.enqueue import after_commit
 
@@ -34,18 +37,26 @@ def sweep(self: RadAssistTask) -> None:
     from workers.tasks.build import build_outputs
     from workers.tasks.deliver import deliver
     from workers.tasks.draft import draft_study
+    from workers.tasks.priors import fetch_priors
 
     settings = self.settings
     now = utcnow()
     with self.session() as session:
         # Each pipeline (called AE title) with its own quiet time, rules and model; priority order.
-        job_ids = claim_all(session, settings, now=now)
-        job_ids += drafting_recover.hand_back_stuck(session, now, settings.queue.job_time_limit_seconds)
+        new_jobs = claim_all(session, settings, now=now)
+        searches = prefetch_recover.hand_back_lost(session, settings, now)
+        drafts = drafting_recover.hand_back_stuck(session, now, settings.queue.job_time_limit_seconds)
+        # New jobs start with their priors when sources are configured (radassist.prefetch.start).
+        if fetches_priors(settings):
+            searches = new_jobs + searches
+        else:
+            drafts = new_jobs + drafts
         delivery_recover.hand_back_stuck(session, now, settings.hl7.ack_timeout_seconds)
-        _send_after_commit(session, draft_study.apply_async, job_ids)
+        _send_after_commit(session, fetch_priors.apply_async, searches)
+        _send_after_commit(session, draft_study.apply_async, drafts)
         session.commit()
-    if job_ids:
-        logger.info("%d jobs queued", len(job_ids))
+    if new_jobs:
+        logger.info("%d jobs queued", len(new_jobs))
 
     with self.session() as session:
         due = delivery_recover.overdue(session, now)

@@ -21,6 +21,7 @@ from radassist.auth.users import CurrentUser
 from radassist.config import Settings
 from radassist.db.tables import Study
 from radassist.pipelines import pipeline_for
+from radassist.prefetch.start import fetches_priors
 from radassist.store.instances import InstanceStore
 from radassist.web.deps import AdminPostDep, ProbeDep, SettingsDep
 from radassist.web.routes.auth import _safe_next
@@ -97,7 +98,7 @@ async def force_complete(study_id: uuid.UUID, request: Request, user: AdminPostD
                          settings: SettingsDep) -> Response:
     """Declare a study still receiving complete now, and queue its job."""
     return await _run(request, user, probe, lambda s: actions.force_complete(
-        s, study_id, user.name, _model_for(s, settings, study_id)))
+        s, study_id, user.name, _model_for(s, settings, study_id), priors=fetches_priors(settings)))
 
 
 @router.post("/api/studies/{study_id}/redraft", response_model=ActionOut, responses=RESPONSES)
@@ -105,7 +106,7 @@ async def redraft(study_id: uuid.UUID, request: Request, user: AdminPostDep, pro
                   settings: SettingsDep) -> Response:
     """A new drafting job for a study with no job in progress."""
     return await _run(request, user, probe, lambda s: actions.redraft(
-        s, study_id, user.name, _model_for(s, settings, study_id)))
+        s, study_id, user.name, _model_for(s, settings, study_id), priors=fetches_priors(settings)))
 
 
 @router.post("/api/studies/{study_id}/resolve-identity", response_model=ActionOut, responses=RESPONSES)

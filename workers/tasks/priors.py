@@ -1,0 +1,52 @@
+"""Fetching priors (``io`` queue): wires the priors task to :mod:`radassist.prefetch`.
+
+Start the search of a job still in ``priors``, search within the time limit, record the outcome
+while moving the job to ``queued``, and send the draft task only after that commit.  Network-bound
+work: never on the gpu worker.  The draft task is sent by name, so this module loads no model code.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from celery import shared_task
+
+from radassist.broker import DRAFT_TASK, PRIORS_TASK
+from radassist.db.base import utcnow
+from radassist.logging import log_context
+from radassist.prefetch.record import StartedSearch, record_search, start_search
+from radassist.prefetch.run import SearchOutcome, search_priors
+from workers.base import RadAssistTask, retry_while_db_down
+from workers.enqueue import after_commit
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(base=RadAssistTask, bind=True, name=PRIORS_TASK, ignore_result=True)
+def fetch_priors(self: RadAssistTask, job_id: str) -> None:
+    started = _start(self, uuid.UUID(job_id))
+    if started is None:
+        logger.info("job is not waiting for its priors any more; nothing to do")
+        return
+    with log_context(job_id=started.job_id, study_id=started.study_id):
+        outcome = search_priors(self.settings, self.sessions, started)
+        _record(self, started, outcome)
+
+
+@retry_while_db_down("starting the search for priors")
+def _start(task: RadAssistTask, job_id: uuid.UUID) -> StartedSearch | None:
+    with task.session() as session:
+        started = start_search(session, job_id, utcnow())
+        session.commit()
+    return started
+
+
+@retry_while_db_down("recording the priors found")
+def _record(task: RadAssistTask, started: StartedSearch, outcome: SearchOutcome) -> None:
+    with task.session() as session:
+        if record_search(session, started, outcome.result, profile=outcome.profile, study_ids=outcome.study_ids,
+                         now=utcnow()):
+            job_id = str(started.job_id)
+            after_commit(session, lambda: task.app.send_task(DRAFT_TASK, (job_id,)))
+        session.commit()
