@@ -67,8 +67,8 @@ def instruction(left_out: int) -> str:
     """What the model is asked, and how many earlier turns it does not see."""
     if not left_out:
         return INSTRUCTION
-    turns = "question and answer" if left_out == 1 else "questions and answers"
-    return f"{INSTRUCTION} ({left_out} earlier {turns} of this conversation are left out for lack of room.)"
+    which = "earliest question and answer" if left_out == 1 else f"{left_out} earliest questions and answers"
+    return f"{INSTRUCTION} (The {which} of this conversation are not shown here, for lack of room.)"
 
 
 def chat_turns(conversation: Conversation) -> list[ChatTurn]:
@@ -104,8 +104,9 @@ def flat_prompt(conversation: Conversation) -> str:
 
 
 def fit(conversation: Conversation, *, budget: int, answer_tokens: int,
-        count: Callable[[Conversation], int], count_text: Callable[[str], int]) -> Conversation:
-    """The conversation with as few of its oldest earlier exchanges left out as the budget needs.
+        count: Callable[[Conversation], int], count_text: Callable[[str], int]) -> tuple[Conversation, int]:
+    """The conversation with as few of its oldest earlier exchanges left out as the budget needs, and
+    its length in tokens.
 
     ``count`` measures a whole conversation in the model's tokens (pictures included) and is called
     a few times only; ``count_text`` measures one exchange's words, to choose how many to leave out
@@ -126,4 +127,4 @@ def fit(conversation: Conversation, *, budget: int, answer_tokens: int,
         raise PermanentFailure(
             f"the pictures, the draft and the question need {total} tokens, more than the {room} the model's "
             "context leaves before its answer; ask a shorter question", code="conversation.too_long")
-    return conversation
+    return conversation, total

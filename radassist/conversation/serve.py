@@ -79,7 +79,8 @@ def _fail(sessions: Sessions, turn_id: uuid.UUID, error: RadAssistError, writer:
     logger.warning("question not answered: %s", error.code)
 
 
-def _ready(sessions: Sessions, settings: Settings, turn_id: uuid.UUID) -> tuple[Gathered, ChatModel, Conversation]:
+def _ready(sessions: Sessions, settings: Settings,
+           turn_id: uuid.UUID) -> tuple[Gathered, ChatModel, Conversation, int]:
     """What the model is given, fitted to its budget, and the model; recorded on the turn."""
     from radassist.drafting.generate import model_settings_for
     from radassist.models.loader import get_draft_model
@@ -88,25 +89,25 @@ def _ready(sessions: Sessions, settings: Settings, turn_id: uuid.UUID) -> tuple[
         gathered = gather(session, settings, turn_id)
     chat = chat_for(get_draft_model(model_settings_for(settings.model, gathered.model_name)))
     limits = settings.conversation
-    conversation = fit(gathered.conversation, budget=budget(settings, chat), answer_tokens=limits.max_answer_tokens,
+    conversation, tokens = fit(gathered.conversation, budget=budget(settings, chat), answer_tokens=limits.max_answer_tokens,
                        count=chat.count, count_text=chat.count_text)
     record = turns.AnswerRecord(chat.name, chat.revision, prompt_text(conversation),
                                 f"{gathered.draft_prompt_version}+{PROMPT_VERSION}", conversation.left_out)
     with sessions() as session:
         turns.begin(session, turn_id, record)
         session.commit()
-    return gathered, chat, conversation
+    return gathered, chat, conversation, tokens
 
 
 def _end(gathered: Gathered, chat: ChatModel, conversation: Conversation, writer: PartialWriter,
-         end: StreamEnd, started: float, settings: Settings) -> turns.AnswerEnd:
+         end: StreamEnd, started: float, settings: Settings, prompt_tokens: int) -> turns.AnswerEnd:
     sizes = [Size(*image.size) for image in conversation.images]
     placed = place_boxes(writer.text, chat.box_grammar(), sizes, conversation.labels, chat.picture_steps)
     limits = settings.conversation
     generation = {
         **chat.describe(), "seconds": round(time.perf_counter() - started, 3), "new_tokens": end.new_tokens,
         "stopped": end.stopped, "max_new_tokens": limits.max_answer_tokens, "time_limit_s": limits.answer_time_limit_s,
-        "context_budget": budget(settings, chat), "images": len(conversation.images),
+        "context_budget": budget(settings, chat), "prompt_tokens": prompt_tokens, "images": len(conversation.images),
         "image_labels": list(conversation.labels), "pictures_from": gathered.pictures_from,
         "partial_writes": writer.writes, "boxes_dropped": placed.dropped, "ai_generated": True, "verified": False,
     }
@@ -123,14 +124,14 @@ def answer_turn(sessions: Sessions, settings: Settings, turn_id: uuid.UUID) -> b
     started = time.perf_counter()
     writer: PartialWriter | None = None
     try:
-        gathered, chat, conversation = _ready(sessions, settings, turn_id)
+        gathered, chat, conversation, tokens = _ready(sessions, settings, turn_id)
         limits = settings.conversation
         writer, end = PartialWriter(sessions, turn_id, limits.stream_write_interval_s), StreamEnd()
         with log_context(study_id=gathered.study_id, job_id=gathered.job_id):
             for piece in chat.stream(conversation, max_new_tokens=limits.max_answer_tokens,
                                      time_limit_s=limits.answer_time_limit_s, end=end):
                 writer.add(piece)
-            answer = _end(gathered, chat, conversation, writer, end, started, settings)
+            answer = _end(gathered, chat, conversation, writer, end, started, settings, tokens)
             if not answer.text:
                 raise PermanentFailure("the model wrote no answer" if end.stopped != "time_limit" else
                                        f"no answer within {limits.answer_time_limit_s:g} s", code=
