@@ -11,7 +11,15 @@ import pytest
 from kombu import Consumer
 from sqlalchemy import select
 
-from radassist.broker import ANSWER_TASK, DRAFT_TASK, GPU_QUEUE, MAX_PRIORITY, celery_conf, client, task_priorities
+from radassist.broker import (
+    ANSWER_TASK,
+    DRAFT_TASK,
+    GPU_QUEUE,
+    MAX_PRIORITY,
+    celery_conf,
+    client,
+    task_priorities,
+)
 from radassist.config import Settings
 from radassist.db.tables import ConversationTurn, Job
 from radassist.states import JobState, TurnState

@@ -19,11 +19,12 @@ from typing import Annotated, cast
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from radassist.config import Settings
 from radassist.conversation.ask import Asked, ask, clean_question
 from radassist.db.base import utcnow
 from radassist.read.conversation import ConversationView, conversation_view, kept_picture_job
@@ -80,27 +81,70 @@ def get_conversation(study_id: uuid.UUID, session: SessionDep, settings: Setting
     return view
 
 
-@router.post("/api/studies/{study_id}/conversation", status_code=202, response_model=AskOut, responses=REFUSALS)
-def post_question(study_id: uuid.UUID, body: QuestionIn, request: Request, settings: SettingsDep,
-                  user: ReviewerPostDep, probe: ProbeDep) -> JSONResponse:
-    """Ask the model a question about the study; the answer is written into the conversation as it
-    comes (follow it with ``GET .../conversation/stream``, or read ``GET .../conversation``)."""
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+MAX_BODY_BYTES = 256 * 1024
+QUESTION_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": QuestionIn.model_json_schema()},
+        "application/x-www-form-urlencoded": {"schema": {
+            "type": "object", "required": ["question"],
+            "properties": {"question": {"type": "string"}, "csrf_token": {"type": "string"}}}},
+    },
+}
+
+
+async def _question_of(request: Request) -> tuple[str | None, bool]:
+    """The question in a JSON body (the API, the panel) or a form (a browser without scripts), and
+    whether it came as a form; None when the body is not one of them."""
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type in FORM_TYPES:
+        value = (await request.form()).get("question")
+        return (value if isinstance(value, str) else ""), True
+    if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+        return None, False
+    raw = await request.body()
     try:
-        question = clean_question(body.question, settings.conversation.max_question_chars)
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        return None, False
+    value = data.get("question", "") if isinstance(data, dict) else None
+    return (value if isinstance(value, str) else None), False
+
+
+@router.post("/api/studies/{study_id}/conversation", status_code=202, response_model=AskOut, responses=REFUSALS,
+             openapi_extra={"requestBody": QUESTION_BODY})
+async def post_question(study_id: uuid.UUID, request: Request, settings: SettingsDep, user: ReviewerPostDep,
+                        probe: ProbeDep) -> Response:
+    """Ask the model a question about the study (``{"question": "..."}``); the answer is written into
+    the conversation as it comes (follow it with ``GET .../conversation/stream``, or read ``GET
+    .../conversation``).  A browser form gets a redirect back to the study page instead."""
+    text, as_form = await _question_of(request)
+    try:
+        if text is None:
+            raise ValueError('the body must be {"question": "..."}')
+        question = clean_question(text, settings.conversation.max_question_chars)
     except ValueError as exc:
-        return _out(Asked(422, "conversation.bad_question", str(exc)))
-    try:
-        with _sessions(request).begin() as session:
-            asked = ask(session, settings.conversation, study_id, user.name, question, utcnow())
-    except IntegrityError:  # the same user's second question in the same instant
-        return _out(Asked(409, "conversation.busy", "the previous question is still being answered"))
+        asked = Asked(422, "conversation.bad_question", str(exc))
+    else:
+        asked = await run_in_threadpool(_ask, _sessions(request), settings, study_id, user.name, question)
     for task in asked.dispatch:
         try:
             probe.send_task(task.task, task.args, task.queue)
         except Exception as exc:  # noqa: BLE001 -- the next drafting run answers it; say so in the log
             logger.warning("could not send the question to the broker (%s); the next drafting run takes it",
                            type(exc).__name__)
+    if as_form and user.via == "session":
+        return RedirectResponse(f"/studies/{study_id}#conversation", status_code=303)
     return _out(asked)
+
+
+def _ask(sessions: sessionmaker[Session], settings: Settings, study_id: uuid.UUID, user: str, question: str) -> Asked:
+    try:
+        with sessions.begin() as session:
+            return ask(session, settings.conversation, study_id, user, question, utcnow())
+    except IntegrityError:  # the same user's second question in the same instant
+        return Asked(409, "conversation.busy", "the previous question is still being answered")
 
 
 def _event(name: str, data: object) -> str:
