@@ -71,10 +71,10 @@ def budget(settings: Settings, chat: ChatModel) -> int:
     return settings.conversation.context_tokens or chat.context_limit() or DEFAULT_CONTEXT_TOKENS
 
 
-def _fail(sessions: Sessions, turn_id: uuid.UUID, error: RadAssistError, writer: PartialWriter | None,
-          record: dict[str, Any] | None = None) -> None:
+def _fail(sessions: Sessions, turn_id: uuid.UUID, error: RadAssistError, writer: PartialWriter) -> None:
+    """End the turn with the reason, keeping whatever part of the answer was written."""
     with sessions() as session:
-        turns.fail(session, turn_id, error, utcnow(), answer=writer.text if writer else None, generation=record)
+        turns.fail(session, turn_id, error, utcnow(), answer=writer.text or None)
         session.commit()
     logger.warning("question not answered: %s", error.code)
 
@@ -114,6 +114,26 @@ def _end(gathered: Gathered, chat: ChatModel, conversation: Conversation, writer
     return turns.AnswerEnd(placed.text.strip() or writer.text.strip(), placed.boxes, generation)
 
 
+def _write(sessions: Sessions, settings: Settings, turn_id: uuid.UUID, writer: PartialWriter, started: float) -> None:
+    """Stream the answer into the turn's row, then end the turn with it."""
+    gathered, chat, conversation, tokens = _ready(sessions, settings, turn_id)
+    limits, end = settings.conversation, StreamEnd()
+    with log_context(study_id=gathered.study_id, job_id=gathered.job_id):
+        for piece in chat.stream(conversation, max_new_tokens=limits.max_answer_tokens,
+                                 time_limit_s=limits.answer_time_limit_s, end=end):
+            writer.add(piece)
+        answer = _end(gathered, chat, conversation, writer, end, started, settings, tokens)
+        if not answer.text and end.stopped == "time_limit":
+            raise PermanentFailure(f"no answer within {limits.answer_time_limit_s:g} s", code="model.timeout")
+        if not answer.text:
+            raise PermanentFailure("the model wrote no answer", code="model.empty_output")
+        with sessions() as session:
+            turns.finish(session, turn_id, answer, utcnow(), writer.first_at)
+            session.commit()
+        logger.info("question answered in %.2f s (%s, %d partial writes)", time.perf_counter() - started,
+                    end.stopped, writer.writes)
+
+
 def answer_turn(sessions: Sessions, settings: Settings, turn_id: uuid.UUID) -> bool:
     """Answer one question if it is still waiting; True when this call took it."""
     with sessions() as session:
@@ -122,25 +142,9 @@ def answer_turn(sessions: Sessions, settings: Settings, turn_id: uuid.UUID) -> b
     if not taken:
         return False
     started = time.perf_counter()
-    writer: PartialWriter | None = None
+    writer = PartialWriter(sessions, turn_id, settings.conversation.stream_write_interval_s)
     try:
-        gathered, chat, conversation, tokens = _ready(sessions, settings, turn_id)
-        limits = settings.conversation
-        writer, end = PartialWriter(sessions, turn_id, limits.stream_write_interval_s), StreamEnd()
-        with log_context(study_id=gathered.study_id, job_id=gathered.job_id):
-            for piece in chat.stream(conversation, max_new_tokens=limits.max_answer_tokens,
-                                     time_limit_s=limits.answer_time_limit_s, end=end):
-                writer.add(piece)
-            answer = _end(gathered, chat, conversation, writer, end, started, settings, tokens)
-            if not answer.text:
-                raise PermanentFailure("the model wrote no answer" if end.stopped != "time_limit" else
-                                       f"no answer within {limits.answer_time_limit_s:g} s", code=
-                                       "model.timeout" if end.stopped == "time_limit" else "model.empty_output")
-            with sessions() as session:
-                turns.finish(session, turn_id, answer, utcnow(), writer.first_at)
-                session.commit()
-            logger.info("question answered in %.2f s (%s, %d partial writes)", time.perf_counter() - started,
-                        end.stopped, writer.writes)
+        _write(sessions, settings, turn_id, writer, started)
     except RadAssistError as exc:
         _fail(sessions, turn_id, exc, writer)
     except SoftTimeLimitExceeded:

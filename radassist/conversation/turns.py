@@ -89,14 +89,12 @@ def finish(session: Session, turn_id: uuid.UUID, end: AnswerEnd, now: dt.datetim
 
 
 def fail(session: Session, turn_id: uuid.UUID, error: RadAssistError, now: dt.datetime, *,
-         answer: str | None = None, generation: dict[str, Any] | None = None) -> bool:
+         answer: str | None = None) -> bool:
     """End an open turn with the reason (and whatever part of the answer was written)."""
     values: dict[str, Any] = {"state": TurnState.FAILED, "error_code": error.code,
                               "error_message": error.message[:2000], "answered_at": now}
     if answer is not None:
         values["answer"] = answer
-    if generation is not None:
-        values["generation"] = generation
     return _update(session, turn_id, OPEN_STATES, **values)
 
 
