@@ -3,8 +3,17 @@
 The task and queue names are the contract between the processes that send work (the web app's
 admin actions, the sweep, the tasks themselves) and the workers that run it, so they live here,
 below both: ``radassist.web`` sends and counts through this module and never imports ``workers``.
-Two queues: ``gpu`` (drafting: one worker process per GPU) and ``io`` (fetching priors, building
-outputs, delivering them, the sweep).  Importing this module loads no Celery; :func:`client` does.
+Two queues: ``gpu`` (drafting and questions to the model: one worker process per GPU) and ``io``
+(fetching priors, building outputs, delivering them, the sweep).  Importing this module loads no
+Celery; :func:`client` does.
+
+A question to the model goes before routine drafts on the ``gpu`` queue: on RabbitMQ the queue is
+declared with ``x-max-priority`` and a question is sent with the highest priority; on Redis (where
+the lowest number comes first) routine drafts are sent at a lower priority step than questions.
+Celery's SQLAlchemy transport (the embedded broker) has no priorities, nor does a worker consuming
+two of its queues serve one first (kombu takes turns between them); there, and everywhere, a
+drafting run answers the questions waiting before it claims its batch
+(:mod:`radassist.conversation.serve`), so a question never waits for more than the batch running.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ BUILD_TASK = "radassist.build_outputs"
 DELIVER_TASK = "radassist.deliver"
 SWEEP_TASK = "radassist.sweep"
 RETENTION_TASK = "radassist.retention"
+ANSWER_TASK = "radassist.answer_question"
 
 TASK_QUEUES: dict[str, str] = {
     PRIORS_TASK: IO_QUEUE,
@@ -38,22 +48,44 @@ TASK_QUEUES: dict[str, str] = {
     DELIVER_TASK: IO_QUEUE,
     SWEEP_TASK: IO_QUEUE,
     RETENTION_TASK: IO_QUEUE,
+    ANSWER_TASK: GPU_QUEUE,
 }
-"""Every task's queue: only drafting needs the GPU."""
+"""Every task's queue: only drafting and answering questions need the GPU."""
+
+MAX_PRIORITY = 9
+"""RabbitMQ's ``x-max-priority`` of the ``gpu`` queue (priorities 0-9, higher first)."""
+
+
+def _is_amqp(broker_url: str) -> bool:
+    return broker_url.partition("://")[0].lower() in ("amqp", "amqps", "pyamqp")
+
+
+def task_priorities(broker_url: str) -> dict[str, int]:
+    """The priority each task is sent with on this broker, so questions go before routine drafts."""
+    if _is_amqp(broker_url):
+        return {ANSWER_TASK: MAX_PRIORITY}  # others: 0, the lowest
+    if broker_url.partition("://")[0].lower() in ("redis", "rediss", "sentinel"):
+        return {ANSWER_TASK: 0, DRAFT_TASK: 6}  # kombu's Redis steps 0, 3, 6, 9: 0 first
+    return {}
 
 
 def celery_conf(settings: Settings) -> dict[str, Any]:
     """What a sending client and a worker must agree on: serializer, queues, routes, transport."""
     from kombu.entity import Queue
 
+    priorities = task_priorities(settings.broker_url)
+    priority_queue = {"x-max-priority": MAX_PRIORITY} if _is_amqp(settings.broker_url) else None
+    queues = [Queue(name, queue_arguments=priority_queue if name == GPU_QUEUE else None)  # type: ignore[no-untyped-call]
+              for name in QUEUES]
     return {
         "task_serializer": "json",
         "accept_content": ["json"],
         "task_ignore_result": True,
         "result_backend": None,
-        "task_queues": [Queue(name) for name in QUEUES],  # type: ignore[no-untyped-call]
+        "task_queues": queues,
         "task_default_queue": IO_QUEUE,
-        "task_routes": {name: {"queue": queue} for name, queue in TASK_QUEUES.items()},
+        "task_routes": {name: {"queue": queue, **({"priority": priorities[name]} if name in priorities else {})}
+                        for name, queue in TASK_QUEUES.items()},
         "broker_connection_retry_on_startup": True,
         # kombu's SQLAlchemy transport hands its options to create_engine(), so none for it.
         "broker_transport_options": {} if settings.broker_url.startswith("sqla+") else {"polling_interval": 0.5},

@@ -97,3 +97,14 @@ ALLOWED_TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
 def can_transition(current: StrEnum, target: StrEnum) -> bool:
     """True when the table allows ``current -> target``."""
     return target in ALLOWED_TRANSITIONS[type(current)].get(current, frozenset())
+
+
+class TurnState(StrEnum):
+    """One question to the model about a study: waiting for a drafting worker, being answered, done."""
+
+    PENDING = "pending"
+    ANSWERING = "answering"
+    """The answer is being written; its text so far is saved as it comes."""
+    ANSWERED = "answered"
+    FAILED = "failed"
+    """No answer, or only part of one: the reason is stated (model unavailable, time limit, expired)."""

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import field_validator, model_validator
 
 from radassist.config.common import Section
+from radassist.config.conversation import ConversationSettings
 from radassist.config.destinations import Destination
 from radassist.config.dicom import DicomSettings, PipelineSettings
 from radassist.config.hl7 import Hl7Settings
@@ -38,6 +39,7 @@ class Settings(Section):
     prior_sources: PriorSources = ()
     """Where a patient's earlier studies are searched, in order (``[[prior_sources]]``); none: no priors."""
     priors: PriorsSettings = PriorsSettings()
+    conversation: ConversationSettings = ConversationSettings()
 
     @field_validator("destinations", mode="before")
     @classmethod

@@ -3,7 +3,8 @@ fills its disk.
 
 A study is *done* when it is complete, no job of it is in progress, and its latest job delivered
 everything (or it had nothing to draft).  Its received instances (every revision: the study's whole
-folder in the instance store) and its jobs' outputs (SR files, HL7 messages) are removed
+folder in the instance store), its jobs' outputs (SR files, HL7 messages) and the inputs kept for
+questions to the model (the prepared pictures) are removed
 
 * once it has been done for ``[retention] keep_done_hours`` (per pipeline), and
 * earlier, oldest first, while free disk space is below the low-disk threshold plus

@@ -28,6 +28,7 @@ from radassist.read.rows import Freed
 from radassist.retention.candidates import done_studies
 from radassist.store.durable import fsync_dir
 from radassist.store.instances import InstanceStore
+from radassist.store.prepared import PreparedStore
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +41,10 @@ def remove_study(
     *,
     reason: str,
     now: dt.datetime,
+    prepared: PreparedStore | None = None,
 ) -> Freed | None:
-    """Remove a done study's instances and outputs; None when it is no longer done (left alone)."""
+    """Remove a done study's instances, outputs and the inputs kept for its questions (``prepared``);
+    None when it is no longer done (left alone)."""
     with write_turn(session_factory), session_factory() as session:
         # A write first: from here on the study is ours until the commit.
         session.execute(update(Study).where(Study.id == study_id).values(files_removed_at=Study.files_removed_at))
@@ -61,6 +64,9 @@ def remove_study(
         for job_id in job_ids:
             f, s = _remove_tree(outputs_root / job_id.hex[:2] / str(job_id))
             files, size = files + f, size + s
+            if prepared is not None:
+                f, s = prepared.remove(job_id)
+                files, size = files + f, size + s
         record_event(session, EventTag.FILES_REMOVED, study_id=study_id, reason=reason, files=files,
                      bytes=size, instances=len(paths), jobs=len(job_ids))
         session.commit()

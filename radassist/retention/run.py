@@ -18,6 +18,7 @@ from radassist.read.rows import Freed
 from radassist.retention.candidates import DoneStudy, done_studies, fetch
 from radassist.retention.remove import remove_study
 from radassist.store.instances import InstanceStore
+from radassist.store.prepared import prepared_store
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def _remove_all(
         for study in studies:
             tried.add(study.id)
             removed = remove_study(session_factory, instances, settings.storage.outputs_dir, study.id,
-                                   reason=reason, now=now)
+                                   reason=reason, now=now, prepared=prepared_store(settings))
             if removed is not None:
                 freed += removed
             if enough():

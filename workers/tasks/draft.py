@@ -1,9 +1,11 @@
 """Drafting (``gpu`` queue): wires the draft task to :mod:`radassist.drafting`.
 
-Claim a batch, prepare each job, draft the prepared ones in one model call, then store, requeue or
-fail each; the build task is queued for a stored draft only after its commit.  The only task
-module that reaches the model package.  A worker without weights still starts: the model is loaded
-on the first job, and each job fails with the reason.
+Answer the questions to the model waiting (they go before routine drafts), then claim a batch,
+prepare each job, draft the prepared ones in one model call, then store, requeue or fail each; a
+stored draft's prepared pictures are kept for questions about it, and the build task is queued for
+it only after its commit.  With the answer task, the only task module that reaches the model
+package.  A worker without weights still starts: the model is loaded on the first job, and each job
+fails with the reason.
 """
 
 from __future__ import annotations
@@ -23,14 +25,17 @@ from radassist.drafting.prepare import PreparedJob, prepare_job, read_comparison
 from radassist.errors import PermanentFailure, RadAssistError, TransientFailure
 from radassist.logging import log_context
 from radassist.models.base import DraftResult
+from radassist.store.prepared import keep, prepared_store
 from workers.base import RadAssistTask, retry_while_db_down
 from workers.enqueue import after_commit
+from workers.tasks.answer import serve_questions_first
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(base=RadAssistTask, bind=True, name=DRAFT_TASK, ignore_result=True)
 def draft_study(self: RadAssistTask, job_id: str) -> None:
+    serve_questions_first(self)  # questions to the model go before routine drafts
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     claimed = _claim(self, uuid.UUID(job_id), takeover=redelivered)
     if not claimed:
@@ -83,6 +88,7 @@ def _settle(task: RadAssistTask, job: PreparedJob, result: DraftResult | RadAssi
 def _store(task: RadAssistTask, job: PreparedJob, result: DraftResult) -> None:
     from workers.tasks.build import build_outputs
 
+    keep(prepared_store(task.settings), job.claimed.job_id, job.study, job.profile)  # for questions about it
     with task.session() as session:
         if record.store_draft(session, job.claimed, draft_row(job, result), utcnow()):
             job_id = str(job.claimed.job_id)

@@ -7,6 +7,7 @@ files when they need it, so the database (and everything that lists it) holds no
 
 from __future__ import annotations
 
+from radassist.db.tables.conversation import ConversationTurn
 from radassist.db.tables.jobs import Delivery, Draft, Event, Job
 from radassist.db.tables.node import Association, NodeStatus
 from radassist.db.tables.ops import ApiToken, AuditEntry, IntakePause, User, WebSession
@@ -18,5 +19,5 @@ from radassist.db.tables.studies import Instance, Series, Study
 __all__ = [
     "ApiToken", "Association", "AuditEntry", "Delivery", "Draft", "DraftVerdict", "Event", "InboundMessage", "Instance",
     "IntakePause", "Job", "JobPrior", "NodeStatus", "Order", "PriorSearch", "Report", "Series", "Study", "User",
-    "Verdict", "VerdictReason", "WebSession",
+    "Verdict", "VerdictReason", "WebSession", "ConversationTurn",
 ]
