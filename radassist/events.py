@@ -44,6 +44,12 @@ class EventTag(StrEnum):
     ASSOCIATION_REFUSED = "node:association:refused"
     HL7_ORDER_RECEIVED = "hl7:order:received"
     HL7_REPORT_RECEIVED = "hl7:report:received"
+    DRAFT_HELD = "job:draft:held"
+    DRAFT_RELEASED = "job:draft:released"
+    DRAFT_DISCARDED = "job:draft:discarded"
+    OUTPUT_HELD = "job:output:held"
+    DELIVERY_RELEASED = "delivery:released"
+    VERDICT_GIVEN = "job:verdict:given"
 
 
 def record_event(

@@ -69,4 +69,5 @@ def draft_row(prepared: PreparedJob, result: DraftResult) -> Draft:
         prompt=result.prompt,
         prompt_version=result.prompt_version,
         generation=generation,
+        profile=prepared.profile.name if prepared.profile else None,
     )

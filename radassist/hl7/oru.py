@@ -1,6 +1,7 @@
 """Build the HL7 v2 ORU^R01 that tells the RIS a draft exists.
 
-Layout: MSH, PID, ORC (RE), OBR, NTE (the draft notice), then one OBX per line of text (TX, or FT
+Layout: MSH, PID, ORC (RE), OBR, NTE (the draft notice, then one NTE per warning of an automated
+check that the outputs state, :mod:`radassist.safety.gate`), then one OBX per line of text (TX, or FT
 by ``[hl7] obx_value_type``): the notice first, the Findings lines (LOINC 59776-5), the
 Impression lines (LOINC 19005-8), and an OBX with the Study Instance UID so that the RIS can link
 to the images.  HL7 v2.5.1 by default, v2.3.1 for older RIS (``[hl7] version``).  Every field
@@ -19,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Sequence
 
 import pydicom
 from hl7apy.consts import VALIDATION_LEVEL
@@ -160,12 +162,16 @@ def _order_segments(
     return [orc.segment, obr.segment]
 
 
-def _notice() -> Segment:
-    nte = SegmentWriter("NTE")
-    nte.put("NTE-1", "1")
-    nte.put("NTE-2", "L")
-    nte.put("NTE-3", NTE_NOTICE)
-    return nte.segment
+def _notes(warnings: Sequence[str]) -> list[Segment]:
+    """The draft notice, then each warning, one NTE each."""
+    segments = []
+    for set_id, text in enumerate((NTE_NOTICE, *warnings), start=1):
+        nte = SegmentWriter("NTE")
+        nte.put("NTE-1", str(set_id))
+        nte.put("NTE-2", "L")
+        nte.put("NTE-3", text)
+        segments.append(nte.segment)
+    return segments
 
 
 def _observations(
@@ -214,10 +220,13 @@ def oru_segments(
     now: dt.datetime,
     version: str | None = None,
     order: OrderContext | None = None,
+    warnings: Sequence[str] = (),
 ) -> list[Segment]:
     """The ORU^R01's segments as meant (plain values, not yet ER7); arguments as :func:`build_oru`."""
     version = version or hl7.version
     _check_arguments(source, control_id, study_instance_uid, version, order)
+    if isinstance(warnings, str) or not all(isinstance(w, str) for w in warnings):
+        raise TypeError('Argument "warnings" must be a sequence of strings.')
     findings_values = obx_values(findings, hl7.obx_value_type)
     impression_values = obx_values(impression, hl7.obx_value_type)
     if not findings_values and not impression_values:
@@ -232,7 +241,7 @@ def oru_segments(
         _msh(hl7, version, control_id, now),
         _pid(study),
         *_order_segments(study, order, hl7, now),
-        _notice(),
+        *_notes(warnings),
         *_observations(findings_values, impression_values, study_instance_uid, hl7, now),
     ]
 
@@ -248,6 +257,7 @@ def build_oru(
     now: dt.datetime,
     version: str | None = None,
     order: OrderContext | None = None,
+    warnings: Sequence[str] = (),
 ) -> str:
     """Return the ORU^R01 as ER7 text, segments separated by ``\\r``.
 
@@ -255,7 +265,8 @@ def build_oru(
     MSH-10, stored with the delivery and reused on every retry.  ``version`` defaults to
     ``hl7.version``.  ``order``, the RIS's order for this accession when one was received, gives
     the placer/filler order numbers (ORC-2/3, OBR-2/3) and the requested procedure (OBR-4);
-    without it both numbers are the accession number.
+    without it both numbers are the accession number.  ``warnings`` are sentences of the automated
+    checks to state, one NTE each after the draft notice.
 
     Raises ``TypeError``/``ValueError`` naming a bad argument, and :class:`PermanentFailure`
     when the study's data cannot make a safe message (``hl7.no_patient_id``,
@@ -272,6 +283,7 @@ def build_oru(
         now=now,
         version=version,
         order=order,
+        warnings=warnings,
     )
     er7 = render(segments)
     check_read_back(er7, segments, "ORU^R01")

@@ -77,7 +77,8 @@ ORU_SEGMENTS: tuple[SegmentSpec, ...] = (
     SegmentSpec("PV1", "not sent", "Patient visit: optional in ORU^R01; RadAssist knows no visit"),
     SegmentSpec("ORC", "1", "Common order: the RIS's own order numbers"),
     SegmentSpec("OBR", "1", "Observation request: the imaging procedure and the result status"),
-    SegmentSpec("NTE", "1", "Notice that the text is an AI-generated draft, not verified"),
+    SegmentSpec("NTE", "1..n", "Notice that the text is an AI-generated draft, not verified; then one NTE per "
+                "warning of an automated check (`[safety]` policy `annotate`, or `hold` once released)"),
     SegmentSpec(
         "OBX",
         "2..n",
@@ -176,9 +177,10 @@ ORU_FIELDS: tuple[FieldSpec, ...] = (
         "`[hl7] result_status`: `R` (results stored, not verified; the default) or `P`, `I`, `S`, `A`; "
         "never `F` or `C`",
     ),
-    FieldSpec("NTE-1", "Set ID", "SI", "`1`"),
+    FieldSpec("NTE-1", "Set ID", "SI", "`1` for the notice, then 2, 3, ... for the warnings"),
     FieldSpec("NTE-2", "Source of comment", "ID", "`L` (ancillary, the filler)"),
-    FieldSpec("NTE-3", "Comment", "FT", "the draft notice (constant text)"),
+    FieldSpec("NTE-3", "Comment", "FT", "the draft notice (constant text), or one automated check's warning "
+              "(our own words: the check, what it found in our vocabulary, the header codes)", "cut"),
     FieldSpec("OBX-1", "Set ID", "SI", "1, 2, 3, ... in message order"),
     FieldSpec(
         "OBX-2", "Value type", "ID", "`[hl7] obx_value_type` (`TX` or `FT`) for text, `ST` for the UID"

@@ -57,6 +57,8 @@ class BuiltOutputs:
     oru_file: tuple[str, str] | None = None
     """(MSH-10, stored path)."""
     oru_failure: str | None = None
+    oru_failure_code: str | None = None
+    """The builder's own error code (e.g. ``hl7.no_patient_id``) when the ORU was not built."""
 
     @property
     def job_sr(self) -> tuple[str, str] | None:
@@ -64,15 +66,24 @@ class BuiltOutputs:
         return self.sr_files.get("enhanced") or next(iter(self.sr_files.values()), None)
 
 
-def _attempt(what: str, build: Callable[[], tuple[str, str]]) -> tuple[tuple[str, str] | None, str | None]:
+@dataclass(frozen=True)
+class Attempt:
+    """One output built (``done``), or why not (``reason``, and the builder's own ``code`` if it gave one)."""
+
+    done: tuple[str, str] | None = None
+    reason: str | None = None
+    code: str | None = None
+
+
+def _attempt(what: str, build: Callable[[], tuple[str, str]]) -> Attempt:
     try:
-        return build(), None
+        return Attempt(done=build())
     except Exception as exc:  # noqa: BLE001 -- each output fails on its own, with its reason
         if not isinstance(exc, (ValueError, TypeError, RadAssistError)):
             logger.exception("building the %s failed unexpectedly", what)
-        reason = f"the {what} could not be built: {plain_reason(exc)}"
         logger.warning("%s not built", what)
-        return None, reason
+        return Attempt(reason=f"the {what} could not be built: {plain_reason(exc)}",
+                       code=exc.code if isinstance(exc, RadAssistError) else None)
 
 
 def build_outputs(
@@ -87,15 +98,15 @@ def build_outputs(
         if isinstance(inputs, str):
             built.sr_failures[sr_class] = f"the {what} could not be built: {inputs}"
             continue
-        done, failure = _attempt(what, partial(build_sr_file, inputs, draft, job_id, sr_class, now, outputs))
-        if done is not None:
-            built.sr_files[sr_class] = done
+        attempt = _attempt(what, partial(build_sr_file, inputs, draft, job_id, sr_class, now, outputs))
+        if attempt.done is not None:
+            built.sr_files[sr_class] = attempt.done
         else:
-            built.sr_failures[sr_class] = failure or what
+            built.sr_failures[sr_class] = attempt.reason or what
     if plan.send_hl7:
         if isinstance(inputs, str):
             built.oru_failure = f"the ORU^R01 could not be built: {inputs}"
         else:
-            built.oru_file, built.oru_failure = _attempt(
-                "ORU^R01", partial(build_oru_file, inputs, draft, job_id, hl7, now, outputs))
+            attempt = _attempt("ORU^R01", partial(build_oru_file, inputs, draft, job_id, hl7, now, outputs))
+            built.oru_file, built.oru_failure, built.oru_failure_code = attempt.done, attempt.reason, attempt.code
     return built

@@ -13,6 +13,7 @@ import radassist
 from radassist.db.tables import Draft
 from radassist.outputs.inputs import BuildInputs
 from radassist.ris.context import OrderContext
+from radassist.safety.gate import stated_warnings
 from radassist.sr.document import CodedLabel, RequestedProcedure, SrClass, build_draft_sr
 from radassist.sr.uids import sr_uids_for_job
 from radassist.store.outputs import OutputStore
@@ -76,6 +77,7 @@ def build_sr_file(
         labels=inputs.labels,
         requested_procedure=requested_procedure(inputs.order, inputs.indication),
         predecessors=_same_class_first(inputs.predecessors, SR_SOP_CLASSES[sr_class]) or None,
+        warnings=stated_warnings(draft.warnings),
     )
     buffer = io.BytesIO()
     sr.save_as(buffer, enforce_file_format=True)

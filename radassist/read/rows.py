@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from radassist.read.review import ReviewView
 from radassist.states import FINAL_JOB_STATES, DeliveryChannel, DeliveryState, JobState, StudyState
 
 WorklistState: TypeAlias = StudyState | JobState
@@ -90,6 +91,8 @@ class StudyRow:
     patient_sex: str | None = None
     priority: str | None = None
     """The RIS order's priority (``S``, ``A``, ``R``...), when an order for the accession is known."""
+    warnings: tuple[str, ...] = ()
+    """The safety checks that fired on the latest job's draft (``anatomy``, ``laterality``...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +171,8 @@ class StudyView(StudyRow):
     """The instances whose images the model was shown."""
     associations: tuple[AssociationRow, ...] = ()
     """The associations that brought the study (from its calling AE, open while it was received)."""
+    review: ReviewView | None = None
+    """The latest draft's safety warnings (with explanations), whether it is held, and its verdicts."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 Only value types and relationships that the Basic Text SR IOD allows (CONTAINER, TEXT, CODE,
 UIDREF, IMAGE; CONTAINS, HAS OBS CONTEXT, HAS CONCEPT MOD), so one tree serves all three SR classes.
 The first Finding says in words that this is an unverified AI draft (viewers such as OHIF show
-none of the document flags).
+none of the document flags); the warnings of automated checks that the outputs state follow it,
+one Finding each, before the draft's own text.
 """
 
 from __future__ import annotations
@@ -71,15 +72,17 @@ def build_content(
     indication: str | None = None,
     labels: Sequence[CodedLabel] = (),
     key_images: Sequence[tuple[str, str]] = (),
+    warnings: Sequence[str] = (),
 ) -> hd.sr.ContainerContentItem:
-    """The content tree: findings are the draft notice first, then the text, the coded labels and
-    the key images as ``(sop_class_uid, sop_instance_uid)``."""
+    """The content tree: findings are the draft notice first, then the ``warnings`` (one sentence
+    each), the text, the coded labels and the key images as ``(sop_class_uid, sop_instance_uid)``."""
     language = hd.sr.LanguageOfContentItemAndDescendants(language=hd.sr.CodedConcept.from_code(codes.LANGUAGE_EN_US))
     items: list[hd.sr.ContentItem] = [*language, *_observer(model_name, model_revision)]
     if indication and indication.strip():
         indications = [_text(codes.INDICATIONS_FOR_PROCEDURE, p) for p in paragraphs(indication)]
         items.append(_section(codes.CLINICAL_INFORMATION, indications))
     finding_items: list[hd.sr.ContentItem] = [_text(codes.FINDING, codes.DRAFT_NOTICE)]
+    finding_items += [_text(codes.FINDING, w) for w in warnings if w.strip()]
     finding_items += [_text(codes.FINDING, p) for p in paragraphs(findings)]
     finding_items += [_coded(label) for label in labels]
     finding_items += [_image(sop_class, sop_instance) for sop_class, sop_instance in key_images]

@@ -126,13 +126,15 @@ def build_draft_sr(
     labels: Sequence[CodedLabel | Sequence[str]] | None = None,
     requested_procedure: RequestedProcedure | None = None,
     predecessors: Sequence[pydicom.Dataset] | None = None,
+    warnings: Sequence[str] | None = None,
 ) -> pydicom.Dataset:
     """Build the draft SR for the study whose received instances (headers) are ``sources``.
 
     ``key_image_uids`` are the SOP Instance UIDs of the images the model was shown (IMAGE items
     in Findings); ``labels`` coded abnormalities; ``requested_procedure`` fills the Referenced
     Request Sequence (also written, from the source's accession number, when it is None and the
-    source has one); ``predecessors`` are the headers of the SRs this one replaces (a re-draft).
+    source has one); ``predecessors`` are the headers of the SRs this one replaces (a re-draft);
+    ``warnings`` are sentences of automated checks, stated right after the draft notice.
 
     Raises ``TypeError``/``ValueError`` naming the argument; messages carry no patient data.
     """
@@ -141,12 +143,14 @@ def build_draft_sr(
                      {"series_instance_uid": series_instance_uid, "sop_instance_uid": sop_instance_uid},
                      requested_procedure)
     coded, previous = coded_labels(labels), check_predecessors(predecessors)
+    if isinstance(warnings, str) or not all(isinstance(w, str) for w in warnings or ()):
+        raise TypeError('Argument "warnings" must be a sequence of strings.')
     items = evidence(sources)
     header = items[0]
     local_now, tz_offset = local_time(now or dt.datetime.now(dt.UTC), header)
     content = build_content(findings=findings, impression=impression, model_name=model_name,
                             model_revision=model_revision, indication=indication, labels=coded,
-                            key_images=key_images(items, key_image_uids))
+                            key_images=key_images(items, key_image_uids), warnings=warnings or ())
     if requested_procedure is None and header.get("AccessionNumber"):
         requested_procedure = RequestedProcedure()
     institution, department = header.get("InstitutionName"), header.get("InstitutionalDepartmentName")

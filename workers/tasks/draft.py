@@ -1,7 +1,8 @@
 """Drafting (``gpu`` queue): wires the draft task to :mod:`radassist.drafting`.
 
 Claim a batch, prepare each job, draft the prepared ones in one model call, then store, requeue or
-fail each; the build task is queued for a stored draft only after its commit.  The only task
+fail each; the build task is queued for a stored draft only after its commit, and only when the
+safety gate did not hold it for review.  The only task
 module that reaches the model package.  A worker without weights still starts: the model is loaded
 on the first job, and each job fails with the reason.
 """
@@ -23,6 +24,7 @@ from radassist.drafting.prepare import PreparedJob, prepare_job, read_order
 from radassist.errors import PermanentFailure, RadAssistError, TransientFailure
 from radassist.logging import log_context
 from radassist.models.base import DraftResult
+from radassist.states import JobState
 from workers.base import RadAssistTask, retry_while_db_down
 from workers.enqueue import after_commit
 
@@ -83,7 +85,8 @@ def _store(task: RadAssistTask, job: PreparedJob, result: DraftResult) -> None:
     from workers.tasks.build import build_outputs
 
     with task.session() as session:
-        if record.store_draft(session, job.claimed, draft_row(job, result), utcnow()):
+        state = record.store_draft(session, job.claimed, draft_row(job, result), utcnow(), task.settings.safety)
+        if state is JobState.DRAFTED:  # a held draft waits for a radiologist: nothing is built
             job_id = str(job.claimed.job_id)
             after_commit(session, lambda: build_outputs.apply_async((job_id,)))
         session.commit()
