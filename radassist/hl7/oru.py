@@ -35,6 +35,7 @@ from radassist.hl7.oru_text import obx_values
 from radassist.hl7.study_values import Procedure, StudyValues, read_study
 from radassist.ris.context import OrderContext
 from radassist.sr import codes
+from radassist.sr.header import local_time
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ OBX_STATUS = {"R": "R", "P": "P", "I": "I", "S": "I", "A": "P"}
 
 
 def hl7_datetime(value: dt.datetime) -> str:
-    """A timezone-aware HL7 DTM to the second (naive values are taken as UTC)."""
+    """A timezone-aware HL7 DTM to the second, with its offset (naive values are taken as UTC)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.strftime("%Y%m%d%H%M%S%z")
@@ -232,6 +233,7 @@ def oru_segments(
     if not findings_values and not impression_values:
         raise ValueError('Arguments "findings" and "impression" are both empty.')
     study = read_study(source)
+    now = local_time(now, source)[0]  # the study's time zone, as the SR's dates (radassist.sr.header)
     if not study.patient_id:
         raise PermanentFailure(
             "the study has no PatientID, so the RIS could not file the result: no ORU^R01 was built",

@@ -94,7 +94,7 @@ ORU_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("MSH-4", "Sending facility (HD.1)", "IS", "`[hl7] sending_facility`", "refuse"),
     FieldSpec("MSH-5", "Receiving application (HD.1)", "IS", "`[hl7] receiving_application`", "refuse"),
     FieldSpec("MSH-6", "Receiving facility (HD.1)", "IS", "`[hl7] receiving_facility`", "refuse"),
-    FieldSpec("MSH-7", "Date/time of message", "DTM", "when the outputs were built, UTC"),
+    FieldSpec("MSH-7", "Date/time of message", "DTM", "when the outputs were built, in the study's time zone (its TimezoneOffsetFromUTC, else the server's), with the offset"),
     FieldSpec("MSH-9.1", "Message code", "ID", "`ORU`"),
     FieldSpec("MSH-9.2", "Trigger event", "ID", "`R01`"),
     FieldSpec("MSH-9.3", "Message structure", "ID", "`ORU_R01` (not in v2.3.1)"),
@@ -160,7 +160,8 @@ ORU_FIELDS: tuple[FieldSpec, ...] = (
         "cut",
     ),
     FieldSpec("OBR-4.3", "Coding system (CE.3)", "ID", "the coding system of OBR-4.1, only with it", "omit"),
-    FieldSpec("OBR-7", "Observation date/time", "DTM", "DICOM StudyDate + StudyTime, when readable"),
+    FieldSpec("OBR-7", "Observation date/time", "DTM",
+              "DICOM StudyDate + StudyTime, when readable, with TimezoneOffsetFromUTC when the study declares one"),
     FieldSpec(
         "OBR-18",
         "Placer field 1",
@@ -168,7 +169,7 @@ ORU_FIELDS: tuple[FieldSpec, ...] = (
         'DICOM AccessionNumber, only with `[hl7] accession_field = "OBR-18"`' + _DICOM_ID,
         "refuse",
     ),
-    FieldSpec("OBR-22", "Results report/status change", "DTM", "when the outputs were built, UTC"),
+    FieldSpec("OBR-22", "Results report/status change", "DTM", "when the outputs were built, in the study's time zone (its TimezoneOffsetFromUTC, else the server's), with the offset"),
     FieldSpec("OBR-24", "Diagnostic service section", "ID", "`RAD`"),
     FieldSpec(
         "OBR-25",
@@ -203,7 +204,7 @@ ORU_FIELDS: tuple[FieldSpec, ...] = (
         "wrap",
     ),
     FieldSpec("OBX-11", "Observation result status", "ID", "from OBR-25: R->R, P->P, I->I, S->I, A->P"),
-    FieldSpec("OBX-14", "Date/time of the observation", "DTM", "when the outputs were built, UTC"),
+    FieldSpec("OBX-14", "Date/time of the observation", "DTM", "when the outputs were built, in the study's time zone (its TimezoneOffsetFromUTC, else the server's), with the offset"),
 )
 
 FIELDS: dict[str, FieldSpec] = {spec.position: spec for spec in ORU_FIELDS}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
@@ -113,8 +113,8 @@ def review_view(session: Session, draft_id: uuid.UUID | None) -> ReviewView | No
                       profile=row.profile)
 
 
-def _queue_query(where: ReviewFilter) -> Select[Unpack[tuple[Any, ...]]]:
-    stmt: Select[Unpack[tuple[Any, ...]]] = (
+def _queue_query(where: ReviewFilter) -> Select[*tuple[Any, ...]]:
+    stmt: Select[*tuple[Any, ...]] = (
         select(Study.id.label("study_id"), Job.id.label("job_id"), Job.state.label("job_state"), Study.modality,
                Study.study_description, Draft.profile, Draft.model_name, Draft.created_at.label("drafted_at"),
                Draft.warning_checks)

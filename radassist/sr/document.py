@@ -31,7 +31,9 @@ from radassist.sr.header import (
     check_predecessors,
     check_sources,
     contributing_equipment,
+    contribution_datetime,
     evidence,
+    fix_contribution_times,
     install_phi_guard,
     local_time,
     request_item,
@@ -103,6 +105,7 @@ def _finish(sr: _SR, header: pydicom.Dataset, local_now: dt.datetime, tz_offset:
     sr.SeriesTime = TM(stamp.time())
     if tz_offset is not None:
         sr.TimezoneOffsetFromUTC = tz_offset
+    fix_contribution_times(sr, contribution_datetime(local_now, tz_offset))
     for keyword in ("StudyDescription", "ReferringPhysicianName", "IssuerOfPatientID"):
         if keyword in header and keyword not in sr:
             sr[keyword] = copy.deepcopy(header[keyword])
@@ -170,7 +173,8 @@ def build_draft_sr(
         institutional_department_name=lo(department) or None,
         requested_procedures=[request_item(study_uid, requested_procedure, header)] if requested_procedure else None,
         previous_versions=previous or None,
-        contributing_equipment=[contributing_equipment(model_name, model_revision, software_version, local_now)],
+        contributing_equipment=[contributing_equipment(model_name, model_revision, software_version, local_now,
+                                                       tz_offset)],
         specific_character_set="ISO_IR 192",
         series_description=codes.SERIES_DESCRIPTION,
         manufacturer_model_name=lo(model_name),

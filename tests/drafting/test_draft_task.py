@@ -204,8 +204,8 @@ def test_each_job_is_drafted_with_the_model_of_its_pipeline(
         draft_study.apply(args=(str(job.id),)).get()
     with maker() as session:
         drafts = {d.job_id: d for d in session.scalars(select(Draft))}
-        assert drafts[default_job.id].model_name == str(tiny_models["gemma3"])
-        assert drafts[other_job.id].model_name == str(tiny_models["llava"])
+        assert drafts[default_job.id].model_name == tiny_models["gemma3"].name
+        assert drafts[other_job.id].model_name == tiny_models["llava"].name
         # Jobs of different models are never drafted in one batch.
         assert {d.generation["batch_size"] for d in drafts.values()} == {1}
     maker.kw["bind"].dispose()

@@ -48,7 +48,9 @@ def test_drafts_the_fixed_report_from_a_cr(settings: ModelSettings, testdata: Pa
     assert result.raw_text == DEFAULT_TINY_REPORT
     assert "computed radiography" in result.prompt and "64 years" in result.prompt
     assert result.prompt_version == "2"
-    assert result.model_name == str(settings.name)
+    # A local folder is named by its own name and a hash of its weights, never by its path.
+    assert result.model_name == Path(settings.name).name and "/" not in result.model_name
+    assert result.model_revision is not None and result.model_revision.startswith("sha256:")
     assert result.generation["do_sample"] is False
     assert result.generation["max_new_tokens"] == 64
     assert result.generation["images"] == 1
