@@ -160,8 +160,10 @@ class TransformersDraftModel:
             except TransientFailure:
                 raise
             except Exception as exc:  # noqa: BLE001 -- messages may echo prompt text: keep only the class
+                logger.error("generate failed in the model library (%s)", type(exc).__name__)
                 raise PermanentFailure(
-                    f"drafting failed ({type(exc).__name__})", code="model.generation_failed"
+                    f"the model library failed while generating ({type(exc).__name__}); its message is not kept, "
+                    "as it may quote the prompt", code="model.generation_failed",
                 ) from None
 
     def draft(self, study: PreparedStudy) -> DraftResult:

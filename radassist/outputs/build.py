@@ -1,9 +1,10 @@
 """Build every output of a job on its own: an SR class or the ORU that cannot be built is reported
 in plain words, and the others are built all the same.
 
-A reason names what could not be built and why, in words an administrator can act on: the
-builders' own messages (they name the argument and carry no patient data), or what kind of thing
-went wrong.  An unexpected exception is logged with its traceback.
+A reason names what could not be built and why, in words an administrator can act on
+(:func:`radassist.reasons.plain_reason`): the builders' own messages (they name the argument and
+carry no patient data), or what kind of thing went wrong.  An unexpected exception is logged with
+its traceback.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
-from pydicom.errors import InvalidDicomError
-
 from radassist.config import Hl7Settings
 from radassist.db.tables import Draft
 from radassist.errors import RadAssistError
@@ -24,28 +23,11 @@ from radassist.outputs.inputs import BuildInputs
 from radassist.outputs.oru import build_oru_file
 from radassist.outputs.plan import OutputPlan
 from radassist.outputs.sr import SR_CLASS_NAMES, build_sr_file
+from radassist.reasons import plain_reason
 from radassist.sr.document import SrClass
 from radassist.store.outputs import OutputStore
 
 logger = logging.getLogger(__name__)
-
-REASON_MAX_CHARS = 500
-
-
-def plain_reason(exc: BaseException) -> str:
-    """Why something could not be built or read, in words (never just an exception's class name)."""
-    if isinstance(exc, RadAssistError):
-        return exc.message[:REASON_MAX_CHARS]
-    if isinstance(exc, FileNotFoundError):
-        return "a received instance file is missing from the store"
-    if isinstance(exc, InvalidDicomError):
-        return "a received instance file is not readable as DICOM"
-    if isinstance(exc, OSError):
-        return f"a stored file could not be read or written ({exc.strerror or type(exc).__name__})"
-    if isinstance(exc, (ValueError, TypeError)) and str(exc).strip():
-        return str(exc).strip().splitlines()[0][:REASON_MAX_CHARS]
-    return f"an unexpected error in the builder ({type(exc).__name__}); the worker log has the details"
-
 
 @dataclass
 class BuiltOutputs:

@@ -24,10 +24,11 @@ from radassist.db.tables import Delivery, Draft, Job, Study
 from radassist.db.transitions import set_job_state
 from radassist.delivery.outcome import finish_job_if_delivered
 from radassist.events import EventTag, record_event
-from radassist.outputs.build import BuiltOutputs, build_outputs, plain_reason
+from radassist.outputs.build import BuiltOutputs, build_outputs
 from radassist.outputs.holds import Hold, failed_build_hold, oru_hold
 from radassist.outputs.inputs import BuildInputs, gather, study_sources
 from radassist.outputs.plan import RIS_DESTINATION, OutputPlan, plan_outputs
+from radassist.reasons import plain_reason
 from radassist.states import DeliveryChannel, DeliveryState, JobState
 from radassist.store.outputs import OutputStore
 

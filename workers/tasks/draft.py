@@ -43,12 +43,13 @@ def draft_study(self: RadAssistTask, job_id: str) -> None:
     try:
         prepared = [p for p in (_prepare(self, c) for c in claimed) if p is not None]
         for job, result in zip(prepared, draft_prepared(prepared, self.settings.model), strict=True):
-            with log_context(job_id=job.claimed.job_id, study_id=job.claimed.study_id):
+            with log_context(job_id=job.claimed.job_id, study=job.claimed.study_handle):
                 _settle(self, job, result)
     except SoftTimeLimitExceeded:
         timeout = PermanentFailure("drafting exceeded its time limit", code="model.timeout")
         for c in claimed:
-            _fail(self, c, timeout)
+            with log_context(job_id=c.job_id, study=c.study_handle):
+                _fail(self, c, timeout)
 
 
 @retry_while_db_down("claiming the job")
@@ -61,7 +62,7 @@ def _claim(task: RadAssistTask, job_id: uuid.UUID, takeover: bool = False) -> li
 
 def _prepare(task: RadAssistTask, claimed: ClaimedJob) -> PreparedJob | None:
     """The job ready for the model, or None after failing it with the reason."""
-    with log_context(job_id=claimed.job_id, study_id=claimed.study_id):
+    with log_context(job_id=claimed.job_id, study=claimed.study_handle):
         with task.session() as session:
             order = read_order(session, claimed.accession_hash)
         prepared = prepare_job(claimed, task.settings.model, order)
