@@ -191,7 +191,8 @@ def test_a_radiologist_releases_and_discards_held_drafts(world: World, clients: 
     radiologist, viewer = clients["radiologist"], clients["viewer"]
     release = f"/api/jobs/{world.held_job}/release"
     assert viewer.post(release, json={"reason": "fine"}).status_code == 403
-    assert radiologist.post(release, json={}).status_code == 422
+    assert radiologist.post(release, json={"reason": 7}).status_code == 422
+    assert radiologist.post(release, json={}).status_code == 409
     blank = radiologist.post(release, json={"reason": "  \t "})
     assert blank.status_code == 409 and blank.json()["message"] == "a reason is required"
     before = _io(world.settings)
@@ -212,10 +213,11 @@ def test_a_radiologist_releases_and_discards_held_drafts(world: World, clients: 
     audit = _rows(world.settings, select(AuditEntry.action, AuditEntry.outcome, AuditEntry.user_name,
                                          AuditEntry.detail).order_by(AuditEntry.id))
     assert [(a[0], a[1], a[2]) for a in audit] == [
-        ("release_draft", "refused", "radiologist1"), ("release_draft", "done", "radiologist1"),
+        ("release_draft", "refused", "radiologist1"), ("release_draft", "refused", "radiologist1"),
+        ("release_draft", "done", "radiologist1"),
         ("release_draft", "refused", "radiologist1"), ("discard_draft", "refused", "radiologist1"),
         ("discard_draft", "done", "admin1")]
-    assert audit[1][3] == {"reason": "the lungs are the chest wall; text is fine"}
+    assert audit[2][3] == {"reason": "the lungs are the chest wall; text is fine"}
     tags = [t for (t,) in _rows(world.settings, select(Event.tag).where(
         Event.job_id.in_([world.held_job, world.held_two_job])).order_by(Event.id))]
     assert tags == ["job:draft:released", "job:draft:discarded"]
@@ -248,6 +250,7 @@ def test_verdicts_are_kept_replaced_audited_and_exported(world: World, clients: 
     url = f"/api/jobs/{world.annotated_job}/verdict"
     assert viewer.post(url, json={"verdict": "useful_as_is"}).status_code == 403
     assert radiologist.post(url, json={"verdict": "brilliant"}).status_code == 422
+    assert radiologist.post(url, json={}).json()["message"].startswith("a verdict is required")
     needs_reason = radiologist.post(url, json={"verdict": "not_useful"})
     assert needs_reason.status_code == 409 and "at least one reason" in needs_reason.json()["message"]
     first = radiologist.post(url, json={"verdict": "useful_with_edits", "reasons": ["wrong_side", "poor_wording"],

@@ -27,12 +27,14 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class ReasonBody(BaseModel):
-    reason: Annotated[str, Field(min_length=1, max_length=2000)]
-    """Why the draft is released or discarded (kept in the audit log)."""
+    reason: Annotated[str, Field(max_length=2000)] = ""
+    """Why the draft is released or discarded (kept in the audit log); required: without one the
+    action is refused (409, audited)."""
 
 
 class VerdictBody(BaseModel):
-    verdict: Verdict
+    verdict: Verdict | None = None
+    """Required: without one the verdict is refused (409, audited)."""
     reasons: list[VerdictReason] = []
     corrected_text: Annotated[str | None, Field(max_length=actions.verdicts.CORRECTED_TEXT_MAX_CHARS)] = None
     seconds_spent: Annotated[float | None, Field(ge=0, le=actions.verdicts.SECONDS_MAX)] = None
@@ -87,6 +89,9 @@ async def give_verdict(job_id: uuid.UUID, request: Request, user: ReviewerPostDe
     """Your verdict on the job's draft (replacing your earlier one): ``verdict``, ``reasons`` (at least
     one unless useful as is), optional ``corrected_text`` and ``seconds_spent``."""
     body = await _parsed(request, VerdictBody)
+    if body.verdict is None:
+        return await run_action(request, user, probe, lambda s: actions.refused(
+            s, user.name, "verdict", str(job_id), "a verdict is required: useful_as_is, useful_with_edits or not_useful"))
     given = actions.VerdictInput(body.verdict, tuple(body.reasons), body.corrected_text, body.seconds_spent)
     return await run_action(request, user, probe, lambda s: actions.give_verdict(s, job_id, user.name, given))
 
