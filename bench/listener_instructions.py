@@ -1,12 +1,13 @@
 """Instructions our listener executes per received instance: a speed figure the VM's drift cannot move.
 
-    .venv/bin/python bench/listener_instructions.py [--kind small|ct] [--few 50] [--many 250]
+    .venv/bin/python bench/listener_instructions.py [--kind small|ct] [--few 50] [--many 250] [--stock]
 
 The timings of ``bench/ingest.py`` move by a factor of two within minutes on a shared VM.  This runs
 the real listener (``python -m dicom_node``, SQLite) under valgrind's callgrind, which counts the
 instructions executed in user space by every thread, sends ``--few`` and then, to a second listener,
 ``--many`` instances of the bench's studies with dcmtk's storescu, and prints the difference per
-instance: start-up and the first association cancel out.  Kernel work (fsync, file creation, the
+instance: start-up and the first association cancel out.  ``--stock`` runs the listener on stock
+pynetdicom (``[dicom] pynetdicom_fast_path = false``) instead of the fast path.  Kernel work (fsync, file creation, the
 network) is not counted, so this measures our Python and pynetdicom's, which is what a code change
 moves.  Repeatable to a few tenths of a percent; each run takes a few minutes (valgrind runs
 Python some 50 times slower).
@@ -52,10 +53,12 @@ def main() -> int:
     parser.add_argument("--kind", choices=("small", "ct"), default="small")
     parser.add_argument("--few", type=int, default=50)
     parser.add_argument("--many", type=int, default=250)
+    parser.add_argument("--stock", action="store_true", help="stock pynetdicom instead of the fast path")
     args = parser.parse_args()
     if args.many <= args.few:
         parser.error("--many must be larger than --few")
     os.environ.pop("RADASSIST_CONFIG", None)
+    os.environ["RADASSIST_DICOM_PYNETDICOM_FAST_PATH"] = "false" if args.stock else "true"  # the listener's mode
     with tempfile.TemporaryDirectory(prefix="radassist-instructions-") as tmp:
         work = Path(tmp)
         studies = generate(work / "in", args.many if args.kind == "small" else 1, args.many if args.kind == "ct" else 1)
@@ -63,7 +66,8 @@ def main() -> int:
         few = instructions(work, files[: args.few])
         many = instructions(work, files)
     per_instance = (many - few) / (args.many - args.few)
-    print(f"{args.kind}: {per_instance / 1e6:.2f} M instructions per instance in user space "
+    mode = "stock pynetdicom" if args.stock else "fast path"
+    print(f"{args.kind} ({mode}): {per_instance / 1e6:.2f} M instructions per instance in user space "
           f"({args.few} instances: {few / 1e9:.2f} G, {args.many}: {many / 1e9:.2f} G)")
     return 0
 

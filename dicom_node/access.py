@@ -3,7 +3,8 @@
 Decided once per association, on the A-ASSOCIATE-RQ, before any data is accepted.  Refusals use
 the PS3.8 Table 9-21 reasons a sender's log can show: called AE title not recognised (ours is
 another), calling AE title not recognised (an unknown sender, or a known title from a host it
-is not allowed to call from), and a transient refusal while the disk is nearly full.
+is not allowed to call from), and transient refusals while an admin paused the sender, while the
+disk is nearly full, or while every association slot is taken.
 """
 
 from __future__ import annotations
@@ -24,26 +25,49 @@ from radassist.pipelines import ae_titles
 
 @dataclass(frozen=True)
 class Refusal:
-    """An A-ASSOCIATE-RJ: PS3.8 result, source and reason, and our stable code for it."""
+    """An A-ASSOCIATE-RJ: PS3.8 result, source and reason, our stable code for it, and when it is sent."""
 
     result: int
     source: int
     reason: int
     code: str
+    when: str
 
 
-CALLED_AE_UNKNOWN = Refusal(0x01, 0x01, 0x07, "called_ae.unknown")
+MALFORMED_REQUEST = Refusal(
+    0x01, 0x02, 0x01, "request.malformed", "the A-ASSOCIATE-RQ proposes no presentation context, or one without a "
+    "transfer syntax (PS3.8 9.3.2)"
+)
+"""Rejected-permanent, service provider (ACSE), no reason given."""
+CALLED_AE_UNKNOWN = Refusal(0x01, 0x01, 0x07, "called_ae.unknown", "the called AE title is none of ours")
 """Rejected-permanent, service user, "called-AE-title-not-recognized"."""
-CALLER_UNKNOWN = Refusal(0x01, 0x01, 0x03, "caller.unknown")
+CALLER_UNKNOWN = Refusal(
+    0x01, 0x01, 0x03, "caller.unknown", "no allowed caller has this calling AE title (for this called AE title)"
+)
 """Rejected-permanent, service user, "calling-AE-title-not-recognized"."""
-CALLER_HOST_NOT_ALLOWED = Refusal(0x01, 0x01, 0x03, "caller.host_not_allowed")
-"""The calling AE title is known, but not from this address: same PS3.8 reason, another code."""
-INTAKE_PAUSED = Refusal(0x02, 0x01, 0x01, "intake.paused")
-"""Rejected-transient, service user, no reason given: an admin paused this sender; it retries later."""
-LOW_DISK = Refusal(0x02, 0x03, 0x01, "storage.low_disk")
+CALLER_HOST_NOT_ALLOWED = Refusal(
+    0x01, 0x01, 0x03, "caller.host_not_allowed", "the calling AE title is allowed, but not from this address"
+)
+"""Same PS3.8 reason as :data:`CALLER_UNKNOWN`, another code."""
+INTAKE_PAUSED = Refusal(0x02, 0x01, 0x01, "intake.paused", "an admin paused intake from this calling AE title")
+"""Rejected-transient, service user, no reason given: the sender retries later."""
+LOW_DISK = Refusal(0x02, 0x03, 0x01, "storage.low_disk", "free disk space is below [storage] min_free_bytes / _percent")
 """Rejected-transient, service provider (presentation), "temporary-congestion": retry later."""
-MALFORMED_REQUEST = Refusal(0x01, 0x02, 0x01, "request.malformed")
-"""Rejected-permanent, service provider (ACSE), no reason given: the A-ASSOCIATE-RQ breaks PS3.8."""
+TOO_MANY_ASSOCIATIONS = Refusal(
+    0x02, 0x03, 0x02, "associations.limit", "every one of [dicom] max_associations is taken by an accepted association"
+)
+"""Rejected-transient, service provider (presentation), "local-limit-exceeded": retry later."""
+
+REFUSALS: tuple[Refusal, ...] = (
+    MALFORMED_REQUEST,
+    CALLED_AE_UNKNOWN,
+    CALLER_UNKNOWN,
+    CALLER_HOST_NOT_ALLOWED,
+    INTAKE_PAUSED,
+    LOW_DISK,
+    TOO_MANY_ASSOCIATIONS,
+)
+"""Every refusal, in the order an A-ASSOCIATE-RQ is checked (:func:`dicom_node.association_events.on_requested`)."""
 
 
 def malformed_request(primitive: object) -> Refusal | None:

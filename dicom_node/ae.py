@@ -38,8 +38,9 @@ TRANSFER_SYNTAXES: tuple[str, ...] = (
     uid.JPEGExtended12Bit,
 )
 
-ACSE_TIMEOUT_SECONDS = 30.0
 MAXIMUM_PDU_SIZE = 256 * 1024
+"""The Maximum Length we announce for P-DATA-TF PDUs (PS3.8 D.1): a 512x512 CT slice arrives in two
+PDUs, and dcmtk senders send up to the size announced."""
 
 
 def build_ae(settings: Settings) -> AE:
@@ -52,12 +53,13 @@ def build_ae(settings: Settings) -> AE:
     dicom = settings.dicom
     ae = AE(ae_title=dicom.ae_title)
     ae.require_called_aet = True
-    ae.maximum_associations = dicom.max_associations
+    # The listener counts its association slots itself, apart from connections still negotiating
+    # (dicom_node.associations, dicom_node.connections); pynetdicom's own count, of threads, could
+    # only reach this once both limits were exceeded.
+    ae.maximum_associations = dicom.max_associations + dicom.max_pending_connections
     ae.network_timeout = dicom.network_timeout_seconds
     ae.dimse_timeout = dicom.network_timeout_seconds
-    ae.acse_timeout = min(ACSE_TIMEOUT_SECONDS, dicom.network_timeout_seconds)
-    # Larger PDUs: a 512x512 CT slice arrives in 2 PDUs instead of 32, which saves most of the
-    # per-PDU Python work in pynetdicom's DUL (dcmtk sends up to the size we announce).
+    ae.acse_timeout = dicom.artim_timeout_seconds  # pynetdicom's ARTIM timer runs on it too
     ae.maximum_pdu_size = MAXIMUM_PDU_SIZE
     for context in AllStoragePresentationContexts:
         assert context.abstract_syntax is not None

@@ -3,11 +3,12 @@
 glibc serves an allocation above its mmap threshold (128 KiB at start, raised dynamically to at
 most the largest block freed so far) with a new ``mmap`` and returns it with ``munmap`` when freed.
 Every PDU and data set the listener receives is such a block (a 256 KiB P-DATA-TF, a 512 KiB CT
-slice, copied a few times on its way through pynetdicom), so each one cost a page fault per 4 KiB
-touched: 131 faults per CT slice, a third of a bare pynetdicom SCP's time on this project's
-benchmark VM, where faults are dear.  With a fixed threshold of 32 MiB (the largest glibc takes)
-and a trim threshold of 64 MiB, freed blocks are reused; the cost is that a process keeps up to
-64 MiB per malloc arena of freed memory for the next association instead of returning it.
+slice, copied a few times on its way through pynetdicom), so each one would cost a page fault per
+4 KiB touched.  With a fixed threshold of 32 MiB (the largest glibc takes) and a trim threshold of
+64 MiB, freed blocks are reused; the cost is that a process keeps up to 64 MiB per malloc arena of
+freed memory for the next association instead of returning it.  No buffer is ever sized by what a
+peer declares beyond what the protocol allows (:mod:`dicom_node.pdu_framing`), so this keeps
+memory the listener chose to use, not memory a peer asked for.
 """
 
 from __future__ import annotations

@@ -1,8 +1,14 @@
-"""The association log: one ``associations`` row per association, accepted or refused.
+"""What the listener knows of each association: its state, its slot, and its ``associations`` row.
 
 The row is inserted when the A-ASSOCIATE-RQ is decided and completed when the connection
 closes, with the counts the C-STORE handler kept on the association's :class:`AssociationState`.
 Two writes per association, none per instance.  Failing to write the log never refuses a sender.
+
+:class:`AssociationRegistry` keeps each pynetdicom association's state (by the association object,
+never as an attribute on it) and counts the slots of ``[dicom] max_associations``: a slot is taken
+when we decide to accept an A-ASSOCIATE-RQ and given back when the connection closes or the
+association's thread ends.  Connections still negotiating hold none
+(:mod:`dicom_node.connections` caps those).
 """
 
 from __future__ import annotations
@@ -10,7 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+import weakref
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,12 +26,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from radassist.db.base import utcnow
 from radassist.db.tables import Association
 
+if TYPE_CHECKING:
+    from pynetdicom.association import Association as PynetdicomAssociation
+
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class AssociationState:
-    """What one association did so far; attached to the pynetdicom Association as ``radassist``."""
+    """What one association did so far (kept by :class:`AssociationRegistry`)."""
 
     id: uuid.UUID
     calling_ae: str
@@ -36,6 +47,7 @@ class AssociationState:
     failed: int = 0
     bytes_stored: int = 0
     closed: bool = False
+    holds_slot: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # pynetdicom reports an abort and the closed connection on different threads, in either order;
     # deciding the outcome and writing it happen under this lock so the later report cannot be lost.
@@ -117,3 +129,40 @@ class AssociationLog:
                 session.commit()
         except Exception:  # noqa: BLE001
             logger.warning("could not complete an association record", exc_info=logger.isEnabledFor(logging.DEBUG))
+
+
+class AssociationRegistry:
+    """The state of each association of this listener process, and the slots they hold (thread-safe)."""
+
+    def __init__(self, max_associations: int) -> None:
+        self.max_associations = max_associations
+        self._states: weakref.WeakKeyDictionary[PynetdicomAssociation, AssociationState] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def get(self, assoc: PynetdicomAssociation) -> AssociationState | None:
+        with self._lock:
+            return self._states.get(assoc)
+
+    def refused(self, assoc: PynetdicomAssociation, state: AssociationState) -> None:
+        """Keep the state of an association we refuse (it holds no slot)."""
+        with self._lock:
+            self._states[assoc] = state
+
+    def take_slot(self, assoc: PynetdicomAssociation, state: AssociationState) -> bool:
+        """Keep ``state`` with a slot for ``assoc``; False (and nothing kept) when every slot is taken."""
+        with self._lock:
+            if self._slots_in_use() >= self.max_associations:
+                return False
+            state.holds_slot = True
+            self._states[assoc] = state
+            return True
+
+    @property
+    def slots_in_use(self) -> int:
+        with self._lock:
+            return self._slots_in_use()
+
+    def _slots_in_use(self) -> int:
+        return sum(
+            1 for assoc, state in self._states.items() if state.holds_slot and not state.closed and assoc.is_alive()
+        )

@@ -1,16 +1,12 @@
 """Several listener processes accept from one listening socket; the least busy takes each association.
 
-``[dicom] listener_processes`` > 1 used ``SO_REUSEPORT``: each process had its own socket and the
-kernel chose one by hashing the caller's address and port, blind to how busy each was.  Four
-associations sent at once to two processes landed 2:2 in 6 cases of 16, 3:1 in 8 and 4:0 in 2, so a
-PACS sending on four associations often had one core doing three quarters of the work.
-
-Here the first process binds the port, and every process serves that one socket
-(:class:`SharedListener`, handed to the spawned processes).  Each keeps its number of running
-associations in shared memory (:class:`AssociationLoad`).  When a connection waits, every process
-is woken; one that serves more associations than the least busy process stands back
-(:data:`DEFER_S`) so that process takes it.  A sibling that is hung or gone cannot strand a caller:
-after :data:`LONGEST_DEFERRAL_S` of standing back, a process accepts anyway.
+The first process binds the port, and every process serves that one socket (:class:`SharedListener`,
+handed to the spawned processes), rather than each binding its own with ``SO_REUSEPORT``, where the
+kernel picks a process by hashing the caller's address, blind to how busy each is.  Each process
+keeps its number of open connections in shared memory (:class:`AssociationLoad`).  When a
+connection waits, every process is woken; one that serves more than the least busy process stands
+back (:data:`DEFER_S`) so that process takes it.  A sibling that is hung or gone cannot strand a
+caller: after :data:`LONGEST_DEFERRAL_S` of standing back, a process accepts anyway.
 
 The socket listens only once every process is ready (:meth:`SharedListener.listen_together`):
 a caller that connects during start-up is refused and retries, instead of waiting in the backlog

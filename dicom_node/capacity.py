@@ -1,8 +1,8 @@
 """Back-pressure: below the free-disk threshold the node refuses new work instead of failing mid-study.
 
-The check is one ``statvfs`` call (microseconds), so it runs on every association request and
-every C-STORE.  A change of condition (low <-> ok) is written to ``node_status`` and the event
-log, so the worklist and ops pages can say why studies are not arriving.
+The check is one ``statvfs`` call, so it runs on every association request and every C-STORE.
+A change of condition (low <-> ok) is written to ``node_status`` and the event log, so the
+worklist and ops pages can say why studies are not arriving.
 """
 
 from __future__ import annotations

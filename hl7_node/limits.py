@@ -33,7 +33,7 @@ class ByteBudget:
 
 
 @dataclass(eq=False)
-class Connection:
+class MllpConnection:
     """One accepted connection and what it holds."""
 
     reader: asyncio.StreamReader
@@ -55,9 +55,9 @@ class Slots:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.active: set[Connection] = set()
+        self.active: set[MllpConnection] = set()
 
-    def admit(self, connection: Connection) -> tuple[bool, Connection | None]:
+    def admit(self, connection: MllpConnection) -> tuple[bool, MllpConnection | None]:
         """Whether ``connection`` may be served, and the idle connection to close in its place.
 
         (True, None): a slot was free; (True, victim): ``victim`` gives up its slot; (False, None):
@@ -75,5 +75,5 @@ class Slots:
         self.active.add(connection)
         return True, victim
 
-    def release(self, connection: Connection) -> None:
+    def release(self, connection: MllpConnection) -> None:
         self.active.discard(connection)

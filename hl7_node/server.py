@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from hl7_node.limits import ByteBudget, Connection, Slots
+from hl7_node.limits import ByteBudget, MllpConnection, Slots
 from radassist.config import Hl7Settings, Settings
 from radassist.errors import ConfigError
 from radassist.hl7.mllp import END_BLOCK, START_BLOCK
@@ -98,7 +98,7 @@ class Hl7Listener:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else None
-        connection = Connection(reader, writer, peer)
+        connection = MllpConnection(reader, writer, peer)
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -133,7 +133,7 @@ class Hl7Listener:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _serve(self, connection: Connection) -> None:
+    async def _serve(self, connection: MllpConnection) -> None:
         while True:
             frame = await self._next_frame(connection)
             if frame is None:
@@ -157,12 +157,12 @@ class Hl7Listener:
                 connection.busy = False
                 connection.last_active = time.monotonic()
 
-    def _deadline(self, connection: Connection) -> float:
+    def _deadline(self, connection: MllpConnection) -> float:
         if connection.message_started is None:
             return self._settings.listen_idle_timeout_seconds
         return connection.message_started + self._settings.listen_message_timeout_seconds - time.monotonic()
 
-    async def _refuse_too_large(self, connection: Connection) -> None:
+    async def _refuse_too_large(self, connection: MllpConnection) -> None:
         ack = answer(None, InboundProblem("too_large"), self._settings)
         connection.writer.write(START_BLOCK + ack.encode("utf-8") + END_BLOCK)
         with contextlib.suppress(ConnectionError):
@@ -171,7 +171,7 @@ class Hl7Listener:
             f"a message passed {self._settings.listen_max_message_bytes} bytes ([hl7] listen_max_message_bytes)"
         )
 
-    async def _next_frame(self, connection: Connection) -> bytes | None:
+    async def _next_frame(self, connection: MllpConnection) -> bytes | None:
         """The next frame's bytes (without the end block), or None when the peer closed."""
         settings, buffer = self._settings, connection.buffer
         while True:

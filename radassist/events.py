@@ -44,6 +44,7 @@ class EventTag(StrEnum):
     ASSOCIATION_REFUSED = "node:association:refused"
     HL7_ORDER_RECEIVED = "hl7:order:received"
     HL7_REPORT_RECEIVED = "hl7:report:received"
+    GROUNDING_SR_BUILT = "job:grounding_sr:built"
     DRAFT_HELD = "job:draft:held"
     DRAFT_RELEASED = "job:draft:released"
     DRAFT_DISCARDED = "job:draft:discarded"

@@ -48,6 +48,8 @@ class DeliveryState(StrEnum):
 class DeliveryChannel(StrEnum):
     SR = "sr"
     HL7 = "hl7"
+    GROUNDING_SR = "grounding_sr"
+    """The measurement report (TID 1500) of a grounded draft's boxes, beside the draft SR."""
 
 
 FINAL_JOB_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.DISCARDED})

@@ -10,11 +10,11 @@ from radassist.actions.intake import intake_paused, pause_intake, paused_ae_titl
 from radassist.actions.jobs import cancel_job, retry_delivery, retry_job
 from radassist.actions.outcome import IN_PROGRESS, ActionResult, Dispatch, audit, refused
 from radassist.actions.review import discard_draft, release_draft
-from radassist.actions.studies import force_complete, redraft
+from radassist.actions.studies import force_complete, redraft, resolve_identity
 from radassist.actions.verdicts import VerdictInput, give_verdict
 
 __all__ = [
     "IN_PROGRESS", "ActionResult", "Dispatch", "VerdictInput", "audit", "cancel_held", "cancel_job", "discard_draft",
     "force_complete", "give_verdict", "intake_paused", "pause_intake", "paused_ae_titles", "redraft", "refused",
-    "release_draft", "resume_intake", "retry_delivery", "retry_job", "send_held",
+    "release_draft", "resolve_identity", "resume_intake", "retry_delivery", "retry_job", "send_held",
 ]

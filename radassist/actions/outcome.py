@@ -40,6 +40,8 @@ class ActionResult:
     ok: bool
     message: str
     dispatch: tuple[Dispatch, ...] = field(default=())
+    removed_files: tuple[str, ...] = field(default=())
+    """Instance files (relative to the instance store) the caller removes once the action committed."""
 
 
 def audit(session: Session, user: str, action: str, target: str | None, outcome: str, **detail: Any) -> None:

@@ -17,6 +17,7 @@ from radassist.broker import DRAFT_TASK
 from radassist.db.base import utcnow
 from radassist.db.tables import Job, Study
 from radassist.events import EventTag, record_event
+from radassist.intake.identity import resolve_identity_conflict
 from radassist.states import JobState, StudyState
 
 
@@ -72,3 +73,15 @@ def redraft(session: Session, study_id: uuid.UUID, user: str, model_name: str) -
     job = _new_job(session, study, model_name, utcnow())
     return done(session, user, "redraft", target, "new job queued",
                 (Dispatch.of(DRAFT_TASK, str(job.id)),), job_id=str(job.id))
+
+
+def resolve_identity(session: Session, study_id: uuid.UUID, user: str, keep_instance_id: uuid.UUID,
+                     resolution: str) -> ActionResult:
+    """An admin decides which patient a study held for an identity conflict is of (audited by intake)."""
+    try:
+        outcome = resolve_identity_conflict(session, study_id, user, keep_instance_id=keep_instance_id,
+                                            resolution=resolution)
+    except ValueError:
+        return refused(session, user, "resolve_identity", str(study_id), f"unknown resolution {resolution[:32]!r}")
+    return ActionResult(outcome.ok, outcome.message, removed_files=outcome.removed_paths)
+

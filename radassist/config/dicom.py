@@ -94,9 +94,17 @@ class DicomSettings(Section):
     study_quiet_seconds: float = Field(10.0, gt=0)
     """A study is complete when no instance of it has arrived for this many seconds."""
     max_associations: int = Field(16, ge=1)
-    """Most simultaneous associations per listener process; more are refused (A-ASSOCIATE-RJ, transient)."""
+    """Most simultaneous associations per listener process; more are refused (A-ASSOCIATE-RJ,
+    transient, local limit exceeded). Connections still negotiating do not count."""
     network_timeout_seconds: float = Field(60.0, gt=0)
-    """An association idle for this long is aborted."""
+    """An association idle for this long is aborted; a PDU that began to arrive must be whole within
+    it, and the peer must take each PDU we send within it."""
+    artim_timeout_seconds: float = Field(30.0, gt=0, le=300)
+    """A connection on which no association is accepted within this time is closed (the ARTIM
+    timer of PS3.8 9.1.5; on the TLS port the handshake counts too)."""
+    max_pending_connections: int = Field(64, ge=1)
+    """Most connections per listener process still negotiating an association; they never take one
+    of ``max_associations``. One more closes the oldest still negotiating."""
     series_quiet_seconds: float = Field(0.0, ge=0)
     """With ``required_series`` rules all met, a study completes after this much quiet instead of
     ``study_quiet_seconds`` (0: off). Per pipeline in ``[[pipelines]]``."""
@@ -121,6 +129,10 @@ class DicomSettings(Section):
     """PEM CA(s) that sign client certificates; required when ``tls_require_client_cert`` is on."""
     tls_require_client_cert: bool = False
     """Refuse TLS connections without a client certificate signed by ``tls_ca_file``."""
+    pynetdicom_fast_path: bool = True
+    """Run the listener with its changes to pynetdicom's internals (``dicom_node.fastpath``: less work
+    per instance), checked at start against the installed pynetdicom. false: stock pynetdicom through
+    its public API only."""
     listener_processes: int = Field(1, ge=1, le=64)
     """Listener processes serving the port(s): parallel associations then use several cores; the
     process serving fewest associations takes each new one. 1: one process. Up to one per core, on

@@ -73,5 +73,11 @@ class ModelSettings(Section):
     """Slices of a CT/MR volume shown to the model (before multiplying by CT windows in ``images`` mode)."""
     profiles: tuple[PromptProfileSettings, ...] = ()
     """Site prompt profiles (``[[model.profiles]]``), tried before the built-in ones."""
+    box_grammar: Literal["auto", "none", "qwen2_5_vl", "maira_2"] = "auto"
+    """How the model writes the boxes of grounded findings: ``auto`` recognises it from the model's
+    name, architecture and processor (Qwen2.5-VL, MAIRA-2); ``none`` reads no boxes."""
+    pad_to_square: bool = False
+    """Pad each picture to a centred black square after shrinking it to ``image_size`` (for models
+    trained on square pictures); boxes are mapped back through the padding."""
 
 

@@ -19,7 +19,7 @@ def send_delivery(delivery: Delivery, settings: Settings, outputs: OutputStore) 
     """
     if not delivery.payload_path:
         raise PermanentFailure("the delivery has no stored payload", code="delivery.no_payload")
-    if delivery.channel is DeliveryChannel.SR:
+    if delivery.channel in (DeliveryChannel.SR, DeliveryChannel.GROUNDING_SR):
         try:
             destination = settings.destination(delivery.destination)
         except KeyError:

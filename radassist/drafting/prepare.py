@@ -57,7 +57,7 @@ def prepare_job(claimed: ClaimedJob, settings: ModelSettings, order: OrderContex
     chooser = ProfileChooser(settings)
     try:
         study = prepare_study(claimed.paths, image_size=settings.image_size, max_images=settings.max_images,
-                              resolve=chooser)
+                              resolve=chooser, square=settings.pad_to_square)
     except RadAssistError as exc:
         return exc
     except Exception as exc:  # a bug or a library failure

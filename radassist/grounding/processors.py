@@ -3,8 +3,9 @@
 Boxes are written in the coordinates of the picture the vision encoder saw, which the processor
 sized: Qwen2.5-VL resizes each picture with ``smart_resize`` to multiples of 28 pixels (aspect
 ratio kept only approximately), MAIRA-2 resizes the shortest edge to 518 and crops the centre
-square.  These sizes are taken from transformers' own functions, never re-derived here, so a
-change in the library moves our mapping with it.  transformers (and torch) are imported only
+square, LLaVA-OneVision squeezes the whole picture into its 384 x 384 base view.  These sizes are
+taken from the processor's own settings and transformers' own functions, never re-derived here, so
+a change in the library moves our mapping with it.  transformers (and torch) are imported only
 when a step is computed.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from radassist.grounding.geometry import Crop, Resize, Size, Step
+from radassist.grounding.geometry import Crop, Resize, Size, Step, pad_to_square
 
 # MAIRA-2's image processor (BitImageProcessor, as its encoder RAD-DINO's): shortest edge, then crop.
 MAIRA_2_SHORTEST_EDGE = 518
@@ -80,17 +81,47 @@ def maira_2_steps(size: Size) -> tuple[Step, ...]:
     return shortest_edge_centre_crop(size, shortest_edge=MAIRA_2_SHORTEST_EDGE, crop=Size(MAIRA_2_CROP, MAIRA_2_CROP))
 
 
-def processor_steps(image_processor: Any, size: Size) -> tuple[Step, ...]:
-    """The steps a loaded transformers image processor applies to a ``size`` picture.
+def llava_onevision_steps(size: Size, base: Size, *, pictures: int = 1) -> tuple[Step, ...]:
+    """The whole-picture view LLaVA-OneVision's processor gives the model of a ``size`` picture.
+
+    Shown alone, a picture becomes the base picture -- the whole picture resized to ``base``
+    (aspect ratio not kept) -- followed by tiles of a higher-resolution copy: the tiles are finer
+    views of the same picture, so the base picture is the frame of reference of a box.  Shown with
+    others, a picture is padded to a centred square and resized to ``base``, and not tiled.
+    """
+    steps: tuple[Step, ...] = ()
+    if pictures > 1 and size.width != size.height:
+        steps = (pad_to_square(size),)
+    before = steps[-1].after if steps else size
+    if before != base:
+        steps += (Resize(before, base),)
+    return steps
+
+
+def _llava_onevision(image_processor: Any, size: Size, pictures: int) -> tuple[Step, ...]:
+    resize_size: Any = image_processor.size
+    if getattr(resize_size, "height", None) and getattr(resize_size, "width", None):
+        base = Size(int(resize_size.width), int(resize_size.height))
+    else:
+        base = Size(int(resize_size.shortest_edge), int(resize_size.shortest_edge))
+    return llava_onevision_steps(size, base, pictures=pictures)
+
+
+def processor_steps(image_processor: Any, size: Size, *, pictures: int = 1) -> tuple[Step, ...]:
+    """The steps a loaded transformers image processor applies to a ``size`` picture, one of
+    ``pictures`` shown together.
 
     Knows the Qwen2-VL family (``smart_resize`` with the processor's own pixel bounds, patch and
-    merge sizes) and processors that resize to a shortest edge or a fixed size and may crop the
-    centre (CLIP, BiT, SigLIP).  Anything else (tiling processors such as LLaVA-OneVision's
-    any-resolution grid) raises ValueError: its boxes cannot be mapped by these steps.
+    merge sizes), LLaVA-OneVision (its whole-picture base view, :func:`llava_onevision_steps`), and
+    processors that resize to a shortest edge or a fixed size and may crop the centre (CLIP, BiT,
+    SigLIP).  Anything else (other tiling processors, such as LLaVA-NeXT's) raises ValueError: its
+    boxes cannot be mapped by these steps.
     """
     name = type(image_processor).__name__
     resize_size: Any = getattr(image_processor, "size", None)
     do_resize = bool(getattr(image_processor, "do_resize", True))
+    if name.startswith("LlavaOnevisionImageProcessor"):
+        return _llava_onevision(image_processor, size, pictures)
     if name.startswith("Qwen2VLImageProcessor"):
         if not do_resize:
             return ()

@@ -27,8 +27,10 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from radassist.errors import PermanentFailure
+from radassist.grounding.geometry import PictureGeometry, Size, Step
 from radassist.imaging.context import ClinicalContext, clinical_context
-from radassist.imaging.pixels import WindowMode, check_windows, frame_pictures, to_image
+from radassist.imaging.geometry import fit_picture, picture_geometry
+from radassist.imaging.pixels import WindowMode, check_windows, frame_pictures
 from radassist.imaging.select import Frame, select_frames
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,10 @@ class PreparedStudy:
     """The volume series shown (hashed UID, number, description, slices): stored with the draft."""
     lateralities: frozenset[str] = frozenset()
     """ImageLaterality/Laterality values of the images shown (``R``, ``L``, ``B``)."""
+    geometries: tuple[PictureGeometry, ...] = ()
+    """Where each picture came from and how it was made (source frame, resize, padding), by its
+    index in ``images``: what maps a box the model draws back onto the source image.  A picture
+    whose geometry cannot be stated has none."""
 
 
 @dataclass(frozen=True)
@@ -95,21 +101,29 @@ def _read_all(paths: Sequence[Path]) -> tuple[list[tuple[Path, Dataset]], int]:
     return items, unreadable
 
 
+Rendered = list[tuple[Image.Image, Size, tuple[Step, ...]]]
+"""A frame's pictures, each with the decoded frame's size and the steps from it to the picture."""
+
+
 def _render_all(frames: Sequence[Frame], windows: tuple[str, ...], window_mode: WindowMode,
-                image_size: int) -> list[list[Image.Image] | PermanentFailure]:
+                image_size: int, square: bool) -> list[Rendered | PermanentFailure]:
     """Each frame as its pictures (one per window in ``images`` mode), or why it could not be decoded.
 
     Decoding, windowing and resizing release the GIL for most of their time: a few threads
     overlap them (and the file reads); each holds one slice, so memory stays a few slices.
     """
 
-    def render(frame: Frame) -> list[Image.Image] | PermanentFailure:
+    def render(frame: Frame) -> Rendered | PermanentFailure:
         try:
             pictures = frame_pictures(frame.dataset, frame.frame, windows=windows, window_mode=window_mode,
                                       path=frame.path)
         except PermanentFailure as exc:
             return exc
-        return [to_image(picture, image_size) for picture in pictures]
+        rendered: Rendered = []
+        for picture in pictures:
+            shown, steps = fit_picture(picture, image_size, square=square)
+            rendered.append((shown, Size(*picture.size), steps))
+        return rendered
 
     threads = min(DECODE_THREADS, len(frames))
     if threads <= 1:
@@ -126,10 +140,11 @@ class _Shown:
     labels: list[str] = dataclasses.field(default_factory=list)
     uids: list[str] = dataclasses.field(default_factory=list)
     failures: list[PermanentFailure] = dataclasses.field(default_factory=list)
+    geometries: list[PictureGeometry] = dataclasses.field(default_factory=list)
     windowed: bool = False
 
 
-def _collect(frames: Sequence[Frame], rendered: list[list[Image.Image] | PermanentFailure],
+def _collect(frames: Sequence[Frame], rendered: list[Rendered | PermanentFailure],
              windows: tuple[str, ...]) -> _Shown:
     shown = _Shown()
     for frame, result in zip(frames, rendered, strict=True):
@@ -138,7 +153,10 @@ def _collect(frames: Sequence[Frame], rendered: list[list[Image.Image] | Permane
             continue
         if windows and str(frame.dataset.get("Modality", "")).upper() == "CT":
             shown.windowed = True
-        for index, picture in enumerate(result):
+        for index, (picture, decoded, steps) in enumerate(result):
+            geometry = picture_geometry(frame.dataset, frame.frame, len(shown.images), decoded, steps)
+            if geometry is not None:
+                shown.geometries.append(geometry)
             shown.images.append(picture)
             label = frame.label
             if len(result) > 1:
@@ -167,6 +185,7 @@ def prepare_study(
     windows: Sequence[str] = (),
     window_mode: WindowMode = "channels",
     resolve: Callable[[ClinicalContext], RenderOptions] | None = None,
+    square: bool = False,
 ) -> PreparedStudy:
     """Read a study's stored files and return the images the model should see, with context.
 
@@ -175,6 +194,8 @@ def prepare_study(
     or as separate images (``window_mode``).  No more than ``max_images`` images are returned.
     ``resolve``, when given, picks those three from the study's clinical context instead (the
     worker passes its prompt-profile choice), after the headers are read and before any decoding.
+    ``square`` pads each picture to a centred square (black) after shrinking it; each picture's
+    steps are recorded in ``geometries``.
 
     Raises ``PermanentFailure`` ``imaging.no_images`` when nothing is an image, and
     ``dicom.undecodable`` when there are images but none of them could be decoded.
@@ -197,7 +218,8 @@ def prepare_study(
         notes.insert(0, f"{unreadable} unreadable file(s) skipped")
     if not selection.frames:
         raise PermanentFailure("the study holds no image the model can read", code="imaging.no_images")
-    shown = _collect(selection.frames, _render_all(selection.frames, checked, window_mode, image_size), checked)
+    rendered = _render_all(selection.frames, checked, window_mode, image_size, square)
+    shown = _collect(selection.frames, rendered, checked)
     if shown.failures:
         notes.append(f"{len(shown.failures)} image(s) could not be decoded")
     if not shown.images:
@@ -217,4 +239,5 @@ def prepare_study(
         labels=tuple(shown.labels),
         series_chosen=chosen,
         lateralities=frozenset(selection.lateralities),
+        geometries=tuple(shown.geometries),
     )

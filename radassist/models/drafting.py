@@ -19,6 +19,7 @@ from radassist.errors import PermanentFailure, RadAssistError
 from radassist.imaging.prepare import PreparedStudy
 from radassist.models.base import DraftRequest, DraftResult, Generation, GenerationBackend
 from radassist.models.checks import check_generation, output_warnings
+from radassist.models.grounded import grammar_of, ground, with_instruction
 from radassist.models.postprocess import split_report
 from radassist.models.prompts import PROMPT_VERSION, build_prompt
 from radassist.safety import Check, SafetyWarning, StudyFacts, consistency_warnings
@@ -67,9 +68,10 @@ def _sections(text: str, warnings: Sequence[SafetyWarning]) -> tuple[str, str]:
 
 def _result(backend: GenerationBackend, item: DraftInput, prompt: str, generation: Generation) -> DraftResult:
     check_generation(generation)
-    warnings = output_warnings(generation)
-    findings, impression = _sections(generation.text, warnings)
     study = item.study
+    text, grounding = ground(backend, study, generation.text)
+    warnings = output_warnings(generation)
+    findings, impression = _sections(text, warnings)
     warnings += consistency_warnings(f"{findings}\n{impression}", study_facts(item))
     if warnings:
         logger.info("draft has %d safety warning(s): %s", len(warnings), ", ".join(w.check for w in warnings))
@@ -89,6 +91,8 @@ def _result(backend: GenerationBackend, item: DraftInput, prompt: str, generatio
             "series_chosen": study.series_chosen,
         }
     )
+    if grounding is not None:
+        record["grounding"] = grounding
     return DraftResult(
         findings=findings,
         impression=impression,
@@ -103,7 +107,7 @@ def _result(backend: GenerationBackend, item: DraftInput, prompt: str, generatio
 
 def draft_many(backend: GenerationBackend, items: Sequence[DraftInput]) -> list[DraftResult | RadAssistError]:
     """Draft every item in one backend call; each entry is its draft or the reason it has none."""
-    prompts = [item.prompt() for item in items]
+    prompts = [with_instruction(item.prompt(), grammar_of(backend)) for item in items]
     requests = [DraftRequest(item.study.images, prompt, item.study.labels) for item, prompt in zip(items, prompts, strict=True)]
     try:
         generations = backend.generate(requests)

@@ -28,9 +28,11 @@ from PIL import Image
 
 from radassist.config import ModelSettings
 from radassist.errors import PermanentFailure, RadAssistError, TransientFailure
+from radassist.grounding import BoxGrammar
 from radassist.imaging.prepare import PreparedStudy
 from radassist.models.base import DraftRequest, DraftResult, Generation, StopReason
 from radassist.models.drafting import DraftInput, draft_one
+from radassist.models.grounded import resolve_grammar
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ class OpenAIDraftModel:
             limits=httpx.Limits(max_connections=settings.concurrency),
         )
         self._slots = threading.BoundedSemaphore(settings.concurrency)
+        # The served model's processor is not visible here: its boxes are mapped with the stock one's sizing.
+        self.box_grammar: BoxGrammar | None = resolve_grammar(settings.box_grammar, settings.name)
 
     def describe(self) -> dict[str, Any]:
         return {

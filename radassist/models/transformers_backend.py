@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,9 +23,13 @@ import transformers
 
 from radassist.config import ModelSettings
 from radassist.errors import PermanentFailure, TransientFailure
+from radassist.grounding import BoxGrammar, Size
+from radassist.grounding.geometry import Step
+from radassist.grounding.processors import processor_steps
 from radassist.imaging.prepare import PreparedStudy
 from radassist.models.base import DraftRequest, DraftResult, Generation, StopReason
 from radassist.models.drafting import DraftInput, draft_one
+from radassist.models.grounded import resolve_grammar
 from radassist.models.identity import model_identity
 from radassist.models.processors import load_processor
 
@@ -86,6 +91,21 @@ class TransformersDraftModel:
         eos = self.model.generation_config.eos_token_id
         self._eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         self._lock = threading.Lock()
+        # What the model is, most telling first: its architecture, its processor, then its own name (a
+        # folder's name, not the folders above it).
+        image_processor = getattr(self.processor, "image_processor", None)
+        self.box_grammar: BoxGrammar | None = resolve_grammar(
+            settings.box_grammar, *(getattr(self.model.config, "architectures", None) or ()),
+            type(self.processor).__name__, type(image_processor).__name__ if image_processor is not None else None,
+            Path(settings.name).name if Path(settings.name).expanduser().is_dir() else settings.name,
+        )
+
+    def picture_steps(self, size: Size, pictures: int) -> tuple[Step, ...]:
+        """What the processor does to a ``size`` picture shown with ``pictures - 1`` others (for grounding)."""
+        image_processor = getattr(self.processor, "image_processor", None)
+        if image_processor is None:
+            raise ValueError("the processor has no image processor")
+        return processor_steps(image_processor, size, pictures=pictures)
 
     def describe(self) -> dict[str, Any]:
         return {

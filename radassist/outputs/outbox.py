@@ -60,7 +60,8 @@ def _oru_state(built: BuiltOutputs, hold: Hold | None) -> dict[str, object]:
 
 def _rows(job_id: uuid.UUID, plan: OutputPlan, built: BuiltOutputs, now: dt.datetime,
           oru_hold: Hold | None = None) -> list[Delivery]:
-    """One delivery per destination (its class's SR) and one for the RIS; failed when not built,
+    """One delivery per destination (its class's SR), one more per destination for a grounded draft's
+    measurement report (when its class can carry one), and one for the RIS; failed when not built,
     held when it must not go yet."""
     rows = []
     for destination in plan.destinations:
@@ -69,6 +70,16 @@ def _rows(job_id: uuid.UUID, plan: OutputPlan, built: BuiltOutputs, now: dt.date
             job_id=job_id, channel=DeliveryChannel.SR, destination=destination.name, next_attempt_at=now,
             payload_path=stored[1] if stored else None,
             **(_pending() if stored else _failed(built.sr_failures.get(destination.sr_class))),
+        ))
+    for destination in plan.destinations:
+        sr_class = destination.sr_class
+        if sr_class not in built.grounding_files and sr_class not in built.grounding_failures:
+            continue  # not grounded, or a class that cannot carry image regions (Basic Text)
+        report = built.grounding_files.get(sr_class)
+        rows.append(Delivery(
+            job_id=job_id, channel=DeliveryChannel.GROUNDING_SR, destination=destination.name, next_attempt_at=now,
+            payload_path=report[1] if report else None,
+            **(_pending() if report else _failed(built.grounding_failures.get(sr_class))),
         ))
     if plan.send_hl7:
         control_id, relpath = built.oru_file or (None, None)
@@ -96,6 +107,9 @@ def _record(session: Session, job: Job, built: BuiltOutputs, rows: list[Delivery
     if built.sr_files:
         record_event(session, EventTag.SR_BUILT, study_id=job.study_id, job_id=job.id,
                      sr_classes=list(built.sr_files), predecessors=predecessors)
+    if built.grounding_files:
+        record_event(session, EventTag.GROUNDING_SR_BUILT, study_id=job.study_id, job_id=job.id,
+                     sr_classes=list(built.grounding_files), boxes=built.boxes)
     for row in rows:
         if row.state is DeliveryState.FAILED:
             record_event(session, EventTag.OUTPUT_FAILED, study_id=job.study_id, job_id=job.id,

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from radassist.read.grounding import GroundingView
 from radassist.read.review import ReviewView
 from radassist.states import FINAL_JOB_STATES, DeliveryChannel, DeliveryState, JobState, StudyState
 
@@ -171,8 +172,25 @@ class StudyView(StudyRow):
     """The instances whose images the model was shown."""
     associations: tuple[AssociationRow, ...] = ()
     """The associations that brought the study (from its calling AE, open while it was received)."""
+    patient_groups: tuple[PatientGroupRow, ...] = ()
+    """For a study held for an identity conflict: its instances grouped by the patient they name."""
+    grounding: GroundingView | None = None
+    """The latest draft's findings with boxes, on the images the model saw (a grounded draft only)."""
     review: ReviewView | None = None
     """The latest draft's safety warnings (with explanations), whether it is held, and its verdicts."""
+
+
+@dataclass(frozen=True, slots=True)
+class PatientGroupRow:
+    """The instances of a study that name one patient (compared as keyed hashes, never by values)."""
+
+    label: str
+    """``A``, ``B``, ...: in the order the groups first arrived."""
+    instances: int
+    first_received_at: dt.datetime
+    instance_id: uuid.UUID
+    """The group's first instance: what a resolution keeps to say which patient is right."""
+    series_descriptions: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,9 +233,31 @@ class ProbeStatus:
     disk_free: int | None
 
 
+@dataclass(frozen=True)
+class Freed:
+    """What removing studies' files freed."""
+
+    studies: int = 0
+    files: int = 0
+    bytes: int = 0
+
+    def __add__(self, other: Freed) -> Freed:
+        return Freed(self.studies + other.studies, self.files + other.files, self.bytes + other.bytes)
+
+
+@dataclass(frozen=True)
+class RetentionSummary:
+    last_day: Freed
+    total: Freed
+    last_removal_at: dt.datetime | None
+    """When retention last removed a study's files (None: never)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SystemView(ProbeStatus):
     """The system page: the probe's answers and the studies per state of the last hour and day."""
 
     counts_last_hour: dict[str, int] = field(default_factory=dict)
     counts_last_day: dict[str, int] = field(default_factory=dict)
+    retention: RetentionSummary | None = None
+    """What retention freed (studies, files, bytes) in the last day and in all."""

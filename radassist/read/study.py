@@ -8,13 +8,23 @@ import uuid
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import inspect, or_, select
+from sqlalchemy import func, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from radassist.db.tables import Association, Draft, Event, Instance, Job, Series
 from radassist.events import EventTag
+from radassist.read.grounding import grounding_view
 from radassist.read.review import review_view
-from radassist.read.rows import AssociationRow, DraftRow, EventRow, JobRow, SeriesRow, StudyRow, StudyView
+from radassist.read.rows import (
+    AssociationRow,
+    DraftRow,
+    EventRow,
+    JobRow,
+    PatientGroupRow,
+    SeriesRow,
+    StudyRow,
+    StudyView,
+)
 from radassist.read.worklist import deliveries_for, study_row, worklist_query
 
 ASSOCIATION_SLACK = dt.timedelta(seconds=5)
@@ -115,9 +125,36 @@ def study_view(session: Session, study_id: uuid.UUID) -> StudyView | None:
         draft=draft,
         series=_series(session, study_id),
         associations=_associations(session, row),
+        patient_groups=_patient_groups(session, study_id) if row.state == "identity_conflict" else (),
+        grounding=grounding_view(record),
         review=review_view(session, r.draft_id),
         **_what_the_model_saw(record),
     )
+
+
+def _patient_groups(session: Session, study_id: uuid.UUID) -> tuple[PatientGroupRow, ...]:
+    """The study's instances grouped by the patient they name, first arrived first."""
+    first = func.min(Instance.received_at)
+    groups = session.execute(
+        select(Instance.patient_key, func.count(), first)
+        .where(Instance.study_id == study_id, Instance.patient_key.is_not(None))
+        .group_by(Instance.patient_key)
+        .order_by(first)
+    ).all()
+    out = []
+    for n, (key, count, first_at) in enumerate(groups):
+        instance_id, _ = session.execute(
+            select(Instance.id, Instance.received_at).where(Instance.study_id == study_id, Instance.patient_key == key)
+            .order_by(Instance.received_at, Instance.id).limit(1)
+        ).one()
+        descriptions = session.scalars(
+            select(Series.series_description).distinct().join(Instance, Instance.series_id == Series.id)
+            .where(Instance.study_id == study_id, Instance.patient_key == key, Series.series_description.is_not(None))
+        ).all()
+        out.append(PatientGroupRow(label=chr(ord("A") + n) if n < 26 else str(n + 1), instances=int(count),
+                                   first_received_at=first_at, instance_id=instance_id,
+                                   series_descriptions=tuple(sorted(str(d) for d in descriptions))))
+    return tuple(out)
 
 
 def instance_path(session: Session, study_id: uuid.UUID, sop_instance_uid: str) -> str | None:

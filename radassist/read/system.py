@@ -1,5 +1,5 @@
 """The system page and the audit log: what the probe learnt outside the database, the studies per
-state of the last hour and day, the paused calling AE titles, the admin's actions."""
+state of the last hour and day, what retention freed, the paused calling AE titles, the admin's actions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from radassist.db.tables import AuditEntry, IntakePause
+from radassist.read.retention import retention_summary
 from radassist.read.rows import AuditRow, PauseRow, ProbeStatus, SystemView
 from radassist.read.worklist import counts_by_state
 
@@ -29,6 +30,7 @@ def system_view(session: Session, status: ProbeStatus, now: dt.datetime) -> Syst
         **{f.name: getattr(status, f.name) for f in fields(ProbeStatus)},
         counts_last_hour=counts["hour"],
         counts_last_day=counts["day"],
+        retention=retention_summary(session, now),
     )
 
 

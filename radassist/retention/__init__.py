@@ -11,6 +11,6 @@ folder in the instance store) and its jobs' outputs (SR files, HL7 messages) are
 
 A study not yet delivered (receiving, held for an identity conflict, drafting, delivering, failed,
 cancelled) is never removed.  The study's rows, draft and timeline stay, with ``files_removed_at``
-set and a ``study:files:removed`` event saying what was freed (:mod:`radassist.retention.summary`
+set and a ``study:files:removed`` event saying what was freed (:mod:`radassist.read.retention`
 totals them for the System page).  The scheduler runs it (``workers/tasks/retention.py``).
 """

@@ -24,8 +24,8 @@ from radassist.db.engine import write_turn
 from radassist.db.tables import Instance, Job, Series, Study
 from radassist.events import EventTag, record_event
 from radassist.identifiers import study_handle
+from radassist.read.rows import Freed
 from radassist.retention.candidates import done_studies
-from radassist.retention.summary import Freed
 from radassist.store.durable import fsync_dir
 from radassist.store.instances import InstanceStore
 

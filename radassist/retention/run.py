@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from radassist.config import Settings
 from radassist.pipelines import all_pipelines
+from radassist.read.rows import Freed
 from radassist.retention.candidates import DoneStudy, done_studies, fetch
 from radassist.retention.remove import remove_study
-from radassist.retention.summary import Freed
 from radassist.store.instances import InstanceStore
 
 logger = logging.getLogger(__name__)

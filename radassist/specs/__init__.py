@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 DOCUMENTS: dict[str, str] = {
-    "docs/dicom-conformance-statement.md": "radassist.specs.conformance:render",
+    "docs/dicom-conformance-statement.md": "dicom_node.conformance:render",
     "docs/hl7-interface-specification.md": "radassist.specs.hl7_interface:render",
 }
 

@@ -37,7 +37,13 @@ from pydicom.valuerep import DA, TM
 from radassist.grounding.boxes import FindingCode
 from radassist.grounding.geometry import MappedFinding, SourceBox
 from radassist.sr import codes
-from radassist.sr.header import check_sources, evidence, local_time
+from radassist.sr.header import (
+    check_sources,
+    contribution_datetime,
+    evidence,
+    fix_contribution_times,
+    local_time,
+)
 from radassist.sr.uids import RADASSIST_NAMESPACE, device_observer_uid
 from radassist.sr.values import CodedLabel, lo
 
@@ -50,13 +56,17 @@ QUALITATIVE_EVALUATIONS = Code("C0034375", "UMLS", "Qualitative Evaluations")
 IMAGING_PROCEDURE: Code = dcm_codes.SCT.ImagingProcedure  # 363679005, when the order names none
 
 
-def grounding_sr_uids(job_id: uuid.UUID) -> tuple[str, str]:
-    """``(series_instance_uid, sop_instance_uid)`` of the measurement report of ``job_id``'s draft;
-    distinct from the draft SR's, and the same on every retry."""
+def grounding_sr_uids(job_id: uuid.UUID, sr_class: SrClass = "enhanced") -> tuple[str, str]:
+    """``(series_instance_uid, sop_instance_uid)`` of the measurement report of ``job_id``'s draft
+    in SR class ``sr_class``; distinct from the draft SR's, and the same on every retry.  The
+    classes share the series; each has its own SOP Instance UID (SOP classes must not share one)."""
     if not isinstance(job_id, uuid.UUID):
         raise TypeError(f'Argument "job_id" must be a uuid.UUID, not {type(job_id).__name__}.')
+    if sr_class not in _SR_TYPES:
+        raise ValueError('Argument "sr_class" must be "enhanced" or "comprehensive".')
     series = uuid.uuid5(RADASSIST_NAMESPACE, f"grounding-sr-series:{job_id}")
-    instance = uuid.uuid5(RADASSIST_NAMESPACE, f"grounding-sr-instance:{job_id}")
+    key = f"grounding-sr-instance:{job_id}" if sr_class == "enhanced" else f"grounding-sr-instance:{sr_class}:{job_id}"
+    instance = uuid.uuid5(RADASSIST_NAMESPACE, key)
     return str(hd.UID.from_uuid(str(series))), str(hd.UID.from_uuid(str(instance)))
 
 
@@ -268,6 +278,7 @@ def build_measurement_report(
     )
     if tz_offset is not None:
         sr.TimezoneOffsetFromUTC = tz_offset
+    fix_contribution_times(sr, contribution_datetime(local_now, tz_offset))  # as the draft SR's
     if sr.StudyInstanceUID != study_uid:  # highdicom copies it from the first evidence item
         raise ValueError('Argument "sources" does not name one study.')
     return sr

@@ -29,7 +29,7 @@ from radassist.db.engine import make_sessionmaker
 from radassist.read.metrics import database_registry
 from radassist.web.cache import TtlCache
 from radassist.web.deps import LoginRequired
-from radassist.web.routes import actions, auth, ops, review, review_actions, system, worklist
+from radassist.web.routes import actions, auth, grounding, ops, review, review_actions, system, worklist
 from radassist.web.system import SystemProbe
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -135,6 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(actions.router)
     app.include_router(system.router)
     app.include_router(ops.router)
+    app.include_router(grounding.router)
     app.include_router(review.router)
     app.include_router(review_actions.router)
     return app

@@ -9,7 +9,8 @@ architecture is built with random towers and a decoder wired to write one fixed 
 * ``llava``: SigLIP tower + Llama decoder;
 * ``qwen2_vl`` and ``qwen2_5_vl``: their own ViT with 2D RoPE (windowed attention in 2.5) and
   patch merger + Qwen2 decoder with M-RoPE;
-* ``idefics3`` (SmolVLM): SigLIP tower, pixel shuffle + Llama decoder.
+* ``idefics3`` (SmolVLM): SigLIP tower, pixel shuffle + Llama decoder;
+* ``llava_onevision`` (RadVLM): SigLIP tower, any-resolution tiles + Qwen2 decoder.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from radassist_devtools.tiny_models.common import DEFAULT_TINY_REPORT, report_units
 
-SUPPORTED_ARCHS = ("gemma3", "llava", "qwen2_vl", "qwen2_5_vl", "idefics3")
+SUPPORTED_ARCHS = ("gemma3", "llava", "qwen2_vl", "qwen2_5_vl", "idefics3", "llava_onevision")
 
 
 def write_tiny_model(folder: Path, *, arch: str = "gemma3", report: str = DEFAULT_TINY_REPORT) -> Path:
@@ -43,6 +44,10 @@ def write_tiny_model(folder: Path, *, arch: str = "gemma3", report: str = DEFAUL
         from radassist_devtools.tiny_models import idefics3
 
         idefics3.write(folder, units)
+    elif arch == "llava_onevision":
+        from radassist_devtools.tiny_models import llava_onevision
+
+        llava_onevision.write(folder, units)
     else:
         from radassist_devtools.tiny_models import qwen2_vl
 

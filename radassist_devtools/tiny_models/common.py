@@ -110,3 +110,15 @@ def save(folder: Path, model: Any, processor: Any, *, arch: str, units: list[str
     (folder / "radassist-tiny.json").write_text(
         json.dumps({"arch": arch, "report_units": units}, indent=2), encoding="utf-8"
     )
+
+
+def name_stock_processor(folder: Path, processor_class: Any) -> None:
+    """Name the stock processor class (not its image-only subclass) in the saved files, so any
+    transformers install (with torchvision) loads it as usual."""
+    for name in ("processor_config.json", "tokenizer_config.json"):
+        path = folder / name
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if "processor_class" in data:
+                data["processor_class"] = processor_class.__name__
+                path.write_text(json.dumps(data, indent=2), encoding="utf-8")

@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from radassist_devtools.tiny_models.common import build_tokenizer, hidden_size, save, wire_report
+from radassist_devtools.tiny_models.common import (
+    build_tokenizer,
+    hidden_size,
+    name_stock_processor,
+    save,
+    wire_report,
+)
 
 SPECIAL_TOKENS = (
     "<|endoftext|>",
@@ -104,17 +109,6 @@ def _config(hf: Any, ids: dict[str, int], vocab_size: int, hidden: int, variant:
     )
 
 
-def _name_stock_processor(folder: Path, processor_class: Any) -> None:
-    """Name the stock processor class, so any transformers install (with torchvision) loads it as usual."""
-    for name in ("processor_config.json", "tokenizer_config.json"):
-        path = folder / name
-        if path.is_file():
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if "processor_class" in data:
-                data["processor_class"] = processor_class.__name__
-                path.write_text(json.dumps(data, indent=2), encoding="utf-8")
-
-
 def write(folder: Path, units: list[str], variant: str = "qwen2_vl") -> None:
     """Qwen2-VL, or Qwen2.5-VL with ``variant="qwen2_5_vl"``."""
     import torch
@@ -134,4 +128,4 @@ def write(folder: Path, units: list[str], variant: str = "qwen2_vl") -> None:
     wire_report(model, ids, ["assistant", *units, "<|im_end|>"], norm_weight=1.0)
     save(folder, model, processor, arch=variant, units=units, eos_token_id=ids["<|im_end|>"],
          pad_token_id=ids["<|endoftext|>"])
-    _name_stock_processor(folder, processor_class)
+    name_stock_processor(folder, processor_class)

@@ -59,4 +59,4 @@ def test_fixed_size_processors_and_unsupported_ones() -> None:
     assert processor_steps(siglip, Size(300, 200)) == (Resize(Size(300, 200), Size(224, 224)),)
     assert processor_steps(siglip, Size(224, 224)) == ()
     with pytest.raises(ValueError, match="tiled"):
-        processor_steps(hf.LlavaOnevisionImageProcessorPil(), Size(300, 200))
+        processor_steps(hf.LlavaNextImageProcessorPil(), Size(300, 200))

@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from pynetdicom.transport import ThreadedAssociationServer
 from sqlalchemy.orm import Session, sessionmaker
 
-from dicom_node.handlers import NodeCounters
+from dicom_node.acceptor import NodeServer
+from dicom_node.counters import NodeCounters
 from dicom_node.server import start_listener, stop_listener
 from radassist.config import AllowedCaller, Settings
+from radassist.db.migrate import upgrade
 from radassist.store.instances import InstanceStore
 from tests.conftest import free_port, wait_for_port
 from tests.peers import STORESCP, echoscu, storescu  # noqa: F401  (re-exported for the node tests)
+
+REPO = Path(__file__).resolve().parents[2]
+
+FAST_PATH = os.environ.get("RADASSIST_DICOM_PYNETDICOM_FAST_PATH", "true").strip().lower() not in ("false", "0", "no", "off")
+"""Which pynetdicom the in-process listeners run: CI runs tests/node once in each mode, setting
+``RADASSIST_DICOM_PYNETDICOM_FAST_PATH=false`` for stock pynetdicom (listener subprocesses read it
+from the environment themselves)."""
 
 
 @dataclass
 class Node:
     settings: Settings
-    server: ThreadedAssociationServer
+    server: NodeServer
     session_factory: sessionmaker[Session]
     counters: NodeCounters
 
@@ -51,13 +60,16 @@ TEST_CALLERS = (
 def start_node() -> Iterator[Callable[..., Node]]:
     """Start listeners on given settings (free port filled in); all are stopped at teardown.
 
-    Unless the settings name their own callers, the test senders (MODALITY, PYSCU) are allowed.
+    Unless the settings name their own callers, the test senders (MODALITY, PYSCU) are allowed;
+    unless they say otherwise, the listener runs in the mode of :data:`FAST_PATH`.
     """
-    started: list[ThreadedAssociationServer] = []
+    started: list[NodeServer] = []
 
     def factory(settings: Settings, **dicom_updates: object) -> Node:
         port = free_port()
-        update: dict[str, object] = {"port": port, "host": "127.0.0.1", **dicom_updates}
+        update: dict[str, object] = {
+            "port": port, "host": "127.0.0.1", "pynetdicom_fast_path": FAST_PATH, **dicom_updates
+        }
         if not settings.dicom.allowed_callers and "allowed_callers" not in dicom_updates:
             update["allowed_callers"] = TEST_CALLERS
         dicom = settings.dicom.model_copy(update=update)
@@ -66,7 +78,8 @@ def start_node() -> Iterator[Callable[..., Node]]:
         assert server is not None
         started.append(server)
         wait_for_port(port)
-        return Node(settings, server, server.radassist_session_factory, server.radassist_counters)  # type: ignore[attr-defined]
+        assert server.session_factory is not None and server.counters is not None
+        return Node(settings, server, server.session_factory, server.counters)
 
     yield factory
     for server in started:
@@ -128,3 +141,27 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _leaf(folder, "client", "ca")
     _leaf(folder, "rogue", "rogue-ca")
     return folder
+
+
+@pytest.fixture
+def node_database(make_settings: Callable[..., Settings], tmp_path: Path) -> str:
+    """A migrated SQLite database for a listener subprocess."""
+    url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
+    upgrade(make_settings(database_url=url))
+    return url
+
+
+def listener_env(tmp_path: Path, url: str, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a ``python -m dicom_node`` on ``port`` that accepts any caller (the
+    pynetdicom mode, like every other setting not given, from this process's environment)."""
+    env = {
+        **os.environ,
+        "RADASSIST_STORAGE_PATH": str(tmp_path / "data"),
+        "RADASSIST_DATABASE_URL": url,
+        "RADASSIST_DICOM_HOST": "127.0.0.1",
+        "RADASSIST_DICOM_PORT": str(port),
+        "RADASSIST_DICOM_ALLOW_ANY_CALLER": "true",
+        **extra,
+    }
+    env.pop("RADASSIST_CONFIG", None)
+    return env

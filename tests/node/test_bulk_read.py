@@ -1,4 +1,4 @@
-"""Association sockets read each PDU in bulk (dicom_node.transport.BulkReadSocket), with the library's results."""
+"""Fast-path association sockets read each PDU in bulk (dicom_node.fastpath.bulk_read), with the library's results."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from dicom_node.transport import BulkReadSocket, QuickAckBulkReadSocket
+from dicom_node.fastpath.bulk_read import LARGEST_PREALLOCATED, BulkReadSocket
 
 
 @pytest.fixture
@@ -21,9 +21,9 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     peer.close()
 
 
-def _socket(sock: socket.socket, cls: type[BulkReadSocket] = BulkReadSocket) -> BulkReadSocket:
+def _socket(sock: socket.socket) -> BulkReadSocket:
     assoc = SimpleNamespace(dul=SimpleNamespace(event_queue=queue.Queue()))
-    return cls(assoc, client_socket=sock)  # type: ignore[arg-type]
+    return BulkReadSocket(assoc, client_socket=sock)  # type: ignore[arg-type]
 
 
 def test_a_pdu_sent_in_pieces_is_read_whole(pair: tuple[socket.socket, socket.socket]) -> None:
@@ -49,10 +49,12 @@ def test_a_closed_connection_returns_what_arrived(pair: tuple[socket.socket, soc
     assert _socket(ours).recv(6) == b"\x04\x00\x00\x00"  # short: the DUL reports the closed connection
 
 
-def test_quick_ack_reads_the_same_bytes_over_tcp() -> None:
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        client = socket.create_connection(server.getsockname())
-        accepted, _ = server.accept()
-        with client, accepted:
-            client.sendall(b"\x01" * 70000)
-            assert _socket(accepted, QuickAckBulkReadSocket).recv(70000) == b"\x01" * 70000
+def test_a_longer_read_is_never_preallocated(pair: tuple[socket.socket, socket.socket]) -> None:
+    """A length beyond any PDU the guard lets through goes the library's way: a buffer only as large
+    as what arrived, however much was asked for."""
+    ours, peer = pair
+    peer.sendall(b"\x01" * 10)
+    peer.close()
+    received = _socket(ours).recv(512 * 1024 * 1024)
+    assert received == b"\x01" * 10
+    assert LARGEST_PREALLOCATED < 1024 * 1024

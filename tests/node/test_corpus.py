@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 
 from radassist.config import Settings
 from radassist.db.migrate import upgrade
-from radassist.db.tables import Instance
+from radassist.db.tables import Association, Instance
+from tests.conftest import wait_until
 from tests.node.conftest import Node
 from tests.node.corpus import CT, DATASET_CASES, PDU_CASES, SC, valid_file
 from tests.node.dcmtk import echo, output
@@ -97,3 +98,11 @@ def test_malformed_pdus_abort_and_the_node_keeps_serving(sqlite_node: Node) -> N
             problems.append(f"{name}: {output(result)[-200:]}")
     assert problems == []
     assert node.counters.snapshot()["instances_stored"] == 0
+    # Every association row is completed, however its connection ended (also when pynetdicom's
+    # reactor ended on an error, or reported the close before the request was decided).
+    wait_until(lambda: all(row.ended_at is not None for row in _associations(node)), timeout=15)
+
+
+def _associations(node: Node) -> list[Association]:
+    with node.session_factory() as session:
+        return list(session.scalars(select(Association)))

@@ -1,4 +1,4 @@
-"""C-STORE requests are served on the DUL thread that read them (dicom_node.inline_store), and only
+"""C-STORE requests are served on the DUL thread that read them (dicom_node.fastpath.inline_store), and only
 those that cannot need that thread; everything else still reaches the association thread, in order."""
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_ECHO, C_STORE
 from pynetdicom.dul import DULServiceProvider
 
-import dicom_node.responses
-import dicom_node.server
-from dicom_node.inline_store import serve_stores_inline
+import dicom_node.fastpath.responses
+import dicom_node.handlers
+import dicom_node.storage
+from dicom_node.fastpath.inline_store import serve_stores_inline
 from radassist.config import Settings
 from tests.node.conftest import Node, echoscu, storescu
 
@@ -35,19 +36,21 @@ def _recording(handler: Callable[..., Any], threads: list[threading.Thread]) -> 
 
 
 def test_a_store_is_served_on_the_dul_thread_and_an_echo_on_the_association_thread(
-    migrated_settings: Settings, start_node: Callable[[Settings], Node], testdata: Path, monkeypatch: pytest.MonkeyPatch
+    migrated_settings: Settings, start_node: Callable[..., Node], testdata: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Also: the response is the directly encoded one (dicom_node.responses), which the listener's
-    wiring allows only with pynetdicom's standard log handlers off."""
+    """Also: the response is the directly encoded one (dicom_node.fastpath.responses), which the
+    listener's wiring allows only with pynetdicom's standard log handlers off."""
     store_threads: list[threading.Thread] = []
     echo_threads: list[threading.Thread] = []
     encoded: list[threading.Thread] = []
-    monkeypatch.setattr(dicom_node.server, "handle_store", _recording(dicom_node.server.handle_store, store_threads))
-    monkeypatch.setattr(dicom_node.server, "handle_echo", _recording(dicom_node.server.handle_echo, echo_threads))
+    monkeypatch.setattr(dicom_node.storage, "handle_store", _recording(dicom_node.storage.handle_store, store_threads))
+    monkeypatch.setattr(dicom_node.handlers, "handle_echo", _recording(dicom_node.handlers.handle_echo, echo_threads))
     monkeypatch.setattr(
-        dicom_node.responses, "encode_store_response", _recording(dicom_node.responses.encode_store_response, encoded)
+        dicom_node.fastpath.responses,
+        "encode_store_response",
+        _recording(dicom_node.fastpath.responses.encode_store_response, encoded),
     )
-    node = start_node(migrated_settings)
+    node = start_node(migrated_settings, pynetdicom_fast_path=True)
 
     result = storescu(node.port, testdata / "pydicom-data" / "JPGLosslessP14SV1_1s_1f_8b.dcm")
     assert result.returncode == 0, result.stderr

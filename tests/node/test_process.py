@@ -8,7 +8,6 @@ import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,35 +15,8 @@ from pynetdicom import AE
 from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification
 
-from radassist.config import Settings
-from radassist.db.migrate import upgrade
 from tests.conftest import free_port, wait_for_port, wait_until
-from tests.node.conftest import echoscu
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def node_database(make_settings: Callable[..., Settings], tmp_path: Path) -> str:
-    """A migrated SQLite database for the listener under test."""
-    url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
-    upgrade(make_settings(database_url=url))
-    return url
-
-
-def _listener_env(tmp_path: Path, url: str, port: int, **extra: str) -> dict[str, str]:
-    """The environment of a ``python -m dicom_node`` on ``port`` that accepts any caller."""
-    env = {
-        **os.environ,
-        "RADASSIST_STORAGE_PATH": str(tmp_path / "data"),
-        "RADASSIST_DATABASE_URL": url,
-        "RADASSIST_DICOM_HOST": "127.0.0.1",
-        "RADASSIST_DICOM_PORT": str(port),
-        "RADASSIST_DICOM_ALLOW_ANY_CALLER": "true",
-        **extra,
-    }
-    env.pop("RADASSIST_CONFIG", None)
-    return env
+from tests.node.conftest import REPO, echoscu, listener_env
 
 
 def _associate(port: int, *, tls_ca: Path | None = None) -> Association:
@@ -95,7 +67,7 @@ def test_module_entry_point_serves_and_stops_on_sigterm(
     node_database: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = _listener_env(tmp_path, node_database, port)
+    env = listener_env(tmp_path, node_database, port)
     proc = subprocess.Popen(
         [sys.executable, "-m", "dicom_node"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
     )
@@ -116,7 +88,7 @@ def test_several_listener_processes_share_the_port(
     node_database: str, tmp_path: Path, pki: Path
 ) -> None:
     port, tls_port = free_port(), free_port()
-    env = _listener_env(
+    env = listener_env(
         tmp_path,
         node_database,
         port,
@@ -184,7 +156,7 @@ def test_a_port_in_use_stops_the_start_with_a_clear_message(
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        env = _listener_env(tmp_path, node_database, port, RADASSIST_DICOM_LISTENER_PROCESSES=processes)
+        env = listener_env(tmp_path, node_database, port, RADASSIST_DICOM_LISTENER_PROCESSES=processes)
         result = subprocess.run(
             [sys.executable, "-m", "dicom_node"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
         )
@@ -199,7 +171,7 @@ def test_listener_processes_stop_when_the_first_one_is_killed(
 ) -> None:
     """Orphans would keep the port, and a restarted listener could not have it."""
     port = free_port()
-    env = _listener_env(tmp_path, node_database, port, RADASSIST_DICOM_LISTENER_PROCESSES="2")
+    env = listener_env(tmp_path, node_database, port, RADASSIST_DICOM_LISTENER_PROCESSES="2")
     log = tmp_path / "listener.log"
     with log.open("w") as stderr:
         proc = subprocess.Popen([sys.executable, "-m", "dicom_node"], cwd=REPO, env=env, stderr=stderr, text=True)

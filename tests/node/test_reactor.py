@@ -1,4 +1,4 @@
-"""pynetdicom's reactors wake on work (dicom_node.reactor) without changing what they do.
+"""pynetdicom's reactors wake on work (dicom_node.fastpath.reactor) without changing what they do.
 
 The point of the module is speed, which bench/ingest.py measures; these tests pin down the
 behaviour that makes it safe: only the reactors' short polling sleeps are replaced, a replaced
@@ -25,8 +25,9 @@ from pynetdicom import AE
 from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
 
-from dicom_node import reactor
-from dicom_node.reactor import ReactorClock, _wait_for_message, install_reactor_clock, wake_on_work
+from dicom_node.fastpath import reactor
+from dicom_node.fastpath.reactor import ReactorClock, _wait_for_message, install_reactor_clock, wake_on_work
+from radassist.config import Settings
 from tests.node.conftest import Node
 from tests.node.dcmtk import echo, send
 
@@ -132,9 +133,12 @@ def _target(fd: str) -> str:
         return ""
 
 
-def test_associations_leave_no_wake_up_sockets_behind(node: Node, testdata: Path) -> None:
+def test_associations_leave_no_wake_up_sockets_behind(
+    migrated_settings: Settings, start_node: Callable[..., Node], testdata: Path
+) -> None:
     from tests.conftest import wait_until
 
+    node = start_node(migrated_settings, pynetdicom_fast_path=True)
     assert echo(node.port).returncode == 0  # warm up: pools and engines open their own sockets
     gc.collect()
     gc.disable()  # an association is a reference cycle: only its DUL thread may close the pair

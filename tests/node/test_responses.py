@@ -1,4 +1,4 @@
-"""The listener encodes plain C-STORE responses itself (dicom_node.responses): they must be pynetdicom's bytes."""
+"""The listener encodes plain C-STORE responses itself (dicom_node.fastpath.responses): they must be pynetdicom's bytes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pynetdicom.dimse_messages import C_STORE_RSP
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.pdu_primitives import P_DATA
 
-from dicom_node.responses import answer_stores_directly, encode_store_response
+from dicom_node.fastpath.responses import answer_stores_directly, encode_store_response
 
 
 def _response(message_id: int, status: int, sop_class: str | None, sop_instance: str | None) -> C_STORE:

@@ -20,8 +20,8 @@ from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import Delivery, Event, Instance, Job, Study
 from radassist.intake.patient import PatientIdentity
 from radassist.intake.record import record_instance
+from radassist.read.retention import Freed, retention_summary
 from radassist.retention.run import DiskUsage, run_retention
-from radassist.retention.summary import Freed, retention_summary
 from radassist.states import DeliveryChannel, DeliveryState, JobState, StudyState
 from radassist.store.instances import InstanceStore
 from radassist.store.outputs import OutputStore

@@ -11,6 +11,7 @@ from radassist.config import Settings
 from radassist.db.migrate import upgrade
 from tests.e2e.test_pipeline import run_service, tiny_model  # noqa: F401  (fixtures)
 from tests.node.conftest import (
+    node_database,  # noqa: F401  (fixture: a migrated SQLite database for a listener subprocess)
     pki,  # noqa: F401  (fixture: a hospital CA, a rogue CA, their leaves)
     start_node,  # noqa: F401  (fixture)
 )

@@ -37,6 +37,11 @@ WEB = Path(__file__).resolve().parents[2] / "radassist" / "web"
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/healthz"), ("GET", "/readyz")}
 #: State-changing routes any logged-in user may use (ending one's own session).
 ANY_ROLE = {("POST", "/logout")}
+BODIES: dict[str, dict[str, str]] = {
+    # Routes whose form fields are required: a well-formed body, so the role and the target's state decide.
+    "/api/studies/{study_id}/resolve-identity": {"keep_instance_id": "00000000-0000-4000-8000-000000000000",
+                                                 "resolution": "drop_others"},
+}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -70,6 +75,7 @@ def fill(path: str, world: World) -> str:
         "delivery_id": str(world.sr_delivery),
         "sop_instance_uid": world.sop_uid,
         "ae_title": "MOD1",
+        "frame": "1",
     }
     names = re.findall(r"{(\w+)(?::\w+)?}", path)
     unknown = set(names) - values.keys()
@@ -203,13 +209,14 @@ def test_a_viewer_can_change_nothing(app: FastAPI, world: World) -> None:
         assert login(client, "viewer1") == 303
         token = csrf_of(client.get("/system").text)
         for method, path in routes:
-            response = client.request(method, fill(path, world), data={"csrf_token": token}, follow_redirects=False)
+            response = client.request(method, fill(path, world), data={"csrf_token": token, **BODIES.get(path, {})},
+                                      follow_redirects=False)
             assert response.status_code == 403, (method, path, response.status_code)
     assert _audit_rows(world.settings) == 0
     # The same requests from an admin go through (or meet the target's state): the 403s were the role's.
     with TestClient(app, headers=bearer(admin_token)) as admin:
         for method, path in routes:
-            response = admin.request(method, fill(path, world))
+            response = admin.request(method, fill(path, world), data=BODIES.get(path))
             assert response.status_code in (200, 409), (method, path, response.status_code)
     assert _audit_rows(world.settings) >= len(routes)
 
@@ -241,7 +248,8 @@ def test_every_state_changing_route_needs_the_csrf_token_with_a_cookie(app: Fast
         assert _audit_rows(world.settings) == 0
         # With its own token each route works (actions may still meet a state they do not apply to).
         for method, path in routes:
-            response = client.request(method, fill(path, world), data={"csrf_token": own}, follow_redirects=False)
+            response = client.request(method, fill(path, world), data={"csrf_token": own, **BODIES.get(path, {})},
+                                      follow_redirects=False)
             assert response.status_code == 303, (method, path, response.status_code)
         assert client.get("/api/me").status_code == 401  # /logout came last
     # The login form has its own double-submit token: a post without the cookie's twin logs nobody in.

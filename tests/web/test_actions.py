@@ -269,3 +269,20 @@ def test_system_page_and_metrics(world: World, admin: TestClient) -> None:
     assert 'radassist_queue_depth{queue="io"}' in metrics
     assert "radassist_delivery_duration_seconds" in metrics
     assert ACCESSION not in metrics
+
+
+def test_system_page_says_what_retention_freed(world: World, admin: TestClient) -> None:
+    from radassist.events import EventTag, record_event
+
+    sessions = make_sessionmaker(world.settings)
+    try:
+        with sessions.begin() as s:
+            record_event(s, EventTag.FILES_REMOVED, study_id=world.failed_delivery_study, files=3, bytes=3_000_000, reason="age")
+    finally:
+        sessions.kw["bind"].dispose()
+    retention = admin.get("/api/system").json()["retention"]
+    assert retention["total"] == retention["last_day"] == {"studies": 1, "files": 3, "bytes": 3_000_000}
+    assert retention["last_removal_at"] is not None
+    page = admin.get("/system").text
+    assert "Retention freed" in page and "2.9 MiB" in page
+

@@ -10,16 +10,18 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from typing import cast
+from typing import Annotated, Literal, cast
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from radassist import actions
 from radassist.auth.users import CurrentUser
+from radassist.config import Settings
 from radassist.db.tables import Study
 from radassist.pipelines import pipeline_for
+from radassist.store.instances import InstanceStore
 from radassist.web.deps import AdminPostDep, ProbeDep, SettingsDep
 from radassist.web.routes.auth import _safe_next
 from radassist.web.schemas import ActionOut
@@ -38,6 +40,8 @@ async def _run(request: Request, user: CurrentUser, probe: ProbeDep,
     sessions = cast(sessionmaker[Session], request.app.state.sessionmaker)
     with sessions.begin() as session:
         result = action(session)
+    if result.removed_files:
+        _remove_files(request, result.removed_files)
     request.app.state.count_cache.clear()  # the admin sees the effect of the action at once
     for task in result.dispatch:
         try:
@@ -51,6 +55,17 @@ async def _run(request: Request, user: CurrentUser, probe: ProbeDep,
         return RedirectResponse(_safe_next(target if isinstance(target, str) else None), status_code=303)
     return JSONResponse(ActionOut(ok=result.ok, message=result.message).model_dump(),
                         status_code=200 if result.ok else 409)
+
+
+def _remove_files(request: Request, relpaths: tuple[str, ...]) -> None:
+    """Files of instances an action took out of the database (after its commit)."""
+    settings = cast(Settings, request.app.state.settings)
+    store = InstanceStore(settings.storage.instances_dir)
+    for relpath in relpaths:
+        try:
+            store.remove(relpath)
+        except (OSError, ValueError) as exc:
+            logger.warning("could not remove an instance file an action released (%s)", type(exc).__name__)
 
 
 def _model_for(session: Session, settings: SettingsDep, study_id: uuid.UUID) -> str:
@@ -91,6 +106,17 @@ async def redraft(study_id: uuid.UUID, request: Request, user: AdminPostDep, pro
     """A new drafting job for a study with no job in progress."""
     return await _run(request, user, probe, lambda s: actions.redraft(
         s, study_id, user.name, _model_for(s, settings, study_id)))
+
+
+@router.post("/api/studies/{study_id}/resolve-identity", response_model=ActionOut, responses=RESPONSES)
+async def resolve_identity(study_id: uuid.UUID, request: Request, user: AdminPostDep, probe: ProbeDep,
+                           keep_instance_id: Annotated[uuid.UUID, Form()],
+                           resolution: Annotated[Literal["drop_others", "same_patient"], Form()]) -> Response:
+    """A study held because its instances name different patients: keep the patient of
+    ``keep_instance_id`` and either remove the other instances (``drop_others``) or take them as the
+    same patient (``same_patient``); the study is then drafted as any other."""
+    return await _run(request, user, probe, lambda s: actions.resolve_identity(
+        s, study_id, user.name, keep_instance_id, resolution))
 
 
 @router.post("/api/intake/{ae_title}/pause", response_model=ActionOut, responses=RESPONSES)

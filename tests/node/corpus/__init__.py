@@ -121,7 +121,7 @@ DATASET_CASES: dict[str, Callable[[], tuple[str, bytes]]] = {
 }
 
 
-def _associate_rq(called: bytes = b"RADASSIST", calling: bytes = b"MODALITY") -> bytes:
+def associate_rq(called: bytes = b"RADASSIST", calling: bytes = b"MODALITY") -> bytes:
     """A minimal, valid A-ASSOCIATE-RQ proposing Verification (PS3.8 9.3.2)."""
 
     def item(kind: int, payload: bytes) -> bytes:
@@ -139,15 +139,15 @@ def _associate_rq(called: bytes = b"RADASSIST", calling: bytes = b"MODALITY") ->
 #: name -> bytes written on a fresh TCP connection; the node must abort or ignore, and keep serving.
 PDU_CASES: dict[str, bytes] = {
     "garbage_instead_of_rq": bytes(range(256)) * 4,
-    "rq_then_garbage": _associate_rq() + b"\xde\xad\xbe\xef" * 64,
-    "rq_then_pdata_with_bad_lengths": _associate_rq() + struct.pack(">BBI", 0x04, 0, 12) + struct.pack(">IB", 0xFFFF, 1) + b"\x00" * 7,
-    "truncated_rq": _associate_rq()[:40],
-    "rq_with_huge_length": struct.pack(">BBI", 0x01, 0, 0xFFFFFFF0) + _associate_rq()[6:],
-    "rq_with_bad_item_lengths": _associate_rq()[:74] + b"\x10\x00\xff\xff" + b"1.2",
+    "rq_then_garbage": associate_rq() + b"\xde\xad\xbe\xef" * 64,
+    "rq_then_pdata_with_bad_lengths": associate_rq() + struct.pack(">BBI", 0x04, 0, 12) + struct.pack(">IB", 0xFFFF, 1) + b"\x00" * 7,
+    "truncated_rq": associate_rq()[:40],
+    "rq_with_huge_length": struct.pack(">BBI", 0x01, 0, 0xFFFFFFF0) + associate_rq()[6:],
+    "rq_with_bad_item_lengths": associate_rq()[:74] + b"\x10\x00\xff\xff" + b"1.2",
     "pdata_before_association": struct.pack(">BBI", 0x04, 0, 6) + b"\x00\x00\x00\x02\x01\x03",
     "unknown_pdu_type": struct.pack(">BBI", 0x09, 0, 4) + b"\x00" * 4,
     "release_before_association": struct.pack(">BBI", 0x05, 0, 4) + b"\x00" * 4,
-    "abort_right_after_rq": _associate_rq() + struct.pack(">BBIBBBB", 0x07, 0, 4, 0, 0, 0, 0),
+    "abort_right_after_rq": associate_rq() + struct.pack(">BBIBBBB", 0x07, 0, 4, 0, 0, 0, 0),
     "zero_length_rq": struct.pack(">BBI", 0x01, 0, 0),
     "rq_with_long_ae_titles_and_no_items": struct.pack(">BBI", 0x01, 0, 68) + struct.pack(">HH16s16s32s", 1, 0, b"\xff" * 16, b"\x00" * 16, b"\x00" * 32),
 }

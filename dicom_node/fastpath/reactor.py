@@ -1,11 +1,9 @@
-"""pynetdicom's two reactor loops sleep until there is work, instead of polling every 1 ms.
+"""pynetdicom's two reactor loops sleep until there is work, instead of polling every millisecond.
 
 pynetdicom 3 moves every PDU between two threads that poll: the DUL thread sleeps 1 ms whenever its
 event queue is empty, and the association thread sleeps 1 ms before each look at its DIMSE queue.
-A C-STORE waits for both polls on the way in (request) and on the way out (response): about 1.5 ms
-of a small instance's 3 ms in a bare pynetdicom SCP on this project's 2-vCPU benchmark machine.
-Worse, each poll takes the GIL from the thread doing the work: while a C-STORE handler runs, the
-idle DUL thread woke a thousand times a second and forced a GIL switch each time.
+A C-STORE waits for both polls on the way in (request) and on the way out (response), and each poll
+takes the GIL from the thread doing the work.
 
 The loops stay as they are; only their polling sleep becomes a wait that ends when work arrives:
 
@@ -15,13 +13,12 @@ The loops stay as they are; only their polling sleep becomes a wait that ends wh
   completes a message, queues an A-RELEASE/A-ABORT/A-ASSOCIATE primitive, or ends.
 
 Anything that announces itself by none of these (the ARTIM and idle timers, a flag set by another
-thread) is seen after at most :data:`LONGEST_WAIT_S`, so a timer may fire up to 20 ms late.
+thread) is seen after at most :data:`LONGEST_WAIT_S`, so a timer may fire up to that much late.
 
 Both loops call ``time.sleep`` through their module's ``time``, so those two module globals are
 replaced by :class:`ReactorClock`, which calls a thread's own wait when the sleeping thread has one
 (the DUL and association threads of :func:`wake_on_work`'s associations) and the real
-``time.sleep`` otherwise.  This belongs in pynetdicom (an event-driven reactor); until then the
-listener installs it (:func:`install_reactor_clock`).
+``time.sleep`` otherwise: threads of associations served without the fast path sleep as before.
 """
 
 from __future__ import annotations

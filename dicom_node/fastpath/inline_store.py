@@ -3,8 +3,7 @@
 pynetdicom 3 runs two threads per association: the DUL thread reads PDUs and assembles DIMSE
 messages, then queues each request for the association thread, which runs the service (our
 C-STORE handler) and queues the response back for the DUL thread to send.  A stored instance thus
-crosses threads twice, each time a wake-up, a GIL hand-over and a queue; with the handler itself down
-to a few hundred microseconds of Python, those crossings were a large part of what was left.
+crosses threads twice, each time a wake-up, a GIL hand-over and a queue.
 
 Here a C-STORE request whose handling cannot need the DUL thread is served where it was decoded, at
 the point pynetdicom would queue it: the handler runs, the response is queued on the DUL's own

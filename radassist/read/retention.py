@@ -6,33 +6,13 @@ Read from the ``study:files:removed`` events, whose details carry the figures of
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from radassist.db.tables import Event
 from radassist.events import EventTag
-
-
-@dataclass(frozen=True)
-class Freed:
-    """What removing studies' files freed."""
-
-    studies: int = 0
-    files: int = 0
-    bytes: int = 0
-
-    def __add__(self, other: Freed) -> Freed:
-        return Freed(self.studies + other.studies, self.files + other.files, self.bytes + other.bytes)
-
-
-@dataclass(frozen=True)
-class RetentionSummary:
-    last_day: Freed
-    total: Freed
-    last_removal_at: dt.datetime | None
-    """When retention last removed a study's files (None: never)."""
+from radassist.read.rows import Freed, RetentionSummary
 
 
 def retention_summary(session: Session, now: dt.datetime) -> RetentionSummary:
