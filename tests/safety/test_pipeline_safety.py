@@ -151,7 +151,7 @@ def test_held_drafts_and_held_orus_with_real_peers(tmp_path: Path, tiny_model: P
 
     # One grep follows the released head CT from C-STORE to the RIS's ACK, in every process.
     log = service.log.read_text()
-    trail = [line for line in log.splitlines() if study_handle(head_uid) in line]
+    trail = [line for line in log.splitlines() if f"study={study_handle(head_uid)}]" in line]  # the log context
     for step in ("instance of study", "study complete", "draft held for review", "outputs built",
                  "hl7 delivered to ris"):
         assert any(step in line for line in trail), (step, trail)
