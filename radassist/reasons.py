@@ -2,8 +2,9 @@
 
 A failure's reason is never only an exception's class name, and never carries patient data: our
 own errors say what they mean; files missing or unreadable are named as such; a ``ValueError`` or
-``TypeError`` keeps its first line with every quoted value blanked (library messages quote the
-offending value, which may be a name or an ID); anything else says which step failed unexpectedly
+``TypeError`` keeps its first line with every single-quoted value blanked (libraries quote the
+offending value so, as Python's repr does, and it may be a name or an ID; our builders name an
+argument or field in double quotes, which stay); anything else says which step failed unexpectedly
 and that the worker's log has the traceback.
 """
 
@@ -16,7 +17,7 @@ from pydicom.errors import InvalidDicomError
 from radassist.errors import RadAssistError
 
 REASON_MAX_CHARS = 500
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_QUOTED = re.compile(r"'[^']*'")
 
 
 def plain_reason(exc: BaseException, step: str = "the builder") -> str:
