@@ -226,6 +226,8 @@ def test_a_radiologist_releases_and_discards_held_drafts(world: World, clients: 
 def test_an_admin_sends_or_cancels_held_outputs(world: World, clients: dict[str, TestClient]) -> None:
     admin, radiologist = clients["admin"], clients["radiologist"]
     send = f"/api/deliveries/{world.no_order_delivery}/send-anyway"
+    assert send in admin.get(f"/studies/{world.no_order}").text
+    assert "/send-anyway" not in radiologist.get(f"/studies/{world.no_order}").text  # an admin's decision
     assert radiologist.post(send).status_code == 403
     before = _io(world.settings)
     assert admin.post(send).status_code == 200
@@ -234,6 +236,9 @@ def test_an_admin_sends_or_cancels_held_outputs(world: World, clients: dict[str,
     assert _io(world.settings) == before + 1
     assert admin.post(send).status_code == 409
     # An ORU that was never built cannot be sent anyway; cancelled, the job is done (its SR arrived).
+    no_patient_page = admin.get(f"/studies/{_study_of(world, world.no_patient_job)}").text
+    assert f"/api/deliveries/{world.no_patient_delivery}/cancel" in no_patient_page
+    assert f"/api/deliveries/{world.no_patient_delivery}/send-anyway" not in no_patient_page  # nothing to send
     refused = admin.post(f"/api/deliveries/{world.no_patient_delivery}/send-anyway")
     assert refused.status_code == 409 and "nothing was built" in refused.json()["message"]
     assert admin.post(f"/api/deliveries/{world.no_patient_delivery}/cancel").status_code == 200
