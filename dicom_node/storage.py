@@ -42,6 +42,7 @@ from radassist.identifiers import study_handle
 from radassist.intake.header import InstanceHeader, parse_header
 from radassist.intake.record import record_instance
 from radassist.intake.sop_classes import is_image_sop_class
+from radassist.logging import log_context
 from radassist.pipelines import pipeline_for
 from radassist.prefetch.start import moved_prior
 from radassist.store.instances import InstanceStore, StoredFile
@@ -132,6 +133,24 @@ def _store(
         _check_command(event, header)
     except RejectedInput as exc:
         return _rejected(exc.code, header, calling_ae, counters, session_factory), 0
+    # Every line logged about this instance, here and in intake, names its study by the same handle
+    # as the workers' lines: one grep follows a study from C-STORE to the RIS's ACK.
+    with log_context(study=study_handle(header.study_instance_uid)):
+        return _keep(event, header, store, session_factory, settings, calling_ae, counters, started, encoded)
+
+
+def _keep(
+    event: Event,
+    header: InstanceHeader,
+    store: InstanceStore,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    calling_ae: str,
+    counters: NodeCounters | None,
+    started: float,
+    encoded: bytes,
+) -> tuple[int, int]:
+    """Write and record a parsed instance; the status and the bytes stored."""
     logger.debug("C-STORE of SOP instance %s in study %s", header.sop_instance_uid, header.study_instance_uid)
     called_ae = str(event.assoc.acceptor.ae_title).strip()
     arrival = _StoreRequest(

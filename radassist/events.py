@@ -46,6 +46,12 @@ class EventTag(StrEnum):
     HL7_REPORT_RECEIVED = "hl7:report:received"
     GROUNDING_SR_BUILT = "job:grounding_sr:built"
     PRIORS_SEARCHED = "job:priors:searched"
+    DRAFT_HELD = "job:draft:held"
+    DRAFT_RELEASED = "job:draft:released"
+    DRAFT_DISCARDED = "job:draft:discarded"
+    OUTPUT_HELD = "job:output:held"
+    DELIVERY_RELEASED = "delivery:released"
+    VERDICT_GIVEN = "job:verdict:given"
 
 
 def record_event(

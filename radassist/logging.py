@@ -1,8 +1,10 @@
 """Log configuration for the entry points, and the log context every record carries.
 
 Library modules only call ``logging.getLogger(__name__)``; handlers are installed here, by the
-process entry points.  Context (job id, study id, Celery task id) travels in contextvars, bound
-at the start of a task and cleared at its end, never interpolated by hand.
+process entry points.  Context (job id, study handle, Celery task id) travels in contextvars, bound
+at the start of a task and cleared at its end, never interpolated by hand.  A study is named by
+its handle (:func:`radassist.identifiers.study_handle`), the same in every process, so one grep
+follows it from C-STORE to the RIS's ACK.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 job_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("job_id", default="-")
-study_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("study_id", default="-")
+study_var: contextvars.ContextVar[str] = contextvars.ContextVar("study", default="-")
+"""The study handle (12 hex), never its UID or database id."""
 task_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("task_id", default="-")
 
-FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s [job=%(job_id)s study=%(study_id)s] %(message)s"
+FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s [job=%(job_id)s study=%(study)s] %(message)s"
 
 
 class ContextFilter(logging.Filter):
@@ -26,16 +29,17 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.job_id = job_id_var.get()
-        record.study_id = study_id_var.get()
+        record.study = study_var.get()
         record.task_id = task_id_var.get()
         return True
 
 
 @contextmanager
-def log_context(*, job_id: object = None, study_id: object = None, task_id: object = None) -> Iterator[None]:
-    """Bind surrogate ids (never patient data) to every record logged inside the block."""
+def log_context(*, job_id: object = None, study: str | None = None, task_id: object = None) -> Iterator[None]:
+    """Bind surrogate ids (never patient data) to every record logged inside the block; ``study`` is
+    the study's handle."""
     tokens = []
-    for var, value in ((job_id_var, job_id), (study_id_var, study_id), (task_id_var, task_id)):
+    for var, value in ((job_id_var, job_id), (study_var, study), (task_id_var, task_id)):
         if value is not None:
             tokens.append((var, var.set(str(value))))
     try:

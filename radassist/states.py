@@ -32,6 +32,11 @@ class JobState(StrEnum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    NEEDS_REVIEW = "needs_review"
+    """A safety check whose policy is ``hold`` fired: nothing is built or sent until a radiologist
+    releases the draft (then ``drafted``) or discards it."""
+    DISCARDED = "discarded"
+    """A radiologist or admin discarded the held draft, with a reason; nothing was sent."""
 
 
 class DeliveryState(StrEnum):
@@ -40,6 +45,9 @@ class DeliveryState(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    HELD = "held"
+    """Must not go yet (``hl7.no_order``, ``hl7.no_patient_id``): waits for an admin to send it
+    anyway (when it was built) or to cancel it; the job stays ``delivering`` meanwhile."""
 
 
 class DeliveryChannel(StrEnum):
@@ -49,7 +57,7 @@ class DeliveryChannel(StrEnum):
     """The measurement report (TID 1500) of a grounded draft's boxes, beside the draft SR."""
 
 
-FINAL_JOB_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
+FINAL_JOB_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.DISCARDED})
 FINAL_DELIVERY_STATES = frozenset(
     {DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.CANCELLED}
 )
@@ -71,8 +79,11 @@ ALLOWED_TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
         # DRAFTING -> QUEUED: a worker died mid-draft and the reconciler hands the job back.
         JobState.DRAFTING: frozenset(
             {JobState.DRAFTED, JobState.DELIVERING, JobState.DONE, JobState.FAILED, JobState.CANCELLED,
-             JobState.QUEUED}
+             JobState.QUEUED, JobState.NEEDS_REVIEW}
         ),
+        # A held draft is released (its outputs are built as usual) or discarded, or the job cancelled.
+        JobState.NEEDS_REVIEW: frozenset({JobState.DRAFTED, JobState.DISCARDED, JobState.CANCELLED}),
+        JobState.DISCARDED: frozenset(),
         JobState.DRAFTED: frozenset({JobState.DELIVERING, JobState.DONE, JobState.FAILED, JobState.CANCELLED}),
         JobState.DELIVERING: frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED}),
         JobState.DONE: frozenset(),
@@ -90,6 +101,8 @@ ALLOWED_TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
         DeliveryState.DELIVERED: frozenset(),
         DeliveryState.FAILED: frozenset({DeliveryState.PENDING}),
         DeliveryState.CANCELLED: frozenset({DeliveryState.PENDING}),
+        # Written held when built; an admin sends it anyway (pending) or cancels it.
+        DeliveryState.HELD: frozenset({DeliveryState.PENDING, DeliveryState.CANCELLED}),
     },
 }
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import signals
 
-from radassist.logging import job_id_var, study_id_var, task_id_var
+from radassist.logging import job_id_var, study_var, task_id_var
 from workers.base import reset_sessionmaker
 
 
@@ -17,7 +17,7 @@ def _fresh_process(**_: Any) -> None:
 
 @signals.task_prerun.connect
 def _bind_context(task_id: str | None = None, **_: Any) -> None:
-    # Tasks bind job and study ids themselves (log_context) once they have loaded their row.
+    # Tasks bind the job id and the study handle themselves (log_context) once they have loaded their row.
     task_id_var.set(task_id or "-")
 
 
@@ -25,4 +25,4 @@ def _bind_context(task_id: str | None = None, **_: Any) -> None:
 def _clear_context(**_: Any) -> None:
     task_id_var.set("-")
     job_id_var.set("-")
-    study_id_var.set("-")
+    study_var.set("-")

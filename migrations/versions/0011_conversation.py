@@ -1,7 +1,7 @@
 """conversation: questions radiologists ask the model about a study's draft, and the answers
 
 Revision ID: 0011
-Revises: 0006
+Revises: 0009
 Create Date: 2026-12-08
 
 """

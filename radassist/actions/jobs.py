@@ -98,7 +98,8 @@ def cancel_job(session: Session, job_id: uuid.UUID, user: str) -> ActionResult:
         return refused(session, user, "cancel_job", target, f"job is {job.state.value}, not in progress")
     result = session.execute(
         update(Delivery)
-        .where(Delivery.job_id == job_id, Delivery.state.in_((DeliveryState.PENDING, DeliveryState.SENDING)))
+        .where(Delivery.job_id == job_id,
+               Delivery.state.in_((DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.HELD)))
         .values(state=DeliveryState.CANCELLED)
     )
     assert isinstance(result, CursorResult)

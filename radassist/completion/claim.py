@@ -30,7 +30,9 @@ from sqlalchemy.orm import Session
 from radassist.config import RequiredSeries, Settings
 from radassist.db.tables import Instance, Job, Series, Study
 from radassist.events import EventTag, record_event
+from radassist.identifiers import study_handle
 from radassist.intake.sop_classes import is_image_sop_class
+from radassist.logging import log_context
 from radassist.pipelines import Pipeline, all_pipelines, series_matches
 from radassist.prefetch.start import first_job_state
 from radassist.states import JobState, StudyState
@@ -154,11 +156,19 @@ def _claim(
             Study.last_received_at <= last_received_at,
         )
         .values(state=StudyState.COMPLETE, completed_at=now)
-        .returning(Study.id)
+        .returning(Study.study_instance_uid)
         .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
     if claimed is None:
         return None
+    with log_context(study=study_handle(claimed)):
+        return _queue_job(session, study_id, now=now, reason=reason, quiet_seconds=quiet_seconds,
+                          model_name=model_name, draft_non_image=draft_non_image, job_state=job_state)
+
+
+def _queue_job(session: Session, study_id: uuid.UUID, *, now: dt.datetime, reason: str, quiet_seconds: float,
+               model_name: str, draft_non_image: bool, job_state: JobState) -> uuid.UUID | None:
+    """The claimed study's job (and its events); None when it holds nothing to draft."""
     if not draft_non_image and not _has_images(session, study_id):
         record_event(session, EventTag.STUDY_COMPLETE, study_id=study_id, reason=reason, drafted=False)
         logger.info("a study holding no image instance is complete; no draft")
@@ -185,6 +195,7 @@ def _claim(
         model_name=model_name,
         supersedes_job_id=str(previous) if previous else None,
     )
+    logger.info("study complete (%s); job queued", reason)
     return job.id
 
 

@@ -35,6 +35,9 @@ class Hl7Settings(Section):
     order number) or ``OBR-18`` (placer field 1). Order numbers come from the stored order when known."""
     obx_value_type: Literal["TX", "FT"] = "TX"
     """OBX-2 of the report lines (one OBX per line): ``TX`` text or ``FT`` formatted text."""
+    no_order_policy: Literal["hold", "send"] = "hold"
+    """A study with no accession number and no RIS order: ``hold`` its ORU (``hl7.no_order``; an admin
+    may send it anyway or cancel it), since the RIS cannot match it to an order; ``send`` it as it is."""
     tls: bool = False
     """Send over TLS (MLLP/S); the RIS's certificate is checked against ``tls_ca_file`` (or the system CAs)."""
     tls_ca_file: str = ""

@@ -46,6 +46,10 @@ class ModelSettings(Section):
     """A Hugging Face hub id (its weights cached or downloadable with your token) or a local folder."""
     revision: str = ""
     """The hub revision (commit or tag) to pin; empty means the default branch."""
+    model_id: str = Field("", max_length=128)
+    """The model's id as the SR and ORU name it when ``name`` is a local folder (e.g.
+    ``google/medgemma-4b-it``); empty: the ``_name_or_path`` in its ``config.json``, else the folder's name.
+    A local folder's revision is a hash of its weight files."""
     device: str = "auto"
     """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"

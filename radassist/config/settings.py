@@ -15,6 +15,7 @@ from radassist.config.hl7 import Hl7Settings
 from radassist.config.model import ModelSettings
 from radassist.config.priors import PriorSources, PriorsSettings
 from radassist.config.quality import QualitySettings
+from radassist.config.safety import SafetySettings
 from radassist.config.service import DeliverySettings, LoggingSettings, WebSettings
 from radassist.config.storage import DatabaseSettings, QueueSettings, RetentionSettings, StorageSettings
 
@@ -40,6 +41,7 @@ class Settings(Section):
     """Where a patient's earlier studies are searched, in order (``[[prior_sources]]``); none: no priors."""
     priors: PriorsSettings = PriorsSettings()
     conversation: ConversationSettings = ConversationSettings()
+    safety: SafetySettings = SafetySettings()
 
     @field_validator("destinations", mode="before")
     @classmethod

@@ -32,6 +32,7 @@ from radassist.conversation.chat import DEFAULT_CONTEXT_TOKENS, ChatModel, Strea
 from radassist.conversation.context import PROMPT_VERSION, Conversation, fit, prompt_text
 from radassist.conversation.gather import Gathered, gather
 from radassist.db.base import utcnow
+from radassist.db.handles import handle_of_study
 from radassist.errors import PermanentFailure, RadAssistError
 from radassist.grounding.geometry import Size
 from radassist.logging import log_context
@@ -118,7 +119,9 @@ def _write(sessions: Sessions, settings: Settings, turn_id: uuid.UUID, writer: P
     """Stream the answer into the turn's row, then end the turn with it."""
     gathered, chat, conversation, tokens = _ready(sessions, settings, turn_id)
     limits, end = settings.conversation, StreamEnd()
-    with log_context(study_id=gathered.study_id, job_id=gathered.job_id):
+    with sessions() as session:
+        handle = handle_of_study(session, gathered.study_id)
+    with log_context(study=handle, job_id=gathered.job_id):
         for piece in chat.stream(conversation, max_new_tokens=limits.max_answer_tokens,
                                  time_limit_s=limits.answer_time_limit_s, end=end):
             writer.add(piece)

@@ -18,6 +18,7 @@ from radassist.db.tables import Delivery, Job
 from radassist.db.transitions import set_delivery_state
 from radassist.delivery.send import send_delivery
 from radassist.errors import RadAssistError, TransientFailure
+from radassist.reasons import plain_reason
 from radassist.states import DeliveryState
 from radassist.store.outputs import OutputStore
 
@@ -56,5 +57,5 @@ def send(delivery: Delivery, settings: Settings, outputs: OutputStore) -> RadAss
         return exc
     except Exception as exc:
         logger.exception("delivery attempt failed unexpectedly")
-        return TransientFailure(f"unexpected {type(exc).__name__}", code="delivery.error")
+        return TransientFailure(f"sending failed: {plain_reason(exc, 'sending')}", code="delivery.error")
     return None

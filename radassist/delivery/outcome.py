@@ -2,8 +2,9 @@
 
 An attempt ends delivered, or pending again with a backoff (a transient failure before the
 policy's maximum age, :mod:`radassist.delivery.retry`), or failed for good.  A job is over once
-every one of its deliveries is final: done when all arrived, failed otherwise, with the failed
-deliveries' reasons.
+every one of its deliveries is final (a held one is not: it waits for an admin): done when each
+arrived or was cancelled by an admin (a held output deliberately not sent), failed otherwise, with
+the failed deliveries' reasons.
 """
 
 from __future__ import annotations
@@ -28,17 +29,20 @@ logger = logging.getLogger(__name__)
 
 
 def finish_job_if_delivered(session: Session, job_id: uuid.UUID, study_id: uuid.UUID, now: dt.datetime) -> None:
-    """Close a delivering job once every delivery is final: done if all arrived (or it has none), failed otherwise."""
+    """Close a delivering job once every delivery is final: done if each arrived or was cancelled (or it has
+    none), failed otherwise."""
     rows = session.execute(
         select(Delivery.state, Delivery.channel, Delivery.destination, Delivery.last_error_code,
                Delivery.last_error_message).where(Delivery.job_id == job_id)
     ).all()
     if any(state not in FINAL_DELIVERY_STATES for state, *_ in rows):
         return
-    failed = [r for r in rows if r.state is not DeliveryState.DELIVERED]
+    failed = [r for r in rows if r.state is DeliveryState.FAILED]
     if not failed:
         if set_job_state(session, job_id, JobState.DELIVERING, JobState.DONE, finished_at=now):
-            record_event(session, EventTag.JOB_DONE, study_id=study_id, job_id=job_id, deliveries=len(rows))
+            cancelled = sum(r.state is DeliveryState.CANCELLED for r in rows)
+            record_event(session, EventTag.JOB_DONE, study_id=study_id, job_id=job_id, deliveries=len(rows),
+                         **({"cancelled": cancelled} if cancelled else {}))
             _count_finished(session, job_id, JobState.DONE)
         return
     code = failed[0].last_error_code or "delivery.failed"

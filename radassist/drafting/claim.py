@@ -27,6 +27,7 @@ from radassist.config import Settings
 from radassist.db.tables import Instance, Job, Study
 from radassist.db.transitions import set_job_state
 from radassist.events import EventTag, record_event
+from radassist.identifiers import study_handle
 from radassist.states import JobState
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class ClaimedJob:
     paths: tuple[Path, ...]
     """The study's stored instances, in the order they were received."""
     accession_hash: str | None
+    study_handle: str = "-"
+    """The study's handle in log lines (:func:`radassist.identifiers.study_handle`)."""
 
 
 def _claim_queued(session: Session, job_id: uuid.UUID, now: dt.datetime) -> bool:
@@ -106,6 +109,7 @@ def _claimed(session: Session, job_id: uuid.UUID, settings: Settings, batch: int
         model_name=row.model_name,
         paths=tuple(settings.storage.instances_dir / p for p in relpaths),
         accession_hash=study.accession_number_hash if study is not None else None,
+        study_handle=study_handle(study.study_instance_uid if study is not None else None),
     )
 
 

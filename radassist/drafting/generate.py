@@ -20,6 +20,7 @@ from radassist.errors import PermanentFailure, RadAssistError
 from radassist.models.base import DraftResult
 from radassist.models.drafting import DraftInput, draft_many
 from radassist.models.loader import get_draft_model
+from radassist.reasons import plain_reason
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ def draft_prepared(batch: Sequence[PreparedJob], settings: ModelSettings) -> lis
         raise
     except Exception as exc:  # a bug or a library failure: fail visibly, never silently
         logger.exception("drafting failed unexpectedly")
-        return [PermanentFailure(f"drafting failed: {type(exc).__name__}", code="draft.error") for _ in batch]
+        reason = f"drafting failed: {plain_reason(exc, 'the drafting code')}"
+        return [PermanentFailure(reason, code="draft.error") for _ in batch]
 
 
 def _draft_input(prepared: PreparedJob) -> DraftInput:
@@ -91,4 +93,5 @@ def draft_row(prepared: PreparedJob, result: DraftResult) -> Draft:
         prompt=result.prompt,
         prompt_version=result.prompt_version,
         generation=generation,
+        profile=prepared.profile.name if prepared.profile else None,
     )

@@ -24,6 +24,7 @@ from radassist.errors import PermanentFailure, RadAssistError
 from radassist.imaging.prepare import PreparedStudy, RenderOptions, prepare_study
 from radassist.models.profiles import ProfileChooser
 from radassist.prefetch.read import JobComparison, job_comparison
+from radassist.reasons import plain_reason
 from radassist.ris.context import OrderContext, order_context
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def prepare_job(claimed: ClaimedJob, settings: ModelSettings, order: OrderContex
         return exc
     except Exception as exc:  # a bug or a library failure
         logger.exception("preparing the study failed unexpectedly")
-        return PermanentFailure(f"preparing the study failed: {type(exc).__name__}", code="draft.error")
+        return PermanentFailure(f"preparing the study's images failed: {plain_reason(exc, 'preparing the images')}",
+                                code="draft.error")
     return PreparedJob(claimed=claimed, study=study, profile=chooser.profile, order=order, comparison=comparison,
                        prior=_prior_pictures(comparison, chooser.profile, settings))

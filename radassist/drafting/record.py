@@ -1,10 +1,13 @@
 """What a drafting run writes, each only while its claim holds (``jobs.attempts`` unchanged).
 
-The outcome of one job: its draft is stored and the job is ``drafted`` (the outputs are built next,
-on the io queue); or, after a transient failure (GPU out of memory, model server busy), the job goes
-back to the queue, up to ``MAX_TRANSIENT_ATTEMPTS`` claims; or it fails with the reason (a draft
-that fails the output checks gets no SR or ORU).  Each function works in the caller's session;
-the caller commits, and queues follow-up tasks only after the commit.
+The outcome of one job: its draft is stored, and the safety gate (:mod:`radassist.safety.gate`)
+decides where it goes: ``needs_review`` when a warning's policy is ``hold`` (nothing is built or
+sent until a radiologist releases or discards it), else ``drafted`` (the outputs are built next, on
+the io queue); the decision is stored with the draft.  Or, after a transient failure (GPU out of
+memory, model server busy), the job goes back to the queue, up to ``MAX_TRANSIENT_ATTEMPTS``
+claims; or it fails with the reason (output with nothing to review gets no SR or ORU).  Each
+function works in the caller's session; the caller commits, and queues follow-up tasks only after
+the commit.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ import uuid
 
 from sqlalchemy.orm import Session
 
+from radassist.config.safety import SafetySettings
 from radassist.db.tables import Draft, Job
 from radassist.db.transitions import set_job_state
 from radassist.drafting.claim import ClaimedJob
 from radassist.errors import RadAssistError, TransientFailure
 from radassist.events import EventTag, record_event
 from radassist.metrics import JOBS_FINISHED, observe_stage
+from radassist.safety.checks import stored_warnings
+from radassist.safety.gate import GateDecision, checks_column, decide
 from radassist.states import JobState
 
 logger = logging.getLogger(__name__)
@@ -35,27 +41,46 @@ def should_requeue(claimed: ClaimedJob, error: RadAssistError) -> bool:
     return isinstance(error, TransientFailure) and claimed.attempts < MAX_TRANSIENT_ATTEMPTS
 
 
-def store_draft(session: Session, claimed: ClaimedJob, draft: Draft, now: dt.datetime) -> bool:
-    """Move the job drafting -> drafted and add the draft; False (nothing written) when the claim is gone.
+def gate(draft: Draft, safety: SafetySettings) -> GateDecision:
+    """Apply ``[safety]`` to the draft's warnings and store the decision with it."""
+    decision = decide(stored_warnings((draft.generation or {}).get("safety_warnings") or ()), safety)
+    draft.warnings = decision.stored()
+    draft.warning_checks = checks_column(decision.checks)
+    return decision
+
+
+def store_draft(session: Session, claimed: ClaimedJob, draft: Draft, now: dt.datetime,
+                safety: SafetySettings) -> JobState | None:
+    """Add the draft and move the job drafting -> drafted, or -> needs_review when the gate holds it;
+    the state reached, or None (nothing written) when the claim is gone.
 
     Fenced by ``attempts``: a worker that took the job over meanwhile wins, and this draft is dropped.
     """
-    if not set_job_state(session, claimed.job_id, JobState.DRAFTING, JobState.DRAFTED,
+    decision = gate(draft, safety)
+    target = JobState.NEEDS_REVIEW if decision.hold else JobState.DRAFTED
+    if not set_job_state(session, claimed.job_id, JobState.DRAFTING, target,
                          Job.attempts == claimed.attempts, drafted_at=now):
         logger.info("job left drafting or was taken over while the model ran; draft discarded")
-        return False
+        return None
     session.add(draft)
     job = session.get(Job, claimed.job_id)
     assert job is not None
     generation = draft.generation or {}
     record_event(session, EventTag.DRAFT_COMPLETED, study_id=claimed.study_id, job_id=claimed.job_id,
                  seconds=generation.get("seconds"), batch=generation.get("batch_size"),
-                 warnings=len(generation.get("consistency_warnings") or ()))
+                 warnings=len(decision.warnings))
+    held = [w.check.value for w in decision.warnings if w.policy == "hold"]
+    if held:
+        record_event(session, EventTag.DRAFT_HELD, study_id=claimed.study_id, job_id=claimed.job_id, checks=held)
     if job.started_at is not None:
         observe_stage("queued", (job.started_at - job.created_at).total_seconds())
         observe_stage("drafting", (now - job.started_at).total_seconds())
-    logger.info("draft stored; its outputs are built next")
-    return True
+    if held:
+        logger.warning("draft held for review (%s); nothing is sent until a radiologist decides",
+                       ", ".join(held))
+    else:
+        logger.info("draft stored; its outputs are built next")
+    return target
 
 
 def requeue(session: Session, claimed: ClaimedJob, error: TransientFailure) -> float | None:

@@ -1,10 +1,12 @@
 """Build the HL7 v2 ORU^R01 that tells the RIS a draft exists.
 
-Layout: MSH, PID, ORC (RE), OBR, NTE (the draft notice), then one OBX per line of text (TX, or FT
+Layout: MSH, PID, ORC (RE), OBR, NTE (the draft notice, then one NTE per warning of an automated
+check that the outputs state, :mod:`radassist.safety.gate`), then one OBX per line of text (TX, or FT
 by ``[hl7] obx_value_type``): the notice first, the comparison with the patient's priors when they
 were searched (LOINC 55114-3, the SR's section heading: each prior's description and date, or why
 none is available), the Findings lines (LOINC 59776-5), the Impression lines (LOINC 19005-8), and
-an OBX with the Study Instance UID so that the RIS can link to the images.  HL7 v2.5.1 by default, v2.3.1 for older RIS (``[hl7] version``).  Every field
+an OBX with the Study Instance UID so that the RIS can link to the images.  HL7 v2.5.1 by default,
+v2.3.1 for older RIS (``[hl7] version``).  Every field
 written is a row of :data:`radassist.hl7.oru_fields.ORU_FIELDS`, which says where its value comes
 from and what happens when it is too long.
 
@@ -36,6 +38,7 @@ from radassist.hl7.study_values import Procedure, StudyValues, read_study
 from radassist.priors.comparison import Comparison
 from radassist.ris.context import OrderContext
 from radassist.sr import codes
+from radassist.sr.header import local_time
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ OBX_STATUS = {"R": "R", "P": "P", "I": "I", "S": "I", "A": "P"}
 
 
 def hl7_datetime(value: dt.datetime) -> str:
-    """A timezone-aware HL7 DTM to the second (naive values are taken as UTC)."""
+    """A timezone-aware HL7 DTM to the second, with its offset (naive values are taken as UTC)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.strftime("%Y%m%d%H%M%S%z")
@@ -165,12 +168,16 @@ def _order_segments(
     return [orc.segment, obr.segment]
 
 
-def _notice() -> Segment:
-    nte = SegmentWriter("NTE")
-    nte.put("NTE-1", "1")
-    nte.put("NTE-2", "L")
-    nte.put("NTE-3", NTE_NOTICE)
-    return nte.segment
+def _notes(warnings: Sequence[str]) -> list[Segment]:
+    """The draft notice, then each warning, one NTE each."""
+    segments = []
+    for set_id, text in enumerate((NTE_NOTICE, *warnings), start=1):
+        nte = SegmentWriter("NTE")
+        nte.put("NTE-1", str(set_id))
+        nte.put("NTE-2", "L")
+        nte.put("NTE-3", text)
+        segments.append(nte.segment)
+    return segments
 
 
 def _observations(
@@ -222,6 +229,7 @@ def oru_segments(
     version: str | None = None,
     order: OrderContext | None = None,
     comparison: Comparison | None = None,
+    warnings: Sequence[str] = (),
 ) -> list[Segment]:
     """The ORU^R01's segments as meant (plain values, not yet ER7); arguments as :func:`build_oru`."""
     version = version or hl7.version
@@ -229,11 +237,14 @@ def oru_segments(
     if comparison is not None and not isinstance(comparison, Comparison):
         raise TypeError('Argument "comparison" must be a Comparison or None.')
     comparison_values = obx_values("\n".join(comparison.lines()), hl7.obx_value_type) if comparison else []
+    if isinstance(warnings, str) or not all(isinstance(w, str) for w in warnings):
+        raise TypeError('Argument "warnings" must be a sequence of strings.')
     findings_values = obx_values(findings, hl7.obx_value_type)
     impression_values = obx_values(impression, hl7.obx_value_type)
     if not findings_values and not impression_values:
         raise ValueError('Arguments "findings" and "impression" are both empty.')
     study = read_study(source)
+    now = local_time(now, source)[0]  # the study's time zone, as the SR's dates (radassist.sr.header)
     if not study.patient_id:
         raise PermanentFailure(
             "the study has no PatientID, so the RIS could not file the result: no ORU^R01 was built",
@@ -243,7 +254,7 @@ def oru_segments(
         _msh(hl7, version, control_id, now),
         _pid(study),
         *_order_segments(study, order, hl7, now),
-        _notice(),
+        *_notes(warnings),
         *_observations(findings_values, impression_values, study_instance_uid, hl7, now, comparison_values),
     ]
 
@@ -260,6 +271,7 @@ def build_oru(
     version: str | None = None,
     order: OrderContext | None = None,
     comparison: Comparison | None = None,
+    warnings: Sequence[str] = (),
 ) -> str:
     """Return the ORU^R01 as ER7 text, segments separated by ``\\r``.
 
@@ -269,6 +281,7 @@ def build_oru(
     the placer/filler order numbers (ORC-2/3, OBR-2/3) and the requested procedure (OBR-4);
     without it both numbers are the accession number.  ``comparison``, when the job's priors were
     searched, adds the comparison OBX (each prior compared with, or why none is available).
+    ``warnings`` are sentences of the automated checks to state, one NTE each after the draft notice.
 
     Raises ``TypeError``/``ValueError`` naming a bad argument, and :class:`PermanentFailure`
     when the study's data cannot make a safe message (``hl7.no_patient_id``,
@@ -286,6 +299,7 @@ def build_oru(
         version=version,
         order=order,
         comparison=comparison,
+        warnings=warnings,
     )
     er7 = render(segments)
     check_read_back(er7, segments, "ORU^R01")

@@ -77,7 +77,8 @@ ORU_SEGMENTS: tuple[SegmentSpec, ...] = (
     SegmentSpec("PV1", "not sent", "Patient visit: optional in ORU^R01; RadAssist knows no visit"),
     SegmentSpec("ORC", "1", "Common order: the RIS's own order numbers"),
     SegmentSpec("OBR", "1", "Observation request: the imaging procedure and the result status"),
-    SegmentSpec("NTE", "1", "Notice that the text is an AI-generated draft, not verified"),
+    SegmentSpec("NTE", "1..n", "Notice that the text is an AI-generated draft, not verified; then one NTE per "
+                "warning of an automated check (`[safety]` policy `annotate`, or `hold` once released)"),
     SegmentSpec(
         "OBX",
         "2..n",
@@ -94,7 +95,7 @@ ORU_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("MSH-4", "Sending facility (HD.1)", "IS", "`[hl7] sending_facility`", "refuse"),
     FieldSpec("MSH-5", "Receiving application (HD.1)", "IS", "`[hl7] receiving_application`", "refuse"),
     FieldSpec("MSH-6", "Receiving facility (HD.1)", "IS", "`[hl7] receiving_facility`", "refuse"),
-    FieldSpec("MSH-7", "Date/time of message", "DTM", "when the outputs were built, UTC"),
+    FieldSpec("MSH-7", "Date/time of message", "DTM", "when the outputs were built, in the study's time zone (its TimezoneOffsetFromUTC, else the server's), with the offset"),
     FieldSpec("MSH-9.1", "Message code", "ID", "`ORU`"),
     FieldSpec("MSH-9.2", "Trigger event", "ID", "`R01`"),
     FieldSpec("MSH-9.3", "Message structure", "ID", "`ORU_R01` (not in v2.3.1)"),
@@ -160,7 +161,8 @@ ORU_FIELDS: tuple[FieldSpec, ...] = (
         "cut",
     ),
     FieldSpec("OBR-4.3", "Coding system (CE.3)", "ID", "the coding system of OBR-4.1, only with it", "omit"),
-    FieldSpec("OBR-7", "Observation date/time", "DTM", "DICOM StudyDate + StudyTime, when readable"),
+    FieldSpec("OBR-7", "Observation date/time", "DTM",
+              "DICOM StudyDate + StudyTime, when readable, with TimezoneOffsetFromUTC when the study declares one"),
     FieldSpec(
         "OBR-18",
         "Placer field 1",
@@ -168,7 +170,7 @@ ORU_FIELDS: tuple[FieldSpec, ...] = (
         'DICOM AccessionNumber, only with `[hl7] accession_field = "OBR-18"`' + _DICOM_ID,
         "refuse",
     ),
-    FieldSpec("OBR-22", "Results report/status change", "DTM", "when the outputs were built, UTC"),
+    FieldSpec("OBR-22", "Results report/status change", "DTM", "when the outputs were built, in the study's time zone (its TimezoneOffsetFromUTC, else the server's), with the offset"),
     FieldSpec("OBR-24", "Diagnostic service section", "ID", "`RAD`"),
     FieldSpec(
         "OBR-25",
@@ -177,9 +179,10 @@ ORU_FIELDS: tuple[FieldSpec, ...] = (
         "`[hl7] result_status`: `R` (results stored, not verified; the default) or `P`, `I`, `S`, `A`; "
         "never `F` or `C`",
     ),
-    FieldSpec("NTE-1", "Set ID", "SI", "`1`"),
+    FieldSpec("NTE-1", "Set ID", "SI", "`1` for the notice, then 2, 3, ... for the warnings"),
     FieldSpec("NTE-2", "Source of comment", "ID", "`L` (ancillary, the filler)"),
-    FieldSpec("NTE-3", "Comment", "FT", "the draft notice (constant text)"),
+    FieldSpec("NTE-3", "Comment", "FT", "the draft notice (constant text), or one automated check's warning "
+              "(our own words: the check, what it found in our vocabulary, the header codes)", "cut"),
     FieldSpec("OBX-1", "Set ID", "SI", "1, 2, 3, ... in message order"),
     FieldSpec(
         "OBX-2", "Value type", "ID", "`[hl7] obx_value_type` (`TX` or `FT`) for text, `ST` for the UID"
@@ -208,7 +211,7 @@ ORU_FIELDS: tuple[FieldSpec, ...] = (
         "wrap",
     ),
     FieldSpec("OBX-11", "Observation result status", "ID", "from OBR-25: R->R, P->P, I->I, S->I, A->P"),
-    FieldSpec("OBX-14", "Date/time of the observation", "DTM", "when the outputs were built, UTC"),
+    FieldSpec("OBX-14", "Date/time of the observation", "DTM", "when the outputs were built, in the study's time zone (its TimezoneOffsetFromUTC, else the server's), with the offset"),
 )
 
 FIELDS: dict[str, FieldSpec] = {spec.position: spec for spec in ORU_FIELDS}

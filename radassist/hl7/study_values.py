@@ -86,8 +86,15 @@ def person_names(value: Any) -> list[NameParts]:
     return out
 
 
+def _offset(source: pydicom.Dataset) -> str:
+    """The study's TimezoneOffsetFromUTC (``-0400``) when it declares a valid one, else ""."""
+    offset = whole(source.get("TimezoneOffsetFromUTC"))
+    return offset if re.fullmatch(r"[+-](0\d|1[0-4])[0-5]\d", offset) else ""
+
+
 def study_datetime(source: pydicom.Dataset) -> str:
-    """StudyDate + StudyTime as an HL7 DTM (fractions cut to 4 digits), the date alone, or ""."""
+    """StudyDate + StudyTime as an HL7 DTM (fractions cut to 4 digits) with the study's time zone
+    offset when it declares one, the date alone, or ""."""
     date = whole(source.get("StudyDate"))
     if not re.fullmatch(r"\d{8}", date):
         return ""
@@ -100,7 +107,7 @@ def study_datetime(source: pydicom.Dataset) -> str:
     value = date + hours
     if match.group(2) and len(hours) == 6:
         value += "." + match.group(2)[:4]
-    return value
+    return value + _offset(source)
 
 
 def procedure(source: pydicom.Dataset) -> Procedure:

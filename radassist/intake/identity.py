@@ -36,8 +36,10 @@ from radassist.states import DeliveryState, JobState, StudyState
 logger = logging.getLogger(__name__)
 
 CONFLICT_CODE = "intake.identity_conflict"
-_ACTIVE_JOBS = (JobState.PRIORS, JobState.QUEUED, JobState.DRAFTING, JobState.DRAFTED, JobState.DELIVERING)
-_OPEN_DELIVERIES = (DeliveryState.PENDING, DeliveryState.SENDING)
+_ACTIVE_JOBS = (
+    JobState.PRIORS, JobState.QUEUED, JobState.DRAFTING, JobState.DRAFTED, JobState.NEEDS_REVIEW, JobState.DELIVERING,
+)
+_OPEN_DELIVERIES = (DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.HELD)
 
 
 class Mismatch(StrEnum):

@@ -3,7 +3,8 @@
 The backend only turns (images, prompt) into text.  Here the prompt is chosen and filled, the
 output is checked (:mod:`radassist.models.checks`) and split into Findings and Impression, and the
 record kept with the draft is assembled: exact prompt, profile, model id and revision, generation
-settings and figures, consistency warnings.
+settings and figures, and the safety warnings (``safety_warnings``: check and message; what the
+gate does with them is decided where the draft is recorded, :mod:`radassist.drafting.record`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from radassist.config import PromptProfileSettings
-from radassist.errors import RadAssistError
+from radassist.errors import PermanentFailure, RadAssistError
 from radassist.imaging.prepare import PreparedStudy
 from radassist.models.base import DraftRequest, DraftResult, Generation, GenerationBackend
-from radassist.models.checks import check_generation, consistency_warnings
+from radassist.models.checks import check_generation, output_warnings
 from radassist.models.grounded import grammar_of, ground, with_instruction
 from radassist.models.postprocess import split_report
 from radassist.models.prompts import PROMPT_VERSION, build_prompt
 from radassist.priors.comparison import Comparison
+from radassist.safety import Check, SafetyWarning, StudyFacts, consistency_warnings
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -65,23 +67,39 @@ class DraftInput:
         return DraftRequest(images, prompt, labels if any(labels) else ())
 
 
+def study_facts(item: DraftInput) -> StudyFacts:
+    """What the consistency checks compare the draft with: headers and the chosen profile."""
+    context = item.study.context
+    return StudyFacts(
+        lateralities=tuple(sorted(item.study.lateralities)),
+        body_part=context.body_part,
+        modality=context.modality,
+        sex=context.sex,
+        profile=item.profile.name if item.profile else None,
+        descriptions=(context.study_description, context.series_description),
+    )
+
+
+def _sections(text: str, warnings: Sequence[SafetyWarning]) -> tuple[str, str]:
+    """Findings and Impression; a repetitive output that cannot be split is kept whole as Findings,
+    so that the radiologist can see what the gate held."""
+    try:
+        return split_report(text)
+    except PermanentFailure:
+        if not any(w.check is Check.REPETITIVE for w in warnings):
+            raise
+        return " ".join(text.split())[:4000], ""
+
+
 def _result(backend: GenerationBackend, item: DraftInput, prompt: str, generation: Generation) -> DraftResult:
     check_generation(generation)
     study = item.study
     text, grounding = ground(backend, study, generation.text)
-    findings, impression = split_report(text)
-    warnings = consistency_warnings(
-        f"{findings}\n{impression}",
-        lateralities=study.lateralities,
-        body_part=study.context.body_part,
-        sex=study.context.sex,
-    )
-    if generation.stopped == "max_new_tokens":
-        warnings.append(
-            f"length: the output reached the token limit ({generation.new_tokens}); the impression may be incomplete"
-        )
+    warnings = output_warnings(generation)
+    findings, impression = _sections(text, warnings)
+    warnings += consistency_warnings(f"{findings}\n{impression}", study_facts(item))
     if warnings:
-        logger.info("draft has %d consistency warning(s)", len(warnings))
+        logger.info("draft has %d safety warning(s): %s", len(warnings), ", ".join(w.check for w in warnings))
     record: dict[str, Any] = dict(backend.describe())
     record.update(
         {
@@ -93,7 +111,8 @@ def _result(backend: GenerationBackend, item: DraftInput, prompt: str, generatio
             "images": len(study.images),
             "image_labels": list(study.labels),
             "profile": item.profile.name if item.profile else None,
-            "consistency_warnings": warnings,
+            "safety_warnings": [w.as_dict() for w in warnings],
+            "consistency_warnings": [f"{w.check}: {w.message}" for w in warnings],
             "series_chosen": study.series_chosen,
         }
     )

@@ -30,6 +30,7 @@ from radassist.imaging.prepare import PreparedStudy
 from radassist.models.base import DraftRequest, DraftResult, Generation, StopReason
 from radassist.models.drafting import DraftInput, draft_one
 from radassist.models.grounded import resolve_grammar
+from radassist.models.identity import model_identity
 from radassist.models.processors import load_processor
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,6 @@ class TransformersDraftModel:
 
     def __init__(self, settings: ModelSettings) -> None:
         self.settings = settings
-        self.name = settings.name
         self.device = resolve_device(settings.device)
         self.dtype = resolve_dtype(settings.dtype, self.device)
         revision = settings.revision or None
@@ -83,7 +83,11 @@ class TransformersDraftModel:
             tokenizer.padding_side = "left"  # a decoder-only batch must end where generation starts
         self.model: Any = _auto_model.from_pretrained(settings.name, dtype=self.dtype, **common)
         self.model.to(self.device).eval()
-        self.revision: str | None = revision or getattr(self.model.config, "_commit_hash", None)
+        # The SR and ORU name the model by id and revision, never by a local path.
+        loaded = revision or getattr(self.model.config, "_commit_hash", None)
+        self.name: str
+        self.revision: str | None
+        self.name, self.revision = model_identity(settings, loaded)
         eos = self.model.generation_config.eos_token_id
         self._eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         self._lock = threading.Lock()
@@ -176,8 +180,10 @@ class TransformersDraftModel:
             except TransientFailure:
                 raise
             except Exception as exc:  # noqa: BLE001 -- messages may echo prompt text: keep only the class
+                logger.error("generate failed in the model library (%s)", type(exc).__name__)
                 raise PermanentFailure(
-                    f"drafting failed ({type(exc).__name__})", code="model.generation_failed"
+                    f"the model library failed while generating ({type(exc).__name__}); its message is not kept, "
+                    "as it may quote the prompt", code="model.generation_failed",
                 ) from None
 
     def draft(self, study: PreparedStudy) -> DraftResult:

@@ -1,9 +1,10 @@
 """Build every output of a job on its own: an SR class or the ORU that cannot be built is reported
 in plain words, and the others are built all the same.
 
-A reason names what could not be built and why, in words an administrator can act on: the
-builders' own messages (they name the argument and carry no patient data), or what kind of thing
-went wrong.  An unexpected exception is logged with its traceback.
+A reason names what could not be built and why, in words an administrator can act on
+(:func:`radassist.reasons.plain_reason`): the builders' own messages (they name the argument and
+carry no patient data), or what kind of thing went wrong.  An unexpected exception is logged with
+its traceback.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
-from pydicom.errors import InvalidDicomError
-
 from radassist.config import Hl7Settings
 from radassist.db.tables import Draft
 from radassist.errors import RadAssistError
@@ -25,29 +24,12 @@ from radassist.outputs.inputs import BuildInputs
 from radassist.outputs.oru import build_oru_file
 from radassist.outputs.plan import OutputPlan
 from radassist.outputs.sr import SR_CLASS_NAMES, build_sr_file
+from radassist.reasons import plain_reason
 from radassist.sr.document import SrClass
 from radassist.sr.measurement_report import SrClass as ReportClass
 from radassist.store.outputs import OutputStore
 
 logger = logging.getLogger(__name__)
-
-REASON_MAX_CHARS = 500
-
-
-def plain_reason(exc: BaseException) -> str:
-    """Why something could not be built or read, in words (never just an exception's class name)."""
-    if isinstance(exc, RadAssistError):
-        return exc.message[:REASON_MAX_CHARS]
-    if isinstance(exc, FileNotFoundError):
-        return "a received instance file is missing from the store"
-    if isinstance(exc, InvalidDicomError):
-        return "a received instance file is not readable as DICOM"
-    if isinstance(exc, OSError):
-        return f"a stored file could not be read or written ({exc.strerror or type(exc).__name__})"
-    if isinstance(exc, (ValueError, TypeError)) and str(exc).strip():
-        return str(exc).strip().splitlines()[0][:REASON_MAX_CHARS]
-    return f"an unexpected error in the builder ({type(exc).__name__}); the worker log has the details"
-
 
 @dataclass
 class BuiltOutputs:
@@ -59,6 +41,8 @@ class BuiltOutputs:
     oru_file: tuple[str, str] | None = None
     """(MSH-10, stored path)."""
     oru_failure: str | None = None
+    oru_failure_code: str | None = None
+    """The builder's own error code (e.g. ``hl7.no_patient_id``) when the ORU was not built."""
     grounding_files: dict[ReportClass, tuple[str, str]] = field(default_factory=dict)
     """SR class -> (SOP Instance UID, stored path) of the measurement report of a grounded draft."""
     grounding_failures: dict[ReportClass, str] = field(default_factory=dict)
@@ -71,15 +55,24 @@ class BuiltOutputs:
         return self.sr_files.get("enhanced") or next(iter(self.sr_files.values()), None)
 
 
-def _attempt(what: str, build: Callable[[], tuple[str, str]]) -> tuple[tuple[str, str] | None, str | None]:
+@dataclass(frozen=True)
+class Attempt:
+    """One output built (``done``), or why not (``reason``, and the builder's own ``code`` if it gave one)."""
+
+    done: tuple[str, str] | None = None
+    reason: str | None = None
+    code: str | None = None
+
+
+def _attempt(what: str, build: Callable[[], tuple[str, str]]) -> Attempt:
     try:
-        return build(), None
+        return Attempt(done=build())
     except Exception as exc:  # noqa: BLE001 -- each output fails on its own, with its reason
         if not isinstance(exc, (ValueError, TypeError, RadAssistError)):
             logger.exception("building the %s failed unexpectedly", what)
-        reason = f"the {what} could not be built: {plain_reason(exc)}"
         logger.warning("%s not built", what)
-        return None, reason
+        return Attempt(reason=f"the {what} could not be built: {plain_reason(exc)}",
+                       code=exc.code if isinstance(exc, RadAssistError) else None)
 
 
 def build_outputs(
@@ -94,18 +87,18 @@ def build_outputs(
         if isinstance(inputs, str):
             built.sr_failures[sr_class] = f"the {what} could not be built: {inputs}"
             continue
-        done, failure = _attempt(what, partial(build_sr_file, inputs, draft, job_id, sr_class, now, outputs))
-        if done is not None:
-            built.sr_files[sr_class] = done
+        attempt = _attempt(what, partial(build_sr_file, inputs, draft, job_id, sr_class, now, outputs))
+        if attempt.done is not None:
+            built.sr_files[sr_class] = attempt.done
         else:
-            built.sr_failures[sr_class] = failure or what
+            built.sr_failures[sr_class] = attempt.reason or what
     _build_grounding(built, plan, inputs, draft, job_id, now, outputs)
     if plan.send_hl7:
         if isinstance(inputs, str):
             built.oru_failure = f"the ORU^R01 could not be built: {inputs}"
         else:
-            built.oru_file, built.oru_failure = _attempt(
-                "ORU^R01", partial(build_oru_file, inputs, draft, job_id, hl7, now, outputs))
+            attempt = _attempt("ORU^R01", partial(build_oru_file, inputs, draft, job_id, hl7, now, outputs))
+            built.oru_file, built.oru_failure, built.oru_failure_code = attempt.done, attempt.reason, attempt.code
     return built
 
 
@@ -130,9 +123,9 @@ def _build_grounding(
         if isinstance(inputs, str):
             built.grounding_failures[sr_class] = f"the {what} could not be built: {inputs}"
             continue
-        done, failure = _attempt(
+        attempt = _attempt(
             what, partial(build_grounding_file, inputs, findings, draft, job_id, sr_class, now, outputs))
-        if done is not None:
-            built.grounding_files[sr_class] = done
+        if attempt.done is not None:
+            built.grounding_files[sr_class] = attempt.done
         else:
-            built.grounding_failures[sr_class] = failure or what
+            built.grounding_failures[sr_class] = attempt.reason or what

@@ -10,6 +10,7 @@ from radassist.db.tables import Draft
 from radassist.hl7.oru import build_oru
 from radassist.outputs.inputs import BuildInputs
 from radassist.outputs.plan import hl7_control_id
+from radassist.safety.gate import stated_warnings
 from radassist.store.outputs import OutputStore
 
 ORU_FILE_NAME = "draft-oru.hl7"
@@ -36,5 +37,6 @@ def build_oru_file(
         now=now,
         order=inputs.order,
         comparison=inputs.comparison,
+        warnings=stated_warnings(draft.warnings),
     )
     return control_id, outputs.write(job_id, ORU_FILE_NAME, message.encode("utf-8"))

@@ -4,8 +4,9 @@ The outputs are built before the job's row is touched, so the database is writte
 transaction: the compare-and-set ``drafted -> delivering`` (a duplicated or late message, or a
 cancelled job, builds nothing into the outbox), the job's SR, and one delivery row per
 destination and for the RIS.  An output that could not be built is a delivery row in state
-``failed`` with its reason, while the others go out; a job left with nothing to send is closed at
-once (done, or failed with those reasons).  Everything a delivery sends is stored here once, so
+``failed`` with its reason, and one that must not go yet is ``held`` with its reason
+(:mod:`radassist.outputs.holds`), while the others go out; a job left with nothing to send and
+nothing held is closed at once (done, or failed with those reasons).  Everything a delivery sends is stored here once, so
 every retry sends the same SOP Instance UID and the same MSH-10.
 """
 
@@ -23,9 +24,11 @@ from radassist.db.tables import Delivery, Draft, Job, Study
 from radassist.db.transitions import set_job_state
 from radassist.delivery.outcome import finish_job_if_delivered
 from radassist.events import EventTag, record_event
-from radassist.outputs.build import BuiltOutputs, build_outputs, plain_reason
+from radassist.outputs.build import BuiltOutputs, build_outputs
+from radassist.outputs.holds import Hold, failed_build_hold, oru_hold
 from radassist.outputs.inputs import BuildInputs, gather, study_sources
 from radassist.outputs.plan import RIS_DESTINATION, OutputPlan, plan_outputs
+from radassist.reasons import plain_reason
 from radassist.states import DeliveryChannel, DeliveryState, JobState
 from radassist.store.outputs import OutputStore
 
@@ -47,9 +50,19 @@ def _inputs(session: Session, job: Job, draft: Draft, settings: Settings, output
     return gather(session, job, draft, sources, outputs, settings.storage.instances_dir)
 
 
-def _rows(job_id: uuid.UUID, plan: OutputPlan, built: BuiltOutputs, now: dt.datetime) -> list[Delivery]:
+def _oru_state(built: BuiltOutputs, hold: Hold | None) -> dict[str, object]:
+    """The ORU row's state: pending, held (with the reason) or failed (with the reason)."""
+    if built.oru_file is not None:
+        return _held(hold) if hold is not None else _pending()
+    failed_hold = failed_build_hold(built.oru_failure_code, built.oru_failure)
+    return _held(failed_hold) if failed_hold is not None else _failed(built.oru_failure)
+
+
+def _rows(job_id: uuid.UUID, plan: OutputPlan, built: BuiltOutputs, now: dt.datetime,
+          oru_hold: Hold | None = None) -> list[Delivery]:
     """One delivery per destination (its class's SR), one more per destination for a grounded draft's
-    measurement report (when its class can carry one), and one for the RIS; failed when not built."""
+    measurement report (when its class can carry one), and one for the RIS; failed when not built,
+    held when it must not go yet."""
     rows = []
     for destination in plan.destinations:
         stored = built.sr_files.get(destination.sr_class)
@@ -72,14 +85,17 @@ def _rows(job_id: uuid.UUID, plan: OutputPlan, built: BuiltOutputs, now: dt.date
         control_id, relpath = built.oru_file or (None, None)
         rows.append(Delivery(
             job_id=job_id, channel=DeliveryChannel.HL7, destination=RIS_DESTINATION, next_attempt_at=now,
-            control_id=control_id, payload_path=relpath,
-            **(_pending() if relpath else _failed(built.oru_failure)),
+            control_id=control_id, payload_path=relpath, **_oru_state(built, oru_hold),
         ))
     return rows
 
 
 def _pending() -> dict[str, object]:
     return {"state": DeliveryState.PENDING}
+
+
+def _held(hold: Hold) -> dict[str, object]:
+    return {"state": DeliveryState.HELD, "last_error_code": hold.code, "last_error_message": hold.message[:2000]}
 
 
 def _failed(reason: str | None) -> dict[str, object]:
@@ -98,6 +114,9 @@ def _record(session: Session, job: Job, built: BuiltOutputs, rows: list[Delivery
         if row.state is DeliveryState.FAILED:
             record_event(session, EventTag.OUTPUT_FAILED, study_id=job.study_id, job_id=job.id,
                          channel=str(row.channel), destination=row.destination, code=BUILD_FAILED)
+        elif row.state is DeliveryState.HELD:
+            record_event(session, EventTag.OUTPUT_HELD, study_id=job.study_id, job_id=job.id,
+                         channel=str(row.channel), destination=row.destination, code=row.last_error_code)
 
 
 def build_job_outputs(
@@ -118,12 +137,13 @@ def build_job_outputs(
                          sr_sop_instance_uid=sop_uid, sr_path=sr_path):
         return None
     session.expire(job)
-    rows = _rows(job_id, plan, built, now)
+    rows = _rows(job_id, plan, built, now, oru_hold(inputs, settings.hl7))
     session.add_all(rows)
     session.flush()
     _record(session, job, built, rows, len(inputs.predecessors) if isinstance(inputs, BuildInputs) else 0)
     if not any(row.state is DeliveryState.PENDING for row in rows):
         finish_job_if_delivered(session, job_id, job.study_id, now)  # nothing to send: done, or failed
-    logger.info("outputs built: %d SR classes, %d deliveries (%d not built)", len(built.sr_files), len(rows),
-                sum(row.state is DeliveryState.FAILED for row in rows))
+    logger.info("outputs built: %d SR classes, %d deliveries (%d not built, %d held)", len(built.sr_files),
+                len(rows), sum(row.state is DeliveryState.FAILED for row in rows),
+                sum(row.state is DeliveryState.HELD for row in rows))
     return [row.id for row in rows if row.state is DeliveryState.PENDING]

@@ -13,6 +13,7 @@ import radassist
 from radassist.db.tables import Draft
 from radassist.outputs.inputs import BuildInputs
 from radassist.ris.context import OrderContext
+from radassist.safety.gate import stated_warnings
 from radassist.sr.document import CodedLabel, RequestedProcedure, SrClass, build_draft_sr
 from radassist.sr.uids import sr_uids_for_job
 from radassist.store.outputs import OutputStore
@@ -78,6 +79,7 @@ def build_sr_file(
         predecessors=_same_class_first(inputs.predecessors, SR_SOP_CLASSES[sr_class]) or None,
         comparison=inputs.comparison,
         comparison_sources=inputs.comparison_sources,
+        warnings=stated_warnings(draft.warnings),
     )
     buffer = io.BytesIO()
     sr.save_as(buffer, enforce_file_format=True)

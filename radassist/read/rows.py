@@ -15,6 +15,7 @@ from typing import Any, TypeAlias
 
 from radassist.read.grounding import GroundingView
 from radassist.read.priors import ComparisonRow
+from radassist.read.review import ReviewView
 from radassist.states import FINAL_JOB_STATES, DeliveryChannel, DeliveryState, JobState, StudyState
 
 WorklistState: TypeAlias = StudyState | JobState
@@ -92,6 +93,8 @@ class StudyRow:
     patient_sex: str | None = None
     priority: str | None = None
     """The RIS order's priority (``S``, ``A``, ``R``...), when an order for the accession is known."""
+    warnings: tuple[str, ...] = ()
+    """The safety checks that fired on the latest job's draft (``anatomy``, ``laterality``...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +179,8 @@ class StudyView(StudyRow):
     """The latest draft's findings with boxes, on the images the model saw (a grounded draft only)."""
     comparison: ComparisonRow | None = None
     """The latest job's priors, or why it has none (:mod:`radassist.read.priors`); None when never searched."""
+    review: ReviewView | None = None
+    """The latest draft's safety warnings (with explanations), whether it is held, and its verdicts."""
 
 
 @dataclass(frozen=True, slots=True)

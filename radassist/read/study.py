@@ -15,6 +15,7 @@ from radassist.db.tables import Association, Draft, Event, Instance, Job, Series
 from radassist.events import EventTag
 from radassist.read.grounding import grounding_view
 from radassist.read.priors import comparison_row
+from radassist.read.review import review_view
 from radassist.read.rows import (
     AssociationRow,
     DraftRow,
@@ -42,12 +43,14 @@ def _jobs(session: Session, study_id: uuid.UUID) -> tuple[JobRow, ...]:
 
 
 def _events(session: Session, study_id: uuid.UUID) -> tuple[EventRow, ...]:
-    """The timeline; each run of ``study:instance:received`` folded into one row."""
+    """The timeline in the order the events were written (the database's own sequence, which no
+    process's clock can reorder: the listener, the workers and the web app may run on hosts whose
+    clocks differ); each run of ``study:instance:received`` folded into one row."""
     job_ids = select(Job.id).where(Job.study_id == study_id)
     result = session.execute(
         select(Event.tag, Event.at, Event.detail, Event.job_id)
         .where(or_(Event.study_id == study_id, Event.job_id.in_(job_ids)))
-        .order_by(Event.at, Event.id)
+        .order_by(Event.id)
     )
     events: list[EventRow] = []
     for e in result:
@@ -126,6 +129,7 @@ def study_view(session: Session, study_id: uuid.UUID) -> StudyView | None:
         patient_groups=_patient_groups(session, study_id) if row.state == "identity_conflict" else (),
         grounding=grounding_view(record),
         comparison=comparison_row(session, r.job_id),
+        review=review_view(session, r.draft_id),
         **_what_the_model_saw(record),
     )
 

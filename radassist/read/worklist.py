@@ -30,6 +30,7 @@ from radassist.read.rows import (
     WorklistState,
     worklist_state,
 )
+from radassist.safety.gate import column_checks
 from radassist.states import DeliveryState, StudyState
 
 
@@ -47,6 +48,8 @@ class WorklistFilter:
     """Last instance received before this instant."""
     accession: str | None = None
     """An accession number, matched exactly through its stored hash (the number itself is not kept)."""
+    warnings: str | None = None
+    """``any``: the latest draft has a safety warning; a check's name (``anatomy``...): that check fired."""
 
 
 def _is_latest(job: Any) -> Any:
@@ -105,6 +108,7 @@ def worklist_query() -> Subquery:
             job.drafted_at.label("job_drafted_at"),
             job.finished_at.label("job_finished_at"),
             Draft.id.label("draft_id"),
+            Draft.warning_checks,
         )
         .select_from(Study)
         .where(Study.state != StudyState.PRIOR)  # a fetched prior is no study to draft
@@ -122,13 +126,15 @@ def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None
 
 
 def _failure(r: Any, deliveries: tuple[DeliveryRow, ...]) -> tuple[str | None, str | None]:
-    """The reason shown on the worklist: the job's own error, else the first failed delivery's."""
+    """The reason shown on the worklist: the job's own error, else the first failed delivery's, else
+    the first held one's (held: waiting for an admin)."""
     if r.error_code or r.error_message:
         return r.error_code, r.error_message
-    for d in deliveries:
-        if d.state == DeliveryState.FAILED and (d.last_error_code or d.last_error_message):
-            message = f"{d.channel.value} to {d.destination}: {d.last_error_message or ''}".rstrip(": ")
-            return d.last_error_code, message
+    for state, verb in ((DeliveryState.FAILED, ""), (DeliveryState.HELD, " held")):
+        for d in deliveries:
+            if d.state == state and (d.last_error_code or d.last_error_message):
+                message = f"{d.channel.value} to {d.destination}{verb}: {d.last_error_message or ''}".rstrip(": ")
+                return d.last_error_code, message
     return None, None
 
 
@@ -169,6 +175,7 @@ def study_row(r: Any, deliveries: tuple[DeliveryRow, ...]) -> StudyRow:
         patient_age=r.patient_age,
         patient_sex=r.patient_sex,
         priority=r.priority,
+        warnings=column_checks(r.warning_checks),
     )
 
 
@@ -215,6 +222,10 @@ def _filtered(worklist: Any, where: WorklistFilter) -> Select[Any]:
         stmt = stmt.where(worklist.c.last_received_at < where.received_to)
     if where.accession and where.accession.strip():
         stmt = stmt.where(worklist.c.accession_number_hash == accession_hash(where.accession.strip()))
+    if where.warnings == "any":
+        stmt = stmt.where(worklist.c.warning_checks != "")
+    elif where.warnings:
+        stmt = stmt.where(worklist.c.warning_checks.like(f"% {where.warnings.strip()} %"))
     return stmt
 
 
@@ -249,7 +260,7 @@ def count_studies(
     every study's latest job for a large history costs more than the page itself.
     """
     where = where or WorklistFilter(state=state)
-    if not where.state:
+    if not where.state and not where.warnings:
         # No computed column involved: count the studies table alone (no per-row job lookup).
         unfiltered = WorklistFilter(**{f.name: getattr(where, f.name) for f in fields(where) if f.name != "state"})
         studies = Study.__table__.alias("worklist")

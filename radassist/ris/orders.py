@@ -9,17 +9,22 @@ keeps what it leaves empty.  The accession number itself is kept only as its has
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from radassist.config import Hl7Settings
+from radassist.db.handles import handle_of_study
 from radassist.db.tables import Order, Study
 from radassist.events import EventTag, record_event
 from radassist.identifiers import accession_hash
+from radassist.logging import log_context
 from radassist.ris.reading import Block, Inbound, blocks, first, repetitions, value
 from radassist.ris.refusals import InboundProblem
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,9 @@ def _store_one(session: Session, block: Block, digest: str, control_id: str, now
         order_control=order.order_control,
         control_id=control_id,
     )
+    if study_id is not None:
+        with log_context(study=handle_of_study(session, study_id)):
+            logger.info("the RIS's order for a received study is stored")
 
 
 def store_orders(session: Session, inbound: Inbound, settings: Hl7Settings, now: dt.datetime) -> int:

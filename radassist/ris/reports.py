@@ -9,18 +9,23 @@ result resent with the same MSH-10 (our ACK was lost) is stored once.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from radassist.config import Hl7Settings
+from radassist.db.handles import handle_of_study
 from radassist.db.tables import Order, Report, Study
 from radassist.events import EventTag, record_event
 from radassist.identifiers import accession_hash
+from radassist.logging import log_context
 from radassist.ris.context import FINAL_STATUSES
 from radassist.ris.orders import accession
 from radassist.ris.reading import Block, Inbound, blocks, first, read, repetitions, value
 from radassist.ris.refusals import InboundProblem
+
+logger = logging.getLogger(__name__)
 
 TEXT_VALUE_TYPES = frozenset({"TX", "FT", "ST"})
 STUDY_UID_CODE = "110180"  # an OBX carrying the Study Instance UID is a link, not report text
@@ -114,6 +119,9 @@ def _store_one(
         status=status,
         control_id=control_id,
     )
+    if study_id is not None:
+        with log_context(study=handle_of_study(session, study_id)):
+            logger.info("the RIS's signed report for a received study is stored")
     return True
 
 

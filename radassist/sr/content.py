@@ -3,7 +3,8 @@
 Only value types and relationships that the Basic Text SR IOD allows (CONTAINER, TEXT, CODE,
 UIDREF, IMAGE; CONTAINS, HAS OBS CONTEXT, HAS CONCEPT MOD), so one tree serves all three SR classes.
 The first Finding says in words that this is an unverified AI draft (viewers such as OHIF show
-none of the document flags).
+none of the document flags); the warnings of automated checks that the outputs state follow it,
+one Finding each, before the draft's own text.
 """
 
 from __future__ import annotations
@@ -72,10 +73,11 @@ def build_content(
     labels: Sequence[CodedLabel] = (),
     key_images: Sequence[tuple[str, str]] = (),
     comparison: hd.sr.ContainerContentItem | None = None,
+    warnings: Sequence[str] = (),
 ) -> hd.sr.ContainerContentItem:
-    """The content tree: findings are the draft notice first, then the text, the coded labels and
-    the key images as ``(sop_class_uid, sop_instance_uid)``; ``comparison`` (the section of
-    :mod:`radassist.sr.comparison`) comes before the findings."""
+    """The content tree: findings are the draft notice first, then the ``warnings`` (one sentence
+    each), the text, the coded labels and the key images as ``(sop_class_uid, sop_instance_uid)``;
+    ``comparison`` (the section of :mod:`radassist.sr.comparison`) comes before the findings."""
     language = hd.sr.LanguageOfContentItemAndDescendants(language=hd.sr.CodedConcept.from_code(codes.LANGUAGE_EN_US))
     items: list[hd.sr.ContentItem] = [*language, *_observer(model_name, model_revision)]
     if indication and indication.strip():
@@ -84,6 +86,7 @@ def build_content(
     if comparison is not None:
         items.append(comparison)
     finding_items: list[hd.sr.ContentItem] = [_text(codes.FINDING, codes.DRAFT_NOTICE)]
+    finding_items += [_text(codes.FINDING, w) for w in warnings if w.strip()]
     finding_items += [_text(codes.FINDING, p) for p in paragraphs(findings)]
     finding_items += [_coded(label) for label in labels]
     finding_items += [_image(sop_class, sop_instance) for sop_class, sop_instance in key_images]

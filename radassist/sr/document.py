@@ -33,7 +33,9 @@ from radassist.sr.header import (
     check_predecessors,
     check_sources,
     contributing_equipment,
+    contribution_datetime,
     evidence,
+    fix_contribution_times,
     install_phi_guard,
     local_time,
     request_item,
@@ -105,9 +107,19 @@ def _finish(sr: _SR, header: pydicom.Dataset, local_now: dt.datetime, tz_offset:
     sr.SeriesTime = TM(stamp.time())
     if tz_offset is not None:
         sr.TimezoneOffsetFromUTC = tz_offset
+    fix_contribution_times(sr, contribution_datetime(local_now, tz_offset))
     for keyword in ("StudyDescription", "ReferringPhysicianName", "IssuerOfPatientID"):
         if keyword in header and keyword not in sr:
             sr[keyword] = copy.deepcopy(header[keyword])
+
+
+def _all_evidence(sources: Sequence[pydicom.Dataset], comparison: Comparison | None,
+                  comparison_sources: Sequence[pydicom.Dataset]) -> list[pydicom.Dataset]:
+    """The study's own instances (the header source first), then the priors' not already among them."""
+    items = evidence(sources)
+    current_uids = {str(i.SOPInstanceUID) for i in items}
+    return items + [ds for ds in prior_evidence(comparison, comparison_sources)
+                    if str(ds.SOPInstanceUID) not in current_uids]
 
 
 def build_draft_sr(
@@ -130,16 +142,16 @@ def build_draft_sr(
     predecessors: Sequence[pydicom.Dataset] | None = None,
     comparison: Comparison | None = None,
     comparison_sources: Sequence[pydicom.Dataset] = (),
+    warnings: Sequence[str] | None = None,
 ) -> pydicom.Dataset:
     """Build the draft SR for the study whose received instances (headers) are ``sources``.
 
-    ``key_image_uids`` are the SOP Instance UIDs of the images the model was shown (IMAGE items
-    in Findings); ``labels`` coded abnormalities; ``requested_procedure`` fills the Referenced
-    Request Sequence (also written, from the source's accession number, when it is None and the
-    source has one); ``predecessors`` are the headers of the SRs this one replaces (a re-draft);
-    ``comparison`` names the priors compared with, or why none (:mod:`radassist.sr.comparison`), and
-    ``comparison_sources`` are the headers of the priors' instances, referenced as Pertinent Other
-    Evidence.
+    ``key_image_uids``: the images the model was shown (IMAGE items in Findings); ``labels``: coded
+    abnormalities; ``requested_procedure``: the Referenced Request Sequence (from the source's
+    accession number when None); ``predecessors``: the SRs this one replaces (a re-draft);
+    ``comparison``: the priors compared with, or why none (:mod:`radassist.sr.comparison`), whose
+    instances (``comparison_sources``) are Pertinent Other Evidence; ``warnings``: sentences of
+    automated checks, stated right after the draft notice.
 
     Raises ``TypeError``/``ValueError`` naming the argument; messages carry no patient data.
     """
@@ -148,15 +160,16 @@ def build_draft_sr(
                      {"series_instance_uid": series_instance_uid, "sop_instance_uid": sop_instance_uid},
                      requested_procedure)
     coded, previous = coded_labels(labels), check_predecessors(predecessors)
-    items = evidence(sources)
-    current_uids = {str(i.SOPInstanceUID) for i in items}
-    items += [ds for ds in prior_evidence(comparison, comparison_sources) if str(ds.SOPInstanceUID) not in current_uids]
+    if isinstance(warnings, str) or not all(isinstance(w, str) for w in warnings or ()):
+        raise TypeError('Argument "warnings" must be a sequence of strings.')
+    items = _all_evidence(sources, comparison, comparison_sources)
     header = items[0]
     local_now, tz_offset = local_time(now or dt.datetime.now(dt.UTC), header)
     content = build_content(findings=findings, impression=impression, model_name=model_name,
                             model_revision=model_revision, indication=indication, labels=coded,
                             key_images=key_images(items, key_image_uids),
-                            comparison=comparison_section(comparison) if comparison is not None else None)
+                            comparison=comparison_section(comparison) if comparison is not None else None,
+                            warnings=warnings or ())
     if requested_procedure is None and header.get("AccessionNumber"):
         requested_procedure = RequestedProcedure()
     institution, department = header.get("InstitutionName"), header.get("InstitutionalDepartmentName")
@@ -176,7 +189,8 @@ def build_draft_sr(
         institutional_department_name=lo(department) or None,
         requested_procedures=[request_item(study_uid, requested_procedure, header)] if requested_procedure else None,
         previous_versions=previous or None,
-        contributing_equipment=[contributing_equipment(model_name, model_revision, software_version, local_now)],
+        contributing_equipment=[contributing_equipment(model_name, model_revision, software_version, local_now,
+                                                       tz_offset)],
         specific_character_set="ISO_IR 192",
         series_description=codes.SERIES_DESCRIPTION,
         manufacturer_model_name=lo(model_name),

@@ -181,8 +181,24 @@ def request_item(study_uid: str, request: RequestedProcedure, header: pydicom.Da
     return item
 
 
+def contribution_datetime(local_now: dt.datetime, tz_offset: str | None) -> pydicom.valuerep.DT:
+    """When we contributed, as the SR's other dates: in the study's time zone with its offset when it
+    declares one, else the server's local time without an offset (what a DICOM time means by default)."""
+    stamp = local_now.replace(microsecond=0)
+    return pydicom.valuerep.DT(stamp if tz_offset is not None else stamp.replace(tzinfo=None))
+
+
+def fix_contribution_times(sr: pydicom.Dataset, stamp: pydicom.valuerep.DT) -> None:
+    """Every ContributionDateTime the SR's builders wrote (ours, and highdicom's own item, which it
+    stamps with the server's naive local time) becomes ``stamp``; the sources' items keep theirs."""
+    for item in sr.get("ContributingEquipmentSequence") or ():
+        ours = item.get("Manufacturer") == codes.MANUFACTURER or item.get("ManufacturerModelName") == "highdicom"
+        if ours and "ContributionDateTime" in item:
+            item.ContributionDateTime = stamp
+
+
 def contributing_equipment(model_name: str, model_revision: str | None, software_version: str,
-                           local_now: dt.datetime) -> hd.ContributingEquipment:
+                           local_now: dt.datetime, tz_offset: str | None = None) -> hd.ContributingEquipment:
     """The model and our version, in ContributingEquipmentSequence."""
     versions = [lo(f"RadAssist {software_version}")]
     if model_revision:
@@ -192,6 +208,6 @@ def contributing_equipment(model_name: str, model_revision: str | None, software
         purpose_of_reference=codes.PROCESSING_EQUIPMENT,
         manufacturer_model_name=lo(model_name),
         software_versions=versions,
-        contribution_datetime=local_now.replace(microsecond=0, tzinfo=None),
+        contribution_datetime=contribution_datetime(local_now, tz_offset),
         contribution_description="AI draft report, not verified",
     )

@@ -37,7 +37,13 @@ from pydicom.valuerep import DA, TM
 from radassist.grounding.boxes import FindingCode
 from radassist.grounding.geometry import MappedFinding, SourceBox
 from radassist.sr import codes
-from radassist.sr.header import check_sources, evidence, local_time
+from radassist.sr.header import (
+    check_sources,
+    contribution_datetime,
+    evidence,
+    fix_contribution_times,
+    local_time,
+)
 from radassist.sr.uids import RADASSIST_NAMESPACE, device_observer_uid
 from radassist.sr.values import CodedLabel, lo
 
@@ -272,6 +278,7 @@ def build_measurement_report(
     )
     if tz_offset is not None:
         sr.TimezoneOffsetFromUTC = tz_offset
+    fix_contribution_times(sr, contribution_datetime(local_now, tz_offset))  # as the draft SR's
     if sr.StudyInstanceUID != study_uid:  # highdicom copies it from the first evidence item
         raise ValueError('Argument "sources" does not name one study.')
     return sr

@@ -29,7 +29,17 @@ from radassist.db.engine import make_sessionmaker
 from radassist.read.metrics import database_registry
 from radassist.web.cache import TtlCache
 from radassist.web.deps import LoginRequired
-from radassist.web.routes import actions, auth, conversation, grounding, ops, system, worklist
+from radassist.web.routes import (
+    actions,
+    auth,
+    conversation,
+    grounding,
+    ops,
+    review,
+    review_actions,
+    system,
+    worklist,
+)
 from radassist.web.system import SystemProbe
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -137,4 +147,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(grounding.router)
     app.include_router(conversation.router)
+    app.include_router(review.router)
+    app.include_router(review_actions.router)
     return app

@@ -136,9 +136,10 @@ def test_queued_jobs_are_drafted_as_one_batch(
     maker.kw["bind"].dispose()
 
 
-def test_truncated_output_fails_the_job_without_sr_or_oru(
+def test_truncated_output_is_held_for_review_without_sr_or_oru(
     make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path
 ) -> None:
+    from workers.tasks.build import build_outputs
     from workers.tasks.draft import draft_study
 
     _, settings = make_app(model_max_new_tokens="3", hl7_host="127.0.0.1")
@@ -146,12 +147,17 @@ def test_truncated_output_fails_the_job_without_sr_or_oru(
     with maker() as session:
         job_id = add_study(session, settings, [cr_copy(testdata, tmp_path / "cr")]).id
     draft_study.apply(args=(str(job_id),)).get()
+    build_outputs.apply(args=(str(job_id),)).get()  # a stray build message builds nothing for a held draft
     with maker() as session:
         job = session.get(Job, job_id)
-        assert job is not None and job.state is JobState.FAILED
-        assert job.error_code == "model.output_truncated" and job.sr_path is None
-        assert session.scalars(select(Draft).where(Draft.job_id == job_id)).all() == []
+        assert job is not None and job.state is JobState.NEEDS_REVIEW
+        assert job.error_code is None and job.sr_path is None
+        draft = session.scalars(select(Draft).where(Draft.job_id == job_id)).one()
+        assert [(w["check"], w["policy"]) for w in draft.warnings] == [("truncated", "hold")]
+        assert draft.warning_checks == " truncated "
         assert session.scalars(select(Delivery).where(Delivery.job_id == job_id)).all() == []
+        tags = session.scalars(select(Event.tag).where(Event.job_id == job_id).order_by(Event.id)).all()
+        assert tags[-2:] == ["job:draft:completed", "job:draft:held"]
     maker.kw["bind"].dispose()
 
 
@@ -198,8 +204,8 @@ def test_each_job_is_drafted_with_the_model_of_its_pipeline(
         draft_study.apply(args=(str(job.id),)).get()
     with maker() as session:
         drafts = {d.job_id: d for d in session.scalars(select(Draft))}
-        assert drafts[default_job.id].model_name == str(tiny_models["gemma3"])
-        assert drafts[other_job.id].model_name == str(tiny_models["llava"])
+        assert drafts[default_job.id].model_name == tiny_models["gemma3"].name
+        assert drafts[other_job.id].model_name == tiny_models["llava"].name
         # Jobs of different models are never drafted in one batch.
         assert {d.generation["batch_size"] for d in drafts.values()} == {1}
     maker.kw["bind"].dispose()

@@ -11,6 +11,7 @@ from radassist.config import ModelSettings
 from radassist.imaging import prepare_study
 from radassist.models import DraftModel, loader
 from radassist.models.postprocess import split_report
+from radassist.models.prompts import PROMPT_VERSION
 from radassist_devtools.tiny_models import DEFAULT_TINY_REPORT, write_tiny_model
 
 
@@ -47,8 +48,10 @@ def test_drafts_the_fixed_report_from_a_cr(settings: ModelSettings, testdata: Pa
     assert result.impression == "No acute cardiopulmonary abnormality."
     assert result.raw_text == DEFAULT_TINY_REPORT
     assert "computed radiography" in result.prompt and "64 years" in result.prompt
-    assert result.prompt_version == "3"
-    assert result.model_name == str(settings.name)
+    assert result.prompt_version == PROMPT_VERSION
+    # A local folder is named by its own name and a hash of its weights, never by its path.
+    assert result.model_name == Path(settings.name).name and "/" not in result.model_name
+    assert result.model_revision is not None and result.model_revision.startswith("sha256:")
     assert result.generation["do_sample"] is False
     assert result.generation["max_new_tokens"] == 64
     assert result.generation["images"] == 1

@@ -20,12 +20,13 @@ from radassist.web.app import create_app
 from tests.web.support import PASSWORD, add_user, bearer, csrf_of, login
 
 ID = str(uuid.uuid4())
-PAGES = ["/", f"/studies/{ID}", "/system", "/audit", f"/studies/{ID}/instances/1.2.3/thumbnail.png"]
+PAGES = ["/", f"/studies/{ID}", "/system", "/audit", f"/studies/{ID}/instances/1.2.3/thumbnail.png", "/review"]
 API_GETS = ["/api/studies", f"/api/studies/{ID}", "/api/system", "/api/audit", "/api/intake/pauses", "/api/me",
-            "/api/openapi.json", "/api/docs", "/metrics"]
+            "/api/openapi.json", "/api/docs", "/metrics", "/api/review", "/api/verdicts.csv"]
 ACTIONS = [f"/api/jobs/{ID}/retry", f"/api/jobs/{ID}/cancel", f"/api/deliveries/{ID}/retry",
            f"/api/studies/{ID}/force-complete", f"/api/studies/{ID}/redraft", "/api/intake/MOD1/pause",
-           "/api/intake/MOD1/resume"]
+           "/api/intake/MOD1/resume", f"/api/jobs/{ID}/release", f"/api/jobs/{ID}/discard", f"/api/jobs/{ID}/verdict",
+           f"/api/deliveries/{ID}/send-anyway", f"/api/deliveries/{ID}/cancel"]
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_viewer_reads_but_may_not_act(migrated_settings: Settings, app_client: T
     assert app_client.get("/api/me", headers=headers).json() == {"name": "viewer1", "role": "viewer", "via": "token"}
     for path in ["/", "/system", "/api/studies", "/api/system", "/api/intake/pauses", "/metrics", "/api/openapi.json"]:
         assert app_client.get(path, headers=headers).status_code == 200, path
-    for path in ["/audit", "/api/audit"]:
+    for path in ["/audit", "/api/audit", "/api/verdicts.csv"]:
         assert app_client.get(path, headers=headers).status_code == 403, path
     for path in ACTIONS:
         assert app_client.post(path, headers=headers).status_code == 403, path

@@ -64,7 +64,7 @@ def _deliveries(session: Session, job: Job) -> dict[tuple[DeliveryChannel, str],
 
 
 @pytest.mark.parametrize("state", [JobState.QUEUED, JobState.DRAFTING, JobState.DELIVERING, JobState.DONE,
-                                   JobState.FAILED, JobState.CANCELLED])
+                                   JobState.FAILED, JobState.CANCELLED, JobState.NEEDS_REVIEW, JobState.DISCARDED])
 def test_build_task_leaves_a_job_that_is_not_drafted_alone(
     app: Celery, session: Session, migrated_settings: Settings, tmp_path: Path, state: JobState  # noqa: F811
 ) -> None:
@@ -98,10 +98,11 @@ def test_build_fills_the_outbox_once(
     assert reloaded.sr_path == rows[(DeliveryChannel.SR, "pacs")].payload_path
 
 
-def test_an_oru_that_cannot_be_built_fails_alone_in_plain_words(
+def test_an_oru_that_cannot_be_built_is_held_alone_in_plain_words(
     app: Celery, session: Session, migrated_settings: Settings, tmp_path: Path  # noqa: F811
 ) -> None:
-    """A study without a Patient ID: the SR goes to the PACS, the ORU (which the RIS files by it) does not."""
+    """A study without a Patient ID: the SR goes to the PACS, the ORU (which the RIS files by it) is held
+    with the reason (an admin may cancel it)."""
     from workers.tasks.build import build_outputs
 
     settings = _with_outputs(migrated_settings, PACS)
@@ -110,13 +111,13 @@ def test_an_oru_that_cannot_be_built_fails_alone_in_plain_words(
     rows = _deliveries(session, job)
     assert rows[(DeliveryChannel.SR, "pacs")].state is DeliveryState.PENDING
     oru = rows[(DeliveryChannel.HL7, "ris")]
-    assert oru.state is DeliveryState.FAILED and oru.payload_path is None
-    assert oru.last_error_code == "output.build"
+    assert oru.state is DeliveryState.HELD and oru.payload_path is None
+    assert oru.last_error_code == "hl7.no_patient_id"
     assert oru.last_error_message == ("the ORU^R01 could not be built: the study has no PatientID, so the RIS "
-                                      "could not file the result: no ORU^R01 was built")
+                                      "could not file the result: no ORU^R01 was built; an admin may cancel it")
     assert session.get(Job, job.id).state is JobState.DELIVERING  # type: ignore[union-attr]
     tags = session.scalars(select(Event.tag).where(Event.job_id == job.id)).all()
-    assert "job:output:failed" in tags and "job:sr:built" in tags
+    assert "job:output:held" in tags and "job:sr:built" in tags
 
 
 def test_one_sr_class_failing_leaves_the_others(
@@ -143,7 +144,8 @@ def test_one_sr_class_failing_leaves_the_others(
     old = rows[(DeliveryChannel.SR, "old")]
     assert old.state is DeliveryState.FAILED
     assert old.last_error_message == ("the Basic Text SR could not be built: an unexpected error in the builder "
-                                      "(KeyError); the worker log has the details")
+                                      "(KeyError, a fault of RadAssist or a library it uses); the worker log has "
+                                      "the traceback")
 
 
 def test_unreadable_sources_fail_every_output_and_the_job(

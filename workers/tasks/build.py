@@ -12,6 +12,8 @@ from celery import shared_task
 
 from radassist.broker import BUILD_TASK
 from radassist.db.base import utcnow
+from radassist.db.handles import handle_of_job
+from radassist.logging import log_context
 from radassist.outputs.outbox import build_job_outputs
 from workers.base import RadAssistTask, retry_while_db_down
 from workers.enqueue import after_commit
@@ -28,11 +30,11 @@ def build_outputs(self: RadAssistTask, job_id: str) -> None:
 def _build(task: RadAssistTask, job_id: uuid.UUID) -> None:
     from workers.tasks.deliver import deliver
 
-    with task.session() as session:
+    with task.session() as session, log_context(job_id=job_id, study=handle_of_job(session, job_id)):
         pending = build_job_outputs(session, job_id, task.settings, task.outputs, utcnow())
         if pending is None:
             logger.info("job is not drafted any more; nothing to build")
             return
         after_commit(session, lambda: [deliver.apply_async((str(i),)) for i in pending])
         session.commit()
-    logger.info("outputs built; %d deliveries queued", len(pending))
+        logger.info("outputs built; %d deliveries queued", len(pending))

@@ -12,6 +12,7 @@ from celery import shared_task
 
 from radassist.broker import DELIVER_TASK
 from radassist.db.base import utcnow
+from radassist.db.handles import handle_of_job
 from radassist.db.tables import Delivery, Job
 from radassist.delivery.attempt import claim_delivery, send
 from radassist.delivery.outcome import record_outcome
@@ -25,10 +26,11 @@ from workers.enqueue import after_commit
 def deliver(self: RadAssistTask, delivery_id: str) -> None:
     with self.session() as session:
         claimed = claim_delivery(session, uuid.UUID(delivery_id), utcnow())
+        handle = handle_of_job(session, claimed[1].id) if claimed is not None else "-"
     if claimed is None:
         return
     delivery, job = claimed
-    with log_context(job_id=job.id, study_id=job.study_id):
+    with log_context(job_id=job.id, study=handle):
         _record(self, delivery, job, send(delivery, self.settings, self.outputs))
 
 

@@ -3,9 +3,9 @@
 Answer the questions to the model waiting (they go before routine drafts), then claim a batch,
 prepare each job, draft the prepared ones in one model call, then store, requeue or fail each; a
 stored draft's prepared pictures are kept for questions about it, and the build task is queued for
-it only after its commit.  With the answer task, the only task module that reaches the model
-package.  A worker without weights still starts: the model is loaded on the first job, and each job
-fails with the reason.
+it only after its commit, and only when the safety gate did not hold it for review.  With the
+answer task, the only task module that reaches the model package.  A worker without weights still
+starts: the model is loaded on the first job, and each job fails with the reason.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from radassist.drafting.prepare import PreparedJob, prepare_job, read_comparison
 from radassist.errors import PermanentFailure, RadAssistError, TransientFailure
 from radassist.logging import log_context
 from radassist.models.base import DraftResult
+from radassist.states import JobState
 from radassist.store.prepared import keep, prepared_store
 from workers.base import RadAssistTask, retry_while_db_down
 from workers.enqueue import after_commit
@@ -46,12 +47,13 @@ def draft_study(self: RadAssistTask, job_id: str) -> None:
     try:
         prepared = [p for p in (_prepare(self, c) for c in claimed) if p is not None]
         for job, result in zip(prepared, draft_prepared(prepared, self.settings.model), strict=True):
-            with log_context(job_id=job.claimed.job_id, study_id=job.claimed.study_id):
+            with log_context(job_id=job.claimed.job_id, study=job.claimed.study_handle):
                 _settle(self, job, result)
     except SoftTimeLimitExceeded:
         timeout = PermanentFailure("drafting exceeded its time limit", code="model.timeout")
         for c in claimed:
-            _fail(self, c, timeout)
+            with log_context(job_id=c.job_id, study=c.study_handle):
+                _fail(self, c, timeout)
 
 
 @retry_while_db_down("claiming the job")
@@ -64,7 +66,7 @@ def _claim(task: RadAssistTask, job_id: uuid.UUID, takeover: bool = False) -> li
 
 def _prepare(task: RadAssistTask, claimed: ClaimedJob) -> PreparedJob | None:
     """The job ready for the model, or None after failing it with the reason."""
-    with log_context(job_id=claimed.job_id, study_id=claimed.study_id):
+    with log_context(job_id=claimed.job_id, study=claimed.study_handle):
         with task.session() as session:
             order = read_order(session, claimed.accession_hash)
             comparison = read_comparison(session, claimed.job_id, task.settings.storage.instances_dir)
@@ -90,7 +92,8 @@ def _store(task: RadAssistTask, job: PreparedJob, result: DraftResult) -> None:
 
     keep(prepared_store(task.settings), job.claimed.job_id, job.study, job.profile)  # for questions about it
     with task.session() as session:
-        if record.store_draft(session, job.claimed, draft_row(job, result), utcnow()):
+        state = record.store_draft(session, job.claimed, draft_row(job, result), utcnow(), task.settings.safety)
+        if state is JobState.DRAFTED:  # a held draft waits for a radiologist: nothing is built
             job_id = str(job.claimed.job_id)
             after_commit(session, lambda: build_outputs.apply_async((job_id,)))
         session.commit()

@@ -14,6 +14,7 @@ from celery import shared_task
 
 from radassist.broker import DRAFT_TASK, PRIORS_TASK
 from radassist.db.base import utcnow
+from radassist.db.handles import handle_of_study
 from radassist.logging import log_context
 from radassist.prefetch.record import StartedSearch, record_search, start_search
 from radassist.prefetch.run import SearchOutcome, search_priors
@@ -29,7 +30,9 @@ def fetch_priors(self: RadAssistTask, job_id: str) -> None:
     if started is None:
         logger.info("job is not waiting for its priors any more; nothing to do")
         return
-    with log_context(job_id=started.job_id, study_id=started.study_id):
+    with self.session() as session:
+        handle = handle_of_study(session, started.study_id)
+    with log_context(job_id=started.job_id, study=handle):
         outcome = search_priors(self.settings, self.sessions, started)
         _record(self, started, outcome)
 

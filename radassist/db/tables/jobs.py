@@ -66,6 +66,12 @@ class Draft(Base):
     generation: Mapped[dict[str, Any]] = mapped_column(JSONVariant, default=dict)
     """Generation settings and figures (tokens, seconds, images shown)."""
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    profile: Mapped[str | None] = mapped_column(String(64))
+    """The prompt profile it was drafted with (the review queue filters on it)."""
+    warnings: Mapped[list[dict[str, str]]] = mapped_column(JSONVariant, default=list)
+    """What the safety gate decided: one ``{check, policy, message}`` per warning."""
+    warning_checks: Mapped[str] = mapped_column(String(128), default="")
+    """The checks that fired, space-separated with a space at each end (the worklist filters on it)."""
 
     job: Mapped[Job] = relationship(back_populates="draft")
 

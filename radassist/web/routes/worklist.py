@@ -17,6 +17,7 @@ from radassist.read.rows import WORKLIST_STATES, StudyView, WorklistState
 from radassist.read.study import instance_path, study_view
 from radassist.read.system import intake_pauses
 from radassist.read.worklist import WorklistFilter, count_studies, counts_by_state, list_studies
+from radassist.safety import Check
 from radassist.store.instances import InstanceStore
 from radassist.web.cache import TtlCache
 from radassist.web.deps import SessionDep, SettingsDep, UserDep
@@ -52,6 +53,11 @@ AccessionQuery = Annotated[
         description="Accession number, exact match only (only its hash is stored).",
     ),
 ]
+WarningsQuery = Annotated[
+    str | None,
+    Query(pattern=f"^(any|{'|'.join(c.value for c in Check)})?$",
+          description="``any``: the latest draft has a safety warning; or the name of one check."),
+]
 THUMBNAIL_PX = 192
 TOTAL_CAP = 10_000
 """A state-filtered total is counted up to this many (then shown as 10,000+)."""
@@ -68,7 +74,7 @@ def _day(value: dt.date | None, plus_days: int = 0) -> dt.datetime | None:
 
 
 def _where(state: WorklistState | None, modality: str | None, ae: str | None, date_from: dt.date | None,
-           date_to: dt.date | None, accession: str | None) -> WorklistFilter:
+           date_to: dt.date | None, accession: str | None, warnings: str | None = None) -> WorklistFilter:
     return WorklistFilter(
         state=state.value if state is not None else None,
         modality=modality or None,
@@ -76,6 +82,7 @@ def _where(state: WorklistState | None, modality: str | None, ae: str | None, da
         received_from=_day(date_from),
         received_to=_day(date_to, plus_days=1),
         accession=accession or None,
+        warnings=warnings or None,
     )
 
 
@@ -90,11 +97,12 @@ def api_list_studies(
     date_from: FromQuery = None,
     date_to: ToQuery = None,
     accession: AccessionQuery = None,
+    warnings: WarningsQuery = None,
     limit: LimitQuery = 50,
     offset: OffsetQuery = 0,
 ) -> StudyPage:
     """The worklist, newest first, filtered; ``accession`` matches exactly (the number is stored hashed)."""
-    where = _where(state, modality, ae, date_from, date_to, accession)
+    where = _where(state, modality, ae, date_from, date_to, accession, warnings)
     rows = list_studies(session, where=where, limit=limit, offset=offset)
     total = _total(request, session, where)
     capped = bool(where.state) and total > TOTAL_CAP
@@ -133,10 +141,11 @@ def worklist_page(
     date_from: FromQuery = None,
     date_to: ToQuery = None,
     accession: AccessionQuery = None,
+    warnings: WarningsQuery = None,
     limit: LimitQuery = 50,
     offset: OffsetQuery = 0,
 ) -> HTMLResponse:
-    where = _where(state, modality, ae, date_from, date_to, accession)
+    where = _where(state, modality, ae, date_from, date_to, accession, warnings)
     rows = list_studies(session, where=where, limit=limit, offset=offset)
     cache = cast(TtlCache, request.app.state.count_cache)
     counts = cache.get("by_state", lambda: counts_by_state(session))
@@ -148,6 +157,7 @@ def worklist_page(
         "from": date_from.isoformat() if date_from else "",
         "to": date_to.isoformat() if date_to else "",
         "accession": accession or "",
+        "warnings": warnings or "",
     }
     return render(
         request,
@@ -164,6 +174,7 @@ def worklist_page(
             "limit": limit,
             "offset": offset,
             "paused": intake_pauses(session),
+            "checks": [c.value for c in Check],
         },
         user,
     )
