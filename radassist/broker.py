@@ -3,8 +3,9 @@
 The task and queue names are the contract between the processes that send work (the web app's
 admin actions, the sweep, the tasks themselves) and the workers that run it, so they live here,
 below both: ``radassist.web`` sends and counts through this module and never imports ``workers``.
-Two queues: ``gpu`` (drafting: one worker process per GPU) and ``io`` (building outputs,
-delivering them, the sweep).  Importing this module loads no Celery; :func:`client` does.
+Three queues: ``gpu`` (drafting: one worker process per GPU), ``io`` (building outputs,
+delivering them, the sweep) and ``cpu`` (measuring drafts against finals: work that loads model
+libraries such as spaCy, kept out of the io worker).  Importing this module loads no Celery; :func:`client` does.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ logger = logging.getLogger(__name__)
 
 GPU_QUEUE = "gpu"
 IO_QUEUE = "io"
-QUEUES = (GPU_QUEUE, IO_QUEUE)
+CPU_QUEUE = "cpu"
+QUEUES = (GPU_QUEUE, IO_QUEUE, CPU_QUEUE)
 
 DRAFT_TASK = "radassist.draft_study"
 BUILD_TASK = "radassist.build_outputs"
 DELIVER_TASK = "radassist.deliver"
 SWEEP_TASK = "radassist.sweep"
 RETENTION_TASK = "radassist.retention"
+MEASURE_TASK = "radassist.measure"
 
 TASK_QUEUES: dict[str, str] = {
     DRAFT_TASK: GPU_QUEUE,
@@ -36,8 +39,9 @@ TASK_QUEUES: dict[str, str] = {
     DELIVER_TASK: IO_QUEUE,
     SWEEP_TASK: IO_QUEUE,
     RETENTION_TASK: IO_QUEUE,
+    MEASURE_TASK: CPU_QUEUE,
 }
-"""Every task's queue: only drafting needs the GPU."""
+"""Every task's queue: only drafting needs the GPU; measuring loads spaCy (and torch), so not on io."""
 
 
 def celery_conf(settings: Settings) -> dict[str, Any]:

@@ -44,6 +44,7 @@ class EventTag(StrEnum):
     ASSOCIATION_REFUSED = "node:association:refused"
     HL7_ORDER_RECEIVED = "hl7:order:received"
     HL7_REPORT_RECEIVED = "hl7:report:received"
+    QUALITY_MEASURED = "quality:pair:measured"
 
 
 def record_event(

@@ -12,7 +12,7 @@ from radassist.store.private import private_dirs
 
 TASK_MODULES = [
     "workers.tasks.sweep", "workers.tasks.draft", "workers.tasks.build", "workers.tasks.deliver",
-    "workers.tasks.retention",
+    "workers.tasks.retention", "workers.tasks.measure",
 ]
 
 

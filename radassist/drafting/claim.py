@@ -44,6 +44,8 @@ class ClaimedJob:
     paths: tuple[Path, ...]
     """The study's stored instances, in the order they were received."""
     accession_hash: str | None
+    shadow: bool = False
+    """A shadow model's job: its draft is stored and measured, and no output is built from it."""
 
 
 def _claim_queued(session: Session, job_id: uuid.UUID, now: dt.datetime) -> bool:
@@ -106,6 +108,7 @@ def _claimed(session: Session, job_id: uuid.UUID, settings: Settings, batch: int
         model_name=row.model_name,
         paths=tuple(settings.storage.instances_dir / p for p in relpaths),
         accession_hash=study.accession_number_hash if study is not None else None,
+        shadow=row.shadow,
     )
 
 

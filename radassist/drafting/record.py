@@ -38,6 +38,8 @@ def should_requeue(claimed: ClaimedJob, error: RadAssistError) -> bool:
 def store_draft(session: Session, claimed: ClaimedJob, draft: Draft, now: dt.datetime) -> bool:
     """Move the job drafting -> drafted and add the draft; False (nothing written) when the claim is gone.
 
+    A shadow job goes on to done in the same transaction: its draft is only measured.
+
     Fenced by ``attempts``: a worker that took the job over meanwhile wins, and this draft is dropped.
     """
     if not set_job_state(session, claimed.job_id, JobState.DRAFTING, JobState.DRAFTED,
@@ -54,8 +56,18 @@ def store_draft(session: Session, claimed: ClaimedJob, draft: Draft, now: dt.dat
     if job.started_at is not None:
         observe_stage("queued", (job.started_at - job.created_at).total_seconds())
         observe_stage("drafting", (now - job.started_at).total_seconds())
+    if claimed.shadow:
+        finish_shadow(session, claimed.job_id, claimed.study_id, now)
+        return True
     logger.info("draft stored; its outputs are built next")
     return True
+
+
+def finish_shadow(session: Session, job_id: uuid.UUID, study_id: uuid.UUID, now: dt.datetime) -> None:
+    """A shadow job ends with its draft: drafted -> done, with no output built or delivered."""
+    if set_job_state(session, job_id, JobState.DRAFTED, JobState.DONE, finished_at=now):
+        record_event(session, EventTag.JOB_DONE, study_id=study_id, job_id=job_id, shadow=True)
+        logger.info("shadow draft stored; nothing is delivered")
 
 
 def requeue(session: Session, claimed: ClaimedJob, error: TransientFailure) -> float | None:

@@ -83,7 +83,7 @@ def _store(task: RadAssistTask, job: PreparedJob, result: DraftResult) -> None:
     from workers.tasks.build import build_outputs
 
     with task.session() as session:
-        if record.store_draft(session, job.claimed, draft_row(job, result), utcnow()):
+        if record.store_draft(session, job.claimed, draft_row(job, result), utcnow()) and not job.claimed.shadow:
             job_id = str(job.claimed.job_id)
             after_commit(session, lambda: build_outputs.apply_async((job_id,)))
         session.commit()
