@@ -27,9 +27,10 @@ from radassist.auth.secret import secret_key
 from radassist.config import Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.read.metrics import database_registry
+from radassist.read.quality_metrics import QualityCollector
 from radassist.web.cache import TtlCache
 from radassist.web.deps import LoginRequired
-from radassist.web.routes import actions, auth, ops, system, worklist
+from radassist.web.routes import actions, auth, ops, quality, system, worklist
 from radassist.web.system import SystemProbe
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -116,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.count_cache = TtlCache(COUNT_CACHE_S)
     app.state.login_limiter = LoginLimiter(settings.web.login_attempts, settings.web.login_window_s)
     app.state.metrics_registry = database_registry(sessions, lambda: probe.status().queue_depths)
+    app.state.metrics_registry.register(QualityCollector(sessions, settings.quality))
     app.add_middleware(BaseHTTPMiddleware, dispatch=_security_headers)
 
     @app.exception_handler(RequestValidationError)
@@ -134,5 +136,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(worklist.router)
     app.include_router(actions.router)
     app.include_router(system.router)
+    app.include_router(quality.router)
     app.include_router(ops.router)
     return app

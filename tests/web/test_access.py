@@ -20,9 +20,10 @@ from radassist.web.app import create_app
 from tests.web.support import PASSWORD, add_user, bearer, csrf_of, login
 
 ID = str(uuid.uuid4())
-PAGES = ["/", f"/studies/{ID}", "/system", "/audit", f"/studies/{ID}/instances/1.2.3/thumbnail.png"]
+PAGES = ["/", f"/studies/{ID}", "/system", "/audit", f"/studies/{ID}/instances/1.2.3/thumbnail.png", "/quality",
+         "/quality.csv"]
 API_GETS = ["/api/studies", f"/api/studies/{ID}", "/api/system", "/api/audit", "/api/intake/pauses", "/api/me",
-            "/api/openapi.json", "/api/docs", "/metrics"]
+            "/api/openapi.json", "/api/docs", "/metrics", "/api/quality", "/api/quality/drift"]
 ACTIONS = [f"/api/jobs/{ID}/retry", f"/api/jobs/{ID}/cancel", f"/api/deliveries/{ID}/retry",
            f"/api/studies/{ID}/force-complete", f"/api/studies/{ID}/redraft", "/api/intake/MOD1/pause",
            "/api/intake/MOD1/resume"]
