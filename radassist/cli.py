@@ -280,6 +280,8 @@ def cmd_make_tiny_model(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from radassist.evaluation.cli import add_eval_parser
+
     parser = argparse.ArgumentParser(prog="radassist", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, default=os.environ.get("RADASSIST_CONFIG"), help="TOML settings file")
@@ -320,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("action", choices=["write", "check"])
     docs.add_argument("--root", default=".", help="the repository folder holding docs/ (default: here)")
     docs.set_defaults(func=cmd_docs)
+    add_eval_parser(sub, common)
     tiny = sub.add_parser("make-tiny-model", parents=[common], help="write a tiny random VLM for tests and demos")
     tiny.add_argument("folder")
     tiny.add_argument("--arch", default="gemma3")

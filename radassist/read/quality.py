@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 
 from radassist.config.quality import QualitySettings
 from radassist.db.tables import Draft, DraftMeasurement, DraftVerdict, Job, Study, Verdict
-from radassist.quality import PairMetrics, PairTable, bootstrap_interval, figure
+from radassist.quality import PairMetrics, PairTable, figure
+from radassist.quality.figures import FIGURES, estimate, number
 from radassist.quality.slices import SLICES, age_band
-from radassist.quality.summary import LOWER_IS_BETTER
 from radassist.read.quality_compare import model_rows, shadow_comparisons
-from radassist.read.quality_pairs import LoadedPair, count_not_measured, load_pairs, number
+from radassist.read.quality_pairs import LoadedPair, count_not_measured, load_pairs
 from radassist.read.quality_rows import (
     Acceptance,
     CriticalMissRow,
@@ -35,18 +35,6 @@ from radassist.read.quality_rows import (
     TrendPoint,
 )
 
-FIGURES: tuple[tuple[str, str], ...] = (
-    ("finding_f1_micro", "Finding F1 (micro)"),
-    ("finding_f1_macro", "Finding F1 (macro)"),
-    ("finding_agreement", "Finding agreement"),
-    ("critical_miss_rate", "Critical miss rate"),
-    ("laterality_swap_rate", "Laterality swap rate"),
-    ("edit_rate_median", "Median edit rate"),
-    ("rouge_l", "ROUGE-L"),
-    ("bleu4", "BLEU-4"),
-    ("chrf", "chrF"),
-)
-"""The headline figures, in the order the page shows them."""
 CRITICAL_MISSES_SHOWN = 100
 OPTIONS_PER_SLICE = 200
 
@@ -84,17 +72,8 @@ def acceptance(rows: Iterable[tuple[dt.datetime, Verdict]]) -> Acceptance:
 
 def figures(table: PairTable, settings: QualitySettings) -> tuple[Figure, ...]:
     """The headline figures of ``table``, each with its bootstrap interval."""
-    out = []
-    for metric, title in FIGURES:
-        lower = metric in LOWER_IS_BETTER
-        if not len(table):
-            out.append(Figure(metric, title, None, lower_is_better=lower))
-            continue
-        interval = bootstrap_interval(table, metric, samples=settings.bootstrap_samples,
-                                      confidence=settings.bootstrap_confidence, seed=settings.bootstrap_seed)
-        out.append(Figure(metric, title, number(interval.estimate), number(interval.low), number(interval.high),
-                          lower))
-    return tuple(out)
+    found = (estimate(table, metric, settings) for metric, _ in FIGURES)
+    return tuple(Figure(e.metric, e.title, e.value, e.low, e.high, e.lower_is_better) for e in found)
 
 
 def per_finding(table: PairTable) -> tuple[FindingRow, ...]:

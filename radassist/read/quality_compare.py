@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from radassist.config.quality import QualitySettings
 from radassist.quality import PairTable, drift_status, figure, paired_difference
+from radassist.quality.figures import number
 from radassist.quality.summary import LOWER_IS_BETTER
-from radassist.read.quality_pairs import LoadedPair, load_pairs, number
+from radassist.read.quality_pairs import LoadedPair, load_pairs
 from radassist.read.quality_rows import Difference, ModelDrift, ModelRow, QualityFilter, ShadowComparison
 
 COMPARED: tuple[tuple[str, str], ...] = (

@@ -7,7 +7,6 @@ report) and succeeded; the window is by when the draft was written.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import uuid
 from dataclasses import dataclass
 
@@ -31,11 +30,6 @@ class LoadedPair:
     shadow: bool
     modality: str | None
     metrics: PairMetrics
-
-
-def number(value: float | None) -> float | None:
-    """``value`` as a float, None for NaN (an undefined figure)."""
-    return None if value is None or math.isnan(value) else float(value)
 
 
 def conditions(where: QualityFilter, *, measured: bool = True) -> list[ColumnElement[bool]]:
