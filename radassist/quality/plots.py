@@ -29,10 +29,10 @@ def _render(figure: Any, salt: str) -> str:
     return text[text.index("<svg"):]
 
 
-def _figure(height_in: float) -> Any:
+def _figure(height_in: float, width_in: float = WIDTH_IN) -> Any:
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(WIDTH_IN, height_in))
+    figure = Figure(figsize=(width_in, height_in))
     figure.set_facecolor("white")
     return figure
 
@@ -47,7 +47,9 @@ def trend_svg(
     weeks: Sequence[dt.date], series: Mapping[str, Sequence[float | None]], pairs: Sequence[int], *, salt: str = "trend"
 ) -> str:
     """Lines of 0-1 figures week by week over bars of the pairs per week."""
-    figure = _figure(2.8)
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    figure = _figure(3.0, width_in=11.0)
     counts = figure.subplots()
     counts.bar(list(weeks), list(pairs), width=5, color="#e6eaf1", label="pairs")
     counts.set_ylabel("pairs per week", color="#8a919c")
@@ -65,8 +67,10 @@ def trend_svg(
     counts.yaxis.set_label_position("right")
     lines.spines[["top"]].set_visible(False)
     lines.grid(axis="y", color="#dde2ea", linewidth=0.6)
-    lines.legend(loc="upper left", bbox_to_anchor=(0, -0.14), ncol=max(1, len(series)), frameon=False, fontsize=8)
-    figure.autofmt_xdate(rotation=0, ha="center")
+    lines.legend(loc="upper left", bbox_to_anchor=(0, -0.12), ncol=max(1, len(series)), frameon=False, fontsize=8)
+    locator = AutoDateLocator(minticks=3, maxticks=10)
+    counts.xaxis.set_major_locator(locator)
+    counts.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     return _render(figure, salt)
 
 

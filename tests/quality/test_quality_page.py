@@ -67,27 +67,30 @@ def _measure(session: Session, settings: Settings, drafted: Drafted) -> None:
     session.commit()
 
 
-def seed(session: Session, settings: Settings) -> Seeded:
+def seed(session: Session, settings: Settings, rounds: int = 1) -> Seeded:
+    """The ten cases drafted a day apart (``rounds`` times over, ten days further back each time),
+    each with its final, shadow drafts of every other study, all measured; verdicts on the first six."""
     now = utcnow()
     live, shadow = [], []
-    for n, (final, (findings, impression), sex, ae) in enumerate(CASES):
-        at = now - dt.timedelta(days=n + 1, hours=1)
-        drafted = add_drafted_study(session, f"ACC-PAGE-{n}", findings=findings, impression=impression,
-                                    drafted_at=at, sex=sex)
-        study = session.get(Study, drafted.study_id)
-        assert study is not None
-        study.calling_ae_title = ae
-        session.add(Report(accession_number_hash=study.accession_number_hash, study_id=study.id, status="F",
-                           text=final, control_id=f"ORU-{n}", received_at=at + dt.timedelta(minutes=30)))
-        session.commit()
-        live.append(drafted)
-        if n in SHADOWED:
-            body = final.replace("FINDINGS: ", "").split("\nIMPRESSION: ")
-            shadow.append(add_drafted_study(session, drafted.accession, study=study, model_name="tiny-shadow",
-                                            shadow=True, findings=body[0], impression=body[1], drafted_at=at))
+    for turn in range(rounds):
+        for n, (final, (findings, impression), sex, ae) in enumerate(CASES):
+            at = now - dt.timedelta(days=n + 1 + 10 * turn, hours=1)
+            drafted = add_drafted_study(session, f"ACC-PAGE-{turn}-{n}", findings=findings, impression=impression,
+                                        drafted_at=at, sex=sex, age=f"{30 + 7 * n:03d}Y" if turn else "064Y")
+            study = session.get(Study, drafted.study_id)
+            assert study is not None
+            study.calling_ae_title = ae
+            session.add(Report(accession_number_hash=study.accession_number_hash, study_id=study.id, status="F",
+                               text=final, control_id=f"ORU-{turn}-{n}", received_at=at + dt.timedelta(minutes=30)))
+            session.commit()
+            live.append(drafted)
+            if n in SHADOWED:
+                body = final.replace("FINDINGS: ", "").split("\nIMPRESSION: ")
+                shadow.append(add_drafted_study(session, drafted.accession, study=study, model_name="tiny-shadow",
+                                                shadow=True, findings=body[0], impression=body[1], drafted_at=at))
     for drafted in [*live, *shadow]:
         _measure(session, settings, drafted)
-    for drafted, verdict in zip(live, VERDICTS, strict=False):
+    for drafted, verdict in zip(live, VERDICTS * rounds, strict=False):
         session.add(DraftVerdict(draft_id=drafted.draft_id, job_id=drafted.job_id, user_name="rad", verdict=verdict))
     session.commit()
     return Seeded(live, shadow)

@@ -13,7 +13,7 @@ import io
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from radassist.db.base import utcnow
@@ -48,17 +48,29 @@ def _text(description: str, length: int = 256) -> object:
     return Query(max_length=length, pattern=_TEXT, description=description)
 
 
-FromQuery = Annotated[dt.date | None, Query(alias="from", description="Drafts written on or after this day (UTC).")]
-ToQuery = Annotated[dt.date | None, Query(alias="to", description="Drafts written on or before this day (UTC).")]
+_DAY = r"^(\d{4}-\d{2}-\d{2})?$"
+"""A day (YYYY-MM-DD) or nothing: the page's form sends its empty fields too."""
+FromQuery = Annotated[str | None, Query(alias="from", pattern=_DAY, description="Drafts written on or after this day (UTC).")]
+ToQuery = Annotated[str | None, Query(alias="to", pattern=_DAY, description="Drafts written on or before this day (UTC).")]
 DaysQuery = Annotated[int, Query(ge=1, le=3660, description="Without from/to: the last this many days.")]
 ModelQuery = Annotated[str | None, _text("Model name, exactly.")]
 PromptQuery = Annotated[str | None, _text("Prompt version, exactly.", 32)]
 ProfileQuery = Annotated[str | None, _text("Prompt profile, exactly.", 64)]
 ModalityQuery = Annotated[str | None, _text("Modality, e.g. CR.", 16)]
 AeQuery = Annotated[str | None, _text("Calling AE title, exactly.", 16)]
-SexQuery = Annotated[str | None, Query(pattern=r"^[FMO]$", description="Patient sex: F, M or O.")]
+SexQuery = Annotated[str | None, Query(pattern=r"^[FMO]?$", description="Patient sex: F, M or O.")]
 AgeQuery = Annotated[str | None, Query(max_length=8, pattern=r"^[0-9+-]*$", description="Age band, e.g. 60-79.")]
 DraftsQuery = Annotated[Drafts, Query(description="live (the pipelines' drafts), shadow, or all.")]
+
+
+def _day(value: str | None, plus_days: int = 0) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(status_code=422, detail=f"not a day: {value}") from None
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) + dt.timedelta(days=plus_days)
 
 
 def quality_filter(
@@ -66,11 +78,9 @@ def quality_filter(
     prompt_version: PromptQuery = None, profile: ProfileQuery = None, modality: ModalityQuery = None,
     ae: AeQuery = None, sex: SexQuery = None, age_band: AgeQuery = None, drafts: DraftsQuery = "live",
 ) -> QualityFilter:
-    """The window and slice of a request."""
-    now = utcnow()
-    until = dt.datetime.combine(date_to, dt.time(), tzinfo=dt.UTC) + dt.timedelta(days=1) if date_to else now
-    since = (dt.datetime.combine(date_from, dt.time(), tzinfo=dt.UTC) if date_from
-             else until - dt.timedelta(days=days))
+    """The window and slice of a request (an empty field is no filter)."""
+    until = _day(date_to, plus_days=1) or utcnow()
+    since = _day(date_from) or until - dt.timedelta(days=days)
     return QualityFilter(since=since, until=until, model_name=model or None, prompt_version=prompt_version or None,
                          profile=profile or None, modality=modality or None, calling_ae_title=ae or None,
                          patient_sex=sex or None, age_band=age_band or None, drafts=drafts)
