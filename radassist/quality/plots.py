@@ -68,9 +68,9 @@ def trend_svg(
     lines.spines[["top"]].set_visible(False)
     lines.grid(axis="y", color="#dde2ea", linewidth=0.6)
     lines.legend(loc="upper left", bbox_to_anchor=(0, -0.12), ncol=max(1, len(series)), frameon=False, fontsize=8)
-    locator = AutoDateLocator(minticks=3, maxticks=10)
+    locator = AutoDateLocator(minticks=3, maxticks=10)  # type: ignore[no-untyped-call]
     counts.xaxis.set_major_locator(locator)
-    counts.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    counts.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     return _render(figure, salt)
 
 
