@@ -172,6 +172,8 @@ def test_slices_shadow_drafts_and_a_window(client: TestClient, drifting: Setting
     today = utcnow().date()
     assert pairs(f"from={today - dt.timedelta(days=5)}&to={today - dt.timedelta(days=4)}") == 2
     assert client.get("/api/quality?sex=X", headers=bearer(token)).status_code == 422
+    assert pairs("to=0001-01-02&days=3660") == 0  # a window reaching before year 1 starts there
+    assert pairs("from=&to=&sex=&model=") == 10  # the page's form sends its empty fields
     acceptance = client.get("/api/quality?sex=M", headers=bearer(token)).json()["acceptance"]
     assert acceptance["verdicts"] == 2  # the verdicts on the first six drafts given to studies of M patients (1, 3)
 

@@ -67,10 +67,9 @@ def _day(value: str | None, plus_days: int = 0) -> dt.datetime | None:
     if not value:
         return None
     try:
-        day = dt.date.fromisoformat(value)
-    except ValueError:
-        raise HTTPException(status_code=422, detail=f"not a day: {value}") from None
-    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) + dt.timedelta(days=plus_days)
+        return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), tzinfo=dt.UTC) + dt.timedelta(days=plus_days)
+    except (ValueError, OverflowError):
+        raise HTTPException(status_code=422, detail="from and to must be days between 0001-01-01 and 9999-12-30") from None
 
 
 def quality_filter(
@@ -80,7 +79,10 @@ def quality_filter(
 ) -> QualityFilter:
     """The window and slice of a request (an empty field is no filter)."""
     until = _day(date_to, plus_days=1) or utcnow()
-    since = _day(date_from) or until - dt.timedelta(days=days)
+    try:
+        since = _day(date_from) or until - dt.timedelta(days=days)
+    except OverflowError:
+        since = dt.datetime.min.replace(tzinfo=dt.UTC)
     return QualityFilter(since=since, until=until, model_name=model or None, prompt_version=prompt_version or None,
                          profile=profile or None, modality=modality or None, calling_ae_title=ae or None,
                          patient_sex=sex or None, age_band=age_band or None, drafts=drafts)
