@@ -54,8 +54,9 @@ def test_a_shadow_model_drafts_the_same_study_delivers_nothing_and_is_measured(
             return detail if [j["state"] for j in detail["jobs"]] == ["done", "done"] else None
 
         detail = wait_until(both_done, timeout=300, interval=1)
-        models = sorted(j["model_name"] for j in detail["jobs"])
-        assert models == sorted([str(tiny_model), str(shadow_model)])
+        assert [(j["model_name"], j["shadow"]) for j in detail["jobs"]] == [(str(tiny_model), False),
+                                                                           (str(shadow_model), True)]
+        assert "shadow</span>" in service.get(f"/studies/{detail['id']}").text
         assert detail["model_name"] == str(tiny_model)  # the worklist shows the pipeline's own job
         assert "No acute cardiopulmonary abnormality" in (detail["draft"]["impression"] or "")
 
