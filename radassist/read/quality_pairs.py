@@ -66,6 +66,12 @@ def load_pairs(session: Session, where: QualityFilter) -> list[LoadedPair]:
     ]
 
 
+def count_pairs(session: Session, where: QualityFilter) -> int:
+    """How many measured pairs ``where`` selects (cheaper than loading them)."""
+    stmt = select(func.count()).select_from(DraftMeasurement).where(*conditions(where))
+    return int(session.scalar(stmt) or 0)
+
+
 def count_not_measured(session: Session, where: QualityFilter) -> int:
     """Pairs of ``where`` whose measurement failed (kept with an error code, in no figure)."""
     stmt = select(func.count()).select_from(DraftMeasurement).where(*conditions(where, measured=False))

@@ -115,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.secret_key = key
     app.state.probe = probe
     app.state.count_cache = TtlCache(COUNT_CACHE_S)
+    app.state.quality_cache = TtlCache(quality.VIEW_CACHE_S)
     app.state.login_limiter = LoginLimiter(settings.web.login_attempts, settings.web.login_window_s)
     app.state.metrics_registry = database_registry(sessions, lambda: probe.status().queue_depths)
     app.state.metrics_registry.register(QualityCollector(sessions, settings.quality))

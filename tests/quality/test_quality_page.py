@@ -211,3 +211,29 @@ def test_drift_on_the_system_page_and_the_quality_gauges(
     assert 'radassist_quality_pairs{model="tiny-main",shadow="false"} 6.0' in metrics
     assert 'radassist_quality_acceptance_rate{model="tiny-main",shadow="false"} 0.8333' in metrics
     assert 'radassist_quality_drift_threshold{metric="finding_f1_micro"} 0.9' in metrics
+
+
+def test_a_large_view_is_remembered_for_a_minute_a_small_one_never(
+    client: TestClient, drifting: Settings, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import update
+
+    from radassist.db.tables import DraftMeasurement
+    from radassist.web.routes import quality as routes
+
+    token = add_user(drifting, "viewer5", "viewer")
+
+    def pairs() -> int:
+        return int(client.get("/api/quality", headers=bearer(token)).json()["pairs"])
+
+    monkeypatch.setattr(routes, "CACHE_FROM_PAIRS", 5)  # ten pairs count as a large view here
+    assert pairs() == 10
+    maker = make_sessionmaker(drifting)
+    with maker() as session:
+        session.execute(update(DraftMeasurement).where(DraftMeasurement.draft_id == seeded.live[0].draft_id)
+                        .values(current=False))
+        session.commit()
+    maker.kw["bind"].dispose()
+    assert pairs() == 10  # the same window and slice within the minute: remembered
+    monkeypatch.setattr(routes, "CACHE_FROM_PAIRS", 500)
+    assert pairs() == 9  # a small view is computed afresh

@@ -11,18 +11,22 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
+from sqlalchemy.orm import Session
 
+from radassist.config import Settings
 from radassist.db.base import utcnow
 from radassist.quality.plots import bars_svg, trend_svg
 from radassist.quality.slices import SLICE_TITLES
 from radassist.read.quality import quality_view
 from radassist.read.quality_compare import drift_by_model
 from radassist.read.quality_export import export_rows
+from radassist.read.quality_pairs import count_pairs
 from radassist.read.quality_rows import Drafts, ModelDrift, QualityFilter, QualityView
+from radassist.web.cache import TtlCache
 from radassist.web.deps import SessionDep, SettingsDep, UserDep
 from radassist.web.render import render
 
@@ -39,6 +43,10 @@ TREND_SERIES = (
     ("acceptance_rate", "acceptance rate"),
 )
 PLOTTED_FINDINGS = 20
+VIEW_CACHE_S = 60.0
+CACHE_FROM_PAIRS = 500
+"""A view over this many pairs or more is remembered for ``VIEW_CACHE_S`` per window and slice (its
+bootstrap intervals are the page's main cost); smaller ones are always computed afresh."""
 SLICE_PARAMS = {"model_name": "model", "prompt_version": "prompt_version", "profile": "profile",
                 "modality": "modality", "calling_ae_title": "ae", "patient_sex": "sex", "age_band": "age_band"}
 """The query parameter of each slice column."""
@@ -78,7 +86,8 @@ def quality_filter(
     ae: AeQuery = None, sex: SexQuery = None, age_band: AgeQuery = None, drafts: DraftsQuery = "live",
 ) -> QualityFilter:
     """The window and slice of a request (an empty field is no filter)."""
-    until = _day(date_to, plus_days=1) or utcnow()
+    # Without "to", the window ends at the next whole minute: the same question within a minute is the same.
+    until = _day(date_to, plus_days=1) or utcnow().replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
     try:
         since = _day(date_from) or until - dt.timedelta(days=days)
     except OverflowError:
@@ -92,10 +101,20 @@ WhereDep = Annotated[QualityFilter, Depends(quality_filter)]
 
 
 @router.get("/api/quality", response_model=QualityView, tags=["quality"])
-def api_quality(session: SessionDep, settings: SettingsDep, user: UserDep, where: WhereDep) -> QualityView:
+def api_quality(
+    request: Request, session: SessionDep, settings: SettingsDep, user: UserDep, where: WhereDep
+) -> QualityView:
     """Pairs, acceptance, headline figures with intervals, per-finding scores, critical misses, weekly
     trend, models and shadow comparisons for the window and slice."""
-    return quality_view(session, where, settings.quality)
+    return _view(request, session, settings, where)
+
+
+def _view(request: Request, session: Session, settings: Settings, where: QualityFilter) -> QualityView:
+    """The view of ``where``; a large one may come from the last minute (see ``CACHE_FROM_PAIRS``)."""
+    if count_pairs(session, where) < CACHE_FROM_PAIRS:
+        return quality_view(session, where, settings.quality)
+    cache = cast(TtlCache, request.app.state.quality_cache)
+    return cast(QualityView, cache.get(where, lambda: quality_view(session, where, settings.quality)))
 
 
 @router.get("/api/quality/drift", response_model=list[ModelDrift], tags=["quality"])
@@ -140,7 +159,7 @@ def _plots(view: QualityView) -> dict[str, str]:
 def quality_page(
     request: Request, session: SessionDep, settings: SettingsDep, user: UserDep, where: WhereDep
 ) -> HTMLResponse:
-    view = quality_view(session, where, settings.quality)
+    view = _view(request, session, settings, where)
     return render(request, "quality.html", {
         "view": view, "plots": _plots(view), "query": request.url.query, "asked": dict(request.query_params),
         "settings": settings.quality, "slice_titles": SLICE_TITLES, "slice_params": SLICE_PARAMS,
