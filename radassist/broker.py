@@ -32,6 +32,7 @@ DELIVER_TASK = "radassist.deliver"
 SWEEP_TASK = "radassist.sweep"
 RETENTION_TASK = "radassist.retention"
 MEASURE_TASK = "radassist.measure"
+QUALITY_SWEEP_TASK = "radassist.quality_sweep"
 
 TASK_QUEUES: dict[str, str] = {
     DRAFT_TASK: GPU_QUEUE,
@@ -40,6 +41,7 @@ TASK_QUEUES: dict[str, str] = {
     SWEEP_TASK: IO_QUEUE,
     RETENTION_TASK: IO_QUEUE,
     MEASURE_TASK: CPU_QUEUE,
+    QUALITY_SWEEP_TASK: IO_QUEUE,
 }
 """Every task's queue: only drafting needs the GPU; measuring loads spaCy (and torch), so not on io."""
 

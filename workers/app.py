@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from celery import Celery
 
-from radassist.broker import RETENTION_TASK, SWEEP_TASK, celery_conf
+from radassist.broker import QUALITY_SWEEP_TASK, RETENTION_TASK, SWEEP_TASK, celery_conf
 from radassist.config import Settings
 from radassist.store.private import private_dirs
 
@@ -41,6 +41,11 @@ def make_celery(settings: Settings) -> Celery:
                 "task": RETENTION_TASK,
                 "schedule": timedelta(seconds=settings.retention.interval_seconds),
                 "options": {"expires": settings.retention.interval_seconds},
+            },
+            "quality": {
+                "task": QUALITY_SWEEP_TASK,
+                "schedule": timedelta(seconds=settings.quality.measure_interval_seconds),
+                "options": {"expires": settings.quality.measure_interval_seconds * 5},
             },
         },
         beat_schedule_filename=str(settings.storage.path / "celerybeat-schedule"),

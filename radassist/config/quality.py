@@ -88,8 +88,10 @@ class QualitySettings(Section):
     """Seed of the resampling, so the same pairs always give the same intervals."""
     age_bands: tuple[int, ...] = (18, 40, 60, 80)
     """Ages (years) where a new age band starts, for the fairness slices: ``18, 40`` gives 0-17, 18-39, 40+."""
+    measure_interval_seconds: float = Field(30.0, gt=0)
+    """How often the scheduler looks for drafts whose final report arrived and that wait to be measured."""
     measure_batch: int = Field(200, ge=1, le=10_000)
-    """Most drafts the sweep hands to the ``cpu`` queue for measuring at once (only when that queue is empty)."""
+    """Most drafts handed to the ``cpu`` queue for measuring at once (only when that queue is empty)."""
     shadows: tuple[ShadowSettings, ...] = ()
     """Models drafting in shadow (``[[quality.shadows]]``): they draft the pipeline's studies and deliver nothing."""
 

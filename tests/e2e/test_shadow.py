@@ -42,7 +42,7 @@ def test_a_shadow_model_drafts_the_same_study_delivers_nothing_and_is_measured(
             "ack_timeout_seconds = 5",
             f'ack_timeout_seconds = 5\nlisten_host = "127.0.0.1"\nlisten_port = {hl7_in}\naccession_field = "OBR-18"',
         )
-        config.write_text(text + f'[[quality.shadows]]\nmodel_name = "{shadow_model}"\n')
+        config.write_text(text + f'[quality]\nmeasure_interval_seconds = 1\n[[quality.shadows]]\nmodel_name = "{shadow_model}"\n')
         service = run_service(config, *ports)
         send(service.dicom_port, film)
 

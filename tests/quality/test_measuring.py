@@ -156,15 +156,16 @@ def test_a_pair_that_cannot_be_measured_is_stored_once_with_its_code(
     assert "pneumothorax" not in caplog.text.lower()
 
 
-def test_the_sweep_sends_finals_to_a_real_cpu_worker(
+def test_the_quality_sweep_sends_finals_to_a_real_cpu_worker(
     app: Celery, ris: RunningListener, session: Session, migrated_settings: Settings, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    from workers.tasks.sweep import sweep
+    from workers.tasks.measure import quality_sweep
 
     drafted = [add_drafted_study(session, f"ACC-CPU-{n}") for n in range(3)]
     for n, d in enumerate(drafted):
         _acked(ris, oru(d.accession, MISSED_PNEUMOTHORAX if n else CORRECTED_NORMAL, control_id=f"ORU-W-{n}"))
-    sweep.apply().get()  # queues radassist.measure on the cpu queue (the embedded broker)
+    quality_sweep.apply().get()  # queues radassist.measure on the cpu queue (the embedded broker)
+    quality_sweep.apply().get()  # the queue is not empty: nothing is queued twice
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("RADASSIST_")}
     env.update({"RADASSIST_STORAGE_PATH": str(migrated_settings.storage.path),

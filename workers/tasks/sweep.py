@@ -4,9 +4,7 @@ Completing quiet studies is a sweep because "no instance for N seconds" is a pro
 not of a message (:mod:`radassist.completion`).  Then each stage hands back its lost work
 (:mod:`radassist.drafting.recover`, :mod:`radassist.outputs.recover`,
 :mod:`radassist.delivery.recover`); that is safe because every task starts with a compare-and-set
-and exits if it lost.  Last, drafts whose study has a final report they were not measured against
-go to the ``cpu`` queue (:mod:`radassist.measuring`), while that queue is empty, so a backlog is
-never queued twice.  Messages are sent only after the commit.
+and exits if it lost.  Messages are sent only after the commit.
 """
 
 from __future__ import annotations
@@ -19,12 +17,11 @@ from functools import partial
 from celery import shared_task
 from sqlalchemy.orm import Session
 
-from radassist.broker import CPU_QUEUE, GPU_QUEUE, IO_QUEUE, SWEEP_TASK, queue_depths
+from radassist.broker import GPU_QUEUE, IO_QUEUE, SWEEP_TASK, queue_depths
 from radassist.completion.claim import claim_all
 from radassist.db.base import utcnow
 from radassist.delivery import recover as delivery_recover
 from radassist.drafting import recover as drafting_recover
-from radassist.measuring.find import drafts_to_measure
 from radassist.outputs import recover as outputs_recover
 from workers.base import RadAssistTask
 from workers.enqueue import after_commit
@@ -37,7 +34,6 @@ def sweep(self: RadAssistTask) -> None:
     from workers.tasks.build import build_outputs
     from workers.tasks.deliver import deliver
     from workers.tasks.draft import draft_study
-    from workers.tasks.measure import measure
 
     settings = self.settings
     now = utcnow()
@@ -55,9 +51,7 @@ def sweep(self: RadAssistTask) -> None:
         due = delivery_recover.overdue(session, now)
         lost_drafts = _if_queue_empty(self, GPU_QUEUE, drafting_recover.queued_without_message(session, now))
         lost_builds = _if_queue_empty(self, IO_QUEUE, outputs_recover.drafted_without_message(session, now))
-        to_measure = _if_queue_empty(self, CPU_QUEUE, drafts_to_measure(session, settings.quality.measure_batch))
     _send(deliver.apply_async, due)
-    _send(measure.apply_async, to_measure)
     _send(draft_study.apply_async, lost_drafts)
     _send(build_outputs.apply_async, lost_builds)
     if lost_drafts or lost_builds:
