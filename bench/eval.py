@@ -1,6 +1,6 @@
 """Evaluation benchmark: what measuring drafts against finals costs.
 
-Run: ``.venv/bin/python bench/eval.py [--pairs 400] [--seed 0]``
+Run: ``.venv/bin/python bench/eval.py [--pairs 400] [--seed 0] [--studies 40] [--batch-size 4]``
 
 What it prints, and why:
 
@@ -12,16 +12,23 @@ What it prints, and why:
   second run with reports four times as long stands for CT and MR reports.
 * **bootstrap**: one 95 % interval (``[quality] bootstrap_samples`` resamples) of micro F1 and of
   ROUGE-L over all the pairs, and a paired difference: what a Quality page or ``eval compare`` adds.
-* **radassist eval, studies per minute**: not measured here yet; the harness that drafts studies
-  through the service's own path comes later and adds its figure in :func:`bench_eval_run`.
+* **Quality page figures**: the nine headline figures with their bootstrap intervals over all the
+  pairs (what one page view computes for its window), the cost that grows with the pairs shown.
+* **radassist eval, studies per minute**: ``--studies`` generated chest films drafted by the tiny
+  scripted model on CPU through ``radassist eval``'s runner (the drafting stage's own functions) and
+  measured: studies per minute with the model load apart, the split into prepare / draft / measure,
+  and the whole command (process start, imports, model load, drafting, report) timed from outside.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -143,20 +150,66 @@ def bench_bootstrap(results: list[object]) -> None:
           f"[{diff.low:+.3f}, {diff.high:+.3f}] in {ms:.0f} ms")
 
 
-def bench_eval_run() -> None:
-    """Studies per minute of ``radassist eval`` on CPU with the tiny model: added with the eval harness."""
-    print("radassist eval, studies per minute: not measured yet (the eval harness is not built)")
+def bench_page_figures(results: list[object]) -> None:
+    from radassist.quality.figures import FIGURES, estimate
+
+    settings = QualitySettings()
+    table = PairTable.from_pairs(results)  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    for metric, _ in FIGURES:
+        estimate(table, metric, settings)
+    ms = (time.perf_counter() - t0) * 1000
+    print(f"Quality page figures: {len(FIGURES)} figures with {settings.bootstrap_samples}-resample intervals "
+          f"over {len(table)} pairs in {ms:.0f} ms")
+
+
+def bench_eval_run(studies: int, batch_size: int) -> None:
+    """Studies per minute of ``radassist eval`` on CPU with the tiny scripted model."""
+    from radassist.config import load_settings
+    from radassist.evaluation.dataset import load_dataset
+    from radassist.evaluation.report import build_report
+    from radassist.evaluation.run import run_eval
+    from radassist_devtools.tiny_models import write_tiny_model
+    from tests.evaluation.factories import SCRIPTED, make_dataset, write_config
+
+    with tempfile.TemporaryDirectory(prefix="radassist-bench-eval-") as folder:
+        root = Path(folder)
+        make_dataset(root / "dataset", studies)
+        model = write_tiny_model(root / "model", arch="gemma3", report=SCRIPTED)
+        config = write_config(root / "eval.toml", model=model, data=root / "data", batch_size=batch_size)
+        settings = load_settings(config, environ={})
+        dataset = load_dataset(root / "dataset")
+        t0 = time.perf_counter()
+        outcome = run_eval(dataset, settings, root / "run")
+        wall = time.perf_counter() - t0 - outcome.model_load_s
+        report = build_report(root / "run", settings.quality)
+        steps = {t.step: t.mean_s * 1000 for t in report.timings}
+        print(f"radassist eval, tiny model on CPU, {studies} chest films, batch size {batch_size}:")
+        print(f"  {studies / wall * 60:.0f} studies per minute ({wall:.2f} s after a model load of "
+              f"{outcome.model_load_s:.2f} s); per study: prepare {steps['prepare']:.1f} ms, draft "
+              f"{steps['draft']:.1f} ms, measure {steps['measure']:.1f} ms")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RADASSIST_")} | {"HF_HUB_OFFLINE": "1"}
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "radassist", "eval", str(root / "dataset"), "--config", str(config),
+                        "--run", str(root / "cli-run"), "--no-progress"], env=env, check=True,
+                       capture_output=True, cwd=root)
+        whole = time.perf_counter() - t0
+        print(f"  the whole command (start, imports, model load, {studies} studies, report): {whole:.1f} s, "
+              f"{studies / whole * 60:.0f} studies per minute")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--studies", type=int, default=40, help="studies of the radassist eval run")
+    parser.add_argument("--batch-size", type=int, default=4)
     args = parser.parse_args()
     results = bench_pairs(args.pairs, args.seed)
     bench_pairs(max(20, args.pairs // 4), args.seed + 1, sections=4)
     bench_bootstrap(results)
-    bench_eval_run()
+    bench_page_figures(results)
+    bench_eval_run(args.studies, args.batch_size)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
 The task and queue names are the contract between the processes that send work (the web app's
 admin actions, the sweep, the tasks themselves) and the workers that run it, so they live here,
 below both: ``radassist.web`` sends and counts through this module and never imports ``workers``.
-Two queues: ``gpu`` (drafting and questions to the model: one worker process per GPU) and ``io``
-(fetching priors, building outputs, delivering them, the sweep).  Importing this module loads no
-Celery; :func:`client` does.
+Three queues: ``gpu`` (drafting and questions to the model: one worker process per GPU), ``io``
+(fetching priors, building outputs, delivering them, the sweeps) and ``cpu`` (measuring drafts
+against finals: work that loads model libraries such as spaCy, kept out of the io worker).
+Importing this module loads no Celery; :func:`client` does.
 
 A question to the model goes before routine drafts on the ``gpu`` queue: on RabbitMQ the queue is
 declared with ``x-max-priority`` and a question is sent with the highest priority; on Redis (where
@@ -31,7 +32,8 @@ logger = logging.getLogger(__name__)
 
 GPU_QUEUE = "gpu"
 IO_QUEUE = "io"
-QUEUES = (GPU_QUEUE, IO_QUEUE)
+CPU_QUEUE = "cpu"
+QUEUES = (GPU_QUEUE, IO_QUEUE, CPU_QUEUE)
 
 PRIORS_TASK = "radassist.fetch_priors"
 DRAFT_TASK = "radassist.draft_study"
@@ -40,6 +42,8 @@ DELIVER_TASK = "radassist.deliver"
 SWEEP_TASK = "radassist.sweep"
 RETENTION_TASK = "radassist.retention"
 ANSWER_TASK = "radassist.answer_question"
+MEASURE_TASK = "radassist.measure"
+QUALITY_SWEEP_TASK = "radassist.quality_sweep"
 
 TASK_QUEUES: dict[str, str] = {
     PRIORS_TASK: IO_QUEUE,
@@ -49,8 +53,12 @@ TASK_QUEUES: dict[str, str] = {
     SWEEP_TASK: IO_QUEUE,
     RETENTION_TASK: IO_QUEUE,
     ANSWER_TASK: GPU_QUEUE,
+    MEASURE_TASK: CPU_QUEUE,
+    QUALITY_SWEEP_TASK: IO_QUEUE,
 }
-"""Every task's queue: only drafting and answering questions need the GPU."""
+"""Every task's queue: only drafting and answering questions need the GPU; measuring loads spaCy
+(and torch), so it is not on io."""
+
 
 MAX_PRIORITY = 9
 """RabbitMQ's ``x-max-priority`` of the ``gpu`` queue (priorities 0-9, higher first)."""

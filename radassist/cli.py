@@ -40,7 +40,7 @@ def _part(args: argparse.Namespace) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """All in one: migrate, then listener, drafting worker, delivery worker + scheduler, and web app."""
+    """All in one: migrate, then listener, drafting worker, delivery worker + scheduler, measuring worker, web app."""
     from radassist import startup
     from radassist.db.migrate import upgrade
 
@@ -57,6 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "draft-worker": base + ["worker", *config, "--queues", "gpu", "--concurrency", "1", "--name", "draft"],
         "delivery-worker": base
         + ["worker", *config, "--queues", "io", "--pool", "threads", "--concurrency", "4", "--beat", "--name", "io"],
+        "measure-worker": base + ["worker", *config, "--queues", "cpu", "--concurrency", "1", "--name", "cpu"],
         "web": base + ["web", *config],
     }
     if settings.hl7.listen_port:
@@ -279,6 +280,8 @@ def cmd_make_tiny_model(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from radassist.evaluation.cli import add_eval_parser
+
     parser = argparse.ArgumentParser(prog="radassist", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, default=os.environ.get("RADASSIST_CONFIG"), help="TOML settings file")
@@ -290,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
         "hl7-listener", parents=[common], help="the inbound HL7 MLLP listener (orders, signed reports)"
     ).set_defaults(func=cmd_hl7_listener)
     worker = sub.add_parser("worker", parents=[common], help="a Celery worker")
-    worker.add_argument("--queues", default="gpu,io", help="gpu (drafting), io (delivery), or both")
+    worker.add_argument("--queues", default="gpu,io,cpu",
+                        help="gpu (drafting), io (outputs, delivery), cpu (measuring drafts), or several")
     worker.add_argument("--concurrency", type=int, default=1, help="processes or threads (1 per GPU for drafting)")
     worker.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     worker.add_argument("--beat", action="store_true", help="also run the scheduler (one per installation)")
@@ -318,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("action", choices=["write", "check"])
     docs.add_argument("--root", default=".", help="the repository folder holding docs/ (default: here)")
     docs.set_defaults(func=cmd_docs)
+    add_eval_parser(sub, common)
     tiny = sub.add_parser("make-tiny-model", parents=[common], help="write a tiny random VLM for tests and demos")
     tiny.add_argument("folder")
     tiny.add_argument("--arch", default="gemma3")

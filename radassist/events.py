@@ -52,6 +52,7 @@ class EventTag(StrEnum):
     OUTPUT_HELD = "job:output:held"
     DELIVERY_RELEASED = "delivery:released"
     VERDICT_GIVEN = "job:verdict:given"
+    QUALITY_MEASURED = "quality:pair:measured"
 
 
 def record_event(

@@ -31,6 +31,14 @@ class Pipeline:
     draft_non_image: bool
     priority: int
     is_default: bool
+    shadow_models: tuple[str, ...] = ()
+    """Models that also draft this pipeline's studies, in shadow (``[[quality.shadows]]``): nothing delivered."""
+
+
+def _shadow_models(settings: Settings, ae_title: str, main_model: str) -> tuple[str, ...]:
+    """The shadow models of the pipeline of ``ae_title``, each once, never its own model."""
+    names = (s.model_name for s in settings.quality.shadows if not s.pipelines or ae_title in s.pipelines)
+    return tuple(dict.fromkeys(n for n in names if n != main_model))
 
 
 def _resolve(settings: Settings, entry: PipelineSettings | None) -> Pipeline:
@@ -49,14 +57,16 @@ def _resolve(settings: Settings, entry: PipelineSettings | None) -> Pipeline:
             draft_non_image=dicom.draft_non_image,
             priority=0,
             is_default=True,
+            shadow_models=_shadow_models(settings, dicom.ae_title, settings.model.name),
         )
 
     def pick(value: object, fallback: object) -> object:
         return fallback if value is None else value
 
+    model_name = entry.model_name or settings.model.name
     return Pipeline(
         ae_title=entry.ae_title,
-        model_name=entry.model_name or settings.model.name,
+        model_name=model_name,
         destinations=all_destinations if entry.destinations is None else tuple(entry.destinations),
         hl7=settings.hl7.enabled and entry.hl7,
         study_quiet_seconds=float(pick(entry.study_quiet_seconds, dicom.study_quiet_seconds)),  # type: ignore[arg-type]
@@ -68,6 +78,7 @@ def _resolve(settings: Settings, entry: PipelineSettings | None) -> Pipeline:
         draft_non_image=bool(pick(entry.draft_non_image, dicom.draft_non_image)),
         priority=entry.priority,
         is_default=False,
+        shadow_models=_shadow_models(settings, entry.ae_title, model_name),
     )
 
 

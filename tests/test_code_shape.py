@@ -21,7 +21,7 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 
 READ_SIDE = ("radassist.read", "radassist.web.routes.worklist", "radassist.web.routes.system",
-             "radassist.web.routes.review")
+             "radassist.web.routes.review", "radassist.web.routes.quality")
 """The read models and the routes that render pages from them."""
 WRITE_SIDE = ("radassist.actions", "radassist.intake", "radassist.completion", "radassist.prefetch", "radassist.drafting",
               "radassist.outputs", "radassist.delivery", "radassist.db.transitions")

@@ -6,13 +6,13 @@ from datetime import timedelta
 
 from celery import Celery
 
-from radassist.broker import RETENTION_TASK, SWEEP_TASK, celery_conf
+from radassist.broker import QUALITY_SWEEP_TASK, RETENTION_TASK, SWEEP_TASK, celery_conf
 from radassist.config import Settings
 from radassist.store.private import private_dirs
 
 TASK_MODULES = [
     "workers.tasks.sweep", "workers.tasks.draft", "workers.tasks.build", "workers.tasks.deliver",
-    "workers.tasks.retention", "workers.tasks.priors", "workers.tasks.answer",
+    "workers.tasks.retention", "workers.tasks.priors", "workers.tasks.answer", "workers.tasks.measure",
 ]
 
 
@@ -41,6 +41,11 @@ def make_celery(settings: Settings) -> Celery:
                 "task": RETENTION_TASK,
                 "schedule": timedelta(seconds=settings.retention.interval_seconds),
                 "options": {"expires": settings.retention.interval_seconds},
+            },
+            "quality": {
+                "task": QUALITY_SWEEP_TASK,
+                "schedule": timedelta(seconds=settings.quality.measure_interval_seconds),
+                "options": {"expires": settings.quality.measure_interval_seconds * 5},
             },
         },
         beat_schedule_filename=str(settings.storage.path / "celerybeat-schedule"),

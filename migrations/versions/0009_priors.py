@@ -1,7 +1,7 @@
 """priors: each job's search for the patient's earlier studies, and the priors it compares with
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-08
 
 """
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from radassist.db.base import UTCDateTime
 
 revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -22,12 +22,14 @@ from radassist.states import JobState, StudyState
 
 
 def _job_in_progress(session: Session, study_id: uuid.UUID) -> bool:
-    return session.scalar(select(Job.id).where(Job.study_id == study_id, Job.state.in_(IN_PROGRESS)).limit(1)) is not None
+    in_progress = select(Job.id).where(Job.study_id == study_id, Job.state.in_(IN_PROGRESS), Job.shadow.is_(False))
+    return session.scalar(in_progress.limit(1)) is not None
 
 
 def _new_job(session: Session, study: Study, model_name: str, now: dt.datetime, priors: bool) -> Job:
     previous = session.scalar(
-        select(Job.id).where(Job.study_id == study.id).order_by(Job.created_at.desc(), Job.id.desc()).limit(1)
+        select(Job.id).where(Job.study_id == study.id, Job.shadow.is_(False))
+        .order_by(Job.created_at.desc(), Job.id.desc()).limit(1)
     )
     job = Job(id=uuid.uuid4(), study_id=study.id, state=JobState.PRIORS if priors else JobState.QUEUED,
               model_name=model_name, created_at=now, supersedes_job_id=previous)

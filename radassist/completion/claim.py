@@ -56,11 +56,13 @@ def claim_complete_studies(
     required_series: Sequence[RequiredSeries] = (),
     draft_non_image: bool = False,
     job_state: JobState = JobState.QUEUED,
+    shadow_models: Sequence[str] = (),
 ) -> list[uuid.UUID]:
     """Move complete ``receiving`` studies to ``complete`` and queue one job each; return the job ids.
 
     Each job is made in ``job_state``: ``priors`` when its priors are fetched first
-    (:func:`radassist.prefetch.start.first_job_state`), else ``queued``.
+    (:func:`radassist.prefetch.start.first_job_state`), else ``queued``.  Each model of
+    ``shadow_models`` gets a shadow job of the study too (its id follows the study's job).
 
     ``called_ae_titles`` limits the sweep to studies sent to those titles;
     ``exclude_called_ae_titles`` leaves those out (the default pipeline takes every study that no
@@ -100,6 +102,7 @@ def claim_complete_studies(
                         model_name=model_name, draft_non_image=draft_non_image, job_state=job_state)
         if job_id is not None:
             job_ids.append(job_id)
+            job_ids.extend(_shadow_jobs(session, study_id, shadow_models, now))
     session.flush()
     if job_ids:
         logger.info("claimed %d complete studies", len(job_ids))
@@ -174,7 +177,7 @@ def _queue_job(session: Session, study_id: uuid.UUID, *, now: dt.datetime, reaso
         logger.info("a study holding no image instance is complete; no draft")
         return None
     previous = session.scalar(
-        select(Job.id).where(Job.study_id == study_id).order_by(Job.created_at.desc()).limit(1)
+        select(Job.id).where(Job.study_id == study_id, Job.shadow.is_(False)).order_by(Job.created_at.desc()).limit(1)
     )
     job = Job(
         id=uuid.uuid4(),
@@ -197,6 +200,18 @@ def _queue_job(session: Session, study_id: uuid.UUID, *, now: dt.datetime, reaso
     )
     logger.info("study complete (%s); job queued", reason)
     return job.id
+
+
+def _shadow_jobs(session: Session, study_id: uuid.UUID, models: Sequence[str], now: dt.datetime) -> list[uuid.UUID]:
+    """A queued shadow job of the study per shadow model: drafted like any job, never delivered."""
+    jobs = [Job(id=uuid.uuid4(), study_id=study_id, state=JobState.QUEUED, model_name=m, created_at=now, shadow=True)
+            for m in models]
+    session.add_all(jobs)
+    session.flush()
+    for job in jobs:
+        record_event(session, EventTag.JOB_QUEUED, study_id=study_id, job_id=job.id, model_name=job.model_name,
+                     shadow=True)
+    return [job.id for job in jobs]
 
 
 def _has_required_series(session: Session, study_id: uuid.UUID, rules: Sequence[RequiredSeries]) -> bool:
@@ -229,6 +244,7 @@ def claim_for_pipeline(
         required_series=pipeline.required_series,
         draft_non_image=pipeline.draft_non_image,
         job_state=first_job_state(settings),
+        shadow_models=pipeline.shadow_models,
     )
 
 

@@ -40,6 +40,17 @@ class VocabularySettings(Section):
     ``No Finding``); empty: none."""
 
 
+class ShadowSettings(Section):
+    """A model that drafts the same studies as a pipeline's own model, in shadow: its drafts are stored and
+    measured against the same finals, and never become an SR or an ORU."""
+
+    model_name: str = Field(min_length=1, max_length=256)
+    """The shadow model: a hub id or a local folder, loaded by the drafting worker as ``[model] name`` is."""
+    pipelines: tuple[str, ...] = ()
+    """AE titles of the pipelines whose studies it shadows (``[dicom] ae_title`` for the default one);
+    empty: every pipeline."""
+
+
 class QualitySettings(Section):
     """How drafts are measured against the signed final reports (text change, findings, laterality)."""
 
@@ -75,12 +86,27 @@ class QualitySettings(Section):
     """Coverage of the confidence intervals."""
     bootstrap_seed: int = Field(0, ge=0)
     """Seed of the resampling, so the same pairs always give the same intervals."""
+    age_bands: tuple[int, ...] = (18, 40, 60, 80)
+    """Ages (years) where a new age band starts, for the fairness slices: ``18, 40`` gives 0-17, 18-39, 40+."""
+    measure_interval_seconds: float = Field(30.0, gt=0)
+    """How often the scheduler looks for drafts whose final report arrived and that wait to be measured."""
+    measure_batch: int = Field(200, ge=1, le=10_000)
+    """Most drafts handed to the ``cpu`` queue for measuring at once (only when that queue is empty)."""
+    shadows: tuple[ShadowSettings, ...] = ()
+    """Models drafting in shadow (``[[quality.shadows]]``): they draft the pipeline's studies and deliver nothing."""
 
     @field_validator("chexbert_path", mode="before")
     @classmethod
     def _empty_path_is_none(cls, value: object) -> object:
         # An empty environment override (RADASSIST_QUALITY_CHEXBERT_PATH=) means "no CheXbert", not ".".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("age_bands")
+    @classmethod
+    def _increasing_bands(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(age <= 0 for age in value) or list(value) != sorted(set(value)):
+            raise ValueError("age_bands must be increasing positive ages")
+        return value
 
     @model_validator(mode="after")
     def _one_vocabulary_per_profile(self) -> QualitySettings:

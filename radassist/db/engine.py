@@ -39,7 +39,13 @@ def make_engine(url: str) -> Engine:
 
         database = make_url(url).database
         if database and database != ":memory:" and not database.startswith("file:"):
-            private_file(Path(database))
+            # Never open (and close) a file SQLite may already hold in this process: closing any
+            # descriptor of it drops every POSIX lock the process holds on it, and SQLite's WAL
+            # bookkeeping with it (another process may then checkpoint and reset the WAL).
+            if Path(database).exists():
+                restrict(Path(database))
+            else:
+                private_file(Path(database))
             for suffix in ("-wal", "-shm"):
                 restrict(Path(f"{database}{suffix}"))
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})

@@ -47,6 +47,8 @@ class ClaimedJob:
     accession_hash: str | None
     study_handle: str = "-"
     """The study's handle in log lines (:func:`radassist.identifiers.study_handle`)."""
+    shadow: bool = False
+    """A shadow model's job: its draft is stored and measured, and no output is built from it."""
 
 
 def _claim_queued(session: Session, job_id: uuid.UUID, now: dt.datetime) -> bool:
@@ -110,6 +112,7 @@ def _claimed(session: Session, job_id: uuid.UUID, settings: Settings, batch: int
         paths=tuple(settings.storage.instances_dir / p for p in relpaths),
         accession_hash=study.accession_number_hash if study is not None else None,
         study_handle=study_handle(study.study_instance_uid if study is not None else None),
+        shadow=row.shadow,
     )
 
 

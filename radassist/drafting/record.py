@@ -54,10 +54,13 @@ def store_draft(session: Session, claimed: ClaimedJob, draft: Draft, now: dt.dat
     """Add the draft and move the job drafting -> drafted, or -> needs_review when the gate holds it;
     the state reached, or None (nothing written) when the claim is gone.
 
+    A shadow job goes on to done in the same transaction: its draft is only measured.
+
     Fenced by ``attempts``: a worker that took the job over meanwhile wins, and this draft is dropped.
     """
     decision = gate(draft, safety)
-    target = JobState.NEEDS_REVIEW if decision.hold else JobState.DRAFTED
+    # A shadow model's draft is only measured: nothing of it is sent, so nothing is held.
+    target = JobState.NEEDS_REVIEW if decision.hold and not claimed.shadow else JobState.DRAFTED
     if not set_job_state(session, claimed.job_id, JobState.DRAFTING, target,
                          Job.attempts == claimed.attempts, drafted_at=now):
         logger.info("job left drafting or was taken over while the model ran; draft discarded")
@@ -69,18 +72,28 @@ def store_draft(session: Session, claimed: ClaimedJob, draft: Draft, now: dt.dat
     record_event(session, EventTag.DRAFT_COMPLETED, study_id=claimed.study_id, job_id=claimed.job_id,
                  seconds=generation.get("seconds"), batch=generation.get("batch_size"),
                  warnings=len(decision.warnings))
-    held = [w.check.value for w in decision.warnings if w.policy == "hold"]
+    held = [] if claimed.shadow else [w.check.value for w in decision.warnings if w.policy == "hold"]
     if held:
         record_event(session, EventTag.DRAFT_HELD, study_id=claimed.study_id, job_id=claimed.job_id, checks=held)
     if job.started_at is not None:
         observe_stage("queued", (job.started_at - job.created_at).total_seconds())
         observe_stage("drafting", (now - job.started_at).total_seconds())
+    if claimed.shadow:
+        finish_shadow(session, claimed.job_id, claimed.study_id, now)
+        return JobState.DONE
     if held:
         logger.warning("draft held for review (%s); nothing is sent until a radiologist decides",
                        ", ".join(held))
     else:
         logger.info("draft stored; its outputs are built next")
     return target
+
+
+def finish_shadow(session: Session, job_id: uuid.UUID, study_id: uuid.UUID, now: dt.datetime) -> None:
+    """A shadow job ends with its draft: drafted -> done, with no output built or delivered."""
+    if set_job_state(session, job_id, JobState.DRAFTED, JobState.DONE, finished_at=now):
+        record_event(session, EventTag.JOB_DONE, study_id=study_id, job_id=job_id, shadow=True)
+        logger.info("shadow draft stored; nothing is delivered")
 
 
 def requeue(session: Session, claimed: ClaimedJob, error: TransientFailure) -> float | None:

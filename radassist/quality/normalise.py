@@ -71,6 +71,11 @@ def report_body(text: str) -> str:
     return _tidy("\n".join(part.strip() for part in parts if part.strip()))
 
 
+def draft_report(findings: str, impression: str) -> str:
+    """A draft's two sections as one report text, headed as a final report is (what is compared with it)."""
+    return f"Findings: {findings.strip()}\nImpression: {impression.strip()}"
+
+
 def normalise(text: str) -> str:
     """``text``'s report body as lower-case words and numbers separated by single spaces."""
     body = unicodedata.normalize("NFKC", report_body(text)).lower()

@@ -131,6 +131,8 @@ class JobRow:
     error_code: str | None
     created_at: dt.datetime
     finished_at: dt.datetime | None
+    shadow: bool = False
+    """A shadow model's job (``[[quality.shadows]]``): drafted and measured, never delivered."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,9 @@ def _columns(entity: Any, row_type: type, *, leave_out: tuple[str, ...] = ()) ->
 
 
 def _jobs(session: Session, study_id: uuid.UUID) -> tuple[JobRow, ...]:
-    stmt = select(*_columns(Job, JobRow)).where(Job.study_id == study_id).order_by(Job.created_at.desc(), Job.id.desc())
+    # The study's own jobs first, newest first (the first is the one the page acts on), then shadow jobs.
+    stmt = (select(*_columns(Job, JobRow)).where(Job.study_id == study_id)
+            .order_by(Job.shadow, Job.created_at.desc(), Job.id.desc()))
     return tuple(JobRow(**j._asdict()) for j in session.execute(stmt))
 
 

@@ -53,13 +53,15 @@ class WorklistFilter:
 
 
 def _is_latest(job: Any) -> Any:
-    """No newer job of the same study exists: an anti-join the planner can run either way round
-    (from the studies' order for a plain page, from ``jobs.state`` for a state filter)."""
+    """No newer job of the same study exists (a shadow job is never the study's job): an anti-join the
+    planner can run either way round (from the studies' order for a plain page, from ``jobs.state`` for a
+    state filter)."""
     newer = aliased(Job, name="newer_job")
     return ~(
         select(newer.id)
         .where(
             newer.study_id == job.study_id,
+            newer.shadow.is_(False),
             tuple_(newer.created_at, newer.id) > tuple_(job.created_at, job.id),
         )
         .exists()
@@ -112,7 +114,7 @@ def worklist_query() -> Subquery:
         )
         .select_from(Study)
         .where(Study.state != StudyState.PRIOR)  # a fetched prior is no study to draft
-        .outerjoin(job, and_(job.study_id == Study.id, _is_latest(job)))
+        .outerjoin(job, and_(job.study_id == Study.id, job.shadow.is_(False), _is_latest(job)))
         .outerjoin(Draft, Draft.job_id == job.id)
         .outerjoin(Order, Order.accession_number_hash == Study.accession_number_hash)
         .subquery("worklist")

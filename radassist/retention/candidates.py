@@ -43,6 +43,7 @@ def done_studies(
     done_at = func.coalesce(latest.finished_at, Study.completed_at)
     is_latest = ~exists().where(
         newer.study_id == Study.id,
+        newer.shadow.is_(False),
         or_(newer.created_at > latest.created_at, and_(newer.created_at == latest.created_at, newer.id > latest.id)),
     )
     in_progress = exists().where(active.study_id == Study.id, active.state.not_in(list(FINAL_JOB_STATES)))
@@ -69,7 +70,7 @@ def done_studies(
         conditions.append(Study.id == study_id)
     return (
         select(Study.id, Study.study_instance_uid, Study.called_ae_title, done_at.label("done_at"))
-        .outerjoin(latest, latest.study_id == Study.id)
+        .outerjoin(latest, and_(latest.study_id == Study.id, latest.shadow.is_(False)))
         .where(*conditions)
         .order_by(done_at, Study.id)
     )

@@ -27,6 +27,7 @@ from radassist.auth.secret import secret_key
 from radassist.config import Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.read.metrics import database_registry
+from radassist.read.quality_metrics import QualityCollector
 from radassist.web.cache import TtlCache
 from radassist.web.deps import LoginRequired
 from radassist.web.routes import (
@@ -35,6 +36,7 @@ from radassist.web.routes import (
     conversation,
     grounding,
     ops,
+    quality,
     review,
     review_actions,
     system,
@@ -124,8 +126,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.secret_key = key
     app.state.probe = probe
     app.state.count_cache = TtlCache(COUNT_CACHE_S)
+    app.state.quality_cache = TtlCache(quality.VIEW_CACHE_S)
     app.state.login_limiter = LoginLimiter(settings.web.login_attempts, settings.web.login_window_s)
     app.state.metrics_registry = database_registry(sessions, lambda: probe.status().queue_depths)
+    app.state.metrics_registry.register(QualityCollector(sessions, settings.quality))
     app.add_middleware(BaseHTTPMiddleware, dispatch=_security_headers)
 
     @app.exception_handler(RequestValidationError)
@@ -144,6 +148,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(worklist.router)
     app.include_router(actions.router)
     app.include_router(system.router)
+    app.include_router(quality.router)
     app.include_router(ops.router)
     app.include_router(grounding.router)
     app.include_router(conversation.router)

@@ -107,6 +107,14 @@ BAD_GETS = [
     "/studies/not-a-uuid/instances/1.2.3/thumbnail.png",
     f"/studies/{ID}/instances/{'9' * 10000}/thumbnail.png",
     "/audit?offset=-1",
+    "/api/quality?from=2024-13-45",
+    "/api/quality?to=9999-12-31",  # the day after overflows
+    "/api/quality?days=0",
+    "/api/quality?sex=X",
+    "/api/quality?drafts=bogus",
+    "/api/quality?model=%00",
+    "/quality?age_band=" + "9" * 9,
+    "/quality.csv?from=yesterday",
 ]
 BAD_POSTS = [
     "/api/jobs/not-a-uuid/retry",

@@ -108,3 +108,34 @@ def test_summaries_import_without_spacy_or_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+SHADOW_TOML = """
+[[pipelines]]
+ae_title = "CT_AI"
+model_name = "/models/ct"
+
+[quality]
+age_bands = [18, 65]
+
+[[quality.shadows]]
+model_name = "/models/candidate"
+pipelines = ["CT_AI"]
+"""
+
+
+def test_shadows_and_age_bands_from_the_file(tmp_path: Path) -> None:
+    from radassist.pipelines import pipeline_for
+    from radassist.quality.slices import age_band, band_names
+
+    path = tmp_path / "radassist.toml"
+    path.write_text(SHADOW_TOML)
+    settings = load_settings(path, environ={})
+    assert pipeline_for(settings, "CT_AI").shadow_models == ("/models/candidate",)
+    assert pipeline_for(settings, "RADASSIST").shadow_models == ()
+    assert band_names(settings.quality.age_bands) == ("0-17", "18-64", "65+")
+    assert [age_band(v, settings.quality.age_bands) for v in ("017Y", "18 years", "064Y", "065Y", "006M", "x")] == [
+        "0-17", "18-64", "18-64", "65+", "0-17", None]
+    for bands in ((40, 18), (0, 18), (18, 18)):
+        with pytest.raises(ValidationError, match="age_bands"):
+            QualitySettings(age_bands=bands)

@@ -20,9 +20,11 @@ from radassist.web.app import create_app
 from tests.web.support import PASSWORD, add_user, bearer, csrf_of, login
 
 ID = str(uuid.uuid4())
-PAGES = ["/", f"/studies/{ID}", "/system", "/audit", f"/studies/{ID}/instances/1.2.3/thumbnail.png", "/review"]
+PAGES = ["/", f"/studies/{ID}", "/system", "/audit", f"/studies/{ID}/instances/1.2.3/thumbnail.png", "/review",
+         "/quality", "/quality.csv"]
 API_GETS = ["/api/studies", f"/api/studies/{ID}", "/api/system", "/api/audit", "/api/intake/pauses", "/api/me",
-            "/api/openapi.json", "/api/docs", "/metrics", "/api/review", "/api/verdicts.csv"]
+            "/api/openapi.json", "/api/docs", "/metrics", "/api/review", "/api/verdicts.csv", "/api/quality",
+            "/api/quality/drift"]
 ACTIONS = [f"/api/jobs/{ID}/retry", f"/api/jobs/{ID}/cancel", f"/api/deliveries/{ID}/retry",
            f"/api/studies/{ID}/force-complete", f"/api/studies/{ID}/redraft", "/api/intake/MOD1/pause",
            "/api/intake/MOD1/resume", f"/api/jobs/{ID}/release", f"/api/jobs/{ID}/discard", f"/api/jobs/{ID}/verdict",

@@ -257,7 +257,7 @@ def test_study_page_images_prompt_warnings_and_retry_button(world: World, admin:
 
 def test_system_page_and_metrics(world: World, admin: TestClient) -> None:
     system = admin.get("/api/system").json()
-    assert set(system["queue_depths"]) == {"gpu", "io"}
+    assert set(system["queue_depths"]) == {"gpu", "io", "cpu"}
     assert system["queue_error"] is None
     assert system["workers"] is None  # the embedded broker cannot be asked
     assert system["disk_free"] > 0

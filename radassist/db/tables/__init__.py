@@ -12,12 +12,13 @@ from radassist.db.tables.jobs import Delivery, Draft, Event, Job
 from radassist.db.tables.node import Association, NodeStatus
 from radassist.db.tables.ops import ApiToken, AuditEntry, IntakePause, User, WebSession
 from radassist.db.tables.priors import JobPrior, PriorSearch
+from radassist.db.tables.quality import DraftMeasurement
 from radassist.db.tables.review import DraftVerdict, Verdict, VerdictReason
 from radassist.db.tables.ris import InboundMessage, Order, Report
 from radassist.db.tables.studies import Instance, Series, Study
 
 __all__ = [
-    "ApiToken", "Association", "AuditEntry", "Delivery", "Draft", "DraftVerdict", "Event", "InboundMessage", "Instance",
-    "IntakePause", "Job", "JobPrior", "NodeStatus", "Order", "PriorSearch", "Report", "Series", "Study", "User",
-    "Verdict", "VerdictReason", "WebSession", "ConversationTurn",
+    "ApiToken", "Association", "AuditEntry", "ConversationTurn", "Delivery", "Draft", "DraftMeasurement",
+    "DraftVerdict", "Event", "InboundMessage", "Instance", "IntakePause", "Job", "JobPrior", "NodeStatus", "Order",
+    "PriorSearch", "Report", "Series", "Study", "User", "Verdict", "VerdictReason", "WebSession",
 ]

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from radassist.db.base import Base, JSONVariant, enum_column, utcnow
@@ -29,6 +29,8 @@ class Job(Base):
     """Derived once from the job id, so a retried delivery re-sends the same object."""
     sr_path: Mapped[str | None] = mapped_column(String(512))
     """Relative to ``[storage] path``/outputs."""
+    shadow: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """Drafted by a shadow model (``[[quality.shadows]]``): measured, never delivered, never the study's latest job."""
     supersedes_job_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="SET NULL", name="fk_jobs_supersedes_job_id_jobs")
     )

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from radassist.db.base import utcnow
+from radassist.read.quality_compare import drift_by_model
 from radassist.read.rows import AuditRow, PauseRow, SystemView
 from radassist.read.system import audit_entries, intake_pauses, system_view
-from radassist.web.deps import AdminDep, ProbeDep, SessionDep, UserDep
+from radassist.web.deps import AdminDep, ProbeDep, SessionDep, SettingsDep, UserDep
 from radassist.web.render import render
 from radassist.web.routes.worklist import OffsetQuery
 
@@ -24,9 +25,11 @@ def api_system(session: SessionDep, probe: ProbeDep, user: UserDep) -> SystemVie
 
 
 @router.get("/system", response_class=HTMLResponse, include_in_schema=False)
-def system_page(request: Request, session: SessionDep, probe: ProbeDep, user: UserDep) -> HTMLResponse:
+def system_page(request: Request, session: SessionDep, probe: ProbeDep, user: UserDep,
+                settings: SettingsDep) -> HTMLResponse:
     return render(request, "system.html", {"sys": system_view(session, probe.status(), utcnow()),
-                                           "paused": intake_pauses(session)}, user)
+                                           "paused": intake_pauses(session),
+                                           "drift": drift_by_model(session, settings.quality, utcnow())}, user)
 
 
 @router.get("/api/intake/pauses", response_model=list[PauseRow], tags=["actions"])
