@@ -43,10 +43,6 @@ class StoreStatus(IntEnum):
     """In the "Cannot understand" range: the SOP Instance UID is already stored under another
     study or another patient; the stored instance stays as it is."""
 
-    CANNOT_UNDERSTAND_REVISION_CONFLICT = 0xC005
-    """In the "Cannot understand" range: the SOP instance is already stored with other content,
-    which the intake policy does not replace."""
-
     PROCESSING_FAILURE = 0x0110
     """PS3.7 Annex C general status 0110H "Processing failure": an unexpected error in the listener itself."""
 
@@ -66,7 +62,6 @@ REJECTION_STATUS: dict[str, StoreStatus] = {
     "dicom.sop_class_mismatch": StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
     "dicom.instance_conflict": StoreStatus.CANNOT_UNDERSTAND_INSTANCE_CONFLICT,
     "intake.identity_conflict": StoreStatus.CANNOT_UNDERSTAND_IDENTITY_CONFLICT,
-    "intake.revision_conflict": StoreStatus.CANNOT_UNDERSTAND_REVISION_CONFLICT,
 }
 
 #: The Error Comment (LO: at most 64 characters) sent with each failure status.
@@ -78,7 +73,6 @@ ERROR_COMMENTS: dict[StoreStatus, str] = {
     StoreStatus.CANNOT_UNDERSTAND_INSTANCE_CONFLICT: "SOP Instance UID differs from the command",
     StoreStatus.CANNOT_UNDERSTAND_TRUNCATED: "The data set is truncated or malformed",
     StoreStatus.CANNOT_UNDERSTAND_IDENTITY_CONFLICT: "SOP Instance UID already stored for another study or patient",
-    StoreStatus.CANNOT_UNDERSTAND_REVISION_CONFLICT: "SOP instance already stored with other content",
     StoreStatus.PROCESSING_FAILURE: "Internal error in the receiver",
 }
 

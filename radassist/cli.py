@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=cmd_hl7_listener)
     worker = sub.add_parser("worker", parents=[common], help="a Celery worker")
     worker.add_argument("--queues", default="gpu,io,cpu",
-                        help="gpu (drafting), io (outputs, delivery), cpu (measuring drafts), or several")
+                        help="gpu (drafting, questions), io (priors, outputs, delivery), cpu (measuring drafts), or several")
     worker.add_argument("--concurrency", type=int, default=1, help="processes or threads (1 per GPU for drafting)")
     worker.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     worker.add_argument("--beat", action="store_true", help="also run the scheduler (one per installation)")

@@ -102,7 +102,7 @@ def claim_complete_studies(
                         model_name=model_name, draft_non_image=draft_non_image, job_state=job_state)
         if job_id is not None:
             job_ids.append(job_id)
-            job_ids.extend(_shadow_jobs(session, study_id, shadow_models, now))
+            job_ids.extend(_shadow_jobs(session, study_id, shadow_models, now, job_state))
     session.flush()
     if job_ids:
         logger.info("claimed %d complete studies", len(job_ids))
@@ -202,9 +202,11 @@ def _queue_job(session: Session, study_id: uuid.UUID, *, now: dt.datetime, reaso
     return job.id
 
 
-def _shadow_jobs(session: Session, study_id: uuid.UUID, models: Sequence[str], now: dt.datetime) -> list[uuid.UUID]:
-    """A queued shadow job of the study per shadow model: drafted like any job, never delivered."""
-    jobs = [Job(id=uuid.uuid4(), study_id=study_id, state=JobState.QUEUED, model_name=m, created_at=now, shadow=True)
+def _shadow_jobs(session: Session, study_id: uuid.UUID, models: Sequence[str], now: dt.datetime,
+                 job_state: JobState) -> list[uuid.UUID]:
+    """A shadow job of the study per shadow model, starting where the study's own job starts (so it is
+    compared with the same priors): drafted like any job, never delivered."""
+    jobs = [Job(id=uuid.uuid4(), study_id=study_id, state=job_state, model_name=m, created_at=now, shadow=True)
             for m in models]
     session.add_all(jobs)
     session.flush()

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from radassist.config.destinations import Destination, DicomDestination
 from radassist.config.priors import DicomPriorSource, PriorSource
@@ -25,7 +25,24 @@ _LIST_SECTIONS: dict[str, tuple[Any, type[BaseModel]]] = {
     "destinations": (Destination, DicomDestination),
     "prior_sources": (PriorSource, DicomPriorSource),
 }
+#: Every top-level list section, overridden as a whole by one JSON list (``RADASSIST_PIPELINES='[...]'``).
+_JSON_LIST_SECTIONS = frozenset({*_LIST_SECTIONS, "pipelines"})
 
+
+def _env_value(section: Any, key: str, raw: str) -> Any:
+    """For a setting that is a list or a table, a JSON value as itself
+    (``RADASSIST_DICOM_ALLOWED_CALLERS='[{"ae_title": "PACS"}]'``); anything else as the text it is,
+    for pydantic to read (a text or secret setting is never parsed)."""
+    model = section.annotation if isinstance(section.annotation, type) else None
+    field = model.model_fields.get(key) if model is not None and issubclass(model, BaseModel) else None
+    if field is None or field.annotation in (str, SecretStr, str | None):
+        return raw
+    if raw.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -36,16 +53,16 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         if not var.startswith(ENV_PREFIX):
             continue
         rest = var[len(ENV_PREFIX) :].lower()
-        if rest in _LIST_SECTIONS:
+        if rest in _JSON_LIST_SECTIONS:
             try:
                 overrides[rest] = json.loads(raw)
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{var} must be a JSON list: {exc.msg}") from None
             continue
         section, _, key = rest.partition("_")
-        if section not in sections or not key or section in _LIST_SECTIONS:
+        if section not in sections or not key or section in _JSON_LIST_SECTIONS:
             continue
-        overrides.setdefault(section, {})[key] = raw
+        overrides.setdefault(section, {})[key] = _env_value(sections[section], key, raw)
     return overrides
 
 

@@ -1,6 +1,6 @@
 """Intake's refusals from the rows (identity and revision conflicts) reach the sender like a bad header.
 
-``record_instance`` raises ``RejectedInput`` (``intake.identity_conflict``, ``intake.revision_conflict``)
+``record_instance`` raises ``RejectedInput`` (``intake.identity_conflict``)
 when the rows refuse an instance.  The listener then answers that code's failure status with its
 Error Comment, records ``study:instance:rejected``, counts and logs it without patient data, and
 keeps what was stored: a new file is removed, and a re-sent instance's stored file is never touched.
@@ -60,7 +60,6 @@ def _rejections(node: Node) -> list[dict[str, Any]]:
     ("code", "status"),
     [
         ("intake.identity_conflict", StoreStatus.CANNOT_UNDERSTAND_IDENTITY_CONFLICT),
-        ("intake.revision_conflict", StoreStatus.CANNOT_UNDERSTAND_REVISION_CONFLICT),
     ],
 )
 def test_a_new_instance_refused_by_the_rows_gets_its_status_and_leaves_no_file(

@@ -119,3 +119,21 @@ def test_a_shadow_draft_is_stored_done_and_nothing_is_built(
         done = session.scalars(select(Event).where(Event.tag == "job:done", Event.job_id == shadow_id)).one()
         assert done.detail == {"shadow": True}
         assert session.get(Study, job.study_id) is not None
+
+
+def test_a_shadow_job_starts_where_the_studys_own_job_starts(
+    factory: sessionmaker[Session], migrated_settings: Settings
+) -> None:
+    """With prior sources configured, the shadow job searches priors too: it is drafted with a
+    comparison like the live draft it is measured beside, and is never left waiting for the sweep."""
+    from radassist.config.priors import DicomPriorSource
+
+    settings = _with_shadows(migrated_settings, ShadowSettings(model_name=SHADOW)).model_copy(
+        update={"prior_sources": (DicomPriorSource(name="archive", ae_title="ARCHIVE", host="127.0.0.1", port=4242),)}
+    )
+    receive(factory, "1.9.3", "1.9.3.1", T0)
+    with factory() as session:
+        job_ids = claim_all(session, settings, now=T0 + dt.timedelta(seconds=60))
+        session.commit()
+        states = {session.get(Job, job_id).shadow: session.get(Job, job_id).state for job_id in job_ids}  # type: ignore[union-attr]
+    assert states == {False: JobState.PRIORS, True: JobState.PRIORS}

@@ -83,3 +83,19 @@ def test_example_file_documents_every_setting_and_is_current() -> None:
 def test_broker_password_is_masked() -> None:
     assert mask_url("amqp://user:secret@host:5672//") == "amqp://user:***@host:5672//"
     assert mask_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
+
+
+def test_list_settings_come_from_the_environment_as_json() -> None:
+    settings = load_settings(environ={
+        "RADASSIST_PIPELINES": '[{"ae_title": "CT_AI", "study_quiet_seconds": 30}]',
+        "RADASSIST_DICOM_ALLOWED_CALLERS": '[{"ae_title": "PACS_ROUTER", "network": "10.1.2.0/24"}]',
+    })
+    assert [(p.ae_title, p.study_quiet_seconds) for p in settings.pipelines] == [("CT_AI", 30.0)]
+    assert [(c.ae_title, c.network) for c in settings.dicom.allowed_callers] == [("PACS_ROUTER", "10.1.2.0/24")]
+
+
+def test_a_text_setting_from_the_environment_is_never_read_as_json() -> None:
+    key = '{"looks": "like json"} but is the secret key of 48 characters'
+    settings = load_settings(environ={"RADASSIST_WEB_SECRET_KEY": key, "RADASSIST_MODEL_NAME": "[not-a-list]"})
+    assert settings.web.secret_key.get_secret_value() == key
+    assert settings.model.name == "[not-a-list]"
