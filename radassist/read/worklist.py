@@ -16,7 +16,20 @@ import uuid
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Select, String, Subquery, and_, case, func, literal, or_, select, tuple_, type_coerce
+from sqlalchemy import (
+    Select,
+    String,
+    Subquery,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    type_coerce,
+)
 from sqlalchemy.orm import Session, aliased
 
 from radassist.db.tables import Delivery, Draft, Job, Order, Study
@@ -213,7 +226,11 @@ def _state_condition(worklist: Any, state: WorklistState) -> Any:
 def _filtered(worklist: Any, where: WorklistFilter) -> Select[Any]:
     stmt = select(worklist)
     if where.state:
-        stmt = stmt.where(_state_condition(worklist, worklist_state(where.state)))
+        try:
+            state = worklist_state(where.state)
+        except ValueError:  # a state no study shows on the worklist (a fetched prior's): none is in it
+            return stmt.where(false())
+        stmt = stmt.where(_state_condition(worklist, state))
     if where.modality:
         stmt = stmt.where(worklist.c.modality == where.modality.strip().upper())
     if where.ae_title:

@@ -222,6 +222,7 @@ def test_worklist_filters(world: World, admin: TestClient) -> None:
     assert str(world.failed_draft_study) not in ids(**{"from": (today - dt.timedelta(days=1)).isoformat()})
     assert ids(to=(today - dt.timedelta(days=2)).isoformat()) == {str(world.failed_draft_study)}
     assert ids(state="failed", modality="CR") == {str(world.failed_delivery_study)}
+    assert ids(state="prior") == set()  # a fetched prior never shows on the worklist
     row = next(i for i in admin.get("/api/studies").json()["items"] if i["id"] == str(world.failed_delivery_study))
     assert (row["patient_age"], row["patient_sex"]) == ("064Y", "F")
     html = admin.get("/", params={"modality": "CT"}).text
