@@ -1,0 +1,149 @@
+"""A drafting worker that cannot see the storage folder still drafts every study (issue 25).
+
+The service runs as separate processes on PostgreSQL and RabbitMQ, as on several machines: the DICOM
+listener, the scheduler, the io and cpu workers share the storage folder; the drafting (``gpu``)
+worker runs in its own mount namespace where that folder is an empty tmpfs
+(:mod:`tests.reliability.namespace`), so it has only the database, the broker and the prepared
+store, as a GPU machine with no shared disk.  dcmtk's storescu sends the studies; every study must be
+drafted, its SR received by the PACS (storescp) and its ORU accepted by the RIS (python-hl7's MLLP
+server), with no job failed, and the drafting worker must have seen no file of the storage folder.
+
+    .venv/bin/python -m pytest -m reliability tests/reliability/test_stateless_gpu.py
+
+Skipped, with the reason, where a mount namespace cannot be made (not root, no util-linux, a
+container without CAP_SYS_ADMIN).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.reliability.harness import (
+    HEADER,
+    Pacs,
+    Ris,
+    SendLog,
+    Stack,
+    TestStudy,
+    check,
+    count,
+    make_studies,
+    send_studies,
+    write_section,
+)
+from tests.reliability.namespace import host_files, namespace_unavailable, start_hidden, visible_files
+
+pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.timeout(900)]
+
+STUDIES, SLICES = 6, 3
+FINAL = {"done", "failed", "cancelled", "needs_review", "discarded"}
+# Where the drafting worker finds its inputs: never the storage folder, which it cannot see.
+HIDDEN_GPU: dict[str, list[str]] = {}
+
+
+@pytest.fixture
+def namespaces() -> None:
+    """First of the test's fixtures, so a machine that cannot hide a folder skips before anything starts."""
+    reason = namespace_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def peers(tmp_path: Path) -> Iterator[tuple[Pacs, Ris]]:
+    pacs, ris = Pacs(tmp_path / "pacs"), Ris()
+    pacs.start()
+    ris.start()
+    try:
+        yield pacs, ris
+    finally:
+        ris.close()
+        pacs.close()
+
+
+def _latest_states(stack: Stack, studies: list[TestStudy]) -> dict[str, str | None]:
+    jobs = stack.job_states()
+    return {s.study_uid: (jobs[s.study_uid][-1][0] if jobs.get(s.study_uid) else None) for s in studies}
+
+
+def _settled(stack: Stack, studies: list[TestStudy]) -> bool:
+    """Every study's latest job is final: done, or a failure that waiting will not mend."""
+    return all(state in FINAL for state in _latest_states(stack, studies).values())
+
+
+def test_drafting_worker_without_the_storage_folder_drafts_every_study(
+    namespaces: None,
+    postgres_url: str,
+    rabbitmq_url: str,
+    tiny_model: Path,
+    peers: tuple[Pacs, Ris],
+    tmp_path: Path,
+) -> None:
+    pacs, ris = peers
+    stack = Stack(
+        tmp_path / "svc",
+        database_url=postgres_url,
+        broker_url=rabbitmq_url,
+        model=tiny_model,
+        pacs=pacs,
+        ris=ris,
+        extra=HIDDEN_GPU,
+    )
+    try:
+        stack.radassist("db", "upgrade")
+        stack.start("listener", "listener")
+        stack.start(
+            "io", "worker", "--queues", "io", "--pool", "threads", "--concurrency", "4", "--name", "io"
+        )
+        stack.start("cpu", "worker", "--queues", "cpu", "--concurrency", "1", "--name", "cpu")
+        stack.start("beat", "beat")
+        gpu, view = start_hidden(
+            stack, "draft", "worker", "--queues", "gpu", "--concurrency", "1", "--name", "draft"
+        )
+
+        studies, log = make_studies(tmp_path / "studies", STUDIES, SLICES, prefix="NS"), SendLog()
+        started = time.monotonic()
+        send_studies(stack.dicom_port, studies, log, parallel=2)
+        try:
+            wait_until(lambda: _settled(stack, studies), timeout=420, interval=1)
+        except TimeoutError:
+            print(stack.logs())
+            raise
+        result = count(
+            "drafting worker in a mount namespace without the storage folder",
+            stack,
+            studies,
+            log,
+            pacs,
+            ris,
+            started,
+            done_timeout=5,
+            notes="PostgreSQL + RabbitMQ; gpu worker under unshare -m",
+        )
+        write_section(
+            "stateless-gpu",
+            f"## A drafting worker without the storage folder (issue 25)\n\n{HEADER}\n{result.row()}",
+        )
+
+        # The hiding held: at its start the drafting worker saw an empty tmpfs, and it still sees
+        # none of the files that the listener stored and the io worker built from.
+        assert view.read_text().splitlines() == ["fstype tmpfs"], view.read_text()
+        assert gpu.process.poll() is None, stack.logs()
+        stored = host_files(stack.data / "instances")
+        assert len(stored) == STUDIES * SLICES
+        seen = visible_files(gpu.process.pid, stack.data)
+        assert not [f for f in seen if f in stored or "/instances/" in f], seen
+
+        states = _latest_states(stack, studies)
+        failed = stack.query(
+            "SELECT state, error_code, count(*) FROM jobs WHERE state <> 'done' GROUP BY 1, 2"
+        )
+        assert set(states.values()) == {"done"}, f"jobs not done: {failed}"
+        check(result)
+    finally:
+        stack.stop_all()
