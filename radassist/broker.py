@@ -4,8 +4,10 @@ The task and queue names are the contract between the processes that send work (
 admin actions, the sweep, the tasks themselves) and the workers that run it, so they live here,
 below both: ``radassist.web`` sends and counts through this module and never imports ``workers``.
 Three queues: ``gpu`` (drafting and questions to the model: one worker process per GPU), ``io``
-(fetching priors, building outputs, delivering them, the sweeps) and ``cpu`` (measuring drafts
-against finals: work that loads model libraries such as spaCy, kept out of the io worker).
+(fetching priors, building outputs, delivering them, the sweeps) and ``cpu`` (preparing each job's
+pictures and prompt inputs ahead of the GPU, and measuring drafts against finals: work that loads
+model libraries such as spaCy, kept out of the io worker).  A job is sent to ``cpu`` to be prepared
+with the priority its draft is sent with, so an order of priorities holds in both queues.
 Importing this module loads no Celery; :func:`client` does.
 
 A question to the model goes before routine drafts on the ``gpu`` queue: on RabbitMQ the queue is
@@ -36,6 +38,7 @@ CPU_QUEUE = "cpu"
 QUEUES = (GPU_QUEUE, IO_QUEUE, CPU_QUEUE)
 
 PRIORS_TASK = "radassist.fetch_priors"
+PREPARE_TASK = "radassist.prepare_job"
 DRAFT_TASK = "radassist.draft_study"
 BUILD_TASK = "radassist.build_outputs"
 DELIVER_TASK = "radassist.deliver"
@@ -47,6 +50,7 @@ QUALITY_SWEEP_TASK = "radassist.quality_sweep"
 
 TASK_QUEUES: dict[str, str] = {
     PRIORS_TASK: IO_QUEUE,
+    PREPARE_TASK: CPU_QUEUE,
     DRAFT_TASK: GPU_QUEUE,
     BUILD_TASK: IO_QUEUE,
     DELIVER_TASK: IO_QUEUE,
@@ -56,8 +60,9 @@ TASK_QUEUES: dict[str, str] = {
     MEASURE_TASK: CPU_QUEUE,
     QUALITY_SWEEP_TASK: IO_QUEUE,
 }
-"""Every task's queue: only drafting and answering questions need the GPU; measuring loads spaCy
-(and torch), so it is not on io."""
+"""Every task's queue: only drafting and answering questions need the GPU; preparing a job's pictures
+(decoding DICOM, resizing) is CPU work done ahead of the GPU; measuring loads spaCy (and torch), so
+it is not on io."""
 
 
 MAX_PRIORITY = 9
@@ -73,7 +78,7 @@ def task_priorities(broker_url: str) -> dict[str, int]:
     if _is_amqp(broker_url):
         return {ANSWER_TASK: MAX_PRIORITY}  # others: 0, the lowest
     if broker_url.partition("://")[0].lower() in ("redis", "rediss", "sentinel"):
-        return {ANSWER_TASK: 0, DRAFT_TASK: 6}  # kombu's Redis steps 0, 3, 6, 9: 0 first
+        return {ANSWER_TASK: 0, PREPARE_TASK: 6, DRAFT_TASK: 6}  # kombu's Redis steps 0, 3, 6, 9: 0 first
     return {}
 
 

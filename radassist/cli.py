@@ -40,7 +40,8 @@ def _part(args: argparse.Namespace) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """All in one: migrate, then listener, drafting worker, delivery worker + scheduler, measuring worker, web app."""
+    """All in one: migrate, then listener, drafting worker, delivery worker + scheduler, cpu worker
+    (preparing pictures, measuring), web app."""
     from radassist import startup
     from radassist.db.migrate import upgrade
 
@@ -57,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "draft-worker": base + ["worker", *config, "--queues", "gpu", "--concurrency", "1", "--name", "draft"],
         "delivery-worker": base
         + ["worker", *config, "--queues", "io", "--pool", "threads", "--concurrency", "4", "--beat", "--name", "io"],
-        "measure-worker": base + ["worker", *config, "--queues", "cpu", "--concurrency", "1", "--name", "cpu"],
+        "cpu-worker": base + ["worker", *config, "--queues", "cpu", "--concurrency", "1", "--name", "cpu"],
         "web": base + ["web", *config],
     }
     if settings.hl7.listen_port:
@@ -294,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=cmd_hl7_listener)
     worker = sub.add_parser("worker", parents=[common], help="a Celery worker")
     worker.add_argument("--queues", default="gpu,io,cpu",
-                        help="gpu (drafting, questions), io (priors, outputs, delivery), cpu (measuring drafts), or several")
+                        help="gpu (drafting, questions), io (priors, outputs, delivery), cpu (preparing pictures, measuring drafts), or several")
     worker.add_argument("--concurrency", type=int, default=1, help="processes or threads (1 per GPU for drafting)")
     worker.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     worker.add_argument("--beat", action="store_true", help="also run the scheduler (one per installation)")

@@ -26,6 +26,8 @@ class EventTag(StrEnum):
     STUDY_REOPENED = "study:reopened"
     STUDY_COMPLETE = "study:complete"
     JOB_QUEUED = "job:queued"
+    PREPARE_STARTED = "job:prepare:started"
+    PREPARE_COMPLETED = "job:prepare:completed"
     DRAFT_STARTED = "job:draft:started"
     DRAFT_COMPLETED = "job:draft:completed"
     SR_BUILT = "job:sr:built"

@@ -1,7 +1,8 @@
 """The pipeline's states and the transitions allowed between them.
 
 A study collects instances (``receiving``) until it has been quiet long enough, then it is
-``complete`` and a job is queued for it.  The job owns what follows; each of its outputs (the SR to
+``complete`` and a job is queued for it: a cpu worker prepares its inputs (``preparing`` ->
+``prepared``), then a gpu worker drafts it.  The job owns what follows; each of its outputs (the SR to
 each PACS, the ORU to the RIS) is a delivery with a state of its own, so a RIS outage never holds
 back the PACS copy.
 """
@@ -25,6 +26,11 @@ class JobState(StrEnum):
     PRIORS = "priors"
     """The patient's earlier studies are being found and fetched (io queue); then ``queued``, with or without them."""
     QUEUED = "queued"
+    """Waiting for a cpu worker to prepare its pictures and prompt inputs."""
+    PREPARING = "preparing"
+    """A cpu worker is reading the study's files, order and priors and preparing what the model is shown."""
+    PREPARED = "prepared"
+    """Its inputs are in the prepared store: waiting for the model (gpu queue)."""
     DRAFTING = "drafting"
     DRAFTED = "drafted"
     """The draft is committed; its outputs (SR, ORU) are being built on the io queue."""
@@ -75,11 +81,16 @@ ALLOWED_TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
     JobState: {
         # A slow or failed search never fails the job: it goes on to drafting without a prior.
         JobState.PRIORS: frozenset({JobState.QUEUED, JobState.CANCELLED}),
-        JobState.QUEUED: frozenset({JobState.DRAFTING, JobState.FAILED, JobState.CANCELLED}),
-        # DRAFTING -> QUEUED: a worker died mid-draft and the reconciler hands the job back.
+        JobState.QUEUED: frozenset({JobState.PREPARING, JobState.DRAFTING, JobState.FAILED, JobState.CANCELLED}),
+        # PREPARING -> QUEUED: the cpu worker died mid-preparation and the sweep hands the job back.
+        JobState.PREPARING: frozenset({JobState.PREPARED, JobState.QUEUED, JobState.FAILED, JobState.CANCELLED}),
+        # PREPARED -> QUEUED: its kept inputs are gone (prepared again).
+        JobState.PREPARED: frozenset({JobState.DRAFTING, JobState.QUEUED, JobState.FAILED, JobState.CANCELLED}),
+        # DRAFTING -> PREPARED: a transient failure, or a worker died mid-draft and the job is handed
+        # back (its inputs are still kept); -> QUEUED: its inputs are to be prepared again.
         JobState.DRAFTING: frozenset(
             {JobState.DRAFTED, JobState.DELIVERING, JobState.DONE, JobState.FAILED, JobState.CANCELLED,
-             JobState.QUEUED, JobState.NEEDS_REVIEW}
+             JobState.QUEUED, JobState.PREPARED, JobState.NEEDS_REVIEW}
         ),
         # A held draft is released (its outputs are built as usual) or discarded, or the job cancelled.
         JobState.NEEDS_REVIEW: frozenset({JobState.DRAFTED, JobState.DISCARDED, JobState.CANCELLED}),

@@ -11,7 +11,7 @@ from radassist.config import Settings
 from radassist.store.private import private_dirs
 
 TASK_MODULES = [
-    "workers.tasks.sweep", "workers.tasks.draft", "workers.tasks.build", "workers.tasks.deliver",
+    "workers.tasks.sweep", "workers.tasks.prepare", "workers.tasks.draft", "workers.tasks.build", "workers.tasks.deliver",
     "workers.tasks.retention", "workers.tasks.priors", "workers.tasks.answer", "workers.tasks.measure",
 ]
 

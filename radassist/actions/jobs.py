@@ -12,7 +12,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from radassist.actions.outcome import IN_PROGRESS, ActionResult, Dispatch, done, refused
-from radassist.broker import DELIVER_TASK, DRAFT_TASK
+from radassist.broker import DELIVER_TASK, PREPARE_TASK
 from radassist.db.base import utcnow
 from radassist.db.tables import Delivery, Draft, Job
 from radassist.db.transitions import set_delivery_state, set_job_state
@@ -85,7 +85,7 @@ def retry_job(session: Session, job_id: uuid.UUID, user: str) -> ActionResult:
         return refused(session, user, "retry_job", target, "job changed state meanwhile")
     record_event(session, EventTag.JOB_REQUEUED, study_id=job.study_id, job_id=job_id, by="admin")
     return done(session, user, "retry_job", target, "job queued again",
-                (Dispatch.of(DRAFT_TASK, target),), mode="draft")
+                (Dispatch.of(PREPARE_TASK, target),), mode="draft")
 
 
 def cancel_job(session: Session, job_id: uuid.UUID, user: str) -> ActionResult:

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from radassist.actions.outcome import IN_PROGRESS, ActionResult, Dispatch, done, refused
-from radassist.broker import DRAFT_TASK, PRIORS_TASK
+from radassist.broker import PREPARE_TASK, PRIORS_TASK
 from radassist.db.base import utcnow
 from radassist.db.tables import Job, Study
 from radassist.events import EventTag, record_event
@@ -61,7 +61,7 @@ def force_complete(session: Session, study_id: uuid.UUID, user: str, model_name:
     record_event(session, EventTag.STUDY_COMPLETE, study_id=study_id, forced_by="admin")
     job = _new_job(session, study, model_name, now, priors)
     return done(session, user, "force_complete", target, "study complete; job queued",
-                (Dispatch.of(PRIORS_TASK if priors else DRAFT_TASK, str(job.id)),), job_id=str(job.id))
+                (Dispatch.of(PRIORS_TASK if priors else PREPARE_TASK, str(job.id)),), job_id=str(job.id))
 
 
 def redraft(session: Session, study_id: uuid.UUID, user: str, model_name: str, *, priors: bool = False) -> ActionResult:
@@ -77,7 +77,7 @@ def redraft(session: Session, study_id: uuid.UUID, user: str, model_name: str, *
         return refused(session, user, "redraft", target, "a job is already in progress")
     job = _new_job(session, study, model_name, utcnow(), priors)
     return done(session, user, "redraft", target, "new job queued",
-                (Dispatch.of(PRIORS_TASK if priors else DRAFT_TASK, str(job.id)),), job_id=str(job.id))
+                (Dispatch.of(PRIORS_TASK if priors else PREPARE_TASK, str(job.id)),), job_id=str(job.id))
 
 
 def resolve_identity(session: Session, study_id: uuid.UUID, user: str, keep_instance_id: uuid.UUID,

@@ -27,12 +27,18 @@ from radassist.config.load import ENV_PREFIX, FILE_SUFFIX, load_settings
 from radassist.config.model import ModelSettings, PromptProfileSettings
 from radassist.config.service import DeliverySettings, LoggingSettings, WebSettings
 from radassist.config.settings import MASK, Settings, mask_url
-from radassist.config.storage import DatabaseSettings, QueueSettings, RetentionSettings, StorageSettings
+from radassist.config.storage import (
+    DatabaseSettings,
+    PreparedSettings,
+    QueueSettings,
+    RetentionSettings,
+    StorageSettings,
+)
 
 __all__ = [
     "AETitle", "AllowedCaller", "DatabaseSettings", "DeliverySettings", "Destination", "DicomDestination",
     "DicomSettings", "DicomwebDestination", "ENV_PREFIX", "FILE_SUFFIX", "Hl7Settings", "LoggingSettings", "MASK",
-    "ModelSettings", "OrthancDestination", "PipelineSettings", "PromptProfileSettings", "QueueSettings",
+    "ModelSettings", "OrthancDestination", "PipelineSettings", "PreparedSettings", "PromptProfileSettings", "QueueSettings",
     "RequiredSeries", "RetentionSettings", "Section", "Settings", "SrClassName", "StorageSettings", "WebSettings", "load_settings",
     "mask_url", "validate_ae_title",
 ]

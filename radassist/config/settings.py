@@ -17,7 +17,13 @@ from radassist.config.priors import PriorSources, PriorsSettings
 from radassist.config.quality import QualitySettings
 from radassist.config.safety import SafetySettings
 from radassist.config.service import DeliverySettings, LoggingSettings, WebSettings
-from radassist.config.storage import DatabaseSettings, QueueSettings, RetentionSettings, StorageSettings
+from radassist.config.storage import (
+    DatabaseSettings,
+    PreparedSettings,
+    QueueSettings,
+    RetentionSettings,
+    StorageSettings,
+)
 
 
 class Settings(Section):
@@ -25,6 +31,7 @@ class Settings(Section):
 
     dicom: DicomSettings = DicomSettings()
     storage: StorageSettings = StorageSettings()
+    prepared: PreparedSettings = PreparedSettings()
     retention: RetentionSettings = RetentionSettings()
     database: DatabaseSettings = DatabaseSettings()
     queue: QueueSettings = QueueSettings()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from radassist.config.common import Section
 
@@ -28,6 +28,35 @@ class StorageSettings(Section):
     @property
     def outputs_dir(self) -> Path:
         return self.path / "outputs"
+
+
+class PreparedSettings(Section):
+    """Where each job's prepared inputs (pictures, prompt inputs) wait for the model and are kept
+    after its draft, for questions about it.  The drafting worker reads them from here and never
+    the received files, so a GPU machine needs no shared disk unless ``files`` is chosen."""
+
+    backend: Literal["files", "database", "s3"] = "files"
+    """``files``: under the data folder (``prepared``; one machine, or a shared disk). ``database``:
+    blobs in the database's ``prepared_blobs`` table (SQLite or PostgreSQL; no other service for
+    several machines). ``s3``: an S3-compatible object store (``s3_*`` below)."""
+    s3_endpoint_url: str = ""
+    """The object store's URL (e.g. ``http://minio:9000``); empty: AWS S3 itself."""
+    s3_bucket: str = ""
+    """The bucket (it must exist); required with ``backend = "s3"``."""
+    s3_prefix: str = "radassist/prepared/"
+    """Key prefix under which each job's objects are kept (``<prefix><job id>/<name>``)."""
+    s3_region: str = ""
+    """The region; empty: boto3's default (environment, ``~/.aws/config``)."""
+    s3_access_key_id: str = ""
+    """Empty: boto3's own credential chain (environment, instance role)."""
+    s3_secret_access_key: SecretStr = SecretStr("")
+    """With ``s3_access_key_id``; give it as ``s3_secret_access_key_file`` to keep it out of the file."""
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> PreparedSettings:
+        if self.backend == "s3" and not self.s3_bucket.strip():
+            raise ValueError('backend "s3" needs s3_bucket')
+        return self
 
 
 class RetentionSettings(Section):

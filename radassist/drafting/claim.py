@@ -1,8 +1,10 @@
-"""Claim queued jobs for one drafting run: the job of the message, and a batch of others like it.
+"""Claim prepared jobs for one drafting run: the job of the message, and a batch of others like it.
 
-A worker that picks up a job also claims up to ``[model] batch_size - 1`` other queued jobs of the
-same model (compare-and-set each, oldest first) and drafts them all in one ``generate``; their own
-messages then find them no longer queued and do nothing.
+A job reaches the drafting worker ``prepared``: its inputs are in the prepared store
+(:mod:`radassist.drafting.preparing`, on the cpu queue).  A worker that picks up a job also claims
+up to ``[model] batch_size - 1`` other prepared jobs of the same model (compare-and-set each, oldest
+first) and drafts them all in one ``generate``; their own messages then find them no longer
+prepared and do nothing.
 
 A worker killed mid-draft (SIGKILL, out of memory) leaves its jobs ``drafting``.  With ``acks_late``
 and ``task_reject_on_worker_lost`` the broker hands its message to another worker, marked
@@ -43,23 +45,27 @@ class ClaimedJob:
     model_name: str
     """The model the job's pipeline chose when the study completed."""
     paths: tuple[Path, ...]
-    """The study's stored instances, in the order they were received."""
+    """The study's stored instances, in the order they were received (read by the prepare stage
+    only: the drafting worker reads the prepared store, never these files)."""
     accession_hash: str | None
     study_handle: str = "-"
     """The study's handle in log lines (:func:`radassist.identifiers.study_handle`)."""
     shadow: bool = False
     """A shadow model's job: its draft is stored and measured, and no output is built from it."""
+    created_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    """When this claim was made: the prepare stage's fence, and the start of the drafting time."""
 
 
-def _claim_queued(session: Session, job_id: uuid.UUID, now: dt.datetime) -> bool:
-    return set_job_state(session, job_id, JobState.QUEUED, JobState.DRAFTING, started_at=now,
+def _claim_prepared(session: Session, job_id: uuid.UUID, now: dt.datetime) -> bool:
+    return set_job_state(session, job_id, JobState.PREPARED, JobState.DRAFTING, started_at=now,
                          attempts=Job.attempts + 1)
 
 
 def take_over(session: Session, job_id: uuid.UUID, now: dt.datetime) -> list[uuid.UUID]:
     """Claim a dead worker's batch: the job, and the jobs it was claimed with (same ``started_at``).
 
-    Each goes drafting -> queued -> drafting in this transaction (both allowed transitions), with
+    Each goes drafting -> prepared -> drafting in this transaction (both allowed transitions), with
     ``attempts`` incremented: that is the fence against the previous holder.
     """
     row = session.execute(
@@ -73,7 +79,7 @@ def take_over(session: Session, job_id: uuid.UUID, now: dt.datetime) -> list[uui
     ).all()
     taken = []
     for other, study_id in [(job_id, row.study_id), *batch]:
-        if set_job_state(session, other, JobState.DRAFTING, JobState.QUEUED) and _claim_queued(session, other, now):
+        if set_job_state(session, other, JobState.DRAFTING, JobState.PREPARED) and _claim_prepared(session, other, now):
             record_event(session, EventTag.JOB_REQUEUED, study_id=study_id, job_id=other,
                          reason="worker lost; taken over")
             taken.append(other)
@@ -83,37 +89,41 @@ def take_over(session: Session, job_id: uuid.UUID, now: dt.datetime) -> list[uui
 
 
 def _batch_mates(session: Session, job: Job, room: int, now: dt.datetime) -> list[uuid.UUID]:
-    """Up to ``room`` other queued jobs of the same model, oldest first, each claimed."""
+    """Up to ``room`` other prepared jobs of the same model, oldest first, each claimed."""
     if room <= 0:
         return []
     candidates = session.scalars(
         select(Job.id)
-        .where(Job.state == JobState.QUEUED, Job.model_name == job.model_name, Job.id != job.id)
+        .where(Job.state == JobState.PREPARED, Job.model_name == job.model_name, Job.id != job.id)
         .order_by(Job.created_at)
         .limit(room)
     ).all()
-    return [other for other in candidates if _claim_queued(session, other, now)]
+    return [other for other in candidates if _claim_prepared(session, other, now)]
 
 
-def _claimed(session: Session, job_id: uuid.UUID, settings: Settings, batch: int) -> ClaimedJob:
-    row = session.get(Job, job_id)
-    assert row is not None
-    session.refresh(row)
-    record_event(session, EventTag.DRAFT_STARTED, study_id=row.study_id, job_id=row.id, batch=batch)
-    study = session.get(Study, row.study_id)
-    relpaths = session.scalars(
-        select(Instance.path).where(Instance.study_id == row.study_id).order_by(Instance.received_at)
-    ).all()
-    return ClaimedJob(
-        job_id=row.id,
-        study_id=row.study_id,
-        attempts=row.attempts,
-        model_name=row.model_name,
-        paths=tuple(settings.storage.instances_dir / p for p in relpaths),
-        accession_hash=study.accession_number_hash if study is not None else None,
-        study_handle=study_handle(study.study_instance_uid if study is not None else None),
-        shadow=row.shadow,
-    )
+def read_claimed(session: Session, ids: list[uuid.UUID], settings: Settings, *,
+                 paths: bool = False) -> list[ClaimedJob]:
+    """The claimed jobs as a run needs them, in the order of ``ids``, read in one query (with the
+    study's stored paths only when ``paths``: the drafting worker never reads the files)."""
+    rows = {r.id: r for r in session.execute(
+        select(Job.id, Job.study_id, Job.attempts, Job.model_name, Job.shadow, Job.created_at, Job.started_at,
+               Study.accession_number_hash, Study.study_instance_uid)
+        .join(Study, Study.id == Job.study_id).where(Job.id.in_(ids))
+    )}
+    files: dict[uuid.UUID, list[str]] = {}
+    if paths:
+        for study_id, path in session.execute(
+            select(Instance.study_id, Instance.path)
+            .where(Instance.study_id.in_({r.study_id for r in rows.values()})).order_by(Instance.received_at)
+        ):
+            files.setdefault(study_id, []).append(path)
+    return [
+        ClaimedJob(job_id=r.id, study_id=r.study_id, attempts=r.attempts, model_name=r.model_name,
+                   paths=tuple(settings.storage.instances_dir / p for p in files.get(r.study_id, ())),
+                   accession_hash=r.accession_number_hash, study_handle=study_handle(r.study_instance_uid),
+                   shadow=r.shadow, created_at=r.created_at, started_at=r.started_at)
+        for r in (rows[i] for i in ids if i in rows)
+    ]
 
 
 def claim_batch(
@@ -121,12 +131,15 @@ def claim_batch(
 ) -> list[ClaimedJob]:
     """Claim ``job_id`` (or take it over, after a redelivery) and fill the batch; the caller commits.
 
-    Empty when the job is not queued any more (or, with ``takeover``, not drafting either).
+    Empty when the job is not prepared any more (or, with ``takeover``, not drafting either).
     """
-    ids = [job_id] if _claim_queued(session, job_id, now) else (take_over(session, job_id, now) if takeover else [])
+    ids = [job_id] if _claim_prepared(session, job_id, now) else (take_over(session, job_id, now) if takeover else [])
     if not ids:
         return []
     job = session.get(Job, job_id)
     assert job is not None
     ids += _batch_mates(session, job, settings.model.batch_size - len(ids), now)
-    return [_claimed(session, claimed_id, settings, len(ids)) for claimed_id in ids]
+    claimed = read_claimed(session, ids, settings)
+    for c in claimed:
+        record_event(session, EventTag.DRAFT_STARTED, study_id=c.study_id, job_id=c.job_id, batch=len(ids))
+    return claimed

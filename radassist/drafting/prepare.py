@@ -4,8 +4,9 @@ chosen from its headers, the RIS order behind it, and the comparison with the pa
 profile shows them).
 
 A :class:`PreparedJob` holds everything :mod:`radassist.drafting.generate` needs and nothing that
-needs the database, the stored files or the claim's session: the seam where preparation can move
-ahead of the GPU.
+needs the database, the stored files or the claim's session.  Preparation runs on the cpu queue,
+ahead of the GPU: what it made is kept in the prepared store as :class:`KeptInputs`
+(:func:`kept_inputs`), and the drafting worker rebuilds the job from there (:func:`from_kept`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from radassist.models.profiles import ProfileChooser
 from radassist.prefetch.read import JobComparison, job_comparison
 from radassist.reasons import plain_reason
 from radassist.ris.context import OrderContext, order_context
+from radassist.store.prepared_codec import KeptInputs
 
 logger = logging.getLogger(__name__)
 
@@ -111,3 +113,16 @@ def prepare_job(claimed: ClaimedJob, settings: ModelSettings, order: OrderContex
                                 code="draft.error")
     return PreparedJob(claimed=claimed, study=study, profile=chooser.profile, order=order, comparison=comparison,
                        prior=_prior_pictures(comparison, chooser.profile, settings))
+
+
+def kept_inputs(job: PreparedJob) -> KeptInputs:
+    """What the prepared store keeps of a prepared job: all the model is shown, no file paths."""
+    comparison = job.comparison.comparison if job.comparison is not None else None
+    return KeptInputs(job.study, job.profile, order=job.order, comparison=comparison, prior=job.prior)
+
+
+def from_kept(claimed: ClaimedJob, kept: KeptInputs) -> PreparedJob:
+    """The claimed job ready for the model, from its kept inputs (the drafting worker's side)."""
+    comparison = JobComparison(kept.comparison) if kept.comparison is not None else None
+    return PreparedJob(claimed=claimed, study=kept.study, profile=kept.profile, order=kept.order,
+                       comparison=comparison, prior=kept.prior)

@@ -4,8 +4,9 @@ The outcome of one job: its draft is stored, and the safety gate (:mod:`radassis
 decides where it goes: ``needs_review`` when a warning's policy is ``hold`` (nothing is built or
 sent until a radiologist releases or discards it), else ``drafted`` (the outputs are built next, on
 the io queue); the decision is stored with the draft.  Or, after a transient failure (GPU out of
-memory, model server busy), the job goes back to the queue, up to ``MAX_TRANSIENT_ATTEMPTS``
-claims; or it fails with the reason (output with nothing to review gets no SR or ORU).  Each
+memory, model server busy), the job goes back to ``prepared`` (its inputs are still kept), up to
+``MAX_TRANSIENT_ATTEMPTS`` claims; or back to ``queued`` when its kept inputs are gone, to be
+prepared again; or it fails with the reason (output with nothing to review gets no SR or ORU).  Each
 function works in the caller's session; the caller commits, and queues follow-up tasks only after
 the commit.
 """
@@ -66,8 +67,6 @@ def store_draft(session: Session, claimed: ClaimedJob, draft: Draft, now: dt.dat
         logger.info("job left drafting or was taken over while the model ran; draft discarded")
         return None
     session.add(draft)
-    job = session.get(Job, claimed.job_id)
-    assert job is not None
     generation = draft.generation or {}
     record_event(session, EventTag.DRAFT_COMPLETED, study_id=claimed.study_id, job_id=claimed.job_id,
                  seconds=generation.get("seconds"), batch=generation.get("batch_size"),
@@ -75,9 +74,9 @@ def store_draft(session: Session, claimed: ClaimedJob, draft: Draft, now: dt.dat
     held = [] if claimed.shadow else [w.check.value for w in decision.warnings if w.policy == "hold"]
     if held:
         record_event(session, EventTag.DRAFT_HELD, study_id=claimed.study_id, job_id=claimed.job_id, checks=held)
-    if job.started_at is not None:
-        observe_stage("queued", (job.started_at - job.created_at).total_seconds())
-        observe_stage("drafting", (now - job.started_at).total_seconds())
+    if claimed.started_at is not None and claimed.created_at is not None:
+        observe_stage("queued", (claimed.started_at - claimed.created_at).total_seconds())
+        observe_stage("drafting", (now - claimed.started_at).total_seconds())
     if claimed.shadow:
         finish_shadow(session, claimed.job_id, claimed.study_id, now)
         return JobState.DONE
@@ -97,8 +96,9 @@ def finish_shadow(session: Session, job_id: uuid.UUID, study_id: uuid.UUID, now:
 
 
 def requeue(session: Session, claimed: ClaimedJob, error: TransientFailure) -> float | None:
-    """Back to the queue; the delay before drafting it again, or None when the claim is gone."""
-    if not set_job_state(session, claimed.job_id, JobState.DRAFTING, JobState.QUEUED,
+    """Back to ``prepared`` (its inputs are kept); the delay before drafting it again, or None when
+    the claim is gone."""
+    if not set_job_state(session, claimed.job_id, JobState.DRAFTING, JobState.PREPARED,
                          Job.attempts == claimed.attempts,
                          error_code=error.code, error_message=error.message[:2000]):
         return None
@@ -106,6 +106,19 @@ def requeue(session: Session, claimed: ClaimedJob, error: TransientFailure) -> f
                  code=error.code, attempts=claimed.attempts)
     logger.warning("drafting hit a transient failure (%s); job requeued", error.code)
     return TRANSIENT_RETRY_DELAY_S * claimed.attempts
+
+
+def prepare_again(session: Session, claimed: ClaimedJob) -> bool:
+    """Back to ``queued`` when the job's kept inputs are gone or unreadable: the prepare stage makes
+    them again (the claim still counts in ``attempts``, so a store the drafting worker can never
+    read fails the job after ``MAX_TRANSIENT_ATTEMPTS``).  False when the claim is gone."""
+    if not set_job_state(session, claimed.job_id, JobState.DRAFTING, JobState.QUEUED,
+                         Job.attempts == claimed.attempts):
+        return False
+    record_event(session, EventTag.JOB_REQUEUED, study_id=claimed.study_id, job_id=claimed.job_id,
+                 reason="prepared inputs missing; prepared again")
+    logger.warning("the job's prepared inputs are missing or unreadable; it is prepared again")
+    return True
 
 
 def fail(session: Session, job_id: uuid.UUID, study_id: uuid.UUID, error: RadAssistError, now: dt.datetime,

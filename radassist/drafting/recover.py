@@ -1,6 +1,8 @@
-"""Drafting work whose worker or message was lost, found by the sweep and handed back.
+"""Preparing and drafting work whose worker or message was lost, found by the sweep and handed back.
 
-Handing back is safe because the draft task starts with a compare-and-set and exits if it lost.
+Handing back is safe because the prepare and draft tasks start with a compare-and-set and exit if
+they lost.  A job lost while drafting goes back to ``prepared`` (its inputs are still kept); one
+lost while preparing, back to ``queued``.
 """
 
 from __future__ import annotations
@@ -17,37 +19,59 @@ from radassist.events import EventTag, record_event
 from radassist.states import JobState
 
 LOST_JOB_GRACE_S = 120.0
-"""A job still queued this long after it was queued (or last claimed) while the drafting queue holds
-no message lost its message, e.g. one published while the broker was restarting."""
+"""A job still queued (or prepared) this long after it was queued (or last claimed) while its queue
+holds no message lost its message, e.g. one published while the broker was restarting."""
 LOST_JOB_BATCH = 100
 STUCK_SLACK_S = 60.0
-"""A job drafting this long past the hard time limit has lost its worker."""
+"""A job preparing or drafting this long past the hard time limit has lost its worker."""
+
+_BACK = {JobState.DRAFTING: JobState.PREPARED, JobState.PREPARING: JobState.QUEUED}
 
 
-def hand_back_stuck(session: Session, now: dt.datetime, job_limit_s: float) -> list[uuid.UUID]:
-    """Jobs drafting past the hard time limit (their worker died with its message) go back to queued."""
+def _hand_back(session: Session, now: dt.datetime, job_limit_s: float, state: JobState) -> list[uuid.UUID]:
     cutoff = now - dt.timedelta(seconds=job_limit_s + STUCK_SLACK_S)
     handed_back = []
     for job_id, study_id in session.execute(
-        select(Job.id, Job.study_id).where(Job.state == JobState.DRAFTING, Job.started_at < cutoff)
+        select(Job.id, Job.study_id).where(Job.state == state, Job.started_at < cutoff)
     ).all():
-        if set_job_state(session, job_id, JobState.DRAFTING, JobState.QUEUED):
+        if set_job_state(session, job_id, state, _BACK[state]):
             record_event(session, EventTag.JOB_REQUEUED, study_id=study_id, job_id=job_id, reason="worker lost")
             handed_back.append(job_id)
     return handed_back
 
 
-def queued_without_message(session: Session, now: dt.datetime) -> list[uuid.UUID]:
-    """Queued jobs old enough that their message may be gone, oldest first.
+def hand_back_stuck(session: Session, now: dt.datetime, job_limit_s: float) -> list[uuid.UUID]:
+    """Jobs drafting past the hard time limit (their worker died with its message) go back to
+    prepared; the caller sends their draft task again."""
+    return _hand_back(session, now, job_limit_s, JobState.DRAFTING)
 
-    A job is committed ``queued`` before its message is published; when the publish fails (the
-    broker is restarting) nothing else would ever queue it again.  The caller sends these again
-    only when the drafting queue is empty, so a long but healthy backlog gets no copies.
-    """
+
+def hand_back_stuck_preparing(session: Session, now: dt.datetime, job_limit_s: float) -> list[uuid.UUID]:
+    """Jobs preparing past the hard time limit go back to queued; the caller sends their prepare task again."""
+    return _hand_back(session, now, job_limit_s, JobState.PREPARING)
+
+
+def _waiting_without_message(session: Session, now: dt.datetime, state: JobState) -> list[uuid.UUID]:
     stale = now - dt.timedelta(seconds=LOST_JOB_GRACE_S)
     return list(session.scalars(
         select(Job.id)
-        .where(Job.state == JobState.QUEUED, func.coalesce(Job.started_at, Job.created_at) < stale)
+        .where(Job.state == state, func.coalesce(Job.started_at, Job.created_at) < stale)
         .order_by(Job.created_at)
         .limit(LOST_JOB_BATCH)
     ).all())
+
+
+def queued_without_message(session: Session, now: dt.datetime) -> list[uuid.UUID]:
+    """Queued jobs old enough that their prepare message may be gone, oldest first.
+
+    A job is committed ``queued`` before its message is published; when the publish fails (the
+    broker is restarting) nothing else would ever queue it again.  The caller sends these again
+    only when the cpu queue is empty, so a long but healthy backlog gets no copies.
+    """
+    return _waiting_without_message(session, now, JobState.QUEUED)
+
+
+def prepared_without_message(session: Session, now: dt.datetime) -> list[uuid.UUID]:
+    """Prepared jobs old enough that their draft message may be gone (sent again only when the gpu
+    queue is empty), oldest first."""
+    return _waiting_without_message(session, now, JobState.PREPARED)

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 CONFLICT_CODE = "intake.identity_conflict"
 _ACTIVE_JOBS = (
-    JobState.PRIORS, JobState.QUEUED, JobState.DRAFTING, JobState.DRAFTED, JobState.NEEDS_REVIEW, JobState.DELIVERING,
+    JobState.PRIORS, JobState.QUEUED, JobState.PREPARING, JobState.PREPARED, JobState.DRAFTING, JobState.DRAFTED, JobState.NEEDS_REVIEW, JobState.DELIVERING,
 )
 _OPEN_DELIVERIES = (DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.HELD)
 

@@ -1,4 +1,4 @@
-"""Where a new job starts: fetching priors first when sources are configured, else queued for drafting.
+"""Where a new job starts: fetching priors first when sources are configured, else queued for preparing.
 
 Every place that makes a job (completion, the admin's force-complete and re-draft) asks here, so
 the stage is skipped at once, and entirely, when no ``[[prior_sources]]`` are configured.  The
@@ -8,7 +8,7 @@ listener asks here too whether a received instance is a prior that our own C-MOV
 
 from __future__ import annotations
 
-from radassist.broker import DRAFT_TASK, PRIORS_TASK
+from radassist.broker import PREPARE_TASK, PRIORS_TASK
 from radassist.config import Settings
 from radassist.config.priors import DicomPriorSource
 from radassist.states import JobState
@@ -26,7 +26,7 @@ def first_job_state(settings: Settings) -> JobState:
 
 def first_task(settings: Settings) -> str:
     """The task a new job is sent to, once its row is committed."""
-    return PRIORS_TASK if fetches_priors(settings) else DRAFT_TASK
+    return PRIORS_TASK if fetches_priors(settings) else PREPARE_TASK
 
 
 def moved_prior(settings: Settings, move_originator: str | None) -> bool:

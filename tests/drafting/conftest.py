@@ -68,3 +68,11 @@ def pa_lat_pair(tmp_path: Path, testdata: Path) -> Callable[[], list[Path]]:
         return paths
 
     return make
+
+
+def prepare(*job_ids: object) -> None:
+    """Run the prepare stage (cpu queue) on queued jobs, as a cpu worker would before their draft."""
+    from workers.tasks.prepare import prepare_for_model
+
+    for job_id in job_ids:
+        prepare_for_model.apply(args=(str(job_id),)).get()

@@ -21,7 +21,7 @@ from radassist.db.migrate import upgrade
 from radassist.db.tables import Delivery, Draft, Event, Instance, Job, Series, Study
 from radassist.models import loader
 from radassist.states import JobState, StudyState
-from tests.drafting.conftest import write_ct_series
+from tests.drafting.conftest import prepare, write_ct_series
 from workers.app import make_celery
 from workers.base import reset_sessionmaker
 
@@ -99,6 +99,9 @@ def test_queued_jobs_are_drafted_as_one_batch(
         session.add(Order(accession_number_hash=first.accession_number_hash, indication="Fever and cough",
                           priority="S", procedure_text="XR CHEST 2 VIEWS"))
         session.commit()
+    prepare(*job_ids)
+    with maker() as session:
+        assert {session.get(Job, j).state for j in job_ids} == {JobState.PREPARED}  # type: ignore[union-attr]
     draft_study.apply(args=(str(job_ids[0]),)).get()
     with maker() as session:
         for job_id in job_ids:
@@ -146,6 +149,7 @@ def test_truncated_output_is_held_for_review_without_sr_or_oru(
     maker = make_sessionmaker(settings)
     with maker() as session:
         job_id = add_study(session, settings, [cr_copy(testdata, tmp_path / "cr")]).id
+    prepare(job_id)
     draft_study.apply(args=(str(job_id),)).get()
     build_outputs.apply(args=(str(job_id),)).get()  # a stray build message builds nothing for a held draft
     with maker() as session:
@@ -164,7 +168,8 @@ def test_truncated_output_is_held_for_review_without_sr_or_oru(
 def test_unreachable_model_server_requeues_then_fails(
     make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path
 ) -> None:
-    """A transient failure (model server down) hands the job back to the queue, until the attempts run out."""
+    """A transient failure (model server down) hands the job back to prepared (its inputs kept), until the
+    attempts run out."""
     from radassist.drafting.record import MAX_TRANSIENT_ATTEMPTS
     from tests.conftest import free_port
     from workers.tasks.draft import draft_study
@@ -173,13 +178,14 @@ def test_unreachable_model_server_requeues_then_fails(
     maker = make_sessionmaker(settings)
     with maker() as session:
         job_id = add_study(session, settings, [cr_copy(testdata, tmp_path / "cr")]).id
+    prepare(job_id)
     for attempt in range(1, MAX_TRANSIENT_ATTEMPTS + 1):
         draft_study.apply(args=(str(job_id),)).get()
         with maker() as session:
             job = session.get(Job, job_id)
             assert job is not None and job.attempts == attempt
             assert job.error_code == "model.server_unreachable"
-            expected = JobState.QUEUED if attempt < MAX_TRANSIENT_ATTEMPTS else JobState.FAILED
+            expected = JobState.PREPARED if attempt < MAX_TRANSIENT_ATTEMPTS else JobState.FAILED
             assert job.state is expected
     with maker() as session:
         tags = [e.tag for e in session.scalars(select(Event).where(Event.job_id == job_id).order_by(Event.id))]
@@ -200,6 +206,7 @@ def test_each_job_is_drafted_with_the_model_of_its_pipeline(
         other_job = add_study(session, settings, [cr_copy(testdata, tmp_path / "b")])
         session.get(Job, other_job.id).model_name = str(tiny_models["llava"])  # type: ignore[union-attr]
         session.commit()
+    prepare(default_job.id, other_job.id)
     for job in (default_job, other_job):
         draft_study.apply(args=(str(job.id),)).get()
     with maker() as session:

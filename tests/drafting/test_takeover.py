@@ -15,6 +15,7 @@ from radassist.db.base import utcnow
 from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import Delivery, Draft, Event, Job
 from radassist.states import JobState
+from tests.drafting.conftest import prepare
 from tests.drafting.test_draft_task import add_study, cr_copy, make_app  # noqa: F401 - make_app is a fixture
 
 
@@ -36,6 +37,7 @@ def test_redelivered_message_takes_over_the_dead_workers_batch(
     with maker() as session:
         job_ids = [add_study(session, settings, [cr_copy(testdata, tmp_path / f"cr{i}")]).id for i in range(2)]
         bystander = add_study(session, settings, [cr_copy(testdata, tmp_path / "other")]).id
+    prepare(bystander)
     _as_if_claimed_by_a_dead_worker(maker, job_ids)
 
     # A message that is not a redelivery leaves a drafting job alone (its holder may be alive).
@@ -57,24 +59,81 @@ def test_a_superseded_holder_stores_nothing(
     make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path  # noqa: F811
 ) -> None:
     from radassist.models.base import DraftResult
-    from workers.tasks.draft import _claim, _prepare, _store, draft_study
+    from radassist.drafting.prepare import PreparedJob
+    from workers.tasks.draft import _claim, _load, _settle, draft_study
 
     _, settings = make_app(model_batch_size="1")
     maker = make_sessionmaker(settings)
     with maker() as session:
         job_id = add_study(session, settings, [cr_copy(testdata, tmp_path / "cr")]).id
+    prepare(job_id)
     stale = _claim(draft_study, job_id)[0]  # the first worker, which will be presumed dead
-    prepared = _prepare(draft_study, stale)
-    assert prepared is not None
+    prepared = _load(draft_study, [stale])[0]
+    assert isinstance(prepared, PreparedJob)
     _claim(draft_study, job_id, takeover=True)  # a second worker takes the job over
 
     result = DraftResult(findings="No acute findings.", impression="Normal.", raw_text="Findings: x", prompt="p",
                          prompt_version="2", model_name="tiny", model_revision=None,
                          generation={"seconds": 1.0, "batch_size": 1})
-    _store(draft_study, prepared, result)
+    _settle(draft_study, [prepared], [result], [])
     with maker() as session:
         job = session.get(Job, job_id)
         assert job is not None and job.state is JobState.DRAFTING and job.attempts == 2
         assert session.scalars(select(Draft).where(Draft.job_id == job_id)).all() == []
         assert session.scalars(select(Delivery).where(Delivery.job_id == job_id)).all() == []
+    maker.kw["bind"].dispose()
+
+
+def test_a_job_left_preparing_is_taken_over_and_the_old_holder_hands_on_nothing(
+    make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    from workers.tasks.prepare import _claim, _hand_on, prepare_for_model
+
+    _, settings = make_app()
+    maker = make_sessionmaker(settings)
+    with maker() as session:
+        job_id = add_study(session, settings, [cr_copy(testdata, tmp_path / "cr")]).id
+    stale = _claim(prepare_for_model, job_id, False)  # the first cpu worker, which will be presumed dead
+    assert stale is not None and stale.paths and stale.started_at is not None
+    assert _claim(prepare_for_model, job_id, False) is None  # a plain second message leaves it alone
+    fresh = _claim(prepare_for_model, job_id, True)  # a redelivered one takes it over
+    assert fresh is not None and fresh.started_at != stale.started_at
+    _hand_on(prepare_for_model, stale, 1)  # the old holder's late hand-over
+    with maker() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.state is JobState.PREPARING and job.attempts == 0
+    _hand_on(prepare_for_model, fresh, 1)
+    with maker() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.state is JobState.PREPARED
+        tags = session.scalars(select(Event.tag).where(Event.job_id == job_id).order_by(Event.id)).all()
+        assert tags == ["job:prepare:started", "job:prepare:started", "job:prepare:completed"]
+    maker.kw["bind"].dispose()
+
+
+def test_a_job_whose_kept_inputs_are_gone_is_prepared_again_then_fails(
+    make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    """The drafting worker never reads the received files: without kept inputs the job goes back to
+    be prepared, and a store it can never read fails the job with the reason."""
+    from radassist.drafting.record import MAX_TRANSIENT_ATTEMPTS
+    from radassist.store.prepared import prepared_store
+    from workers.tasks.draft import draft_study
+
+    _, settings = make_app()
+    maker = make_sessionmaker(settings)
+    with maker() as session:
+        job_id = add_study(session, settings, [cr_copy(testdata, tmp_path / "cr")]).id
+    for attempt in range(1, MAX_TRANSIENT_ATTEMPTS + 1):
+        prepare(job_id)
+        prepared_store(settings).remove(job_id)  # as if the GPU machine could not see them
+        draft_study.apply(args=(str(job_id),)).get()
+        with maker() as session:
+            job = session.get(Job, job_id)
+            assert job is not None and job.attempts == attempt
+            expected = JobState.QUEUED if attempt < MAX_TRANSIENT_ATTEMPTS else JobState.FAILED
+            assert job.state is expected
+    with maker() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.error_code == "draft.inputs_missing"
     maker.kw["bind"].dispose()

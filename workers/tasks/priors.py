@@ -1,8 +1,8 @@
 """Fetching priors (``io`` queue): wires the priors task to :mod:`radassist.prefetch`.
 
 Start the search of a job still in ``priors``, search within the time limit, record the outcome
-while moving the job to ``queued``, and send the draft task only after that commit.  Network-bound
-work: never on the gpu worker.  The draft task is sent by name, so this module loads no model code.
+while moving the job to ``queued``, and send the prepare task only after that commit.  Network-bound
+work: never on the gpu worker.  The prepare task is sent by name.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import uuid
 
 from celery import shared_task
 
-from radassist.broker import DRAFT_TASK, PRIORS_TASK
+from radassist.broker import PREPARE_TASK, PRIORS_TASK
 from radassist.db.base import utcnow
 from radassist.db.handles import handle_of_study
 from radassist.logging import log_context
@@ -51,5 +51,5 @@ def _record(task: RadAssistTask, started: StartedSearch, outcome: SearchOutcome)
         if record_search(session, started, outcome.result, profile=outcome.profile, study_ids=outcome.study_ids,
                          now=utcnow()):
             job_id = str(started.job_id)
-            after_commit(session, lambda: task.app.send_task(DRAFT_TASK, (job_id,)))
+            after_commit(session, lambda: task.app.send_task(PREPARE_TASK, (job_id,)))
         session.commit()

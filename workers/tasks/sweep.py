@@ -2,7 +2,7 @@
 
 Completing quiet studies is a sweep because "no instance for N seconds" is a property of time,
 not of a message (:mod:`radassist.completion`); a new job goes to its priors first when sources are
-configured.  Then each stage hands back its lost work (:mod:`radassist.prefetch.recover`,
+configured, else to the cpu queue to be prepared.  Then each stage hands back its lost work (:mod:`radassist.prefetch.recover`,
 :mod:`radassist.drafting.recover`, :mod:`radassist.outputs.recover`,
 :mod:`radassist.delivery.recover`); that is safe because every task starts with a compare-and-set
 and exits if it lost.  Messages are sent only after the commit.
@@ -18,7 +18,7 @@ from functools import partial
 from celery import shared_task
 from sqlalchemy.orm import Session
 
-from radassist.broker import GPU_QUEUE, IO_QUEUE, SWEEP_TASK, queue_depths
+from radassist.broker import CPU_QUEUE, GPU_QUEUE, IO_QUEUE, SWEEP_TASK, queue_depths
 from radassist.completion.claim import claim_all
 from radassist.db.base import utcnow
 from radassist.delivery import recover as delivery_recover
@@ -37,6 +37,7 @@ def sweep(self: RadAssistTask) -> None:
     from workers.tasks.build import build_outputs
     from workers.tasks.deliver import deliver
     from workers.tasks.draft import draft_study
+    from workers.tasks.prepare import prepare_for_model
     from workers.tasks.priors import fetch_priors
 
     settings = self.settings
@@ -45,14 +46,18 @@ def sweep(self: RadAssistTask) -> None:
         # Each pipeline (called AE title) with its own quiet time, rules and model; priority order.
         new_jobs = claim_all(session, settings, now=now)
         searches = prefetch_recover.hand_back_lost(session, settings, now)
-        drafts = drafting_recover.hand_back_stuck(session, now, settings.queue.job_time_limit_seconds)
-        # New jobs start with their priors when sources are configured (radassist.prefetch.start).
+        limit = settings.queue.job_time_limit_seconds
+        drafts = drafting_recover.hand_back_stuck(session, now, limit)
+        preparing = drafting_recover.hand_back_stuck_preparing(session, now, limit)
+        # New jobs start with their priors when sources are configured (radassist.prefetch.start),
+        # else with the preparation of their inputs (cpu queue).
         if fetches_priors(settings):
             searches = new_jobs + searches
         else:
-            drafts = new_jobs + drafts
+            preparing = new_jobs + preparing
         delivery_recover.hand_back_stuck(session, now, settings.hl7.ack_timeout_seconds)
         _send_after_commit(session, fetch_priors.apply_async, searches)
+        _send_after_commit(session, prepare_for_model.apply_async, preparing)
         _send_after_commit(session, draft_study.apply_async, drafts)
         session.commit()
     if new_jobs:
@@ -60,14 +65,16 @@ def sweep(self: RadAssistTask) -> None:
 
     with self.session() as session:
         due = delivery_recover.overdue(session, now)
-        lost_drafts = _if_queue_empty(self, GPU_QUEUE, drafting_recover.queued_without_message(session, now))
+        lost_prepares = _if_queue_empty(self, CPU_QUEUE, drafting_recover.queued_without_message(session, now))
+        lost_drafts = _if_queue_empty(self, GPU_QUEUE, drafting_recover.prepared_without_message(session, now))
         lost_builds = _if_queue_empty(self, IO_QUEUE, outputs_recover.drafted_without_message(session, now))
     _send(deliver.apply_async, due)
+    _send(prepare_for_model.apply_async, lost_prepares)
     _send(draft_study.apply_async, lost_drafts)
     _send(build_outputs.apply_async, lost_builds)
-    if lost_drafts or lost_builds:
-        logger.warning("%d queued and %d drafted jobs had no message in their queue; queued again",
-                       len(lost_drafts), len(lost_builds))
+    if lost_prepares or lost_drafts or lost_builds:
+        logger.warning("%d queued, %d prepared and %d drafted jobs had no message in their queue; queued again",
+                       len(lost_prepares), len(lost_drafts), len(lost_builds))
 
 
 def _send(apply_async: Callable[..., object], ids: list[uuid.UUID]) -> None:

@@ -11,6 +11,7 @@ from radassist.db.tables.conversation import ConversationTurn
 from radassist.db.tables.jobs import Delivery, Draft, Event, Job
 from radassist.db.tables.node import Association, NodeStatus
 from radassist.db.tables.ops import ApiToken, AuditEntry, IntakePause, User, WebSession
+from radassist.db.tables.prepared import PreparedBlob
 from radassist.db.tables.priors import JobPrior, PriorSearch
 from radassist.db.tables.quality import DraftMeasurement
 from radassist.db.tables.review import DraftVerdict, Verdict, VerdictReason
@@ -20,5 +21,5 @@ from radassist.db.tables.studies import Instance, Series, Study
 __all__ = [
     "ApiToken", "Association", "AuditEntry", "ConversationTurn", "Delivery", "Draft", "DraftMeasurement",
     "DraftVerdict", "Event", "InboundMessage", "Instance", "IntakePause", "Job", "JobPrior", "NodeStatus", "Order",
-    "PriorSearch", "Report", "Series", "Study", "User", "Verdict", "VerdictReason", "WebSession",
+    "PreparedBlob", "PriorSearch", "Report", "Series", "Study", "User", "Verdict", "VerdictReason", "WebSession",
 ]
