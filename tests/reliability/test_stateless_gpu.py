@@ -4,7 +4,8 @@ The service runs as separate processes on PostgreSQL and RabbitMQ, as on several
 listener, the scheduler, the io and cpu workers share the storage folder; the drafting (``gpu``)
 worker runs in its own mount namespace where that folder is an empty tmpfs
 (:mod:`tests.reliability.namespace`), so it has only the database, the broker and the prepared
-store, as a GPU machine with no shared disk.  dcmtk's storescu sends the studies; every study must be
+store (``[prepared] backend = "database"``), as a GPU machine with no shared disk: the cpu worker
+prepares each job next to the files and the io worker builds the outputs there.  dcmtk's storescu sends the studies; every study must be
 drafted, its SR received by the PACS (storescp) and its ORU accepted by the RIS (python-hl7's MLLP
 server), with no job failed, and the drafting worker must have seen no file of the storage folder.
 
@@ -42,8 +43,8 @@ pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.timeout
 
 STUDIES, SLICES = 6, 3
 FINAL = {"done", "failed", "cancelled", "needs_review", "discarded"}
-# Where the drafting worker finds its inputs: never the storage folder, which it cannot see.
-HIDDEN_GPU: dict[str, list[str]] = {}
+# The drafting worker's inputs reach it through the database, never the storage folder it cannot see.
+HIDDEN_GPU: dict[str, list[str]] = {"prepared": ['backend = "database"']}
 
 
 @pytest.fixture
@@ -138,6 +139,16 @@ def test_drafting_worker_without_the_storage_folder_drafts_every_study(
         assert len(stored) == STUDIES * SLICES
         seen = visible_files(gpu.process.pid, stack.data)
         assert not [f for f in seen if f in stored or "/instances/" in f], seen
+
+        # Each job was prepared next to the files and kept in the database, then drafted by the
+        # hidden worker; its log names no path of the storage folder.
+        kept = stack.query(
+            "SELECT count(DISTINCT b.job_id) FROM prepared_blobs b JOIN jobs j ON j.id = b.job_id"
+        )
+        assert kept[0][0] == STUDIES, kept
+        gpu_log = gpu.log.read_text(errors="replace")
+        assert gpu_log.count("draft stored") == STUDIES, gpu_log[-3000:]
+        assert str(stack.data) not in gpu_log
 
         states = _latest_states(stack, studies)
         failed = stack.query(
