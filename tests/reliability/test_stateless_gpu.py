@@ -7,7 +7,8 @@ worker runs in its own mount namespace where that folder is an empty tmpfs
 store (``[prepared] backend = "database"``), as a GPU machine with no shared disk: the cpu worker
 prepares each job next to the files and the io worker builds the outputs there.  dcmtk's storescu sends the studies; every study must be
 drafted, its SR received by the PACS (storescp) and its ORU accepted by the RIS (python-hl7's MLLP
-server), with no job failed, and the drafting worker must have seen no file of the storage folder.
+server), with no job failed, and the drafting worker must have seen no file of the storage folder;
+then a radiologist's question, asked through the web API, is answered by that worker too.
 
     .venv/bin/python -m pytest -m reliability tests/reliability/test_stateless_gpu.py
 
@@ -17,7 +18,11 @@ container without CAP_SYS_ADMIN).
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +80,51 @@ def _latest_states(stack: Stack, studies: list[TestStudy]) -> dict[str, str | No
 def _settled(stack: Stack, studies: list[TestStudy]) -> bool:
     """Every study's latest job is final: done, or a failure that waiting will not mend."""
     return all(state in FINAL for state in _latest_states(stack, studies).values())
+
+
+def _ask_through_the_web(stack: Stack, study_uid: str) -> tuple[str, str | None]:
+    """A radiologist's question about a drafted study, asked through the web API as the study page
+    does; the hidden worker answers it from the kept inputs.  Returns the turn's final state and code."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "radassist",
+            "user",
+            "add",
+            "rad",
+            "--role",
+            "radiologist",
+            "--password-stdin",
+            "--config",
+            str(stack.config),
+        ],
+        input="a-long-test-password\n",
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    token = stack.radassist("user", "token", "rad").stdout.strip()
+    (study_id,) = stack.query("SELECT id FROM studies WHERE study_instance_uid = :uid", uid=study_uid)[0]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{stack.web_port}/api/studies/{study_id}/conversation",
+        data=json.dumps({"question": "Is there a pleural effusion?"}).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        turn_id = json.load(response)["turn_id"]
+
+    def final() -> tuple[str, str | None] | None:
+        state, code = stack.query(
+            "SELECT state, error_code FROM conversation_turns WHERE id = :id", id=turn_id
+        )[0]
+        return (str(state), code) if state in ("answered", "failed") else None
+
+    result: tuple[str, str | None] = wait_until(final, timeout=180, interval=0.5)
+    return result
 
 
 def test_drafting_worker_without_the_storage_folder_drafts_every_study(
@@ -156,5 +206,9 @@ def test_drafting_worker_without_the_storage_folder_drafts_every_study(
         )
         assert set(states.values()) == {"done"}, f"jobs not done: {failed}"
         check(result)
+
+        # A question about a draft is answered by the hidden worker from the kept inputs too.
+        stack.start("web", "web")
+        assert _ask_through_the_web(stack, studies[0].study_uid) == ("answered", None), stack.logs()
     finally:
         stack.stop_all()
