@@ -100,4 +100,5 @@ def test_jobs_whose_worker_died_go_back_a_stage(
     session.expire_all()
     assert session.get(Job, drafting.id).state is JobState.PREPARED  # type: ignore[union-attr]
     assert session.get(Job, preparing.id).state is JobState.QUEUED  # type: ignore[union-attr]
-    assert drafts == [str(drafting.id)] and sent == [str(preparing.id)]
+    # (Sent once more by the lost-message check here, where no broker holds the first: harmless.)
+    assert set(drafts) == {str(drafting.id)} and set(sent) == {str(preparing.id)}
