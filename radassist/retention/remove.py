@@ -65,7 +65,7 @@ def remove_study(
             f, s = _remove_tree(outputs_root / job_id.hex[:2] / str(job_id))
             files, size = files + f, size + s
             if prepared is not None:
-                f, s = prepared.remove(job_id)
+                f, s = prepared.remove(job_id, session=session)
                 files, size = files + f, size + s
         record_event(session, EventTag.FILES_REMOVED, study_id=study_id, reason=reason, files=files,
                      bytes=size, instances=len(paths), jobs=len(job_ids))

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Collection, Mapping
 from typing import Protocol
 
+from sqlalchemy.orm import Session
 from radassist.config import PromptProfileSettings, Settings
 from radassist.imaging.prepare import PreparedStudy
 from radassist.store.prepared_codec import MANIFEST, KeptInputs, decode, encode, encode_inputs, picture_name
@@ -45,8 +46,9 @@ class PreparedStore(Protocol):
         """One kept picture as PNG bytes (0-based, in the order shown), or None."""
         ...
 
-    def remove(self, job_id: uuid.UUID) -> tuple[int, int]:
-        """Forget a job's inputs; the number of blobs and bytes removed."""
+    def remove(self, job_id: uuid.UUID, *, session: Session | None = None) -> tuple[int, int]:
+        """Forget a job's inputs; the number of blobs and bytes removed.  The database backend
+        removes them in ``session`` when given (the caller's transaction: SQLite has one writer)."""
         ...
 
 
@@ -61,7 +63,7 @@ class BlobStore:
         """The manifest and ``names`` (all when None) of a whole set; None when there is none."""
         raise NotImplementedError
 
-    def remove(self, job_id: uuid.UUID) -> tuple[int, int]:
+    def remove(self, job_id: uuid.UUID, *, session: Session | None = None) -> tuple[int, int]:
         raise NotImplementedError
 
     def save(self, job_id: uuid.UUID, study: PreparedStudy, profile: PromptProfileSettings | None) -> None:

@@ -61,11 +61,16 @@ class DatabasePreparedStore(BlobStore):
             blobs = {name: bytes(data) for name, data in session.execute(query)}
         return blobs if MANIFEST in blobs else None
 
-    def remove(self, job_id: uuid.UUID) -> tuple[int, int]:
-        with self.sessions.begin() as session:
-            count, size = session.execute(
-                select(func.count(), func.coalesce(func.sum(PreparedBlob.size_bytes), 0))
-                .where(PreparedBlob.job_id == job_id)
-            ).one()
-            session.execute(delete(PreparedBlob).where(PreparedBlob.job_id == job_id))
-        return int(count), int(size)
+    def remove(self, job_id: uuid.UUID, *, session: Session | None = None) -> tuple[int, int]:
+        if session is not None:
+            return _remove(session, job_id)
+        with self.sessions.begin() as own:
+            return _remove(own, job_id)
+
+
+def _remove(session: Session, job_id: uuid.UUID) -> tuple[int, int]:
+    count, size = session.execute(
+        select(func.count(), func.coalesce(func.sum(PreparedBlob.size_bytes), 0)).where(PreparedBlob.job_id == job_id)
+    ).one()
+    session.execute(delete(PreparedBlob).where(PreparedBlob.job_id == job_id))
+    return int(count), int(size)

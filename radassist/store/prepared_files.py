@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from radassist.store.durable import fsync_dir, write_durably
 from radassist.store.prepared import BlobStore
 from radassist.store.prepared_codec import MANIFEST
@@ -46,7 +48,7 @@ class FilePreparedStore(BlobStore):
                 blobs[name] = (folder / name).read_bytes()
         return blobs
 
-    def remove(self, job_id: uuid.UUID) -> tuple[int, int]:
+    def remove(self, job_id: uuid.UUID, *, session: Session | None = None) -> tuple[int, int]:
         folder = self.folder(job_id)
         if not folder.is_dir():
             return 0, 0

@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from radassist.config import PreparedSettings
 from radassist.store.prepared import BlobStore
 from radassist.store.prepared_codec import MANIFEST
@@ -87,7 +89,7 @@ class S3PreparedStore(BlobStore):
                 blobs[name] = data
         return blobs
 
-    def remove(self, job_id: uuid.UUID) -> tuple[int, int]:
+    def remove(self, job_id: uuid.UUID, *, session: Session | None = None) -> tuple[int, int]:
         try:
             names = self._names(job_id)
             ordered = ([MANIFEST] if MANIFEST in names else []) + [n for n in names if n != MANIFEST]

@@ -21,6 +21,7 @@ from radassist.db.tables import Draft, Job
 from radassist.models import loader
 from radassist.states import JobState
 from radassist_devtools.tiny_models import DEFAULT_TINY_REPORT, write_tiny_model
+from tests.drafting.conftest import prepare
 from tests.drafting.test_draft_task import add_study, cr_copy
 from workers.base import reset_sessionmaker
 
@@ -68,6 +69,7 @@ def make_drafted(make_settings: Callable[..., Settings], database_url: str, tiny
         with sessions() as session:
             job = add_study(session, settings, [cr_copy(testdata, tmp_path / f"cr-{len(made)}")])
             job_id, study_id = job.id, job.study_id
+        prepare(job_id)
         draft_study.apply(args=(str(job_id),)).get()
         with sessions() as session:
             state = session.scalar(select(Job.state).where(Job.id == job_id))

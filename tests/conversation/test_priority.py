@@ -24,6 +24,7 @@ from radassist.config import Settings
 from radassist.db.tables import ConversationTurn, Job
 from radassist.states import JobState, TurnState
 from tests.conversation.conftest import Drafted
+from tests.drafting.conftest import prepare
 from tests.drafting.test_draft_task import add_study, cr_copy
 
 
@@ -36,6 +37,7 @@ def test_a_drafting_run_answers_the_questions_waiting_before_it_claims_its_batch
     with drafted.sessions() as session:
         job = add_study(session, drafted.settings, [cr_copy(testdata, tmp_path / "next")])
         job_id = job.id
+    prepare(job_id)
     asked = drafted.ask("Is there a pneumothorax?")
     draft_study.apply(args=(str(job_id),)).get()  # a routine draft's message, taken first
     with drafted.sessions() as session:
@@ -62,6 +64,7 @@ def test_a_drafting_run_short_of_time_leaves_the_questions_to_their_own_message(
     drafted = make_drafted(queue_job_time_limit_seconds="300", model_generation_time_limit_s="250")
     with drafted.sessions() as session:
         job_id = add_study(session, drafted.settings, [cr_copy(testdata, tmp_path / "next")]).id
+    prepare(job_id)
     asked = drafted.ask("Is there a pneumothorax?")
     draft_study.apply(args=(str(job_id),)).get()
     with drafted.sessions() as session:

@@ -26,6 +26,7 @@ from radassist.grounding.processors import qwen2_vl_resize
 from radassist.imaging import prepare_study
 from radassist.states import JobState
 from radassist_devtools.tiny_models import write_tiny_model
+from tests.drafting.conftest import prepare
 from tests.drafting.test_draft_task import add_study
 from tests.grounding.marked import bright_box, marked_ct, marked_multiframe
 
@@ -116,6 +117,7 @@ def run_draft(
         maker = make_sessionmaker(settings)
         with maker() as session:
             job = add_study(session, settings, [case.write(tmp_path / "study")])
+        prepare(job.id)
         draft_study.apply(args=(str(job.id),)).get()
         with maker() as session:
             stored = session.get(Job, job.id)

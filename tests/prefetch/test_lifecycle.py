@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from radassist import actions
-from radassist.broker import DRAFT_TASK, PRIORS_TASK
+from radassist.broker import PREPARE_TASK, PRIORS_TASK
 from radassist.completion.claim import claim_all
 from radassist.config import Settings
 from radassist.config.priors import DicomPriorSource, PriorsSettings
@@ -82,7 +82,7 @@ def _job(sessions: sessionmaker[Session], job_id: uuid.UUID) -> Job:
 def test_a_job_starts_with_its_priors_only_when_sources_are_configured(
     migrated_settings: Settings, with_sources: Settings, sessions: sessionmaker[Session]
 ) -> None:
-    assert (first_job_state(migrated_settings), first_task(migrated_settings)) == (JobState.QUEUED, DRAFT_TASK)
+    assert (first_job_state(migrated_settings), first_task(migrated_settings)) == (JobState.QUEUED, PREPARE_TASK)
     assert (first_job_state(with_sources), first_task(with_sources)) == (JobState.PRIORS, PRIORS_TASK)
     _receive(migrated_settings, sessions, dt.datetime(2024, 3, 14, 9, 0))
     [plain] = _complete(migrated_settings, sessions)
@@ -92,6 +92,7 @@ def test_a_job_starts_with_its_priors_only_when_sources_are_configured(
     assert _job(sessions, searching).state is JobState.PRIORS
     # Drafting never takes a job whose priors are still being fetched, not even as a batch mate.
     with sessions() as session:
+        session.execute(Job.__table__.update().where(Job.id == plain).values(state=JobState.PREPARED))
         claimed = claim_batch(session, plain, with_sources, utcnow())
         session.commit()
     assert [c.job_id for c in claimed] == [plain]

@@ -72,13 +72,25 @@ def reload(session: Session, obj: object) -> None:
     session.refresh(obj)
 
 
-@pytest.mark.parametrize("state", [JobState.DRAFTING, JobState.DELIVERING, JobState.DONE, JobState.FAILED,
-                                   JobState.CANCELLED])
-def test_draft_task_leaves_a_job_that_is_not_queued_alone(app: Celery, session: Session, state: JobState) -> None:
+@pytest.mark.parametrize("state", [JobState.QUEUED, JobState.PREPARING, JobState.DRAFTING, JobState.DELIVERING,
+                                   JobState.DONE, JobState.FAILED, JobState.CANCELLED])
+def test_draft_task_leaves_a_job_that_is_not_prepared_alone(app: Celery, session: Session, state: JobState) -> None:
     from workers.tasks.draft import draft_study
 
     job = add_job(session, state)
     draft_study.apply(args=(str(job.id),)).get()
+    reload(session, job)
+    assert job.state is state and job.attempts == 0
+    assert session.scalars(select(Event).where(Event.job_id == job.id)).all() == []
+
+
+@pytest.mark.parametrize("state", [JobState.PRIORS, JobState.PREPARING, JobState.PREPARED, JobState.DRAFTING,
+                                   JobState.DONE, JobState.FAILED, JobState.CANCELLED])
+def test_prepare_task_leaves_a_job_that_is_not_queued_alone(app: Celery, session: Session, state: JobState) -> None:
+    from workers.tasks.prepare import prepare_for_model
+
+    job = add_job(session, state)
+    prepare_for_model.apply(args=(str(job.id),)).get()
     reload(session, job)
     assert job.state is state and job.attempts == 0
     assert session.scalars(select(Event).where(Event.job_id == job.id)).all() == []
