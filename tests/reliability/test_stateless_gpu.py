@@ -4,8 +4,9 @@ The service runs as separate processes on PostgreSQL and RabbitMQ, as on several
 listener, the scheduler, the io and cpu workers share the storage folder; the drafting (``gpu``)
 worker runs in its own mount namespace where that folder is an empty tmpfs
 (:mod:`tests.reliability.namespace`), so it has only the database, the broker and the prepared
-store (``[prepared] backend = "database"``), as a GPU machine with no shared disk: the cpu worker
-prepares each job next to the files and the io worker builds the outputs there.  dcmtk's storescu sends the studies; every study must be
+store (``[prepared] backend`` ``database``, then ``s3`` on moto's S3 server), as a GPU machine with no
+shared disk: the cpu worker prepares each job next to the files and the io worker builds the outputs
+there.  dcmtk's storescu sends the studies; every study must be
 drafted, its SR received by the PACS (storescp) and its ORU accepted by the RIS (python-hl7's MLLP
 server), with no job failed, and the drafting worker must have seen no file of the storage folder;
 then a radiologist's question, asked through the web API, is answered by that worker too.
@@ -19,16 +20,19 @@ container without CAP_SYS_ADMIN).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import free_port, wait_for_port, wait_until
 from tests.reliability.harness import (
     HEADER,
     Pacs,
@@ -48,8 +52,48 @@ pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.timeout
 
 STUDIES, SLICES = 6, 3
 FINAL = {"done", "failed", "cancelled", "needs_review", "discarded"}
-# The drafting worker's inputs reach it through the database, never the storage folder it cannot see.
-HIDDEN_GPU: dict[str, list[str]] = {"prepared": ['backend = "database"']}
+BUCKET = "radassist-ns"
+_rows: dict[str, str] = {}
+"""This file's results table, one row per backend, written to RESULTS.md after each run."""
+
+
+@dataclass(frozen=True)
+class PreparedStore:
+    """Where the drafting worker's inputs reach it from: never the storage folder it cannot see."""
+
+    backend: str
+    endpoint: str = ""
+
+    def settings(self, secret_file: Path) -> dict[str, list[str]]:
+        if self.backend == "database":
+            return {"prepared": ['backend = "database"']}
+        secret_file.write_text("test")  # a credential given as <key>_file, outside the storage folder
+        return {
+            "prepared": [
+                'backend = "s3"',
+                f's3_endpoint_url = "{self.endpoint}"',
+                f's3_bucket = "{BUCKET}"',
+                's3_region = "us-east-1"',
+                's3_access_key_id = "test"',
+                f's3_secret_access_key_file = "{secret_file}"',
+            ]
+        }
+
+    def kept_jobs(self, stack: Stack) -> int:
+        """How many jobs have their inputs in the store."""
+        if self.backend == "database":
+            return int(stack.query("SELECT count(DISTINCT job_id) FROM prepared_blobs")[0][0])
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+        return len({key.split("/")[-2] for key in keys})
 
 
 @pytest.fixture
@@ -58,6 +102,39 @@ def namespaces() -> None:
     reason = namespace_unavailable()
     if reason is not None:
         pytest.skip(reason)
+
+
+@pytest.fixture(params=["database", "s3"])
+def store(request: pytest.FixtureRequest) -> Iterator[PreparedStore]:
+    """The prepared store: PostgreSQL itself, or moto's S3 server as a process (as MinIO would be)."""
+    if request.param == "database":
+        yield PreparedStore("database")
+        return
+    server_path = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+    if not Path(server_path).exists():
+        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+    boto3 = pytest.importorskip("boto3")
+    port = free_port()
+    server = subprocess.Popen(
+        [server_path, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"},
+    )
+    try:
+        wait_for_port(port, timeout=60)
+        endpoint = f"http://127.0.0.1:{port}"
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        ).create_bucket(Bucket=BUCKET)
+        yield PreparedStore("s3", endpoint)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 @pytest.fixture
@@ -133,6 +210,7 @@ def test_drafting_worker_without_the_storage_folder_drafts_every_study(
     rabbitmq_url: str,
     tiny_model: Path,
     peers: tuple[Pacs, Ris],
+    store: PreparedStore,
     tmp_path: Path,
 ) -> None:
     pacs, ris = peers
@@ -143,7 +221,7 @@ def test_drafting_worker_without_the_storage_folder_drafts_every_study(
         model=tiny_model,
         pacs=pacs,
         ris=ris,
-        extra=HIDDEN_GPU,
+        extra=store.settings(tmp_path / "s3-secret"),
     )
     try:
         stack.radassist("db", "upgrade")
@@ -174,11 +252,13 @@ def test_drafting_worker_without_the_storage_folder_drafts_every_study(
             ris,
             started,
             done_timeout=5,
-            notes="PostgreSQL + RabbitMQ; gpu worker under unshare -m",
+            notes=f"PostgreSQL + RabbitMQ; gpu worker under unshare -m; [prepared] backend {store.backend}",
         )
+        _rows[store.backend] = result.row()
         write_section(
             "stateless-gpu",
-            f"## A drafting worker without the storage folder (issue 25)\n\n{HEADER}\n{result.row()}",
+            "## A drafting worker without the storage folder (issue 25)\n\n"
+            + "\n".join([HEADER, *_rows.values()]),
         )
 
         # The hiding held: at its start the drafting worker saw an empty tmpfs, and it still sees
@@ -190,12 +270,9 @@ def test_drafting_worker_without_the_storage_folder_drafts_every_study(
         seen = visible_files(gpu.process.pid, stack.data)
         assert not [f for f in seen if f in stored or "/instances/" in f], seen
 
-        # Each job was prepared next to the files and kept in the database, then drafted by the
+        # Each job was prepared next to the files and kept in the store, then drafted by the
         # hidden worker; its log names no path of the storage folder.
-        kept = stack.query(
-            "SELECT count(DISTINCT b.job_id) FROM prepared_blobs b JOIN jobs j ON j.id = b.job_id"
-        )
-        assert kept[0][0] == STUDIES, kept
+        assert store.kept_jobs(stack) == STUDIES
         gpu_log = gpu.log.read_text(errors="replace")
         assert gpu_log.count("draft stored") == STUDIES, gpu_log[-3000:]
         assert str(stack.data) not in gpu_log
