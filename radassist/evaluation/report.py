@@ -19,7 +19,7 @@ from typing import Any
 
 from radassist.config.quality import QualitySettings
 from radassist.evaluation.results import StudyResult, load_manifest, load_results, write_json, write_text
-from radassist.quality import PairTable
+from radassist.quality import FindingScore, PairTable
 from radassist.quality.figures import FIGURES, Estimate, estimate
 from radassist.quality.slices import SLICE_TITLES
 
@@ -40,18 +40,6 @@ class GroupFigures:
     value: str
     studies: int
     figures: tuple[Estimate, ...]
-
-
-@dataclass(frozen=True)
-class FindingLine:
-    finding: str
-    support: int
-    true_positives: int
-    false_positives: int
-    false_negatives: int
-    precision: float | None
-    recall: float | None
-    f1: float | None
 
 
 @dataclass(frozen=True)
@@ -90,7 +78,7 @@ class EvalReport:
     overall: tuple[Estimate, ...]
     slices: tuple[GroupFigures, ...]
     fairness: tuple[GroupFigures, ...]
-    per_finding: tuple[FindingLine, ...]
+    per_finding: tuple[FindingScore, ...]
     best: tuple[Example, ...]
     worst: tuple[Example, ...]
     timings: tuple[StepTimes, ...]
@@ -116,9 +104,8 @@ def group_figures(results: Sequence[StudyResult], slice_name: str, settings: Qua
             for value in ordered]
 
 
-def _findings(table: PairTable) -> tuple[FindingLine, ...]:
-    lines = [FindingLine(s.finding, s.support, s.true_positives, s.false_positives, s.false_negatives, s.precision,
-                         s.recall, s.f1) for s in table.findings_summary().per_finding]
+def _findings(table: PairTable) -> tuple[FindingScore, ...]:
+    lines = table.findings_summary().per_finding
     return tuple(sorted(lines, key=lambda line: (-line.support, line.finding)))
 
 

@@ -6,10 +6,10 @@ each picture's :class:`~radassist.grounding.geometry.PictureGeometry`.  Pure fun
 dataclasses: no I/O, no logging of model text.
 """
 
+from radassist.coded import CodedLabel
 from radassist.grounding.boxes import (
     Box,
     CoordinateSpace,
-    FindingCode,
     GroundedFinding,
     GroundingWarning,
     ParsedReport,
@@ -34,7 +34,7 @@ __all__ = [
     "BoxGrammar",
     "CoordinateSpace",
     "Crop",
-    "FindingCode",
+    "CodedLabel",
     "GroundedFinding",
     "GroundingWarning",
     "MappedFinding",

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from radassist.coded import CodedLabel
+
 
 class CoordinateSpace(StrEnum):
     """What a box's numbers measure."""
@@ -83,21 +85,6 @@ class Box:
 
 
 @dataclass(frozen=True)
-class FindingCode:
-    """A coded concept for a finding (e.g. SCT 36118008 "Pneumothorax"), when one is known."""
-
-    value: str
-    scheme: str
-    meaning: str
-
-    def __post_init__(self) -> None:
-        for name in ("value", "scheme", "meaning"):
-            item = getattr(self, name)
-            if not isinstance(item, str) or not item.strip():
-                raise ValueError(f'Field "{name}" of a finding code must be a non-empty string.')
-
-
-@dataclass(frozen=True)
 class GroundedFinding:
     """One finding as the model wrote it (markup removed) and the boxes it drew for it.
 
@@ -106,7 +93,7 @@ class GroundedFinding:
 
     text: str
     boxes: tuple[Box, ...] = ()
-    code: FindingCode | None = None
+    code: CodedLabel | None = None
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from radassist.coded import CodedLabel
 from radassist.grounding.boxes import (
     BOX_OUTSIDE_IMAGE,
     BOX_PICTURE,
     Box,
     CoordinateSpace,
-    FindingCode,
     GroundedFinding,
     GroundingWarning,
 )
@@ -241,7 +241,7 @@ class MappedFinding:
 
     text: str
     boxes: tuple[SourceBox, ...] = ()
-    code: FindingCode | None = None
+    code: CodedLabel | None = None
 
 
 @dataclass(frozen=True)

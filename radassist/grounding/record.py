@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from radassist.grounding.boxes import FindingCode, GroundingWarning
+from radassist.coded import CodedLabel
+from radassist.grounding.boxes import GroundingWarning
 from radassist.grounding.geometry import (
     Crop,
     MappedFinding,
@@ -147,7 +148,7 @@ def recorded_findings(record: Mapping[str, Any]) -> tuple[MappedFinding, ...]:
         code_item = item.get("code") if isinstance(item, Mapping) else None
         code = None
         if code_item is not None:
-            code = FindingCode(*(_field(code_item, k, str, where) for k in ("value", "scheme", "meaning")))
+            code = CodedLabel(*(_field(code_item, k, str, where) for k in ("value", "scheme", "meaning")))
         boxes = tuple(_read_box(box, f"box {index} of {where}")
                       for index, box in enumerate(_field(item, "boxes", list, where)))
         findings.append(MappedFinding(_field(item, "text", str, where), boxes, code))

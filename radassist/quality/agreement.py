@@ -97,6 +97,9 @@ def compare_findings(
 
 @dataclass(frozen=True)
 class FindingScore:
+    """One finding's agreement over a set of pairs; the Quality page, the API and ``radassist eval``
+    show it as it is."""
+
     finding: str
     true_positives: int
     false_positives: int
@@ -104,11 +107,8 @@ class FindingScore:
     precision: float | None
     recall: float | None
     f1: float | None
-
-    @property
-    def support(self) -> int:
-        """Pairs whose final report has the finding (positive or uncertain)."""
-        return self.true_positives + self.false_negatives
+    support: int
+    """Pairs whose final report has the finding (positive or uncertain)."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class FindingSummary:
 
 
 def score_counts(finding: str, tp: int, fp: int, fn: int) -> FindingScore:
-    return FindingScore(finding, tp, fp, fn, _ratio(tp, tp + fp), _ratio(tp, tp + fn), f1_score(tp, fp, fn))
+    return FindingScore(finding, tp, fp, fn, _ratio(tp, tp + fp), _ratio(tp, tp + fn), f1_score(tp, fp, fn), tp + fn)
 
 
 def summarise_findings(pairs: Iterable[Sequence[FindingComparison]]) -> FindingSummary:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from radassist.config.quality import QualitySettings
 from radassist.db.tables import Draft, DraftMeasurement, DraftVerdict, Job, Study, Verdict
-from radassist.quality import PairMetrics, PairTable, figure
+from radassist.quality import FindingScore, PairMetrics, PairTable, figure
 from radassist.quality.figures import FIGURES, estimate, number
 from radassist.quality.slices import SLICES, age_band
 from radassist.read.quality_compare import model_rows, shadow_comparisons
@@ -29,7 +29,6 @@ from radassist.read.quality_rows import (
     Acceptance,
     CriticalMissRow,
     Figure,
-    FindingRow,
     QualityFilter,
     QualityView,
     TrendPoint,
@@ -76,13 +75,9 @@ def figures(table: PairTable, settings: QualitySettings) -> tuple[Figure, ...]:
     return tuple(Figure(e.metric, e.title, e.value, e.low, e.high, e.lower_is_better) for e in found)
 
 
-def per_finding(table: PairTable) -> tuple[FindingRow, ...]:
+def per_finding(table: PairTable) -> tuple[FindingScore, ...]:
     """Precision, recall and F1 of each finding, most often reported first."""
-    rows = [
-        FindingRow(s.finding, s.true_positives, s.false_positives, s.false_negatives, s.precision, s.recall, s.f1,
-                   s.support)
-        for s in table.findings_summary().per_finding
-    ]
+    rows = table.findings_summary().per_finding
     return tuple(sorted(rows, key=lambda r: (-r.support, -(r.true_positives + r.false_positives), r.finding)))
 
 

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
+from radassist.quality import FindingScore
+
 Drafts = Literal["live", "shadow", "all"]
 """Which drafts a view counts: the pipelines' own (``live``), the shadow models', or both."""
 
@@ -37,18 +39,6 @@ class Figure:
     low: float | None = None
     high: float | None = None
     lower_is_better: bool = False
-
-
-@dataclass(frozen=True)
-class FindingRow:
-    finding: str
-    true_positives: int
-    false_positives: int
-    false_negatives: int
-    precision: float | None
-    recall: float | None
-    f1: float | None
-    support: int
 
 
 @dataclass(frozen=True)
@@ -155,7 +145,7 @@ class QualityView:
     labelers: tuple[str, ...]
     acceptance: Acceptance
     figures: tuple[Figure, ...]
-    per_finding: tuple[FindingRow, ...]
+    per_finding: tuple[FindingScore, ...]
     critical_misses: tuple[CriticalMissRow, ...]
     trend: tuple[TrendPoint, ...]
     models: tuple[ModelRow, ...]

@@ -34,7 +34,6 @@ from pydicom.sr.codedict import codes as dcm_codes
 from pydicom.sr.coding import Code
 from pydicom.valuerep import DA, TM
 
-from radassist.grounding.boxes import FindingCode
 from radassist.grounding.geometry import MappedFinding, SourceBox
 from radassist.sr import codes
 from radassist.sr.header import (
@@ -101,7 +100,7 @@ def _region(box: SourceBox, source: pydicom.Dataset) -> hd.sr.ImageRegion:
     )
 
 
-def _code(code: FindingCode | CodedLabel | None) -> hd.sr.CodedConcept | None:
+def _code(code: CodedLabel | None) -> hd.sr.CodedConcept | None:
     if code is None:
         return None
     return hd.sr.CodedConcept(value=code.value, scheme_designator=code.scheme, meaning=lo(code.meaning))

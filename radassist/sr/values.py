@@ -1,4 +1,4 @@
-"""Values fitted to their DICOM value representation, and the coded labels the model may report.
+"""Values fitted to their DICOM value representation (and :class:`CodedLabel`, re-exported for the SR).
 
 Every text that goes into the SR header passes through here: multi-valued elements become one
 text (:func:`radassist.text.joined`, never a Python list), LO and SH lose backslashes and control
@@ -8,9 +8,9 @@ characters and are cut to their length.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
+from radassist.coded import CodedLabel
 from radassist.text import joined
 
 LO_MAX = 64
@@ -33,18 +33,4 @@ def paragraphs(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-@dataclass(frozen=True)
-class CodedLabel:
-    """A coded abnormality the model reported (e.g. SCT 36118008 "Pneumothorax")."""
-
-    value: str
-    scheme: str
-    meaning: str
-
-    def __post_init__(self) -> None:
-        for name in ("value", "scheme", "meaning"):
-            item = getattr(self, name)
-            if not isinstance(item, str) or not item.strip():
-                raise ValueError(f'Field "{name}" of a coded label must be a non-empty string.')
-        if len(self.value) > 64 or len(self.scheme) > 16:
-            raise ValueError('A coded label\'s "value" (64) or "scheme" (16) is too long.')
+__all__ = ["LO_MAX", "SH_MAX", "CodedLabel", "lo", "paragraphs", "sh"]

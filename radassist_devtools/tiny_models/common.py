@@ -37,6 +37,39 @@ IMAGE_SIZE = 32
 PATCH_SIZE = 16
 
 
+def text_config(
+    vocab_size: int, hidden: int, *, pad: int, eos: int | list[int], bos: int | None, **extra: Any
+) -> dict[str, Any]:
+    """The language model's config every tiny model shares: one layer, two heads, one-hot sized."""
+    return {
+        "vocab_size": vocab_size,
+        "hidden_size": hidden,
+        "intermediate_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 4096,
+        "pad_token_id": pad,
+        "eos_token_id": eos,
+        "bos_token_id": bos,
+        "tie_word_embeddings": False,
+        **extra,
+    }
+
+
+def vision_config(**extra: Any) -> dict[str, Any]:
+    """The vision tower's config every ViT-style tiny model shares: one layer over 32-pixel pictures."""
+    return {
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "image_size": IMAGE_SIZE,
+        "patch_size": PATCH_SIZE,
+        **extra,
+    }
+
+
 def report_units(report: str) -> list[str]:
     """Split a report into headings and sentences: the tiny model's report tokens."""
     units = [u for u in re.split(r"(?<=[.:!?])\s+", report.strip()) if u]
@@ -47,7 +80,9 @@ def report_units(report: str) -> list[str]:
     return units
 
 
-def build_tokenizer(units: list[str], special: Sequence[str], words: Sequence[str]) -> tuple[Any, dict[str, int]]:
+def build_tokenizer(
+    units: list[str], special: Sequence[str], words: Sequence[str]
+) -> tuple[Any, dict[str, int]]:
     """A word-level tokenizer: special tokens, chat-template words, and the report's units."""
     from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
 

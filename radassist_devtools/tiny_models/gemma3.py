@@ -7,10 +7,11 @@ from typing import Any
 
 from radassist_devtools.tiny_models.common import (
     IMAGE_SIZE,
-    PATCH_SIZE,
     build_tokenizer,
     hidden_size,
     save,
+    text_config,
+    vision_config,
     wire_report,
 )
 
@@ -94,32 +95,18 @@ def _processor(hf: Any, raw_tokenizer: Any) -> Any:
 
 def _config(hf: Any, ids: dict[str, int], vocab_size: int, hidden: int) -> Any:
     return hf.Gemma3Config(
-        text_config={
-            "vocab_size": vocab_size,
-            "hidden_size": hidden,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "head_dim": 16,
-            "query_pre_attn_scalar": 16,
-            "max_position_embeddings": 4096,
-            "sliding_window": 512,
-            "pad_token_id": ids["<pad>"],
-            "eos_token_id": [ids["<eos>"], ids["<end_of_turn>"]],
-            "bos_token_id": ids["<bos>"],
-            "tie_word_embeddings": False,
-            "final_logit_softcapping": None,
-        },
-        vision_config={
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": IMAGE_SIZE,
-            "patch_size": PATCH_SIZE,
-            "vision_use_head": False,
-        },
+        text_config=text_config(
+            vocab_size,
+            hidden,
+            pad=ids["<pad>"],
+            eos=[ids["<eos>"], ids["<end_of_turn>"]],
+            bos=ids["<bos>"],
+            head_dim=16,
+            query_pre_attn_scalar=16,
+            sliding_window=512,
+            final_logit_softcapping=None,
+        ),
+        vision_config=vision_config(vision_use_head=False),
         mm_tokens_per_image=TOKENS_PER_IMAGE,
         boi_token_index=ids["<start_of_image>"],
         eoi_token_index=ids["<end_of_image>"],
@@ -141,5 +128,13 @@ def write(folder: Path, units: list[str]) -> None:
     model = hf.Gemma3ForConditionalGeneration(_config(hf, ids, vocab_size, hidden)).eval()
     # Gemma's RMSNorm multiplies by (1 + w): w = 0 makes the final norm a pure rescale.
     wire_report(model, ids, ["model", *units, "<end_of_turn>"], norm_weight=0.0)
-    save(folder, model, processor, arch="gemma3", units=units, bos_token_id=ids["<bos>"],
-         eos_token_id=[ids["<eos>"], ids["<end_of_turn>"]], pad_token_id=ids["<pad>"])
+    save(
+        folder,
+        model,
+        processor,
+        arch="gemma3",
+        units=units,
+        bos_token_id=ids["<bos>"],
+        eos_token_id=[ids["<eos>"], ids["<end_of_turn>"]],
+        pad_token_id=ids["<pad>"],
+    )

@@ -7,10 +7,11 @@ from typing import Any
 
 from radassist_devtools.tiny_models.common import (
     IMAGE_SIZE,
-    PATCH_SIZE,
     build_tokenizer,
     hidden_size,
     save,
+    text_config,
+    vision_config,
     wire_report,
 )
 
@@ -69,29 +70,16 @@ def _processor(hf: Any, raw_tokenizer: Any) -> Any:
 
 def _config(hf: Any, ids: dict[str, int], vocab_size: int, hidden: int) -> Any:
     return hf.Idefics3Config(
-        vision_config={
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": IMAGE_SIZE,
-            "patch_size": PATCH_SIZE,
-        },
-        text_config={
-            "model_type": "llama",
-            "vocab_size": vocab_size,
-            "hidden_size": hidden,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "head_dim": 16,
-            "max_position_embeddings": 4096,
-            "pad_token_id": ids["<pad>"],
-            "eos_token_id": ids["<end_of_utterance>"],
-            "bos_token_id": None,
-            "tie_word_embeddings": False,
-        },
+        vision_config=vision_config(),
+        text_config=text_config(
+            vocab_size,
+            hidden,
+            pad=ids["<pad>"],
+            eos=ids["<end_of_utterance>"],
+            bos=None,
+            model_type="llama",
+            head_dim=16,
+        ),
         image_token_id=ids["<image>"],
         scale_factor=2,
         pad_token_id=ids["<pad>"],
@@ -110,5 +98,12 @@ def write(folder: Path, units: list[str]) -> None:
     torch.manual_seed(0)
     model = hf.Idefics3ForConditionalGeneration(_config(hf, ids, vocab_size, hidden)).eval()
     wire_report(model, ids, ["Assistant:", *units, "<end_of_utterance>"], norm_weight=1.0)
-    save(folder, model, processor, arch="idefics3", units=units, eos_token_id=ids["<end_of_utterance>"],
-         pad_token_id=ids["<pad>"])
+    save(
+        folder,
+        model,
+        processor,
+        arch="idefics3",
+        units=units,
+        eos_token_id=ids["<end_of_utterance>"],
+        pad_token_id=ids["<pad>"],
+    )

@@ -11,6 +11,8 @@ from radassist_devtools.tiny_models.common import (
     build_tokenizer,
     hidden_size,
     save,
+    text_config,
+    vision_config,
     wire_report,
 )
 
@@ -64,30 +66,16 @@ def _processor(hf: Any, raw_tokenizer: Any) -> Any:
 
 def _config(hf: Any, ids: dict[str, int], vocab_size: int, hidden: int) -> Any:
     return hf.LlavaConfig(
-        vision_config={
-            "model_type": "siglip_vision_model",
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": IMAGE_SIZE,
-            "patch_size": PATCH_SIZE,
-        },
-        text_config={
-            "model_type": "llama",
-            "vocab_size": vocab_size,
-            "hidden_size": hidden,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "head_dim": 16,
-            "max_position_embeddings": 4096,
-            "pad_token_id": ids["<pad>"],
-            "eos_token_id": ids["</s>"],
-            "bos_token_id": ids["<s>"],
-            "tie_word_embeddings": False,
-        },
+        vision_config=vision_config(model_type="siglip_vision_model"),
+        text_config=text_config(
+            vocab_size,
+            hidden,
+            pad=ids["<pad>"],
+            eos=ids["</s>"],
+            bos=ids["<s>"],
+            model_type="llama",
+            head_dim=16,
+        ),
         image_token_index=ids["<image>"],
         vision_feature_select_strategy="full",
         vision_feature_layer=-1,
@@ -108,5 +96,13 @@ def write(folder: Path, units: list[str]) -> None:
     model = hf.LlavaForConditionalGeneration(_config(hf, ids, vocab_size, hidden)).eval()
     # Llama's RMSNorm multiplies by w: w = 1 makes the final norm a pure rescale.
     wire_report(model, ids, ["ASSISTANT:", *units, "</s>"], norm_weight=1.0)
-    save(folder, model, processor, arch="llava", units=units, bos_token_id=ids["<s>"],
-         eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"])
+    save(
+        folder,
+        model,
+        processor,
+        arch="llava",
+        units=units,
+        bos_token_id=ids["<s>"],
+        eos_token_id=ids["</s>"],
+        pad_token_id=ids["<pad>"],
+    )

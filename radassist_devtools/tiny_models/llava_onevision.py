@@ -19,6 +19,8 @@ from radassist_devtools.tiny_models.common import (
     hidden_size,
     name_stock_processor,
     save,
+    text_config,
+    vision_config,
     wire_report,
 )
 
@@ -41,8 +43,12 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\n' }}{%- endif -%}"
 )
 # Tile resolutions (height, width): multiples of the 32-pixel base, as [[384, 384], [384, 768], ...] are of 384.
-GRID_PINPOINTS = [[IMAGE_SIZE, IMAGE_SIZE], [IMAGE_SIZE, 2 * IMAGE_SIZE], [2 * IMAGE_SIZE, IMAGE_SIZE],
-                  [2 * IMAGE_SIZE, 2 * IMAGE_SIZE]]
+GRID_PINPOINTS = [
+    [IMAGE_SIZE, IMAGE_SIZE],
+    [IMAGE_SIZE, 2 * IMAGE_SIZE],
+    [2 * IMAGE_SIZE, IMAGE_SIZE],
+    [2 * IMAGE_SIZE, 2 * IMAGE_SIZE],
+]
 IMAGE_TOKENS = (IMAGE_SIZE // PATCH_SIZE) ** 2
 
 
@@ -78,29 +84,10 @@ def _processor(hf: Any, raw_tokenizer: Any) -> Any:
 
 def _config(hf: Any, ids: dict[str, int], vocab_size: int, hidden: int) -> Any:
     return hf.LlavaOnevisionConfig(
-        vision_config={
-            "model_type": "siglip_vision_model",
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": IMAGE_SIZE,
-            "patch_size": PATCH_SIZE,
-        },
-        text_config={
-            "model_type": "qwen2",
-            "vocab_size": vocab_size,
-            "hidden_size": hidden,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "max_position_embeddings": 4096,
-            "pad_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "bos_token_id": None,
-            "tie_word_embeddings": False,
-        },
+        vision_config=vision_config(model_type="siglip_vision_model"),
+        text_config=text_config(
+            vocab_size, hidden, pad=ids["<|endoftext|>"], eos=ids["<|im_end|>"], bos=None, model_type="qwen2"
+        ),
         image_token_index=ids["<image>"],
         video_token_index=ids["<video>"],
         vision_feature_select_strategy="full",
@@ -123,6 +110,13 @@ def write(folder: Path, units: list[str]) -> None:
     model = hf.LlavaOnevisionForConditionalGeneration(_config(hf, ids, vocab_size, hidden)).eval()
     # Qwen2's RMSNorm multiplies by w: w = 1 makes the final norm a pure rescale.
     wire_report(model, ids, ["assistant", *units, "<|im_end|>"], norm_weight=1.0)
-    save(folder, model, processor, arch="llava_onevision", units=units, eos_token_id=ids["<|im_end|>"],
-         pad_token_id=ids["<|endoftext|>"])
+    save(
+        folder,
+        model,
+        processor,
+        arch="llava_onevision",
+        units=units,
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+    )
     name_stock_processor(folder, hf.LlavaOnevisionProcessor)

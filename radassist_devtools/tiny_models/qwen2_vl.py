@@ -11,6 +11,7 @@ from radassist_devtools.tiny_models.common import (
     hidden_size,
     name_stock_processor,
     save,
+    text_config,
     wire_report,
 )
 
@@ -80,26 +81,27 @@ def _processor(hf: Any, raw_tokenizer: Any, processor_class: Any) -> Any:
 def _config(hf: Any, ids: dict[str, int], vocab_size: int, hidden: int, variant: str) -> Any:
     vision_config: dict[str, Any] = {"patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
     if variant == "qwen2_5_vl":
-        vision_config.update(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=hidden,
-                             window_size=56, fullatt_block_indexes=[0])
+        vision_config.update(
+            depth=1,
+            hidden_size=16,
+            intermediate_size=32,
+            num_heads=2,
+            out_hidden_size=hidden,
+            window_size=56,
+            fullatt_block_indexes=[0],
+        )
     else:
         vision_config.update(depth=1, embed_dim=16, hidden_size=hidden, num_heads=2, mlp_ratio=2)
     config_class = hf.Qwen2_5_VLConfig if variant == "qwen2_5_vl" else hf.Qwen2VLConfig
     return config_class(
-        text_config={
-            "vocab_size": vocab_size,
-            "hidden_size": hidden,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "max_position_embeddings": 4096,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
-            "pad_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "bos_token_id": None,
-            "tie_word_embeddings": False,
-        },
+        text_config=text_config(
+            vocab_size,
+            hidden,
+            pad=ids["<|endoftext|>"],
+            eos=ids["<|im_end|>"],
+            bos=None,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+        ),
         vision_config=vision_config,
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
@@ -121,11 +123,20 @@ def write(folder: Path, units: list[str], variant: str = "qwen2_vl") -> None:
     processor = _processor(hf, raw_tokenizer, processor_class)
     torch.manual_seed(0)
     model_class = (
-        hf.Qwen2_5_VLForConditionalGeneration if variant == "qwen2_5_vl" else hf.Qwen2VLForConditionalGeneration
+        hf.Qwen2_5_VLForConditionalGeneration
+        if variant == "qwen2_5_vl"
+        else hf.Qwen2VLForConditionalGeneration
     )
     model = model_class(_config(hf, ids, vocab_size, hidden, variant)).eval()
     # Qwen2's RMSNorm multiplies by w: w = 1 makes the final norm a pure rescale.
     wire_report(model, ids, ["assistant", *units, "<|im_end|>"], norm_weight=1.0)
-    save(folder, model, processor, arch=variant, units=units, eos_token_id=ids["<|im_end|>"],
-         pad_token_id=ids["<|endoftext|>"])
+    save(
+        folder,
+        model,
+        processor,
+        arch=variant,
+        units=units,
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+    )
     name_stock_processor(folder, processor_class)

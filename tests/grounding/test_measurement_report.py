@@ -13,7 +13,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from radassist.grounding import FindingCode, MappedFinding, SourceBox
+from radassist.grounding import CodedLabel, MappedFinding, SourceBox
 from radassist.sr import sr_uids_for_job
 from radassist.sr.measurement_report import build_measurement_report, grounding_sr_uids, tracking_uid
 from radassist.sr.uids import device_observer_uid
@@ -56,7 +56,7 @@ def _findings(ct: list[pydicom.Dataset]) -> list[MappedFinding]:
         MappedFinding(
             "Patchy opacity in the right lower lobe.",
             (SourceBox(second, 1, 10.5, 12, 30, 40.25), SourceBox(second, 1, 50, 5, 60, 15)),
-            FindingCode("233604007", "SCT", "Pneumonia"),
+            CodedLabel("233604007", "SCT", "Pneumonia"),
         ),
         MappedFinding("No pneumothorax."),
         MappedFinding("Small nodule.", (SourceBox(third, 1, 1, 1, 5, 5),)),
