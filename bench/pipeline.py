@@ -267,6 +267,7 @@ def running(argv: list[str], log: Path, env: dict[str, str]) -> Iterator[subproc
 
 
 def path_config(root: Path, model: Path, dicom_port: int, web_port: int, pacs_port: int, quiet: float) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     config = root / "radassist.toml"
     config.write_text("\n".join([
         "[dicom]", 'ae_title = "RADASSIST"', 'host = "127.0.0.1"', f"port = {dicom_port}",
@@ -282,6 +283,32 @@ def path_config(root: Path, model: Path, dicom_port: int, web_port: int, pacs_po
 
 def srs(folder: Path) -> list[float]:
     return sorted(p.stat().st_mtime for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+STAGES = ("study:complete", "job:prepare:started", "job:prepare:completed", "job:draft:started",
+          "job:draft:completed", "job:sr:built", "delivery:sent")
+
+
+def stage_times(database: Path, since: float) -> dict[str, float]:
+    """Per stage (event tag), seconds from the send to its first and to its last event over the
+    run's studies: the stage whose events spread most is where studies wait."""
+    import datetime as dt
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        rows = db.execute("SELECT tag, at FROM events WHERE tag IN (%s)" % ",".join("?" * len(STAGES)),
+                          STAGES).fetchall()
+    seen: dict[str, list[float]] = defaultdict(list)
+    for tag, at in rows:
+        when = dt.datetime.fromisoformat(str(at))
+        when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        if when.timestamp() >= since:
+            seen[tag].append(when.timestamp() - since)
+    out = {}
+    for tag in STAGES:
+        if seen[tag]:
+            out[f"first {tag}"], out[f"last {tag}"] = min(seen[tag]), max(seen[tag])
+    return out
 
 
 def run_path_part(root: Path, model: Path, files: list[Path], quiet: float, timeout: float) -> dict[str, float]:
@@ -317,8 +344,9 @@ def run_path_part(root: Path, model: Path, files: list[Path], quiet: float, time
                 raise TimeoutError(f"{len(srs(pacs_dir)) - base} of {len(files)} SRs after {timeout:.0f} s")
             time.sleep(0.1)
         times = srs(pacs_dir)[base:]
+        stages = stage_times(root / "data" / "radassist.sqlite3", sent_at)
     n = len(files)
-    return {"send": acked_at - sent_at, "whole": times[-1] - sent_at, "first": times[0] - sent_at,
+    return {**stages, "send": acked_at - sent_at, "whole": times[-1] - sent_at, "first": times[0] - sent_at,
             "steady": times[-1] - times[0],
             "whole per min": n / (times[-1] - sent_at) * 60, "steady per min": (n - 1) / max(times[-1] - times[0], 1e-6) * 60}
 
@@ -329,6 +357,10 @@ def print_path(results: list[dict[str, float]], n: int, quiet: float) -> None:
           f"(median of {len(results)} run(s); quiet time {quiet:g} s)")
     print(f"    all instances acknowledged after {med['send']:.2f} s; first SR at the PACS after {med['first']:.2f} s")
     print(f"    last SR after {med['whole']:.2f} s: {med['whole per min']:.0f} studies/min over the whole run")
+    print("    each stage, seconds after the send: first and last study")
+    for tag in STAGES:
+        if f"first {tag}" in med:
+            print(f"      {tag:24s} {med[f'first {tag}']:7.2f} {med[f'last {tag}']:7.2f}")
     verdict = "PASS" if med["steady per min"] >= TARGET_PER_MIN else "FAIL"
     print(f"    steady rate (first SR to last SR, {med['steady']:.2f} s): {med['steady per min']:.0f} studies/min"
           f"   target >= {TARGET_PER_MIN:.0f}   {verdict}")
