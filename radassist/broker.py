@@ -105,6 +105,30 @@ def celery_conf(settings: Settings) -> dict[str, Any]:
     }
 
 
+STOCK_POLLING_S = 1.0
+"""kombu's own polling interval of its SQLAlchemy transport."""
+
+
+def tune_embedded_transport(settings: Settings) -> None:
+    """On the embedded broker, poll every ``[queue] embedded_polling_seconds``.
+
+    kombu's SQLAlchemy transport has no wake-up: a worker that holds its one prefetched message,
+    or found the queue empty, sleeps its ``polling_interval`` before it looks again (1 s as
+    shipped: one message a second per worker, whatever the work).  That transport hands every
+    transport option to ``create_engine()``, so the interval cannot be given as one; it is the
+    transport class's documented ``polling_interval`` attribute, set here and nowhere else.
+    """
+    interval = settings.queue.embedded_polling_seconds
+    if not settings.broker_url.startswith("sqla+") or interval == STOCK_POLLING_S:
+        return
+    from kombu.transport import sqlalchemy as sqla_transport
+
+    if not isinstance(getattr(sqla_transport.Transport, "polling_interval", None), (int, float)):
+        raise RuntimeError("kombu's SQLAlchemy transport has no polling_interval any more; set "
+                           f"[queue] embedded_polling_seconds = {STOCK_POLLING_S} to run it as shipped")
+    sqla_transport.Transport.polling_interval = interval
+
+
 def client(settings: Settings) -> Celery:
     """A Celery app that sends tasks by name and asks the broker and workers; it runs no task."""
     from celery import Celery

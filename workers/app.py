@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from celery import Celery
 
-from radassist.broker import QUALITY_SWEEP_TASK, RETENTION_TASK, SWEEP_TASK, celery_conf
+from radassist.broker import QUALITY_SWEEP_TASK, RETENTION_TASK, SWEEP_TASK, celery_conf, tune_embedded_transport
 from radassist.config import Settings
 from radassist.store.private import private_dirs
 
@@ -19,6 +19,7 @@ TASK_MODULES = [
 def make_celery(settings: Settings) -> Celery:
     """A Celery app whose tasks can reach ``settings`` as ``app.radassist_settings``."""
     private_dirs(settings.storage.path)
+    tune_embedded_transport(settings)
     app = Celery("radassist", broker=settings.broker_url, include=TASK_MODULES, set_as_current=True)
     time_limit = settings.queue.job_time_limit_seconds
     app.conf.update(celery_conf(settings))

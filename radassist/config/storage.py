@@ -121,5 +121,9 @@ class QueueSettings(Section):
     """How often the scheduler looks for complete studies and for deliveries due a retry."""
     job_time_limit_seconds: int = Field(1800, ge=10)
     """Hard time limit of one drafting job; the soft limit is 90 % of it."""
+    embedded_polling_seconds: float = Field(0.05, gt=0, le=5)
+    """On the embedded broker, how long a worker waits before it looks again for a message (the
+    broker is polled). The library's own 1 s caps each worker at about one message a second;
+    set 1.0 to run it as shipped."""
 
 

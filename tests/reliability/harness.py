@@ -430,6 +430,7 @@ class Stack:
         for n in range(draft_workers):
             self.start(f"draft-{n}", "worker", "--queues", "gpu", "--concurrency", "1", "--name", f"draft{n}")
         self.start("io", "worker", "--queues", "io", "--pool", "threads", "--concurrency", "4", "--name", "io")
+        self.start("cpu", "worker", "--queues", "cpu", "--concurrency", "1", "--name", "cpu")  # preparing
         self.start("beat", "beat")
         self.start("web", "web")
 
