@@ -57,6 +57,7 @@ from tests.conftest import free_port, wait_for_port  # noqa: E402
 
 STORESCU, STORESCP = "/usr/bin/storescu", "/usr/bin/storescp"
 TARGET_PER_MIN = 300.0
+THREADS = 1
 TARGET_NON_MODEL_S = 0.1
 
 
@@ -319,6 +320,8 @@ def run_path_part(root: Path, model: Path, files: list[Path], quiet: float, time
     pacs_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RADASSIST_")}
     env.update(HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    if THREADS:  # torch's CPU threads per process: a tiny model on a shared 2-core machine spins on more
+        env.update(OMP_NUM_THREADS=str(THREADS), MKL_NUM_THREADS=str(THREADS))
     with running([STORESCP, "--aetitle", "PACS", "--output-directory", str(pacs_dir), "+uf", str(pacs_port)],
                  root / "storescp.log", env), \
          running([sys.executable, "-m", "radassist", "run", "--config", str(config)], root / "run.log", env):
@@ -379,19 +382,25 @@ def main() -> int:
     parser.add_argument("--part", choices=("both", "worker", "path"), default="both")
     parser.add_argument("--quiet", type=float, default=1.0, help="[dicom] study_quiet_seconds in part (b)")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it (logs, databases)")
     args = parser.parse_args()
     from radassist_devtools.tiny_models import write_tiny_model
 
     print(f"machine: {machine()}")
-    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+    with (contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory(prefix="bench-pipeline-")) as tmp:
         model = write_tiny_model(Path(tmp) / "model", arch="gemma3")
         if args.part in ("both", "worker"):
             worker = [run_worker_part(Path(tmp) / f"worker{i}", model, args.studies) for i in range(args.repeat)]
             print_worker(worker)
         if args.part in ("both", "path"):
             files = write_studies(Path(tmp) / "send", args.studies)
-            path = [run_path_part(Path(tmp) / f"path{i}", model, files, args.quiet, args.timeout)
-                    for i in range(args.repeat)]
+            path = []
+            for i in range(args.repeat):
+                try:
+                    path.append(run_path_part(Path(tmp) / f"path{i}", model, files, args.quiet, args.timeout))
+                except TimeoutError:
+                    print((Path(tmp) / f"path{i}" / "run.log").read_text(errors="replace")[-4000:], file=sys.stderr)
+                    raise
             print_path(path, args.studies, args.quiet)
     return 0
 
