@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +135,8 @@ def worker_settings(root: Path, model: Path) -> Any:
 
 
 def add_jobs(settings: Any, files: list[Path]) -> list[Any]:
-    from tests.drafting.test_draft_task import add_study
     from radassist.db.engine import make_sessionmaker
+    from tests.drafting.test_draft_task import add_study
 
     maker = make_sessionmaker(settings)
     with maker() as session:
@@ -297,8 +297,8 @@ def stage_times(database: Path, since: float) -> dict[str, float]:
     import sqlite3
 
     with contextlib.closing(sqlite3.connect(database)) as db:
-        rows = db.execute("SELECT tag, at FROM events WHERE tag IN (%s)" % ",".join("?" * len(STAGES)),
-                          STAGES).fetchall()
+        marks = ",".join("?" * len(STAGES))
+        rows = db.execute(f"SELECT tag, at FROM events WHERE tag IN ({marks})", STAGES).fetchall()
     seen: dict[str, list[float]] = defaultdict(list)
     for tag, at in rows:
         when = dt.datetime.fromisoformat(str(at))

@@ -19,9 +19,9 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from radassist.store.durable import fsync_dir
-from radassist.store.private import private_dirs
 from radassist.store.prepared import BlobStore
 from radassist.store.prepared_codec import MANIFEST
+from radassist.store.private import private_dirs
 
 
 def _write(path: Path, data: bytes) -> None:

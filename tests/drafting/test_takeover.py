@@ -58,8 +58,8 @@ def test_redelivered_message_takes_over_the_dead_workers_batch(
 def test_a_superseded_holder_stores_nothing(
     make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path  # noqa: F811
 ) -> None:
-    from radassist.models.base import DraftResult
     from radassist.drafting.prepare import PreparedJob
+    from radassist.models.base import DraftResult
     from workers.tasks.draft import _claim, _load, _settle, draft_study
 
     _, settings = make_app(model_batch_size="1")
