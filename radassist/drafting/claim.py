@@ -111,9 +111,10 @@ def claim_next_batch(session: Session, model_name: str, settings: Settings,
                      started_at: dt.datetime) -> list[ClaimedJob]:
     """Claim the oldest prepared jobs of ``model_name``, up to a batch, as part of a run that started
     at ``started_at`` (their ``started_at`` too: a takeover after the run's worker died takes them all
-    over with the run's first batch); the caller commits.  Empty when none is prepared."""
-    candidates = session.scalars(
-        select(Job.id).where(Job.state == JobState.PREPARED, Job.model_name == model_name)
+    over with the run's first batch); the caller commits.  Empty when none is prepared.  A job handed
+    back after a transient failure (it carries the error) is left to its own, delayed, message."""
+    candidates = session.scalars(  # a job handed back after a transient failure waits for its own message
+        select(Job.id).where(Job.state == JobState.PREPARED, Job.model_name == model_name, Job.error_code.is_(None))
         .order_by(Job.created_at).limit(settings.model.batch_size)
     ).all()
     ids = [job_id for job_id in candidates if _claim_prepared(session, job_id, started_at)]
