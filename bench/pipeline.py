@@ -165,10 +165,10 @@ def instrument(timers: Timers) -> None:
     timers.wrap(draft, "_send", "enqueue")
     batch = draft._draft_batch
 
-    def counted(task: Any, claimed: list[Any]) -> None:
+    def counted(task: Any, claimed: list[Any]) -> bool:
         timers.batches += 1
         timers.studies += len(claimed)
-        batch(task, claimed)
+        return bool(batch(task, claimed))
 
     draft._draft_batch = counted
     original = generate.get_draft_model

@@ -8,8 +8,8 @@ in one transaction, each fenced by its own claim; the build task is queued for a
 after that commit, and only when the safety gate did not hold it for review.  A job whose inputs
 are gone goes back to be prepared again.  While prepared jobs wait, the run goes on with the next
 batch (questions first again), within a time budget; every batch of the run shares its
-``started_at``, so a redelivered message takes them all over.  With the answer task, the only task module that reaches
-the model package.  A worker without weights still starts: the model is loaded on the first job,
+``started_at``, so a redelivered message takes them all over.  With the answer task, the only task
+module that reaches the model package.  A worker without weights still starts: the model is loaded on the first job,
 and each job fails with the reason.
 """
 
@@ -64,14 +64,14 @@ def draft_study(self: RadAssistTask, job_id: str) -> None:
     started_at, model_name = claimed[0].started_at, claimed[0].model_name
     deadline = time.monotonic() + min(DRAIN_BUDGET_S, self.settings.queue.job_time_limit_seconds * 0.25)
     while claimed:
-        _draft_batch(self, claimed)
-        if time.monotonic() >= deadline or started_at is None:
+        if not _draft_batch(self, claimed) or time.monotonic() >= deadline or started_at is None:
             break
         serve_questions_first(self)
         claimed = _claim_next(self, model_name, started_at)
 
 
-def _draft_batch(task: RadAssistTask, claimed: list[ClaimedJob]) -> None:
+def _draft_batch(task: RadAssistTask, claimed: list[ClaimedJob]) -> bool:
+    """Draft one claimed batch and write its outcome; False when the run's time ran out."""
     if len(claimed) > 1:
         logger.info("drafting %d prepared jobs as one batch", len(claimed))
     try:
@@ -82,7 +82,8 @@ def _draft_batch(task: RadAssistTask, claimed: list[ClaimedJob]) -> None:
     except SoftTimeLimitExceeded:
         timeout = PermanentFailure("drafting exceeded its time limit", code="model.timeout")
         _settle(task, [], [], claimed, error=timeout)
-        raise
+        return False
+    return True
 
 
 @retry_while_db_down("reading the job")
