@@ -171,15 +171,17 @@ def instrument(timers: Timers) -> None:
         return bool(batch(task, claimed))
 
     draft._draft_batch = counted
-    original = generate.get_draft_model
+    original = getattr(generate.get_draft_model, "__wrapped__", generate.get_draft_model)
 
     def get_model(*args: Any, **kwargs: Any) -> Any:
-        model = original(*args, **kwargs)
-        if not getattr(model, "_bench_timed", False):
+        model = original(*args, **kwargs)  # cached per process: timed by this run's timers only
+        if getattr(model, "_bench_timers", None) is not timers:
+            model.__dict__.pop("generate", None)
             timers.wrap(model, "generate", "model")
-            model._bench_timed = True
+            model._bench_timers = timers
         return model
 
+    get_model.__wrapped__ = original  # type: ignore[attr-defined]
     generate.get_draft_model = get_model  # type: ignore[assignment]
 
 
