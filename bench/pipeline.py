@@ -288,6 +288,29 @@ def path_config(root: Path, model: Path, dicom_port: int, web_port: int, pacs_po
     return config
 
 
+def cpu_seconds(root_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of each process under ``root_pid``, by its command line."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children[int(fields[1])].append(int(stat.parent.name))
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = defaultdict(float)
+    todo = list(children[root_pid])
+    while todo:
+        pid = todo.pop()
+        todo += children[pid]
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            words = [a.decode() for a in argv if a]
+            name = next((w for w in ("listener", "web") if w in words[3:4]), None) or (
+                f"worker {words[words.index('--queues') + 1]}" if "--queues" in words else " ".join(words[3:4]))
+            out[name] += (int(fields[11]) + int(fields[12])) / ticks
+    return dict(out)
+
+
 def srs(folder: Path) -> list[float]:
     return sorted(p.stat().st_mtime for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
@@ -330,7 +353,7 @@ def run_path_part(root: Path, model: Path, files: list[Path], quiet: float, time
         env.update(OMP_NUM_THREADS=str(THREADS), MKL_NUM_THREADS=str(THREADS))
     with running([STORESCP, "--aetitle", "PACS", "--output-directory", str(pacs_dir), "+uf", str(pacs_port)],
                  root / "storescp.log", env), \
-         running([sys.executable, "-m", "radassist", "run", "--config", str(config)], root / "run.log", env):
+         running([sys.executable, "-m", "radassist", "run", "--config", str(config)], root / "run.log", env) as run:
         wait_for_port(pacs_port)
         wait_for_port(dicom_port, timeout=120)
         wait_for_port(web_port, timeout=120)
@@ -344,6 +367,7 @@ def run_path_part(root: Path, model: Path, files: list[Path], quiet: float, time
                 raise TimeoutError("the warm-up study never reached the PACS; see " + str(root / "run.log"))
             time.sleep(0.1)
         base = len(srs(pacs_dir))
+        cpu_before = cpu_seconds(run.pid)
         sent_at = time.time()
         subprocess.run([STORESCU, "-aet", "BENCH", "-aec", "RADASSIST", "127.0.0.1", str(dicom_port), *map(str, files)],
                        check=True, capture_output=True)
@@ -353,9 +377,11 @@ def run_path_part(root: Path, model: Path, files: list[Path], quiet: float, time
                 raise TimeoutError(f"{len(srs(pacs_dir)) - base} of {len(files)} SRs after {timeout:.0f} s")
             time.sleep(0.1)
         times = srs(pacs_dir)[base:]
+        cpu_after = cpu_seconds(run.pid)
         stages = stage_times(root / "data" / "radassist.sqlite3", sent_at)
     n = len(files)
-    return {**stages, "send": acked_at - sent_at, "whole": times[-1] - sent_at, "first": times[0] - sent_at,
+    cpu = {f"cpu {k}": (cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0)) / len(files) for k in cpu_after}
+    return {**stages, **cpu, "send": acked_at - sent_at, "whole": times[-1] - sent_at, "first": times[0] - sent_at,
             "steady": times[-1] - times[0],
             "whole per min": n / (times[-1] - sent_at) * 60, "steady per min": (n - 1) / max(times[-1] - times[0], 1e-6) * 60}
 
@@ -370,6 +396,9 @@ def print_path(results: list[dict[str, float]], n: int, quiet: float) -> None:
     for tag in STAGES:
         if f"first {tag}" in med:
             print(f"      {tag:24s} {med[f'first {tag}']:7.2f} {med[f'last {tag}']:7.2f}")
+    cpu = {k[4:]: v for k, v in med.items() if k.startswith("cpu ")}
+    print("    CPU per study, by process: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in sorted(cpu.items()))
+          + f"; {sum(cpu.values()) * 1000:.0f} ms in all")
     verdict = "PASS" if med["steady per min"] >= TARGET_PER_MIN else "FAIL"
     print(f"    steady rate (first SR to last SR, {med['steady']:.2f} s): {med['steady per min']:.0f} studies/min"
           f"   target >= {TARGET_PER_MIN:.0f}   {verdict}")
