@@ -101,6 +101,29 @@ def _batch_mates(session: Session, job: Job, room: int, now: dt.datetime) -> lis
     return [other for other in candidates if _claim_prepared(session, other, now)]
 
 
+def is_prepared(session: Session, job_id: uuid.UUID) -> bool:
+    """A read, no write: whether the job still waits for the model (a message whose job was drafted
+    as another's batch mate ends here, without taking the database's write lock)."""
+    return session.scalar(select(Job.state).where(Job.id == job_id)) is JobState.PREPARED
+
+
+def claim_next_batch(session: Session, model_name: str, settings: Settings,
+                     started_at: dt.datetime) -> list[ClaimedJob]:
+    """Claim the oldest prepared jobs of ``model_name``, up to a batch, as part of a run that started
+    at ``started_at`` (their ``started_at`` too: a takeover after the run's worker died takes them all
+    over with the run's first batch); the caller commits.  Empty when none is prepared.  A job handed
+    back after a transient failure (it carries the error) is left to its own, delayed, message."""
+    candidates = session.scalars(  # a job handed back after a transient failure waits for its own message
+        select(Job.id).where(Job.state == JobState.PREPARED, Job.model_name == model_name, Job.error_code.is_(None))
+        .order_by(Job.created_at).limit(settings.model.batch_size)
+    ).all()
+    ids = [job_id for job_id in candidates if _claim_prepared(session, job_id, started_at)]
+    claimed = read_claimed(session, ids, settings)
+    for c in claimed:
+        record_event(session, EventTag.DRAFT_STARTED, study_id=c.study_id, job_id=c.job_id, batch=len(ids))
+    return claimed
+
+
 def read_claimed(session: Session, ids: list[uuid.UUID], settings: Settings, *,
                  paths: bool = False) -> list[ClaimedJob]:
     """The claimed jobs as a run needs them, in the order of ``ids``, read in one query (with the

@@ -16,6 +16,7 @@ from radassist.broker import (
     DRAFT_TASK,
     GPU_QUEUE,
     MAX_PRIORITY,
+    PREPARE_TASK,
     celery_conf,
     client,
     task_priorities,
@@ -87,7 +88,10 @@ def test_each_broker_is_told_the_priorities(make_settings: Callable[..., Setting
     gpu = next(q for q in conf["task_queues"] if q.name == GPU_QUEUE)
     assert gpu.queue_arguments == queue_arguments
     assert all(q.queue_arguments is None for q in conf["task_queues"] if q.name != GPU_QUEUE)
-    assert task_priorities(url) == {k: v for k, v in ((ANSWER_TASK, question), (DRAFT_TASK, draft)) if v is not None}
+    # A job is prepared (cpu queue) with the priority its draft is sent with.
+    assert routes[PREPARE_TASK].get("priority") == draft
+    assert task_priorities(url) == {k: v for k, v in ((ANSWER_TASK, question), (PREPARE_TASK, draft), (DRAFT_TASK, draft))
+                                    if v is not None}
 
 
 def _delivery_order(settings: Settings) -> list[str]:
