@@ -4,8 +4,9 @@ Each association is served on its own thread, and each instance used to be commi
 transaction of its own: one fsync of the WAL per instance, taken one after another under the write
 turn.  Here an instance's rows go to :meth:`GroupCommit.record`, which does not return until a
 commit that includes them is durable (``synchronous=FULL``), so the Success that follows still
-follows its own durable commit.  The first thread to arrive leads: it takes every instance queued
-so far, writes them in one ``BEGIN IMMEDIATE`` transaction (:func:`radassist.intake.record_sqlite.record_new`),
+follows its own durable commit.  The first thread to arrive leads: once the write turn is its own, it
+takes every instance queued so far (those that queued while it waited for the turn included), writes
+them in one ``BEGIN IMMEDIATE`` transaction (:func:`radassist.intake.record_sqlite.record_new`),
 commits, and wakes their threads; instances that arrive meanwhile queue for the next leader.  One
 association alone is always its own leader, with a batch of one and no thread hand-over.
 
@@ -75,9 +76,14 @@ class GroupCommit:
             if me.done:
                 return me.recorded
             self._leading = True
-            batch, self._queue = self._queue, []
+        batch: list[_Waiting] = []
         try:
-            self._commit(batch)
+            with write_turn(self._session_factory):
+                # The batch is taken once the turn is ours: whatever queued while another process
+                # (or this one's general way) held it joins this commit instead of waiting for the next.
+                with self._condition:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
         finally:
             with self._condition:
                 for waiting in batch:
@@ -87,26 +93,22 @@ class GroupCommit:
         return me.recorded
 
     def _commit(self, batch: list[_Waiting]) -> None:
-        """Write and commit ``batch``; on any database error nothing of it is recorded."""
-        with write_turn(self._session_factory):
+        """Write and commit ``batch`` (in the write turn); on any database error nothing of it is recorded."""
+        try:
+            cursor = self._cursor()
+            cursor.execute("BEGIN IMMEDIATE")
             try:
-                cursor = self._cursor()
-                cursor.execute("BEGIN IMMEDIATE")
-                try:
-                    recorded = [record_new(cursor, waiting.item, self._convert) for waiting in batch]
-                    if any(recorded):
-                        cursor.execute("COMMIT")
-                    else:
-                        cursor.execute("ROLLBACK")
-                except BaseException:
-                    self._roll_back(cursor)
-                    raise
-            except Exception as exc:  # noqa: BLE001 - whatever failed, the general way records them
-                logger.warning(
-                    "a group of %d instances goes the general way (%s)", len(batch), type(exc).__name__
-                )
-                self._discard()
-                return
+                recorded = [record_new(cursor, waiting.item, self._convert) for waiting in batch]
+                cursor.execute("COMMIT" if any(recorded) else "ROLLBACK")
+            except BaseException:
+                self._roll_back(cursor)
+                raise
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the general way records them
+            logger.warning(
+                "a group of %d instances goes the general way (%s)", len(batch), type(exc).__name__
+            )
+            self._discard()
+            return
         self.batches += any(recorded)
         for waiting, was_recorded in zip(batch, recorded, strict=True):
             waiting.recorded = was_recorded

@@ -226,18 +226,17 @@ def test_waiting_instances_share_one_commit_and_each_is_answered_after_it(
             )
 
     turn = write_turn(factory)
-    with turn:  # the first leader waits for the turn while the others queue behind it
+    with turn:  # the leader waits for the turn while the others queue, and takes them all once it has it
         threads = [threading.Thread(target=send, args=(n, item)) for n, item in enumerate(items)]
-        threads[0].start()
-        _until(lambda: group._leading)
-        for thread in threads[1:]:
+        for thread in threads:
             thread.start()
-        _until(lambda: len(group._queue) == 3)
+        _until(lambda: group._leading and len(group._queue) == 4)
+        assert results == {}, "nothing is answered before its commit"
     for thread in threads:
         thread.join(30)
     assert results == {0: True, 1: True, 2: True, 3: True}
     assert all(committed_when_answered.values())
-    assert group.batches == 2, "the three that waited shared one commit"
+    assert group.batches == 1, "the four that waited shared one commit"
     assert _rows(factory)["studies"][0][1] == 5
 
 
