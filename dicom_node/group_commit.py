@@ -94,6 +94,8 @@ class GroupCommit:
 
     def _commit(self, batch: list[_Waiting]) -> None:
         """Write and commit ``batch`` (in the write turn); on any database error nothing of it is recorded."""
+        if self._closed:
+            return  # closed while these waited: the general way records them
         try:
             cursor = self._cursor()
             cursor.execute("BEGIN IMMEDIATE")
