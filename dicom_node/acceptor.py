@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from dicom_node.associations import AssociationRegistry
     from dicom_node.capacity import DiskGuard
     from dicom_node.counters import NodeCounters
+    from dicom_node.group_commit import GroupCommit
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class NodeServer(ThreadedAssociationServer):
     disk_guard: DiskGuard | None = None
     registry: AssociationRegistry | None = None
     tls_server: NodeServer | None = None
+    group_commit: GroupCommit | None = None
 
     def __init__(
         self,

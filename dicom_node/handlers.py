@@ -26,6 +26,7 @@ from dicom_node.association_events import (
 from dicom_node.associations import AssociationLog, AssociationRegistry
 from dicom_node.capacity import DiskGuard
 from dicom_node.counters import NodeCounters
+from dicom_node.group_commit import GroupCommit
 from dicom_node.storage import answer_store, handle_store
 from dicom_node.verification import handle_echo
 from radassist.config import Settings
@@ -43,6 +44,7 @@ class ListenerState:
     policy: CallerPolicy
     registry: AssociationRegistry
     disk_guard: DiskGuard | None = None
+    group_commit: GroupCommit | None = None
 
 
 def event_handlers(shared: ListenerState, *, tls: bool = False) -> list[Any]:
@@ -54,7 +56,8 @@ def event_handlers(shared: ListenerState, *, tls: bool = False) -> list[Any]:
          [shared.policy, association_log, registry, shared.disk_guard, counters, tls,
           IntakePauses(shared.session_factory)]),
         (evt.EVT_C_STORE, answer_store,
-         [shared.store, shared.session_factory, shared.settings, counters, shared.disk_guard, registry]),
+         [shared.store, shared.session_factory, shared.settings, counters, shared.disk_guard, registry,
+          shared.group_commit]),
         (evt.EVT_C_ECHO, handle_echo, [counters]),
         (evt.EVT_ACCEPTED, on_accepted, [counters]),
         (evt.EVT_ACSE_SENT, on_acse_sent, [registry]),

@@ -24,6 +24,7 @@ from dicom_node.balance import SharedListener
 from dicom_node.capacity import DiskGuard
 from dicom_node.connections import ConnectionLimits, Connections
 from dicom_node.counters import NodeCounters
+from dicom_node.group_commit import group_commit_for
 from dicom_node.handlers import ListenerState, event_handlers
 from dicom_node.processes import SHUTDOWN_GRACE_SECONDS, ListenerProcesses, serve_until_signal
 from radassist.config import Settings
@@ -83,7 +84,7 @@ def start_listener(
     disk_guard.has_room()  # records the starting condition
     state = ListenerState(
         settings, store, session_factory, counters, CallerPolicy(settings),
-        AssociationRegistry(dicom.max_associations), disk_guard,
+        AssociationRegistry(dicom.max_associations), disk_guard, group_commit_for(session_factory),
     )  # fmt: skip
     if not dicom.allow_any_caller and not dicom.allowed_callers:
         logger.warning("no [[dicom.allowed_callers]] configured: every association will be refused")
@@ -107,7 +108,7 @@ def start_listener(
         connections=connections, shared=plain_shared,
     )  # fmt: skip
     server.counters, server.session_factory, server.disk_guard = counters, session_factory, disk_guard
-    server.registry, server.tls_server = state.registry, tls_server
+    server.registry, server.tls_server, server.group_commit = state.registry, tls_server, state.group_commit
     logger.info(
         "DICOM listener %s on %s:%d (max %d associations, %d negotiating; %s)",
         ", ".join(ae_titles(settings)),
@@ -148,6 +149,8 @@ def stop_listener(server: NodeServer, *, grace_seconds: float = SHUTDOWN_GRACE_S
         if assoc.is_alive():
             assoc.abort()
     server.connections.stop()
+    if server.group_commit is not None:
+        server.group_commit.close()
     if server.session_factory is not None:
         bind = server.session_factory.kw.get("bind")
         if bind is not None:

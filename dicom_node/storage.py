@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dicom_node.associations import AssociationRegistry, AssociationState
 from dicom_node.capacity import LOW_DISK_CODE, DiskGuard
 from dicom_node.counters import NodeCounters, count
+from dicom_node.group_commit import GroupCommit
 from dicom_node.part10 import part10_stream
 from dicom_node.statuses import REJECTION_STATUS, StoreStatus, store_response
 from radassist import metrics
@@ -40,7 +41,8 @@ from radassist.errors import RejectedInput
 from radassist.events import EventTag, record_event
 from radassist.identifiers import study_handle
 from radassist.intake.header import InstanceHeader, parse_header
-from radassist.intake.record import record_instance
+from radassist.intake.record import instance_patient_key, record_instance
+from radassist.intake.record_sqlite import new_instance
 from radassist.intake.sop_classes import is_image_sop_class
 from radassist.logging import log_context
 from radassist.pipelines import pipeline_for
@@ -70,9 +72,12 @@ def answer_store(
     counters: NodeCounters | None = None,
     disk_guard: DiskGuard | None = None,
     registry: AssociationRegistry | None = None,
+    group_commit: GroupCommit | None = None,
 ) -> int | Dataset:
     """The EVT_C_STORE handler: :func:`handle_store`'s status, with its Error Comment on failure."""
-    return store_response(handle_store(event, store, session_factory, settings, counters, disk_guard, registry))
+    return store_response(
+        handle_store(event, store, session_factory, settings, counters, disk_guard, registry, group_commit)
+    )
 
 
 def handle_store(
@@ -83,8 +88,13 @@ def handle_store(
     counters: NodeCounters | None = None,
     disk_guard: DiskGuard | None = None,
     registry: AssociationRegistry | None = None,
+    group_commit: GroupCommit | None = None,
 ) -> int:
-    """C-STORE: parse the header, keep the received bytes durably, commit the rows; the status."""
+    """C-STORE: parse the header, keep the received bytes durably, commit the rows; the status.
+
+    ``group_commit`` (SQLite): the common new instance is committed together with those of the
+    process's other associations (:mod:`dicom_node.group_commit`); the rest as before.
+    """
     started = time.monotonic()
     calling_ae = str(event.assoc.requestor.ae_title).strip() or "-"
     state = registry.get(event.assoc) if registry is not None else None
@@ -94,7 +104,7 @@ def handle_store(
         logger.warning("C-STORE from %s refused: free disk space below the threshold (0xA700)", calling_ae)
         return int(StoreStatus.OUT_OF_RESOURCES)
     try:
-        status, size = _store(event, store, session_factory, settings, calling_ae, counters, started)
+        status, size = _store(event, store, session_factory, settings, calling_ae, counters, started, group_commit)
     except Exception as exc:
         _tally(state, counters, "instances_failed")
         metrics.count_rejected("node.unexpected")
@@ -124,6 +134,7 @@ def _store(
     calling_ae: str,
     counters: NodeCounters | None,
     started: float,
+    group_commit: GroupCommit | None = None,
 ) -> tuple[int, int]:
     """The status to answer and the number of bytes stored (0 when nothing was)."""
     header: InstanceHeader | None = None
@@ -136,7 +147,9 @@ def _store(
     # Every line logged about this instance, here and in intake, names its study by the same handle
     # as the workers' lines: one grep follows a study from C-STORE to the RIS's ACK.
     with log_context(study=study_handle(header.study_instance_uid)):
-        return _keep(event, header, store, session_factory, settings, calling_ae, counters, started, encoded)
+        return _keep(
+            event, header, store, session_factory, settings, calling_ae, counters, started, encoded, group_commit
+        )
 
 
 def _keep(
@@ -149,6 +162,7 @@ def _keep(
     counters: NodeCounters | None,
     started: float,
     encoded: bytes,
+    group_commit: GroupCommit | None = None,
 ) -> tuple[int, int]:
     """Write and record a parsed instance; the status and the bytes stored."""
     logger.debug("C-STORE of SOP instance %s in study %s", header.sop_instance_uid, header.study_instance_uid)
@@ -163,7 +177,7 @@ def _keep(
         started=started,
     )
     try:
-        new, stored = _write_then_record(arrival, store, session_factory)
+        new, stored = _write_then_record(arrival, store, session_factory, group_commit)
     except RejectedInput as exc:
         return _rejected(exc.code, header, calling_ae, counters, session_factory), 0
     except _NotKept as exc:
@@ -202,8 +216,26 @@ def _record(session: Session, arrival: _StoreRequest, stored: StoredFile) -> boo
     )
 
 
+def _recorded_in_group(group_commit: GroupCommit, arrival: _StoreRequest, stored: StoredFile) -> bool:
+    """True once the group commit recorded the instance (a new one, of the common case); False when
+    it must be recorded the general way."""
+    item = new_instance(
+        group_commit.database,
+        arrival.header,
+        stored,
+        patient_key=instance_patient_key(arrival.header, stored),
+        calling_ae=arrival.calling_ae,
+        reopen_study=arrival.reopen_study,
+        now=utcnow(),
+    )
+    return item is not None and group_commit.record(item)
+
+
 def _write_then_record(
-    arrival: _StoreRequest, store: InstanceStore, session_factory: sessionmaker[Session]
+    arrival: _StoreRequest,
+    store: InstanceStore,
+    session_factory: sessionmaker[Session],
+    group_commit: GroupCommit | None = None,
 ) -> tuple[bool, StoredFile]:
     """The file is durable before the transaction starts, and removed if the rows refuse it (unless
     it is the same file an earlier, recorded copy of the instance already holds)."""
@@ -213,6 +245,8 @@ def _write_then_record(
     except (OSError, ValueError) as exc:
         raise _NotKept(_write_failed(arrival.calling_ae, exc)) from None
     try:
+        if group_commit is not None and _recorded_in_group(group_commit, arrival, stored):
+            return True, stored
         with write_turn(session_factory), session_factory() as session:
             new = _record(session, arrival, stored)
             session.commit()

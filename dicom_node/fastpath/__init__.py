@@ -11,7 +11,8 @@ pynetdicom creates:
   (:mod:`~dicom_node.fastpath.prompt_receive`, a pynetdicom bug; patch in ``docs/upstream``);
 - its two reactor threads wait for work instead of polling (:mod:`~dicom_node.fastpath.reactor`,
   which also replaces ``time`` in two pynetdicom modules, once per process);
-- C-STORE requests are served on the thread that read them
+- C-STORE requests are decoded without a pydicom data set
+  (:mod:`~dicom_node.fastpath.store_requests`), served on the thread that read them
   (:mod:`~dicom_node.fastpath.inline_store`), their responses encoded directly
   (:mod:`~dicom_node.fastpath.responses`).
 

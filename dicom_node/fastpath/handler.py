@@ -13,6 +13,7 @@ from dicom_node.fastpath.prompt_receive import prompt_receive
 from dicom_node.fastpath.reactor import wake_on_work
 from dicom_node.fastpath.responses import answer_stores_directly
 from dicom_node.fastpath.state_machine_guard import guard_state_machine
+from dicom_node.fastpath.store_requests import decode_store_requests_directly
 
 if TYPE_CHECKING:
     from pynetdicom.association import Association
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 
 class FastPathRequestHandler(NodeRequestHandler):
     """Associations that read PDUs in bulk, survive state machine errors, give up their thread once
-    the connection is gone, wake on work, serve C-STORE requests on the thread that read them and
-    encode their responses directly."""
+    the connection is gone, wake on work, decode C-STORE requests directly, serve them on the thread
+    that read them and encode their responses directly."""
 
     def _create_association(self) -> Association:
         assoc = super()._create_association()
@@ -34,6 +35,7 @@ class FastPathRequestHandler(NodeRequestHandler):
         wake_on_work(assoc)
         answer_stores_directly(assoc)
         serve_stores_inline(assoc)
+        decode_store_requests_directly(assoc)
         return assoc
 
 

@@ -64,6 +64,10 @@ REACHES: tuple[Reach, ...] = (
     Reach(DIMSE, "msg_queue", "read; its put serves C-STORE requests in place", instance=True),
     Reach(DIMSE, "send_msg", "wrapped: C-STORE responses encoded directly", parameters=("primitive", "context_id")),
     Reach(DIMSE, "maximum_pdu_size", "read: the peer's maximum PDU length"),
+    Reach(DIMSE, "receive_primitive", "wrapped: C-STORE requests decoded directly", parameters=("primitive",)),
+    Reach(DIMSE, "message", "read: a DIMSE message the library is assembling", instance=True),
+    Reach("pynetdicom.dimse_primitives.C_STORE", "_context_id", "set: the context a decoded request came on"),
+    Reach("pynetdicom._config", "STORE_RECV_CHUNKED_DATASET", "read: requests stored to a temporary file go the library's way"),
     Reach("pynetdicom.transport.AssociationSocket", "recv", "overridden: reads a PDU in bulk", parameters=("nr_bytes",)),
 )
 

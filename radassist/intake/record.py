@@ -90,6 +90,16 @@ class _IdCache:
 _IDS = _IdCache()
 
 
+def known_ids(database: str, study_uid: str, series_uid: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """The study's and series' ids cached by an earlier :func:`record_instance` in this process on
+    ``database`` (``str(engine.url)``), or None."""
+    study_id = _IDS.get((database, "study", study_uid))
+    if study_id is None:
+        return None
+    series_id = _IDS.get((database, f"series of {study_id}", series_uid))
+    return None if series_id is None else (study_id, series_id)
+
+
 @dataclass(frozen=True)
 class _Arrival:
     """One instance being recorded: what came, where it landed, and who it names (as a key)."""
@@ -145,12 +155,7 @@ def record_instance(
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
-    if identity_key is None:
-        if stored.root is None:
-            raise ValueError('Argument "identity_key" is required for a stored file without its store root.')
-        identity_key = installation_key(stored.root)
-    # An instance that names no patient at all cannot name another one: it is kept without a key.
-    key = None if header.patient_digest == UNKNOWN_PATIENT else patient_key(header.patient_digest, identity_key)
+    key = instance_patient_key(header, stored, identity_key)
     arrival = _Arrival(header, stored, key, calling_ae, called_ae, now, reopen_study)
     for attempt in range(1, ATTEMPTS + 1):
         try:
@@ -166,6 +171,19 @@ def record_instance(
                 raise
             logger.info("retrying an instance record after a concurrent write (attempt %d)", attempt)
     raise AssertionError("unreachable")
+
+
+def instance_patient_key(header: InstanceHeader, stored: StoredFile, identity_key: bytes | None = None) -> str | None:
+    """The patient key stored for the instance (:func:`radassist.intake.patient.patient_key`), with
+    ``identity_key`` or else the instance store's own; None for an instance that names no patient at
+    all (it cannot name another one)."""
+    if identity_key is None:
+        if stored.root is None:
+            raise ValueError('Argument "identity_key" is required for a stored file without its store root.')
+        identity_key = installation_key(stored.root)
+    if header.patient_digest == UNKNOWN_PATIENT:
+        return None
+    return patient_key(header.patient_digest, identity_key)
 
 
 def _refusal(session: Session, reused: _ReusedUid, calling_ae: str) -> RejectedInput:

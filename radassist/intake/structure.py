@@ -82,12 +82,13 @@ def _check_elements(
     fp = BytesIO(data)
     fp.seek(offset)
     end = offset
+    implicit = ts.is_implicit_VR  # a UID property that parses the UID: once, not per element
     try:
-        for element in data_element_generator(fp, ts.is_implicit_VR, ts.is_little_endian, defer_size=_DEFER):
+        for element in data_element_generator(fp, implicit, ts.is_little_endian, defer_size=_DEFER):
             length = getattr(element, "length", None)
             tell = getattr(element, "value_tell", None)
             vr = getattr(element, "VR", None)
-            if not ts.is_implicit_VR and _invalid_explicit_vr(vr, depth):
+            if not implicit and _invalid_explicit_vr(vr, depth):
                 raise RejectedInput("the data set holds an element with an invalid VR", code="dicom.invalid_vr")
             if found is not None and element.tag in collect and isinstance(element, RawDataElement):
                 found[element.tag] = element

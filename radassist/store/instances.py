@@ -17,21 +17,25 @@ Folders are created owner-only (0700) and files are 0600 (:mod:`radassist.store.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from radassist.store.durable import fsync_dir
-from radassist.store.private import DIR_MODE
+from radassist.store.private import DIR_MODE, FILE_MODE
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1024 * 1024
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+"""A new owner-only file, never opened through a symbolic link, not inherited by child processes."""
+_FOLDERS_REMEMBERED = 4096
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,9 @@ class InstanceStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._resolved_root: Path | None = None
+        self._folders: set[str] = set()
+        """Folders this store created or found, so each instance's write need not look them up."""
+        self._numbers = itertools.count()
 
     @property
     def resolved_root(self) -> Path:
@@ -101,34 +108,51 @@ class InstanceStore:
         if not isinstance(series_uid, str) or not series_uid:
             raise ValueError("series_uid must be a non-empty string")
         relpath = self.relpath_for(study_uid, series_uid, sop_uid)
-        root = self.resolved_root
         # Built from hex digests only, so it cannot leave the root: no need for path()'s resolve.
-        final = root / relpath
-        self._makedirs(final.parent)
-        fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=".incoming-", suffix=".part")
-        tmp = Path(tmp_name)
+        # Plain strings and os calls: this runs once per received instance, and pathlib's and
+        # tempfile's Python cost more than the system calls on a small instance.
+        folder = f"{self.resolved_root}/{relpath.rpartition('/')[0]}"
+        fd, tmp = self._create_temporary(folder)
         try:
-            with os.fdopen(fd, "wb") as out:
-                if isinstance(data, (bytes, bytearray, memoryview)):
-                    out.write(data)
-                else:
-                    shutil.copyfileobj(data, out, _CHUNK)
-                out.flush()
-                os.fsync(out.fileno())
-                size = out.tell()
-            stored = self._place(tmp, final, relpath, size)
+            try:
+                size = _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            stored = self._place(tmp, f"{self.resolved_root}/{relpath}", relpath, size)
         finally:
-            tmp.unlink(missing_ok=True)
-        fsync_dir(final.parent)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        fsync_dir(folder)
         return stored
 
-    def _place(self, tmp: Path, final: Path, relpath: str, size: int) -> StoredFile:
+    def _create_temporary(self, folder: str) -> tuple[int, str]:
+        """A new owner-only temporary file in ``folder`` (created, with its parents, when missing):
+        its descriptor and path.  Folders known to exist are not looked at again; one removed since
+        (retention) is made anew."""
+        for _attempt in range(100):
+            if folder not in self._folders:
+                self._makedirs(Path(folder))
+                if len(self._folders) >= _FOLDERS_REMEMBERED:
+                    self._folders.clear()
+                self._folders.add(folder)
+            tmp = f"{folder}/.incoming-{os.getpid()}-{next(self._numbers)}.part"
+            try:
+                return os.open(tmp, _CREATE_FLAGS, FILE_MODE), tmp
+            except FileNotFoundError:
+                self._folders.discard(folder)
+            except FileExistsError:
+                pass  # left by a process of the same id before a crash: the next number
+        raise FileExistsError("no free temporary file name in the instance folder")
+
+    def _place(self, tmp_name: str, final_name: str, relpath: str, size: int) -> StoredFile:
         """Link the written temporary file to its name; a taken name is compared, never replaced."""
         try:
-            os.link(tmp, final)
+            os.link(tmp_name, final_name)
             return StoredFile(relpath, size, root=self.resolved_root)
         except FileExistsError:
             pass
+        tmp, final = Path(tmp_name), Path(final_name)
         if _same_bytes(tmp, final):
             return StoredFile(relpath, size, replaced=True, root=self.resolved_root)
         digest = _file_sha256(tmp)
@@ -170,6 +194,19 @@ class InstanceStore:
             else:
                 os.chmod(path, DIR_MODE)  # mkdir's mode is filtered by the umask
             fsync_dir(path.parent)
+
+
+def _write_all(fd: int, data: bytes | BinaryIO) -> int:
+    """Write ``data`` (bytes, or a binary stream read to its end) to ``fd``; the number of bytes."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        with os.fdopen(os.dup(fd), "wb") as out:
+            shutil.copyfileobj(data, out, _CHUNK)
+            return out.tell()
+    view = memoryview(data).cast("B")
+    written = 0
+    while written < len(view):
+        written += os.write(fd, view[written:])
+    return written
 
 
 def _same_bytes(a: Path, b: Path) -> bool:

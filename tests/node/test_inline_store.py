@@ -84,6 +84,7 @@ class _Association:
         self.dimse = SimpleNamespace(msg_queue=queue.Queue())
         self._sent_release = False
         self.is_established = True
+        self.dul = SimpleNamespace(state_machine=SimpleNamespace(current_state="Sta6"))
         self._accepted_cx = {1: object()}
         self.served: list[tuple[Any, int, str]] = []
         self.release_library_serve = threading.Event()
@@ -119,6 +120,16 @@ def test_a_plain_store_request_is_served_where_it_was_decoded() -> None:
     assert _queued(assoc) == []
 
 
+def test_a_request_before_pynetdicom_flags_the_association_established_is_served_here() -> None:
+    """The A-ASSOCIATE-AC is sent (Sta6) before the association thread sets ``is_established``."""
+    assoc = _Association()
+    assoc.is_established = False
+    serve_stores_inline(assoc)  # type: ignore[arg-type]
+    request = _store_request()
+    assoc.dimse.msg_queue.put((1, request))
+    assert assoc.served == [(request, 1, threading.current_thread().name)]
+
+
 def _echo_request() -> C_ECHO:
     echo = C_ECHO()
     echo.MessageID = 1
@@ -139,6 +150,7 @@ def _releasing(assoc: _Association) -> None:
 
 def _not_established(assoc: _Association) -> None:
     assoc.is_established = False
+    assoc.dul.state_machine.current_state = "Sta13"  # aborted, waiting for the connection to close
 
 
 @pytest.mark.parametrize(

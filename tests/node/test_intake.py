@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import shutil
 import threading
 from io import BytesIO
 from pathlib import Path
@@ -65,6 +66,17 @@ def test_store_never_overwrites_and_leaves_no_temporaries(tmp_path: Path) -> Non
     assert first.root == tmp_path.resolve()
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file() and p.name != "src") == sorted(
         [Path(first.relpath).name, Path(second.relpath).name])
+
+
+def test_store_makes_a_study_folder_anew_after_retention_removed_it(tmp_path: Path) -> None:
+    """The store remembers the folders it made; one removed since (retention) is made again."""
+    store = InstanceStore(tmp_path)
+    first = store.write(b"one", "1.2", "1.2.1", "1.2.1.1")
+    shutil.rmtree(tmp_path / store.study_folder("1.2"))
+    again = store.write(b"one", "1.2", "1.2.1", "1.2.1.1")
+    assert (again.relpath, again.replaced) == (first.relpath, False)
+    assert store.path(again.relpath).read_bytes() == b"one"
+    assert oct(store.path(again.relpath).parent.stat().st_mode & 0o777) == oct(0o700)
 
 
 def test_store_failure_removes_the_temporary(tmp_path: Path) -> None:

@@ -1,0 +1,261 @@
+"""Group commit on SQLite: the common new instance, written by plain SQL and several to a transaction.
+
+:mod:`radassist.intake.record_sqlite` must leave exactly the rows and timeline ``record_instance``
+leaves, write nothing for any instance it does not cover (the caller then records it the general
+way), and :mod:`dicom_node.group_commit` must answer each instance only after a commit that holds
+it, sharing one commit among the instances that waited together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from dicom_node.group_commit import GroupCommit, group_commit_for
+from radassist.config import Settings
+from radassist.db.engine import make_sessionmaker, write_turn
+from radassist.db.migrate import upgrade
+from radassist.db.tables import Event, Instance, Series, Study
+from radassist.intake.header import InstanceHeader
+from radassist.intake.patient import PatientIdentity
+from radassist.intake.record import instance_patient_key, record_instance
+from radassist.intake.record_sqlite import NewInstance, new_instance
+from radassist.states import StudyState
+from radassist.store.instances import InstanceStore, StoredFile
+from tests.unit.test_completion import header
+
+T0 = dt.datetime(2026, 2, 1, 9, 0, tzinfo=dt.UTC)
+STUDY = "1.2.826.0.1.3680043.9.8.1"
+
+
+@pytest.fixture
+def factory(make_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'radassist.sqlite3'}")
+    upgrade(settings)
+    made = make_sessionmaker(settings)
+    yield made
+    made.kw["bind"].dispose()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> InstanceStore:
+    return InstanceStore(tmp_path / "data" / "instances")
+
+
+@pytest.fixture
+def group(factory: sessionmaker[Session]) -> Iterator[GroupCommit]:
+    made = group_commit_for(factory)
+    assert made is not None
+    yield made
+    made.close()
+
+
+def _stored(store: InstanceStore, instance: InstanceHeader, size: int = 12) -> StoredFile:
+    return store.write(
+        bytes(size), instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid
+    )
+
+
+def _general(
+    factory: sessionmaker[Session], store: InstanceStore, instance: InstanceHeader, **options: Any
+) -> bool:
+    with write_turn(factory), factory() as session:
+        new = record_instance(
+            session, instance, _stored(store, instance), calling_ae="MODALITY", called_ae="RADASSIST",
+            now=options.pop("now", T0), **options,
+        )  # fmt: skip
+        session.commit()
+    return new
+
+
+def _item(
+    group: GroupCommit, store: InstanceStore, instance: InstanceHeader, **options: Any
+) -> NewInstance | None:
+    stored = _stored(store, instance)
+    return new_instance(
+        group.database,
+        instance,
+        stored,
+        patient_key=instance_patient_key(instance, stored),
+        calling_ae="MODALITY",
+        reopen_study=options.get("reopen_study", True),
+        now=options.get("now", T0),
+    )
+
+
+def _fast(group: GroupCommit, store: InstanceStore, instance: InstanceHeader, **options: Any) -> bool:
+    item = _item(group, store, instance, **options)
+    assert item is not None, "the study and series are known to this process"
+    return group.record(item)
+
+
+def _rows(factory: sessionmaker[Session]) -> dict[str, Any]:
+    """Everything the two ways must agree on: raw stored values, ids and clocks aside."""
+    with factory() as session:
+        connection = session.connection()
+        return {
+            "instances": connection.execute(
+                text(
+                    "SELECT sop_instance_uid, sop_class_uid, transfer_syntax_uid, instance_number, path, size_bytes,"
+                    " patient_key, typeof(received_at), length(received_at), length(id), length(series_id)"
+                    " FROM instances ORDER BY sop_instance_uid"
+                )
+            ).all(),  # fmt: skip
+            "series": connection.execute(
+                text("SELECT series_instance_uid, instance_count FROM series")
+            ).all(),
+            "studies": connection.execute(
+                text(
+                    "SELECT state, instance_count, modality, patient_key, files_removed_at, last_received_at"
+                    " FROM studies"
+                )
+            ).all(),  # fmt: skip
+            "events": [
+                (tag, sorted(detail))
+                for tag, detail in session.execute(select(Event.tag, Event.detail).order_by(Event.id))
+            ],
+        }
+
+
+def test_the_fast_way_leaves_the_rows_of_the_general_way(
+    factory: sessionmaker[Session],
+    store: InstanceStore,
+    group: GroupCommit,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    first, second = header(STUDY, f"{STUDY}.1"), header(STUDY, f"{STUDY}.2")
+    later = T0 + dt.timedelta(seconds=5)
+    assert _item(group, store, first) is None, "an unknown study goes the general way"
+    assert _general(factory, store, first)
+    assert _fast(group, store, second, now=later)
+    fast = _rows(factory)
+
+    # The same story, both instances the general way, on a database of its own.
+    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'general.sqlite3'}")
+    upgrade(settings)
+    other = make_sessionmaker(settings)
+    try:
+        assert _general(other, store, first)
+        assert _general(other, store, second, now=later)
+        general = _rows(other)
+    finally:
+        other.kw["bind"].dispose()
+    assert fast == general
+    assert fast["studies"][0][1] == 2 and fast["series"][0][1] == 2
+    with factory() as session:
+        instance = session.scalars(
+            select(Instance).where(Instance.sop_instance_uid == second.sop_instance_uid)
+        ).one()
+        assert instance.received_at == later
+        assert session.scalars(select(Study.last_received_at)).one() == later
+        detail = session.scalars(select(Event.detail).order_by(Event.id.desc())).first()
+        assert (
+            detail is not None and detail["instance_id"] == str(instance.id) and detail["duplicate"] is False
+        )
+
+
+def test_what_the_fast_way_does_not_cover_is_left_unwritten(
+    factory: sessionmaker[Session], store: InstanceStore, group: GroupCommit
+) -> None:
+    assert _general(factory, store, header(STUDY, f"{STUDY}.1"))
+    before = _rows(factory)
+    # A re-send of a known SOP Instance UID.
+    assert not _fast(group, store, header(STUDY, f"{STUDY}.1"))
+    # Another patient than the study's: the general way holds the study.
+    stranger = PatientIdentity(patient_id="OTHER", name="ROE^RICHARD")
+    assert not _fast(group, store, header(STUDY, f"{STUDY}.2", patient=stranger))
+    # A file retention removed meanwhile.
+    gone = header(STUDY, f"{STUDY}.3")
+    item = _item(group, store, gone)
+    assert item is not None
+    (store.resolved_root / item.stored.relpath).unlink()
+    assert not group.record(item)
+    # A complete study that this instance would reopen.
+    with factory() as session:
+        session.execute(update(Study).values(state=StudyState.COMPLETE))
+        session.commit()
+    assert not _fast(group, store, header(STUDY, f"{STUDY}.4"))
+    assert _rows(factory)["instances"] == before["instances"]
+    assert _rows(factory)["events"] == before["events"]
+    # ... but one that must not reopen it (a moved prior, a non-image object) is counted.
+    assert _fast(group, store, header(STUDY, f"{STUDY}.5"), reopen_study=False)
+    assert group.batches == 1
+
+
+def test_a_series_removed_meanwhile_goes_the_general_way(
+    factory: sessionmaker[Session], store: InstanceStore, group: GroupCommit
+) -> None:
+    assert _general(factory, store, header(STUDY, f"{STUDY}.1"))
+    with factory() as session:  # what retention does to a study's rows
+        session.execute(delete(Instance))
+        session.execute(delete(Series))
+        session.commit()
+    assert not _fast(group, store, header(STUDY, f"{STUDY}.2"))
+    assert _general(factory, store, header(STUDY, f"{STUDY}.2"))
+    assert _rows(factory)["series"][0][1] == 1
+
+
+def test_waiting_instances_share_one_commit_and_each_is_answered_after_it(
+    factory: sessionmaker[Session], store: InstanceStore, group: GroupCommit
+) -> None:
+    assert _general(factory, store, header(STUDY, f"{STUDY}.0"))
+    items = [_item(group, store, header(STUDY, f"{STUDY}.{n}")) for n in range(1, 5)]
+    results: dict[int, bool] = {}
+    committed_when_answered: dict[int, bool] = {}
+
+    def send(n: int, item: NewInstance | None) -> None:
+        assert item is not None
+        results[n] = group.record(item)
+        with factory() as session:  # another connection sees the row once the answer comes
+            committed_when_answered[n] = bool(
+                session.scalar(
+                    select(Instance.id)
+                    .where(Instance.sop_instance_uid == item.header.sop_instance_uid)
+                    .exists()
+                    .select()
+                )
+            )
+
+    turn = write_turn(factory)
+    with turn:  # the leader waits for the turn while the others queue, and takes them all once it has it
+        threads = [threading.Thread(target=send, args=(n, item)) for n, item in enumerate(items)]
+        for thread in threads:
+            thread.start()
+        _until(lambda: group._leading and len(group._queue) == 4)
+        assert results == {}, "nothing is answered before its commit"
+    for thread in threads:
+        thread.join(30)
+    assert results == {0: True, 1: True, 2: True, 3: True}
+    assert all(committed_when_answered.values())
+    assert group.batches == 1, "the four that waited shared one commit"
+    assert _rows(factory)["studies"][0][1] == 5
+
+
+def test_a_failed_group_is_recorded_the_general_way_and_the_next_group_works(
+    factory: sessionmaker[Session], store: InstanceStore, group: GroupCommit
+) -> None:
+    assert _general(factory, store, header(STUDY, f"{STUDY}.0"))
+    item = _item(group, store, header(STUDY, f"{STUDY}.1"))
+    assert item is not None
+    group._cursor()
+    group._connection.dbapi_connection.execute("PRAGMA query_only=1")  # every write now fails
+    assert not group.record(item)
+    assert _fast(group, store, header(STUDY, f"{STUDY}.2")), "a fresh connection after the failure"
+    group.close()
+    assert not _fast(group, store, header(STUDY, f"{STUDY}.3")), "closed: everything goes the general way"
+
+
+def _until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
