@@ -66,20 +66,47 @@ it is not on io."""
 
 
 MAX_PRIORITY = 9
-"""RabbitMQ's ``x-max-priority`` of the ``gpu`` queue (priorities 0-9, higher first)."""
+"""RabbitMQ's ``x-max-priority`` of every queue (priorities 0-9, higher first)."""
+
+JOB_TASKS = (PRIORS_TASK, PREPARE_TASK, DRAFT_TASK, BUILD_TASK, DELIVER_TASK)
+"""Tasks that carry one job's work, sent with that job's priority (:func:`send_priority`)."""
+
+_AMQP = {"question": MAX_PRIORITY, "stat": 6, "routine": 0}
+"""RabbitMQ: higher first."""
+_REDIS = {"question": 0, "stat": 3, "routine": 6}
+"""kombu's Redis priority steps are 0, 3, 6 and 9, lowest first; a message without one counts as 0."""
 
 
 def _is_amqp(broker_url: str) -> bool:
     return broker_url.partition("://")[0].lower() in ("amqp", "amqps", "pyamqp")
 
 
+def _is_redis(broker_url: str) -> bool:
+    return broker_url.partition("://")[0].lower() in ("redis", "rediss", "sentinel")
+
+
 def task_priorities(broker_url: str) -> dict[str, int]:
-    """The priority each task is sent with on this broker, so questions go before routine drafts."""
+    """The priority each task is routed with on this broker (a routine job's, for job tasks), so
+    questions go before drafts; :func:`send_priority` raises it for a STAT job."""
     if _is_amqp(broker_url):
-        return {ANSWER_TASK: MAX_PRIORITY}  # others: 0, the lowest
-    if broker_url.partition("://")[0].lower() in ("redis", "rediss", "sentinel"):
-        return {ANSWER_TASK: 0, PREPARE_TASK: 6, DRAFT_TASK: 6}  # kombu's Redis steps 0, 3, 6, 9: 0 first
+        return {ANSWER_TASK: _AMQP["question"]}  # others: 0, the lowest
+    if _is_redis(broker_url):
+        return {ANSWER_TASK: _REDIS["question"], **dict.fromkeys(JOB_TASKS, _REDIS["routine"])}
     return {}
+
+
+def send_priority(broker_url: str, task: str, job_priority: str = "routine") -> dict[str, int]:
+    """The ``apply_async``/``send_task`` options that send ``task`` of a job of ``job_priority``
+    (``routine`` or ``stat``) at its place: questions first, then STAT, then routine work.
+
+    Empty on the embedded broker, which has no priorities: there the claims take STAT jobs first.
+    """
+    table = _AMQP if _is_amqp(broker_url) else _REDIS if _is_redis(broker_url) else None
+    if table is None:
+        return {}
+    if task == ANSWER_TASK:
+        return {"priority": table["question"]}
+    return {"priority": table["stat" if str(job_priority) == "stat" else "routine"]}
 
 
 def celery_conf(settings: Settings) -> dict[str, Any]:
@@ -88,8 +115,7 @@ def celery_conf(settings: Settings) -> dict[str, Any]:
 
     priorities = task_priorities(settings.broker_url)
     priority_queue = {"x-max-priority": MAX_PRIORITY} if _is_amqp(settings.broker_url) else None
-    queues = [Queue(name, queue_arguments=priority_queue if name == GPU_QUEUE else None)  # type: ignore[no-untyped-call]
-              for name in QUEUES]
+    queues = [Queue(name, queue_arguments=priority_queue) for name in QUEUES]  # type: ignore[no-untyped-call]
     return {
         "task_serializer": "json",
         "accept_content": ["json"],
