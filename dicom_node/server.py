@@ -14,7 +14,7 @@ import time
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from dicom_node import fastpath
+from dicom_node import completion_timer, fastpath
 from dicom_node.acceptor import NodeRequestHandler, NodeServer, serve
 from dicom_node.access import CallerPolicy
 from dicom_node.ae import build_ae
@@ -107,6 +107,7 @@ def start_listener(
         connections=connections, shared=plain_shared,
     )  # fmt: skip
     server.counters, server.session_factory, server.disk_guard = counters, session_factory, disk_guard
+    completion_timer.start(settings, session_factory)
     server.registry, server.tls_server = state.registry, tls_server
     logger.info(
         "DICOM listener %s on %s:%d (max %d associations, %d negotiating; %s)",
@@ -149,6 +150,7 @@ def stop_listener(server: NodeServer, *, grace_seconds: float = SHUTDOWN_GRACE_S
             assoc.abort()
     server.connections.stop()
     if server.session_factory is not None:
+        completion_timer.stop(server.session_factory)
         bind = server.session_factory.kw.get("bind")
         if bind is not None:
             bind.dispose()

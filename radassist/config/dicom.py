@@ -93,6 +93,10 @@ class DicomSettings(Section):
     """TCP port of the listener."""
     study_quiet_seconds: float = Field(10.0, gt=0)
     """A study is complete when no instance of it has arrived for this many seconds."""
+    completion_timer: bool = True
+    """The listener completes a study when its quiet time ends (a timer re-armed by each instance), so
+    drafting starts without waiting for the scheduler's sweep. Off: only the sweep completes studies
+    (it stays the backstop either way: a listener restart, required series, force-complete)."""
     max_associations: int = Field(16, ge=1)
     """Most simultaneous associations per listener process; more are refused (A-ASSOCIATE-RJ,
     transient, local limit exceeded). Connections still negotiating do not count."""
