@@ -35,6 +35,7 @@ from radassist.intake.sop_classes import is_image_sop_class
 from radassist.logging import log_context
 from radassist.pipelines import Pipeline, all_pipelines, pipeline_for, series_matches
 from radassist.prefetch.start import first_job_state
+from radassist.ris.priority import job_priority
 from radassist.states import JobState, StudyState
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ def claim_complete_studies(
     shadow_models: Sequence[str] = (),
     study_instance_uid: str | None = None,
     by: str = "sweep",
+    stat: bool = False,
 ) -> list[uuid.UUID]:
     """Move complete ``receiving`` studies to ``complete`` and queue one job each; return the job ids.
 
@@ -74,7 +76,8 @@ def claim_complete_studies(
     other, and a study whose row an intake transaction holds is left for the next sweep.  Only
     ``receiving`` studies are candidates: one held for an identity conflict is never drafted.
     ``study_instance_uid`` limits the claim to that one study; ``by`` names the claimer on the
-    ``study:complete`` event (``sweep`` or ``timer``).
+    ``study:complete`` event (``sweep`` or ``timer``).  Each job is STAT when ``stat`` (the
+    pipeline's) or the study's RIS order says so (:mod:`radassist.ris.priority`).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
@@ -99,7 +102,7 @@ def claim_complete_studies(
         if reason is None:
             continue
         job_id = _claim(session, study_id, last_received_at, now=now, reason=reason, quiet_seconds=quiet_seconds,
-                        model_name=model_name, draft_non_image=draft_non_image, job_state=job_state, by=by)
+                        model_name=model_name, draft_non_image=draft_non_image, job_state=job_state, by=by, stat=stat)
         if job_id is not None:
             job_ids.append(job_id)
             job_ids.extend(_shadow_jobs(session, study_id, shadow_models, now, job_state))
@@ -172,6 +175,7 @@ def _claim(
     draft_non_image: bool,
     job_state: JobState = JobState.QUEUED,
     by: str = "sweep",
+    stat: bool = False,
 ) -> uuid.UUID | None:
     """Compare-and-set one study to ``complete`` and give it its job; None when another sweeper won,
     an instance just arrived, or there is nothing to draft."""
@@ -190,11 +194,13 @@ def _claim(
         return None
     with log_context(study=study_handle(claimed)):
         return _queue_job(session, study_id, now=now, reason=reason, quiet_seconds=quiet_seconds,
-                          model_name=model_name, draft_non_image=draft_non_image, job_state=job_state, by=by)
+                          model_name=model_name, draft_non_image=draft_non_image, job_state=job_state, by=by,
+                          stat=stat)
 
 
 def _queue_job(session: Session, study_id: uuid.UUID, *, now: dt.datetime, reason: str, quiet_seconds: float,
-               model_name: str, draft_non_image: bool, job_state: JobState, by: str) -> uuid.UUID | None:
+               model_name: str, draft_non_image: bool, job_state: JobState, by: str,
+               stat: bool) -> uuid.UUID | None:
     """The claimed study's job (and its events); None when it holds nothing to draft."""
     if not draft_non_image and not _has_images(session, study_id):
         record_event(session, EventTag.STUDY_COMPLETE, study_id=study_id, reason=reason, by=by, drafted=False)
@@ -210,6 +216,7 @@ def _queue_job(session: Session, study_id: uuid.UUID, *, now: dt.datetime, reaso
         model_name=model_name,
         created_at=now,
         supersedes_job_id=previous,
+        priority=job_priority(session, study_id, pipeline_stat=stat),
     )
     session.add(job)
     session.flush()
@@ -222,6 +229,7 @@ def _queue_job(session: Session, study_id: uuid.UUID, *, now: dt.datetime, reaso
         job_id=job.id,
         model_name=model_name,
         supersedes_job_id=str(previous) if previous else None,
+        priority=str(job.priority),
     )
     logger.info("study complete (%s); job queued", reason)
     return job.id
@@ -281,6 +289,7 @@ def claim_for_pipeline(
         shadow_models=pipeline.shadow_models,
         study_instance_uid=study_instance_uid,
         by=by,
+        stat=pipeline.stat,
     )
 
 

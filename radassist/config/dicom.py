@@ -78,6 +78,9 @@ class PipelineSettings(Section):
     """See ``[dicom] draft_non_image``; unset: that value."""
     priority: int = 0
     """Higher first: complete studies of higher-priority pipelines are claimed and queued first."""
+    stat: bool = False
+    """Every study of this pipeline is STAT (e.g. an emergency department's AE title): its jobs go
+    before routine ones in every queue, as a RIS order's STAT priority does."""
 
     _check_ae = field_validator("ae_title")(validate_ae_title)
 

@@ -19,16 +19,16 @@ from collections.abc import Sequence
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from radassist.broker import BUILD_TASK, DRAFT_TASK, PREPARE_TASK
+from radassist.broker import BUILD_TASK, DRAFT_TASK, PREPARE_TASK, send_priority
 from radassist.db.base import utcnow
 from radassist.drafting import record
-from radassist.drafting.claim import ClaimedJob, claim_batch
+from radassist.drafting.claim import ClaimedJob, claim_batch, job_left_waiting
 from radassist.drafting.generate import draft_prepared, draft_row
 from radassist.drafting.prepare import PreparedJob, from_kept
 from radassist.errors import PermanentFailure, RadAssistError, TransientFailure
 from radassist.logging import log_context
 from radassist.models.base import DraftResult
-from radassist.states import JobState
+from radassist.states import JobPriority, JobState
 from radassist.store.prepared import prepared_store
 from workers.base import RadAssistTask, retry_while_db_down
 from workers.enqueue import after_commit
@@ -40,14 +40,25 @@ INPUTS_MISSING = PermanentFailure("the job's prepared inputs could not be read f
                                   code="draft.inputs_missing")
 
 
+STAT_ROUNDS = 4
+"""Batches of STAT jobs a routine job's message drafts before its own; then the sweep re-sends it."""
+
+
 @shared_task(base=RadAssistTask, bind=True, name=DRAFT_TASK, ignore_result=True)
 def draft_study(self: RadAssistTask, job_id: str) -> None:
     serve_questions_first(self)  # questions to the model go before routine drafts
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    claimed = _claim(self, uuid.UUID(job_id), takeover=redelivered)
-    if not claimed:
-        logger.info("job is not prepared any more; nothing to do")
-        return
+    for _ in range(STAT_ROUNDS):  # STAT jobs waiting go first, whatever message woke the worker
+        claimed = _claim(self, uuid.UUID(job_id), takeover=redelivered)
+        if not claimed:
+            logger.info("job is not prepared any more; nothing to do")
+            return
+        _draft_batch(self, claimed)
+        if not job_left_waiting(claimed, uuid.UUID(job_id)):
+            return
+
+
+def _draft_batch(self: RadAssistTask, claimed: list[ClaimedJob]) -> None:
     if len(claimed) > 1:
         logger.info("drafting %d prepared jobs as one batch", len(claimed))
     try:
@@ -88,7 +99,7 @@ def _settle(task: RadAssistTask, prepared: Sequence[PreparedJob], results: Seque
             unloaded: Sequence[ClaimedJob], *, error: RadAssistError | None = None) -> None:
     """Write the batch's outcome in one transaction: each draft stored (or job requeued or failed)
     only while its own claim holds; follow-up tasks are sent after the commit."""
-    sends: list[tuple[str, str, float | None]] = []
+    sends: list[tuple[str, str, float | None, JobPriority]] = []
     now = utcnow()
     with task.session() as session:
         for job, result in zip(prepared, results, strict=True):
@@ -96,26 +107,26 @@ def _settle(task: RadAssistTask, prepared: Sequence[PreparedJob], results: Seque
                 if isinstance(result, TransientFailure) and record.should_requeue(job.claimed, result):
                     delay = record.requeue(session, job.claimed, result)
                     if delay is not None:
-                        sends.append((DRAFT_TASK, str(job.claimed.job_id), delay))
+                        sends.append((DRAFT_TASK, str(job.claimed.job_id), delay, job.claimed.priority))
                 elif isinstance(result, RadAssistError):
                     record.fail(session, job.claimed.job_id, job.claimed.study_id, result, now, job.claimed.attempts)
                 else:
                     row = draft_row(job, result)
                     state = record.store_draft(session, job.claimed, row, now, task.settings.safety)
                     if state is JobState.DRAFTED:  # a held draft waits for a radiologist: nothing is built
-                        sends.append((BUILD_TASK, str(job.claimed.job_id), None))
+                        sends.append((BUILD_TASK, str(job.claimed.job_id), None, job.claimed.priority))
         for claimed in unloaded:
             with log_context(job_id=claimed.job_id, study=claimed.study_handle):
                 if error is not None:
                     record.fail(session, claimed.job_id, claimed.study_id, error, now, claimed.attempts)
                 elif claimed.attempts < record.MAX_TRANSIENT_ATTEMPTS and record.prepare_again(session, claimed):
-                    sends.append((PREPARE_TASK, str(claimed.job_id), None))
+                    sends.append((PREPARE_TASK, str(claimed.job_id), None, claimed.priority))
                 else:
                     record.fail(session, claimed.job_id, claimed.study_id, INPUTS_MISSING, now, claimed.attempts)
         after_commit(session, lambda: _send(task, sends))
         session.commit()
 
 
-def _send(task: RadAssistTask, sends: list[tuple[str, str, float | None]]) -> None:
-    for name, job_id, delay in sends:
-        task.app.send_task(name, (job_id,), countdown=delay)
+def _send(task: RadAssistTask, sends: list[tuple[str, str, float | None, JobPriority]]) -> None:
+    for name, job_id, delay, priority in sends:
+        task.app.send_task(name, (job_id,), countdown=delay, **send_priority(task.settings.broker_url, name, priority))
