@@ -45,6 +45,8 @@ from tests.conftest import TESTDATA, free_port, wait_for_port, wait_until  # noq
 from tests.peers import storescp, storescu  # noqa: E402
 
 TARGET_SECONDS = 0.5
+TIMELINE = False
+"""``--timeline``: print each study's events, in seconds from its quiet-time end."""
 PARTS = ("completion", "to draft worker", "prepare+record", "generate", "build", "deliver")
 
 
@@ -55,14 +57,14 @@ class Sample:
 
 
 def write_config(path: Path, data: Path, model: Path, pacs_port: int, quiet: float, sweep: float,
-                 timer: bool) -> int:
+                 timer: bool, poll: float | None) -> int:
     dicom_port = free_port()
     lines = [
         "[dicom]", 'ae_title = "RADASSIST"', 'host = "127.0.0.1"', f"port = {dicom_port}",
         f"study_quiet_seconds = {quiet}", f"completion_timer = {'true' if timer else 'false'}",
         "[[dicom.allowed_callers]]", 'ae_title = "MODALITY"', 'network = "127.0.0.1/32"',
         "[storage]", f'path = "{data}"',
-        "[queue]", f"sweep_interval_seconds = {sweep}",
+        "[queue]", f"sweep_interval_seconds = {sweep}", *([f"embedded_poll_seconds = {poll}"] if poll else []),
         "[model]", f'name = "{model}"', 'device = "cpu"', "max_new_tokens = 64", "image_size = 64",
         "local_files_only = true",
         "[web]", 'host = "127.0.0.1"', f"port = {free_port()}",
@@ -131,6 +133,9 @@ def breakdown(database: Path, study_uid: str, quiet: float, arrived: float) -> S
 
     model_seconds = float(json.loads(generation).get("seconds") or 0.0)
     quiet_end = _epoch(last) + quiet
+    if TIMELINE:
+        marks = sorted([*((at - quiet_end, tag) for tag, at in events.items()), (arrived - quiet_end, "SR at PACS")])
+        print("    " + "  ".join(f"{tag} {offset:+.3f}" for offset, tag in marks))
     marks = [quiet_end, events["study:complete"], events["job:draft:started"], events["job:draft:completed"],
              events["job:sr:built"], arrived]
     spans = [b - a for a, b in zip(marks, marks[1:], strict=False)]
@@ -170,11 +175,11 @@ def send_and_wait(dicom_port: int, pacs_folder: Path, folder: Path, image: pydic
 
 
 def run_once(model: Path, studies: int, quiet: float, sweep: float, timer: bool, root: Path,
-             image: pydicom.Dataset) -> list[Sample]:
+             image: pydicom.Dataset, poll: float | None) -> list[Sample]:
     data, pacs_folder = root / "data", root / "pacs"
     with storescp(pacs_folder) as pacs:
         config = root / "radassist.toml"
-        dicom_port = write_config(config, data, model, pacs.port, quiet, sweep, timer)
+        dicom_port = write_config(config, data, model, pacs.port, quiet, sweep, timer, poll)
         with service(config, dicom_port, root / "service.log"):
             send_and_wait(dicom_port, pacs_folder, root / "send", image, timeout=300)  # warm-up: loads the model
             samples = []
@@ -204,7 +209,12 @@ def main() -> int:
     parser.add_argument("--no-timer", action="store_true", help="complete by the sweep alone")
     parser.add_argument("--image", choices=("uncompressed", "j2k"), default="uncompressed",
                         help="the CR as sent: decompressed (7 MB) or JPEG 2000 lossless as in pydicom's data (4 MB)")
+    parser.add_argument("--poll", type=float, default=None,
+                        help="[queue] embedded_poll_seconds (default: the shipped default)")
+    parser.add_argument("--timeline", action="store_true", help="print each study's events from its quiet-time end")
     args = parser.parse_args()
+    global TIMELINE
+    TIMELINE = args.timeline
     from radassist_devtools.tiny_models import write_tiny_model
 
     runs: list[Sample] = []
@@ -214,7 +224,7 @@ def main() -> int:
             root = Path(tmp) / f"run{run}"
             root.mkdir()
             samples = run_once(model, args.studies, args.quiet, args.sweep, not args.no_timer, root,
-                               chest_radiograph(args.image))
+                               chest_radiograph(args.image), args.poll)
             for index, sample in enumerate(samples):
                 show(f"  run {run + 1} study {index + 1}", sample)
             runs.append(medians(samples))
