@@ -10,13 +10,15 @@ model libraries such as spaCy, kept out of the io worker).  A job is sent to ``c
 with the priority its draft is sent with, so an order of priorities holds in both queues.
 Importing this module loads no Celery; :func:`client` does.
 
-A question to the model goes before routine drafts on the ``gpu`` queue: on RabbitMQ the queue is
-declared with ``x-max-priority`` and a question is sent with the highest priority; on Redis (where
-the lowest number comes first) routine drafts are sent at a lower priority step than questions.
-Celery's SQLAlchemy transport (the embedded broker) has no priorities, nor does a worker consuming
-two of its queues serve one first (kombu takes turns between them); there, and everywhere, a
-drafting run answers the questions waiting before it claims its batch
-(:mod:`radassist.conversation.serve`), so a question never waits for more than the batch running.
+Questions to the model go first, then STAT jobs' work, then routine work (:func:`send_priority`, one
+rule for every task of a job, in every queue): on RabbitMQ every queue is declared with
+``x-max-priority`` and the message carries the priority (higher first); on Redis (where the lowest
+number comes first) routine work is sent at a lower step than STAT work, and STAT lower than
+questions.  Celery's SQLAlchemy transport (the embedded broker) has no priorities, nor does a worker
+consuming two of its queues serve one first (kombu takes turns between them); there, and everywhere,
+the claims keep the order: a drafting run answers the questions waiting before it claims its batch
+(:mod:`radassist.conversation.serve`), and it, the build and the delivery take STAT jobs waiting
+before the job of the message that woke them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Study completion: a study quiet for long enough is claimed, once, and gets a drafting job.
 
-"Quiet for N seconds" is a property of time, not of any message, so it is found by a periodic
-sweep rather than by the listener.  Several sweepers may run at once (one per scheduler or
-listener host); each candidate is claimed with a compare-and-set ``UPDATE ... WHERE
+"Quiet for N seconds" is a property of time, not of any message.  The listener that recorded a
+study's last instance claims it when that quiet time ends (:func:`claim_study`, from
+:mod:`dicom_node.completion_timer`); a periodic sweep claims every study that is due
+(:func:`claim_all`), and is the backstop for what no listener's timer saw.  Any number of them may
+try one study at once: each candidate is claimed with a compare-and-set ``UPDATE ... WHERE
 state = 'receiving' AND last_received_at <= cutoff``, so exactly one of them wins, and an
 instance arriving at the same moment (which moves ``last_received_at``) makes the claim miss.
 

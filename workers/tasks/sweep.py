@@ -1,8 +1,10 @@
 """The scheduler's periodic sweep: wires the stages' time-driven work to the broker.
 
-Completing quiet studies is a sweep because "no instance for N seconds" is a property of time,
-not of a message (:mod:`radassist.completion`); a new job goes to its priors first when sources are
-configured, else to the cpu queue to be prepared.  Then each stage hands back its lost work (:mod:`radassist.prefetch.recover`,
+Completing quiet studies is time-driven: the listener's timer completes each study when its quiet
+time ends (:mod:`dicom_node.completion_timer`), and this sweep completes whatever no timer did (a
+listener restarted, required series, force-complete) (:mod:`radassist.completion`); a new job goes to
+its priors first when sources are configured, else to the cpu queue to be prepared, and each job's
+message carries its priority.  Then each stage hands back its lost work (:mod:`radassist.prefetch.recover`,
 :mod:`radassist.drafting.recover`, :mod:`radassist.outputs.recover`,
 :mod:`radassist.delivery.recover`); that is safe because every task starts with a compare-and-set
 and exits if it lost.  Messages are sent only after the commit.
