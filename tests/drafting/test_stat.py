@@ -19,6 +19,7 @@ from radassist.db.tables import Job, Order, Study
 from radassist.identifiers import accession_hash
 from radassist.ris.priority import is_stat, raise_to_stat
 from radassist.states import JobPriority, JobState
+from tests.drafting.conftest import prepare
 from tests.drafting.test_draft_task import add_study, cr_copy, make_app  # noqa: F401  (make_app: a fixture)
 from tests.unit.test_completion import receive
 
@@ -72,13 +73,18 @@ def test_the_stat_job_is_drafted_before_the_routine_jobs_queued_ahead(
         stat.priority = JobPriority.STAT
         session.commit()
         stat_id = stat.id
+    prepare(routine[0])  # a routine job's message: the cpu worker prepares the STAT job waiting first
+    with maker() as session:
+        assert session.get(Job, stat_id).state is JobState.PREPARED  # type: ignore[union-attr]
+        assert session.get(Job, routine[1]).state is JobState.QUEUED  # type: ignore[union-attr]
+    prepare(*routine[1:])
     # The embedded broker has no priorities: the oldest routine job's message wakes the worker first.
     draft_study.apply(args=(str(routine[0]),)).get()
     with maker() as session:
         jobs = {j.id: j for j in session.scalars(select(Job))}
     assert jobs[stat_id].state is JobState.DRAFTED and jobs[routine[0]].state is JobState.DRAFTED
     assert jobs[stat_id].started_at < jobs[routine[0]].started_at  # type: ignore[operator]
-    assert [jobs[r].state for r in routine[1:]] == [JobState.QUEUED, JobState.QUEUED]
+    assert [jobs[r].state for r in routine[1:]] == [JobState.PREPARED, JobState.PREPARED]
 
 
 def _delivery_order(app: Celery, sends: list[tuple[str, str]]) -> list[str]:

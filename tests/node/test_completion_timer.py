@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from dicom_node import completion_timer
 from dicom_node.completion_timer import CompletionTimer
-from radassist.broker import DRAFT_TASK, GPU_QUEUE, client, queue_depths
+from radassist.broker import CPU_QUEUE, PREPARE_TASK, client, queue_depths
 from radassist.config import Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import Event, Job, Study
@@ -55,8 +55,8 @@ def test_a_study_completes_at_the_end_of_its_quiet_time_with_no_sweep(
     complete = events[tags.index("study:complete")]
     assert complete.detail["by"] == "timer" and complete.detail["reason"] == "quiet"
     assert [j.state for j in jobs] == [JobState.QUEUED]
-    # The job's first task was sent after the commit: one draft message waits on the gpu queue.
-    assert wait_until(lambda: queue_depths(client(node.settings), [GPU_QUEUE])[GPU_QUEUE] == 1, timeout=10)
+    # The job's first task was sent after the commit: one prepare message waits on the cpu queue.
+    assert wait_until(lambda: queue_depths(client(node.settings), [CPU_QUEUE])[CPU_QUEUE] == 1, timeout=10)
 
 
 def test_two_listeners_racing_for_one_study_make_one_job(migrated_settings: Settings) -> None:
@@ -86,7 +86,7 @@ def test_two_listeners_racing_for_one_study_make_one_job(migrated_settings: Sett
             timer.stop()
     _, events, jobs = _timeline(settings, study_uid)
     assert len(jobs) == 1 and [e.tag for e in events].count("study:complete") == 1
-    assert sent == [(DRAFT_TASK, jobs[0].id, "routine")]
+    assert sent == [(PREPARE_TASK, jobs[0].id, "routine")]
 
 
 def test_a_new_instance_re_arms_the_study(migrated_settings: Settings) -> None:
