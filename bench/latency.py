@@ -10,9 +10,11 @@ chest studies is sent alone (storescu, one association) and waited for.
 
 For each study: the end of its quiet time is ``studies.last_received_at`` + ``study_quiet_seconds``;
 the SR's arrival is the modification time of the file storescp wrote (same clock).  The breakdown
-comes from the job's events: completion (quiet end -> ``study:complete``), to the drafting worker
-(-> ``job:draft:started``), prepare and record (the draft's span less the model's own seconds),
-generate (the model), build (-> ``job:sr:built``), deliver (-> the SR file at the PACS).
+comes from the job's events: completion (quiet end -> ``study:complete``), to prepare (-> the cpu
+worker's ``job:prepare:started``), prepare (-> ``job:prepare:completed``), to draft (-> the drafting
+worker's ``job:draft:started``), draft less model and model (-> ``job:draft:completed``: the model's
+own seconds from the draft's record, and the rest), build (-> ``job:sr:built``), deliver (-> the SR
+file at the PACS).
 
 Prints the medians of each run and, with ``--repeat``, the median of the runs' medians, against the
 target (0.5 s).  ``--no-timer`` turns the listener's completion timer off (the sweep alone).
@@ -47,7 +49,7 @@ from tests.peers import storescp, storescu  # noqa: E402
 TARGET_SECONDS = 0.5
 TIMELINE = False
 """``--timeline``: print each study's events, in seconds from its quiet-time end."""
-PARTS = ("completion", "to draft worker", "prepare+record", "generate", "build", "deliver")
+PARTS = ("completion", "to prepare", "prepare", "to draft", "draft less model", "model", "build", "deliver")
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def write_config(path: Path, data: Path, model: Path, pacs_port: int, quiet: flo
         f"study_quiet_seconds = {quiet}", f"completion_timer = {'true' if timer else 'false'}",
         "[[dicom.allowed_callers]]", 'ae_title = "MODALITY"', 'network = "127.0.0.1/32"',
         "[storage]", f'path = "{data}"',
-        "[queue]", f"sweep_interval_seconds = {sweep}", *([f"embedded_poll_seconds = {poll}"] if poll else []),
+        "[queue]", f"sweep_interval_seconds = {sweep}", *([f"embedded_polling_seconds = {poll}"] if poll else []),
         "[model]", f'name = "{model}"', 'device = "cpu"', "max_new_tokens = 64", "image_size = 64",
         "local_files_only = true",
         "[web]", 'host = "127.0.0.1"', f"port = {free_port()}",
@@ -136,13 +138,19 @@ def breakdown(database: Path, study_uid: str, quiet: float, arrived: float) -> S
     if TIMELINE:
         marks = sorted([*((at - quiet_end, tag) for tag, at in events.items()), (arrived - quiet_end, "SR at PACS")])
         print("    " + "  ".join(f"{tag} {offset:+.3f}" for offset, tag in marks))
-    marks = [quiet_end, events["study:complete"], events["job:draft:started"], events["job:draft:completed"],
-             events["job:sr:built"], arrived]
-    spans = [b - a for a, b in zip(marks, marks[1:], strict=False)]
-    parts = dict(zip(("completion", "to draft worker"), spans[:2], strict=True))
-    parts["prepare+record"] = spans[2] - model_seconds
-    parts["generate"] = model_seconds
-    parts["build"], parts["deliver"] = spans[3], spans[4]
+    marks = [quiet_end, events["study:complete"], events["job:prepare:started"], events["job:prepare:completed"],
+             events["job:draft:started"], events["job:draft:completed"], events["job:sr:built"], arrived]
+    spans = [later - earlier for earlier, later in zip(marks, marks[1:], strict=False)]
+    parts = {
+        "completion": spans[0],
+        "to prepare": spans[1],
+        "prepare": spans[2],
+        "to draft": spans[3],
+        "draft less model": spans[4] - model_seconds,
+        "model": model_seconds,
+        "build": spans[5],
+        "deliver": spans[6],
+    }
     return Sample(arrived - quiet_end, parts)
 
 
@@ -210,7 +218,7 @@ def main() -> int:
     parser.add_argument("--image", choices=("uncompressed", "j2k"), default="uncompressed",
                         help="the CR as sent: decompressed (7 MB) or JPEG 2000 lossless as in pydicom's data (4 MB)")
     parser.add_argument("--poll", type=float, default=None,
-                        help="[queue] embedded_poll_seconds (default: the shipped default)")
+                        help="[queue] embedded_polling_seconds (default: the shipped default)")
     parser.add_argument("--timeline", action="store_true", help="print each study's events from its quiet-time end")
     args = parser.parse_args()
     global TIMELINE
@@ -232,6 +240,7 @@ def main() -> int:
     result = medians(runs) if len(runs) > 1 else runs[0]
     show(f"median of {len(runs)} run(s)", result)
     verdict = "PASS" if result.total <= TARGET_SECONDS else "FAIL"
+    print(f"load average (1, 5, 15 min) at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"quiet-time end -> SR at the PACS: {result.total:.3f} s; target {TARGET_SECONDS} s: {verdict}")
     print(f"(image {args.image}, timer {'off' if args.no_timer else 'on'}, sweep every {args.sweep} s, "
           f"quiet {args.quiet} s, "

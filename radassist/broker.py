@@ -130,7 +130,22 @@ def celery_conf(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         # kombu's SQLAlchemy transport hands its options to create_engine(), so none for it.
         "broker_transport_options": {} if settings.broker_url.startswith("sqla+") else {"polling_interval": 0.5},
+        **_embedded_transport(settings),
     }
+
+
+def _embedded_transport(settings: Settings) -> dict[str, str]:
+    """On the embedded broker with ``[queue] embedded_wakeups``, our transport that wakes idle workers
+    (:mod:`radassist.embedded_broker`): named by import path, with the URL it serves."""
+    url = settings.broker_url
+    if not url.startswith("sqla+") or not settings.queue.embedded_wakeups:
+        return {}
+    from radassist.embedded_broker import TRANSPORT, check_compatible
+
+    if missing := check_compatible():
+        raise RuntimeError(f"kombu lacks what the embedded broker's wake-ups use ({', '.join(missing)}); set "
+                           "[queue] embedded_wakeups = false to run its transport as shipped")
+    return {"broker_url": url.removeprefix("sqla+"), "broker_transport": TRANSPORT}
 
 
 STOCK_POLLING_S = 1.0
