@@ -59,7 +59,7 @@ class Sample:
 
 
 def write_config(path: Path, data: Path, model: Path, pacs_port: int, quiet: float, sweep: float,
-                 timer: bool, poll: float | None) -> int:
+                 timer: bool, poll: float | None, wakeups: bool = True) -> int:
     dicom_port = free_port()
     lines = [
         "[dicom]", 'ae_title = "RADASSIST"', 'host = "127.0.0.1"', f"port = {dicom_port}",
@@ -67,6 +67,7 @@ def write_config(path: Path, data: Path, model: Path, pacs_port: int, quiet: flo
         "[[dicom.allowed_callers]]", 'ae_title = "MODALITY"', 'network = "127.0.0.1/32"',
         "[storage]", f'path = "{data}"',
         "[queue]", f"sweep_interval_seconds = {sweep}", *([f"embedded_polling_seconds = {poll}"] if poll else []),
+        f"embedded_wakeups = {'true' if wakeups else 'false'}",
         "[model]", f'name = "{model}"', 'device = "cpu"', "max_new_tokens = 64", "image_size = 64",
         "local_files_only = true",
         "[web]", 'host = "127.0.0.1"', f"port = {free_port()}",
@@ -183,11 +184,11 @@ def send_and_wait(dicom_port: int, pacs_folder: Path, folder: Path, image: pydic
 
 
 def run_once(model: Path, studies: int, quiet: float, sweep: float, timer: bool, root: Path,
-             image: pydicom.Dataset, poll: float | None) -> list[Sample]:
+             image: pydicom.Dataset, poll: float | None, wakeups: bool) -> list[Sample]:
     data, pacs_folder = root / "data", root / "pacs"
     with storescp(pacs_folder) as pacs:
         config = root / "radassist.toml"
-        dicom_port = write_config(config, data, model, pacs.port, quiet, sweep, timer, poll)
+        dicom_port = write_config(config, data, model, pacs.port, quiet, sweep, timer, poll, wakeups)
         with service(config, dicom_port, root / "service.log"):
             send_and_wait(dicom_port, pacs_folder, root / "send", image, timeout=300)  # warm-up: loads the model
             samples = []
@@ -219,6 +220,7 @@ def main() -> int:
                         help="the CR as sent: decompressed (7 MB) or JPEG 2000 lossless as in pydicom's data (4 MB)")
     parser.add_argument("--poll", type=float, default=None,
                         help="[queue] embedded_polling_seconds (default: the shipped default)")
+    parser.add_argument("--no-wakeups", action="store_true", help="the embedded broker's workers poll only")
     parser.add_argument("--timeline", action="store_true", help="print each study's events from its quiet-time end")
     args = parser.parse_args()
     global TIMELINE
@@ -232,7 +234,7 @@ def main() -> int:
             root = Path(tmp) / f"run{run}"
             root.mkdir()
             samples = run_once(model, args.studies, args.quiet, args.sweep, not args.no_timer, root,
-                               chest_radiograph(args.image), args.poll)
+                               chest_radiograph(args.image), args.poll, not args.no_wakeups)
             for index, sample in enumerate(samples):
                 show(f"  run {run + 1} study {index + 1}", sample)
             runs.append(medians(samples))
@@ -242,7 +244,8 @@ def main() -> int:
     verdict = "PASS" if result.total <= TARGET_SECONDS else "FAIL"
     print(f"load average (1, 5, 15 min) at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"quiet-time end -> SR at the PACS: {result.total:.3f} s; target {TARGET_SECONDS} s: {verdict}")
-    print(f"(image {args.image}, timer {'off' if args.no_timer else 'on'}, sweep every {args.sweep} s, "
+    print(f"(image {args.image}, timer {'off' if args.no_timer else 'on'}, wake-ups "
+          f"{'off' if args.no_wakeups else 'on'}, sweep every {args.sweep} s, "
           f"quiet {args.quiet} s, "
           f"{os.cpu_count()} CPUs; the machine may be shared)")
     return 0 if verdict == "PASS" else 1
