@@ -38,6 +38,7 @@ from radassist.db.tables import Job
 from radassist.identifiers import study_handle
 from radassist.pipelines import pipeline_for
 from radassist.prefetch.start import first_task
+from radassist.startup import prepare_embedded_broker
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -177,10 +178,20 @@ def start(settings: Settings, session_factory: sessionmaker[Session], send: Send
     """Start the listener's timer, unless ``[dicom] completion_timer`` is off."""
     if not settings.dicom.completion_timer:
         return None
+    if send is None:
+        _prepare_broker(settings)
     timer = CompletionTimer(settings, session_factory, send)
     _timers[id(session_factory)] = timer
     timer.start()
     return timer
+
+
+def _prepare_broker(settings: Settings) -> None:
+    """Make the embedded broker's file (0600) and tables, as the workers do, before sending to it."""
+    try:
+        prepare_embedded_broker(settings)
+    except Exception as exc:  # noqa: BLE001 - sending retries later; the sweep is the backstop
+        logger.warning("completion timer: the embedded broker could not be prepared (%s)", type(exc).__name__)
 
 
 def stop(session_factory: sessionmaker[Session]) -> None:
