@@ -7,12 +7,13 @@ transaction), so polling faster is no cure.  The embedded broker is a SQLite fil
 using it is on this machine: here each queue has a named pipe beside the broker file
 (``broker.sqlite3-wake/<queue>``); a publisher writes one byte to it after its message is committed,
 and an idle worker waits on its queues' pipes instead of sleeping, for at most the polling interval.
-A wake-up is a hint, never the message: a lost one (no reader yet, a full pipe) costs one polling
-interval, as before.
+A worker at its prefetch limit is woken by its own ack too, so it takes the next message waiting at
+once.  A wake-up is a hint, never the message: a lost one (no reader yet, a full pipe) costs one
+polling interval, as before.
 
 Fenced as docs/STYLE.md asks: this subclass is the only place that reaches past kombu's public API
 (the virtual transport's ``drain_events`` loop, its ``cycle`` and ``_deliver``, each channel's
-``_active_queues``, the SQLAlchemy channel's ``_put``); :func:`check_compatible` names any of them
+``_active_queues``, ``basic_ack`` and ``basic_reject``, the SQLAlchemy channel's ``_put``); :func:`check_compatible` names any of them
 that is gone, and ``[queue] embedded_wakeups = false`` runs kombu's transport as shipped.
 """
 
@@ -37,7 +38,8 @@ logger = logging.getLogger(__name__)
 TRANSPORT = "radassist.embedded_broker:Transport"
 """What Celery's ``broker_transport`` names (an import path, never read from a URL)."""
 
-METHODS = ((virtual.Transport, "drain_events"), (virtual.Transport, "_deliver"), (stock.Channel, "_put"))
+METHODS = ((virtual.Transport, "drain_events"), (virtual.Transport, "_deliver"), (stock.Channel, "_put"),
+           (virtual.Channel, "basic_ack"), (virtual.Channel, "basic_reject"))
 """kombu's methods this module relies on beyond the public API."""
 INSTANCE_ATTRIBUTES = ((virtual.Transport, ("cycle", "channels")), (virtual.Channel, ("_active_queues",)))
 """Attributes kombu's constructors set, which this module reads."""
@@ -119,6 +121,20 @@ class Channel(stock.Channel):
     def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         super()._put(queue, payload, **kwargs)  # type: ignore[no-untyped-call]
         notify(wake_dir(self.connection.client.hostname), queue)
+
+    def basic_ack(self, delivery_tag: Any, multiple: bool = False) -> None:
+        """Ack, then wake this worker: a worker at its prefetch limit waits for a free slot, and a
+        message already queued sends no wake-up of its own."""
+        super().basic_ack(delivery_tag, multiple=multiple)  # type: ignore[no-untyped-call]
+        self._wake_own_queue()
+
+    def basic_reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        super().basic_reject(delivery_tag, requeue=requeue)  # type: ignore[no-untyped-call]
+        self._wake_own_queue()
+
+    def _wake_own_queue(self) -> None:
+        for queue in list(self._active_queues)[:1]:
+            notify(wake_dir(self.connection.client.hostname), queue)
 
 
 class Transport(stock.Transport):

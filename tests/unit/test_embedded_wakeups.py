@@ -66,3 +66,40 @@ def test_the_setting_runs_kombus_transport_as_shipped(make_settings: Callable[..
     app = client(make_settings(queue_embedded_wakeups="false"))
     with app.connection_for_read() as connection:
         assert not isinstance(connection.transport, Transport)
+
+
+def test_a_worker_at_its_prefetch_limit_takes_the_next_message_when_it_acks(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    prepare_embedded_broker(settings)
+    app = client(settings)
+    for n in range(2):
+        app.send_task("radassist.prepare_job", args=[str(n)], queue="cpu")
+    held: list[object] = []
+    taken: list[float] = []
+
+    def consume() -> None:
+        with app.connection_for_read() as connection:
+            connection.transport.polling_interval = 5.0
+            with Consumer(connection, [Queue("cpu")], accept=["json"], prefetch_count=1,
+                          callbacks=[lambda _body, message: (held.append(message), taken.append(time.monotonic()))]):
+                deadline = time.monotonic() + 30
+                while len(taken) < 2 and time.monotonic() < deadline:
+                    try:
+                        connection.drain_events(timeout=10)
+                    except TimeoutError:
+                        pass
+            for message in held[1:]:
+                message.ack()  # type: ignore[attr-defined]
+
+    worker = threading.Thread(target=consume)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not held and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)  # the worker holds its one message and waits for a free slot
+    acked = time.monotonic()
+    held[0].ack()  # type: ignore[attr-defined]  # as a pool thread acks a finished task
+    worker.join(30)
+    assert len(taken) == 2 and taken[1] - acked < 2.5  # woken by the ack, not polled 5 s later
