@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
-from radassist.broker import ANSWER_TASK, DRAFT_TASK, TASK_QUEUES, client  # noqa: E402
+from radassist.broker import ANSWER_TASK, TASK_QUEUES, client  # noqa: E402
 from radassist.config import Settings, load_settings  # noqa: E402
 from radassist.conversation.ask import ask  # noqa: E402
 from radassist.db.base import utcnow  # noqa: E402
@@ -84,9 +84,13 @@ def queue_jobs(sessions: sessionmaker[Session], settings: Settings, work: Path, 
     with sessions() as session:
         for index in range(count):
             jobs.append(add_study(session, settings, [cr_copy(TESTDATA, work / "cr" / str(index))]).id)
-    app = client(settings)
+    # The prepare stage (cpu queue) run here, job by job: each sends its draft message once prepared.
+    from workers.app import make_celery
+    from workers.tasks.prepare import prepare_for_model
+
+    make_celery(settings)
     for job_id in jobs:
-        app.send_task(DRAFT_TASK, args=[str(job_id)], queue=TASK_QUEUES[DRAFT_TASK])
+        prepare_for_model.apply(args=(str(job_id),)).get()
     return jobs
 
 
@@ -127,16 +131,17 @@ def run(broker: str, broker_url: str, model: Path, args: argparse.Namespace) -> 
                  (ask_and_time(sessions, settings, study_id) for _ in range(args.questions))]
         backlog = queue_jobs(sessions, settings, work, args.queued)
         started = time.monotonic()
-        wait_until(lambda: job_state(sessions, backlog[0]) is not JobState.QUEUED, timeout=300, interval=0.02)
+        wait_until(lambda: job_state(sessions, backlog[0]) not in (JobState.QUEUED, JobState.PREPARED), timeout=300,
+                   interval=0.02)
         turn = ask_and_time(sessions, settings, study_id)
         behind = seconds(turn.asked_at, turn.first_text_at)
         with sessions() as session:
             before = session.scalar(select(func.count()).select_from(Job).where(
                 Job.id.in_(backlog), Job.drafted_at <= turn.first_text_at)) or 0
-        wait_until(lambda: all(job_state(sessions, j) is not JobState.QUEUED and job_state(sessions, j)
-                               is not JobState.DRAFTING for j in backlog), timeout=3600, interval=0.5)
+        wait_until(lambda: all(job_state(sessions, j) not in (JobState.QUEUED, JobState.PREPARED, JobState.DRAFTING)
+                               for j in backlog), timeout=3600, interval=0.5)
         backlog_s = time.monotonic() - started
-        with sessions() as session:  # a batch: the jobs claimed together (one started_at), until the last stored
+        with sessions() as session:  # a run: the jobs it claimed (one started_at, all its batches), until the last stored
             batches = {s: seconds(s, d) for s, d in session.execute(
                 select(Job.started_at, func.max(Job.drafted_at)).where(Job.id.in_(backlog)).group_by(Job.started_at))
                 if s and d}

@@ -58,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "draft-worker": base + ["worker", *config, "--queues", "gpu", "--concurrency", "1", "--name", "draft"],
         "delivery-worker": base
         + ["worker", *config, "--queues", "io", "--pool", "threads", "--concurrency", "4", "--beat", "--name", "io"],
-        "cpu-worker": base + ["worker", *config, "--queues", "cpu", "--concurrency", "1", "--name", "cpu"],
+        "cpu-worker": base + ["worker", *config, "--queues", "cpu", "--concurrency", "2", "--name", "cpu"],
         "web": base + ["web", *config],
     }
     if settings.hl7.listen_port:

@@ -6,7 +6,13 @@ from datetime import timedelta
 
 from celery import Celery
 
-from radassist.broker import QUALITY_SWEEP_TASK, RETENTION_TASK, SWEEP_TASK, celery_conf, tune_embedded_transport
+from radassist.broker import (
+    QUALITY_SWEEP_TASK,
+    RETENTION_TASK,
+    SWEEP_TASK,
+    celery_conf,
+    tune_embedded_transport,
+)
 from radassist.config import Settings
 from radassist.store.private import private_dirs
 

@@ -2,9 +2,10 @@
 
 A job reaches the drafting worker ``prepared``: its inputs are in the prepared store
 (:mod:`radassist.drafting.preparing`, on the cpu queue).  A worker that picks up a job also claims
-up to ``[model] batch_size - 1`` other prepared jobs of the same model (compare-and-set each, oldest
-first) and drafts them all in one ``generate``; their own messages then find them no longer
-prepared and do nothing.
+up to ``[model] batch_size - 1`` other prepared jobs of the same model (compare-and-set each, STAT
+first, then oldest first) and drafts them all in one ``generate``; their own messages then find them
+no longer prepared and do nothing.  STAT jobs waiting are claimed even ahead of a routine message's
+own job, and the run's next batches (:func:`claim_next_batch`) take STAT jobs first too.
 
 A worker killed mid-draft (SIGKILL, out of memory) leaves its jobs ``drafting``.  With ``acks_late``
 and ``task_reject_on_worker_lost`` the broker hands its message to another worker, marked
@@ -124,6 +125,29 @@ def _stat_ahead(session: Session, job_id: uuid.UUID, room: int, now: dt.datetime
     return [other for other in waiting if _claim_prepared(session, other, now)]
 
 
+def is_prepared(session: Session, job_id: uuid.UUID) -> bool:
+    """A read, no write: whether the job still waits for the model (a message whose job was drafted
+    as another's batch mate ends here, without taking the database's write lock)."""
+    return session.scalar(select(Job.state).where(Job.id == job_id)) is JobState.PREPARED
+
+
+def claim_next_batch(session: Session, model_name: str, settings: Settings,
+                     started_at: dt.datetime) -> list[ClaimedJob]:
+    """Claim prepared jobs of ``model_name``, STAT first then oldest, up to a batch, as part of a run
+    that started at ``started_at`` (their ``started_at`` too: a takeover after the run's worker died
+    takes them all over with the run's first batch); the caller commits.  Empty when none is prepared.  A job handed
+    back after a transient failure (it carries the error) is left to its own, delayed, message."""
+    candidates = session.scalars(  # a job handed back after a transient failure waits for its own message
+        select(Job.id).where(Job.state == JobState.PREPARED, Job.model_name == model_name, Job.error_code.is_(None))
+        .order_by(STAT_FIRST, Job.created_at).limit(settings.model.batch_size)
+    ).all()
+    ids = [job_id for job_id in candidates if _claim_prepared(session, job_id, started_at)]
+    claimed = read_claimed(session, ids, settings)
+    for c in claimed:
+        record_event(session, EventTag.DRAFT_STARTED, study_id=c.study_id, job_id=c.job_id, batch=len(ids))
+    return claimed
+
+
 def read_claimed(session: Session, ids: list[uuid.UUID], settings: Settings, *,
                  paths: bool = False) -> list[ClaimedJob]:
     """The claimed jobs as a run needs them, in the order of ``ids``, read in one query (with the
@@ -155,8 +179,9 @@ def claim_batch(
     """Claim ``job_id`` (or take it over, after a redelivery) and fill the batch; the caller commits.
 
     STAT jobs waiting go first: a routine job's batch starts with them, and when they fill it the
-    routine job stays prepared (:func:`job_left_waiting` tells the caller to claim again).  Empty when
-    the job is not prepared any more (or, with ``takeover``, not drafting either).
+    routine job stays prepared (:func:`job_left_waiting` tells the caller to claim again, with the
+    run's ``started_at`` as ``now``).  Empty when the job is not prepared any more (or, with
+    ``takeover``, not drafting either).
     """
     size = settings.model.batch_size
     ids = _stat_ahead(session, job_id, size, now)

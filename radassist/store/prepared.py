@@ -22,6 +22,7 @@ from collections.abc import Collection, Mapping
 from typing import Protocol
 
 from sqlalchemy.orm import Session
+
 from radassist.config import PromptProfileSettings, Settings
 from radassist.imaging.prepare import PreparedStudy
 from radassist.store.prepared_codec import MANIFEST, KeptInputs, decode, encode, encode_inputs, picture_name

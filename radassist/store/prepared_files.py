@@ -1,22 +1,40 @@
 """Prepared inputs as files (``[prepared] backend = "files"``): ``<root>/<first two hex digits>/<job id>/``.
 
-For one machine, or machines sharing the data folder.  Each blob is written durably (owner-only
-0600 files, 0700 folders), the manifest last, and removed first: a job's inputs are there whole
-or not at all.
+For one machine, or machines sharing the data folder.  Each blob is written to a temporary file
+and renamed into place (owner-only 0600 files, 0700 folders), the manifest last, and removed
+first: a job's inputs are there whole or not at all.  They are not fsynced: they are made again
+from the received instances whenever they are missing or unreadable (the drafting worker sends
+such a job back to be prepared; a question prepares its pictures again), so a power cut costs a
+preparation, never a draft.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import uuid
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from radassist.store.durable import fsync_dir, write_durably
+from radassist.store.durable import fsync_dir
 from radassist.store.prepared import BlobStore
 from radassist.store.prepared_codec import MANIFEST
+from radassist.store.private import private_dirs
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically (a reader sees the old file or the new one), 0600."""
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class FilePreparedStore(BlobStore):
@@ -29,12 +47,12 @@ class FilePreparedStore(BlobStore):
         return self.root / job_id.hex[:2] / str(job_id)
 
     def write_blobs(self, job_id: uuid.UUID, blobs: Mapping[str, bytes]) -> None:
-        folder = self.folder(job_id)
+        folder = private_dirs(self.folder(job_id))
         (folder / MANIFEST).unlink(missing_ok=True)  # the inputs being replaced are not whole until the end
         for name, data in blobs.items():
             if name != MANIFEST:
-                write_durably(folder / name, data)
-        write_durably(folder / MANIFEST, blobs[MANIFEST])
+                _write(folder / name, data)
+        _write(folder / MANIFEST, blobs[MANIFEST])
 
     def read_blobs(self, job_id: uuid.UUID, names: Collection[str] | None = None) -> dict[str, bytes] | None:
         folder = self.folder(job_id)

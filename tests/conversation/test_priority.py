@@ -16,6 +16,7 @@ from radassist.broker import (
     DRAFT_TASK,
     GPU_QUEUE,
     MAX_PRIORITY,
+    PREPARE_TASK,
     celery_conf,
     client,
     task_priorities,
@@ -85,8 +86,11 @@ def test_each_broker_is_told_the_priorities(make_settings: Callable[..., Setting
     assert routes[ANSWER_TASK]["queue"] == routes[DRAFT_TASK]["queue"] == GPU_QUEUE
     assert routes[ANSWER_TASK].get("priority") == question and routes[DRAFT_TASK].get("priority") == draft
     assert all(q.queue_arguments == queue_arguments for q in conf["task_queues"])  # STAT first in every queue
+    # A job is prepared (cpu queue) with the priority its draft is sent with.
+    assert routes[PREPARE_TASK].get("priority") == draft
     priorities = task_priorities(url)
     assert priorities.get(ANSWER_TASK) == question and priorities.get(DRAFT_TASK) == draft
+    assert priorities.get(PREPARE_TASK) == draft
 
 
 def _delivery_order(settings: Settings) -> list[str]:

@@ -58,8 +58,8 @@ def test_redelivered_message_takes_over_the_dead_workers_batch(
 def test_a_superseded_holder_stores_nothing(
     make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path  # noqa: F811
 ) -> None:
-    from radassist.models.base import DraftResult
     from radassist.drafting.prepare import PreparedJob
+    from radassist.models.base import DraftResult
     from workers.tasks.draft import _claim, _load, _settle, draft_study
 
     _, settings = make_app(model_batch_size="1")
@@ -136,4 +136,29 @@ def test_a_job_whose_kept_inputs_are_gone_is_prepared_again_then_fails(
     with maker() as session:
         job = session.get(Job, job_id)
         assert job is not None and job.error_code == "draft.inputs_missing"
+    maker.kw["bind"].dispose()
+
+
+def test_a_run_goes_on_with_the_next_prepared_batch_under_one_started_at(
+    make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    """No message or broker poll between batches while prepared jobs wait; the batches share the run's
+    ``started_at``, so a redelivered message would take them all over."""
+    from workers.tasks.draft import draft_study
+
+    _, settings = make_app(model_batch_size="2")
+    maker = make_sessionmaker(settings)
+    with maker() as session:
+        job_ids = [add_study(session, settings, [cr_copy(testdata, tmp_path / f"cr{i}")]).id for i in range(5)]
+    prepare(*job_ids)
+    draft_study.apply(args=(str(job_ids[0]),)).get()
+    with maker() as session:
+        jobs = [session.get(Job, j) for j in job_ids]
+        assert {j.state for j in jobs} == {JobState.DRAFTED}  # type: ignore[union-attr]
+        assert len({j.started_at for j in jobs}) == 1  # type: ignore[union-attr]
+        batches = session.scalars(select(Event.detail).where(Event.tag == "job:draft:started")).all()
+        assert sorted(d["batch"] for d in batches) == [1, 2, 2, 2, 2]
+    draft_study.apply(args=(str(job_ids[3]),)).get()  # a batch mate's own message ends at a read
+    with maker() as session:
+        assert len(session.scalars(select(Event).where(Event.tag == "job:draft:started")).all()) == 5
     maker.kw["bind"].dispose()

@@ -39,8 +39,8 @@ def _run_priors(node: Node, job_id: uuid.UUID) -> None:
 
 
 def _draft_and_build(job_id: uuid.UUID) -> None:
-    from workers.tasks.build import build_outputs
     from tests.drafting.conftest import prepare
+    from workers.tasks.build import build_outputs
     from workers.tasks.draft import draft_study
 
     prepare(job_id)

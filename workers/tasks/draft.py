@@ -1,18 +1,24 @@
 """Drafting (``gpu`` queue): wires the draft task to :mod:`radassist.drafting`.
 
-Answer the questions to the model waiting (they go before routine drafts), then claim a batch of
-prepared jobs, load each one's inputs from the prepared store (never the received files: a GPU
+A message whose job is no longer prepared (drafted as another's batch mate) ends at a read.  Else
+answer the questions to the model waiting (they go before routine drafts), then claim a batch of
+prepared jobs (STAT jobs waiting first, even ahead of the message's own routine job, which a next
+batch of the run then takes; the embedded broker has no message priorities), load each one's inputs from the prepared store (never the received files: a GPU
 machine needs no shared disk), draft them in one model call, then store, requeue or fail them all
 in one transaction, each fenced by its own claim; the build task is queued for a stored draft only
 after that commit, and only when the safety gate did not hold it for review.  A job whose inputs
-are gone goes back to be prepared again.  With the answer task, the only task module that reaches
-the model package.  A worker without weights still starts: the model is loaded on the first job,
+are gone goes back to be prepared again.  While prepared jobs wait, the run goes on with the next
+batch (questions first again, then STAT jobs), within a time budget; every batch of the run shares its
+``started_at``, so a redelivered message takes them all over.  With the answer task, the only task
+module that reaches the model package.  A worker without weights still starts: the model is loaded on the first job,
 and each job fails with the reason.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -22,7 +28,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from radassist.broker import BUILD_TASK, DRAFT_TASK, PREPARE_TASK, send_priority
 from radassist.db.base import utcnow
 from radassist.drafting import record
-from radassist.drafting.claim import ClaimedJob, claim_batch, job_left_waiting
+from radassist.drafting.claim import ClaimedJob, claim_batch, claim_next_batch, is_prepared, job_left_waiting
 from radassist.drafting.generate import draft_prepared, draft_row
 from radassist.drafting.prepare import PreparedJob, from_kept
 from radassist.errors import PermanentFailure, RadAssistError, TransientFailure
@@ -36,45 +42,74 @@ from workers.tasks.answer import serve_questions_first
 
 logger = logging.getLogger(__name__)
 
+DRAIN_BUDGET_S = 60.0
+"""A drafting run goes on with the next prepared jobs (answering the questions waiting between
+batches) for at most this long, or a quarter of the time limit: the GPU needs no message, nor a
+poll of the broker, between batches while work is waiting."""
+
 INPUTS_MISSING = PermanentFailure("the job's prepared inputs could not be read from the prepared store",
                                   code="draft.inputs_missing")
 
 
-STAT_ROUNDS = 4
-"""Batches of STAT jobs a routine job's message drafts before its own; then the sweep re-sends it."""
-
-
 @shared_task(base=RadAssistTask, bind=True, name=DRAFT_TASK, ignore_result=True)
 def draft_study(self: RadAssistTask, job_id: str) -> None:
-    serve_questions_first(self)  # questions to the model go before routine drafts
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    for _ in range(STAT_ROUNDS):  # STAT jobs waiting go first, whatever message woke the worker
-        claimed = _claim(self, uuid.UUID(job_id), takeover=redelivered)
-        if not claimed:
-            logger.info("job is not prepared any more; nothing to do")
-            return
-        _draft_batch(self, claimed)
-        if not job_left_waiting(claimed, uuid.UUID(job_id)):
-            return
+    own = uuid.UUID(job_id)
+    if not redelivered and not _waiting(self, own):
+        logger.info("job is not prepared any more; nothing to do")
+        return
+    serve_questions_first(self)  # questions to the model go before routine drafts
+    claimed = _claim(self, own, utcnow(), takeover=redelivered)
+    if not claimed:
+        logger.info("job is not prepared any more; nothing to do")
+        return
+    started_at, model_name = claimed[0].started_at, claimed[0].model_name
+    own_waiting = job_left_waiting(claimed, own)  # STAT jobs waiting filled the first batch
+    deadline = time.monotonic() + min(DRAIN_BUDGET_S, self.settings.queue.job_time_limit_seconds * 0.25)
+    while claimed:
+        if not _draft_batch(self, claimed) or time.monotonic() >= deadline or started_at is None:
+            break  # a job still waiting keeps its message or is re-sent by the sweep
+        serve_questions_first(self)
+        # STAT jobs first still, then the message's own job if it is left waiting (even one in backoff)
+        claimed = _claim(self, own, started_at) if own_waiting else []
+        own_waiting = job_left_waiting(claimed, own)
+        claimed = claimed or _claim_next(self, model_name, started_at)
 
 
-def _draft_batch(self: RadAssistTask, claimed: list[ClaimedJob]) -> None:
+def _draft_batch(task: RadAssistTask, claimed: list[ClaimedJob]) -> bool:
+    """Draft one claimed batch and write its outcome; False when the run's time ran out."""
     if len(claimed) > 1:
         logger.info("drafting %d prepared jobs as one batch", len(claimed))
     try:
-        loaded = _load(self, claimed)
+        loaded = _load(task, claimed)
         prepared = [job for job in loaded if isinstance(job, PreparedJob)]
-        results = draft_prepared(prepared, self.settings.model)
-        _settle(self, prepared, results, [c for c in loaded if isinstance(c, ClaimedJob)])
+        results = draft_prepared(prepared, task.settings.model)
+        _settle(task, prepared, results, [c for c in loaded if isinstance(c, ClaimedJob)])
     except SoftTimeLimitExceeded:
         timeout = PermanentFailure("drafting exceeded its time limit", code="model.timeout")
-        _settle(self, [], [], claimed, error=timeout)
+        _settle(task, [], [], claimed, error=timeout)
+        return False
+    return True
+
+
+@retry_while_db_down("reading the job")
+def _waiting(task: RadAssistTask, job_id: uuid.UUID) -> bool:
+    with task.session() as session:
+        return is_prepared(session, job_id)
+
+
+@retry_while_db_down("claiming the next batch")
+def _claim_next(task: RadAssistTask, model_name: str, started_at: dt.datetime) -> list[ClaimedJob]:
+    with task.session() as session:
+        claimed = claim_next_batch(session, model_name, task.settings, started_at)
+        session.commit()
+    return claimed
 
 
 @retry_while_db_down("claiming the job")
-def _claim(task: RadAssistTask, job_id: uuid.UUID, takeover: bool = False) -> list[ClaimedJob]:
+def _claim(task: RadAssistTask, job_id: uuid.UUID, now: dt.datetime, takeover: bool = False) -> list[ClaimedJob]:
     with task.session() as session:
-        claimed = claim_batch(session, job_id, task.settings, utcnow(), takeover=takeover)
+        claimed = claim_batch(session, job_id, task.settings, now, takeover=takeover)
         session.commit()
     return claimed
 
