@@ -89,6 +89,32 @@ def test_the_stat_job_is_drafted_before_the_routine_jobs_queued_ahead(
     assert [job.id for job in drafted] == [stat_id, *routine]
 
 
+def test_a_message_whose_job_stat_jobs_pushed_out_drafts_it_in_the_next_batch(
+    make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    """Even a job in backoff (handed back after a transient failure), which the run's later claims
+    leave to its own message: this message is its own."""
+    from workers.tasks.draft import draft_study
+
+    _, settings = make_app(model_batch_size="1")
+    maker = make_sessionmaker(settings)
+    with maker() as session:
+        own = add_study(session, settings, [cr_copy(testdata, tmp_path / "own")])
+        stat = add_study(session, settings, [cr_copy(testdata, tmp_path / "stat")])
+        stat.priority = JobPriority.STAT
+        session.commit()
+        own_id, stat_id = own.id, stat.id
+    prepare(own_id, stat_id)
+    with maker() as session:
+        session.execute(update(Job).where(Job.id == own_id).values(error_code="model.busy"))
+        session.commit()
+    draft_study.apply(args=(str(own_id),)).get()
+    with maker() as session:
+        jobs = {j.id: j for j in session.scalars(select(Job))}
+    assert jobs[stat_id].state is JobState.DRAFTED and jobs[own_id].state is JobState.DRAFTED
+    assert jobs[stat_id].drafted_at < jobs[own_id].drafted_at  # type: ignore[operator]
+
+
 def _delivery_order(app: Celery, sends: list[tuple[str, str]]) -> list[str]:
     """Send each (task, job priority) to ``gpu`` with its send priority; the job priorities in delivery order."""
     for task, priority in sends:

@@ -59,7 +59,7 @@ def draft_study(self: RadAssistTask, job_id: str) -> None:
         logger.info("job is not prepared any more; nothing to do")
         return
     serve_questions_first(self)  # questions to the model go before routine drafts
-    claimed = _claim(self, own, utcnow(), takeover=redelivered)
+    claimed = _claim(self, own, takeover=redelivered)
     if not claimed:
         logger.info("job is not prepared any more; nothing to do")
         return
@@ -71,7 +71,7 @@ def draft_study(self: RadAssistTask, job_id: str) -> None:
             break  # a job still waiting keeps its message or is re-sent by the sweep
         serve_questions_first(self)
         # STAT jobs first still, then the message's own job if it is left waiting (even one in backoff)
-        claimed = _claim(self, own, started_at) if own_waiting else []
+        claimed = _claim(self, own, started_at=started_at) if own_waiting else []
         own_waiting = job_left_waiting(claimed, own)
         claimed = claimed or _claim_next(self, model_name, started_at)
 
@@ -107,9 +107,11 @@ def _claim_next(task: RadAssistTask, model_name: str, started_at: dt.datetime) -
 
 
 @retry_while_db_down("claiming the job")
-def _claim(task: RadAssistTask, job_id: uuid.UUID, now: dt.datetime, takeover: bool = False) -> list[ClaimedJob]:
+def _claim(task: RadAssistTask, job_id: uuid.UUID, takeover: bool = False, *,
+           started_at: dt.datetime | None = None) -> list[ClaimedJob]:
+    """Claim the message's batch, as the start of a run or (``started_at``) within a running one."""
     with task.session() as session:
-        claimed = claim_batch(session, job_id, task.settings, now, takeover=takeover)
+        claimed = claim_batch(session, job_id, task.settings, started_at or utcnow(), takeover=takeover)
         session.commit()
     return claimed
 
