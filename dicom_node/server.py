@@ -14,7 +14,7 @@ import time
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from dicom_node import fastpath
+from dicom_node import completion_timer, fastpath
 from dicom_node.acceptor import NodeRequestHandler, NodeServer, serve
 from dicom_node.access import CallerPolicy
 from dicom_node.ae import build_ae
@@ -108,6 +108,7 @@ def start_listener(
         connections=connections, shared=plain_shared,
     )  # fmt: skip
     server.counters, server.session_factory, server.disk_guard = counters, session_factory, disk_guard
+    completion_timer.start(settings, session_factory)
     server.registry, server.tls_server, server.group_commit = state.registry, tls_server, state.group_commit
     logger.info(
         "DICOM listener %s on %s:%d (max %d associations, %d negotiating; %s)",
@@ -152,6 +153,7 @@ def stop_listener(server: NodeServer, *, grace_seconds: float = SHUTDOWN_GRACE_S
     if server.group_commit is not None:
         server.group_commit.close()
     if server.session_factory is not None:
+        completion_timer.stop(server.session_factory)
         bind = server.session_factory.kw.get("bind")
         if bind is not None:
             bind.dispose()

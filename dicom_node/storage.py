@@ -27,6 +27,7 @@ from pydicom.dataset import Dataset
 from pynetdicom.events import Event
 from sqlalchemy.orm import Session, sessionmaker
 
+from dicom_node import completion_timer
 from dicom_node.associations import AssociationRegistry, AssociationState
 from dicom_node.capacity import LOW_DISK_CODE, DiskGuard
 from dicom_node.counters import NodeCounters, count
@@ -183,6 +184,7 @@ def _keep(
     except _NotKept as exc:
         count(counters, "instances_failed")
         return exc.status, 0
+    completion_timer.note_instance(session_factory, header.study_instance_uid, called_ae)
     count(counters, "instances_stored" if new else "instances_duplicate")
     metrics.INSTANCES_RECEIVED.inc()
     logger.info(

@@ -10,13 +10,15 @@ model libraries such as spaCy, kept out of the io worker).  A job is sent to ``c
 with the priority its draft is sent with, so an order of priorities holds in both queues.
 Importing this module loads no Celery; :func:`client` does.
 
-A question to the model goes before routine drafts on the ``gpu`` queue: on RabbitMQ the queue is
-declared with ``x-max-priority`` and a question is sent with the highest priority; on Redis (where
-the lowest number comes first) routine drafts are sent at a lower priority step than questions.
-Celery's SQLAlchemy transport (the embedded broker) has no priorities, nor does a worker consuming
-two of its queues serve one first (kombu takes turns between them); there, and everywhere, a
-drafting run answers the questions waiting before it claims its batch
-(:mod:`radassist.conversation.serve`), so a question never waits for more than the batch running.
+Questions to the model go first, then STAT jobs' work, then routine work (:func:`send_priority`, one
+rule for every task of a job, in every queue): on RabbitMQ every queue is declared with
+``x-max-priority`` and the message carries the priority (higher first); on Redis (where the lowest
+number comes first) routine work is sent at a lower step than STAT work, and STAT lower than
+questions.  Celery's SQLAlchemy transport (the embedded broker) has no priorities, nor does a worker
+consuming two of its queues serve one first (kombu takes turns between them); there, and everywhere,
+the claims keep the order: a drafting run answers the questions waiting before it claims its batch
+(:mod:`radassist.conversation.serve`), and it, the build and the delivery take STAT jobs waiting
+before the job of the message that woke them.
 """
 
 from __future__ import annotations
@@ -66,20 +68,47 @@ it is not on io."""
 
 
 MAX_PRIORITY = 9
-"""RabbitMQ's ``x-max-priority`` of the ``gpu`` queue (priorities 0-9, higher first)."""
+"""RabbitMQ's ``x-max-priority`` of every queue (priorities 0-9, higher first)."""
+
+JOB_TASKS = (PRIORS_TASK, PREPARE_TASK, DRAFT_TASK, BUILD_TASK, DELIVER_TASK)
+"""Tasks that carry one job's work, sent with that job's priority (:func:`send_priority`)."""
+
+_AMQP = {"question": MAX_PRIORITY, "stat": 6, "routine": 0}
+"""RabbitMQ: higher first."""
+_REDIS = {"question": 0, "stat": 3, "routine": 6}
+"""kombu's Redis priority steps are 0, 3, 6 and 9, lowest first; a message without one counts as 0."""
 
 
 def _is_amqp(broker_url: str) -> bool:
     return broker_url.partition("://")[0].lower() in ("amqp", "amqps", "pyamqp")
 
 
+def _is_redis(broker_url: str) -> bool:
+    return broker_url.partition("://")[0].lower() in ("redis", "rediss", "sentinel")
+
+
 def task_priorities(broker_url: str) -> dict[str, int]:
-    """The priority each task is sent with on this broker, so questions go before routine drafts."""
+    """The priority each task is routed with on this broker (a routine job's, for job tasks), so
+    questions go before drafts; :func:`send_priority` raises it for a STAT job."""
     if _is_amqp(broker_url):
-        return {ANSWER_TASK: MAX_PRIORITY}  # others: 0, the lowest
-    if broker_url.partition("://")[0].lower() in ("redis", "rediss", "sentinel"):
-        return {ANSWER_TASK: 0, PREPARE_TASK: 6, DRAFT_TASK: 6}  # kombu's Redis steps 0, 3, 6, 9: 0 first
+        return {ANSWER_TASK: _AMQP["question"]}  # others: 0, the lowest
+    if _is_redis(broker_url):
+        return {ANSWER_TASK: _REDIS["question"], **dict.fromkeys(JOB_TASKS, _REDIS["routine"])}
     return {}
+
+
+def send_priority(broker_url: str, task: str, job_priority: str = "routine") -> dict[str, int]:
+    """The ``apply_async``/``send_task`` options that send ``task`` of a job of ``job_priority``
+    (``routine`` or ``stat``) at its place: questions first, then STAT, then routine work.
+
+    Empty on the embedded broker, which has no priorities: there the claims take STAT jobs first.
+    """
+    table = _AMQP if _is_amqp(broker_url) else _REDIS if _is_redis(broker_url) else None
+    if table is None:
+        return {}
+    if task == ANSWER_TASK:
+        return {"priority": table["question"]}
+    return {"priority": table["stat" if str(job_priority) == "stat" else "routine"]}
 
 
 def celery_conf(settings: Settings) -> dict[str, Any]:
@@ -88,8 +117,7 @@ def celery_conf(settings: Settings) -> dict[str, Any]:
 
     priorities = task_priorities(settings.broker_url)
     priority_queue = {"x-max-priority": MAX_PRIORITY} if _is_amqp(settings.broker_url) else None
-    queues = [Queue(name, queue_arguments=priority_queue if name == GPU_QUEUE else None)  # type: ignore[no-untyped-call]
-              for name in QUEUES]
+    queues = [Queue(name, queue_arguments=priority_queue) for name in QUEUES]  # type: ignore[no-untyped-call]
     return {
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -102,7 +130,22 @@ def celery_conf(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         # kombu's SQLAlchemy transport hands its options to create_engine(), so none for it.
         "broker_transport_options": {} if settings.broker_url.startswith("sqla+") else {"polling_interval": 0.5},
+        **_embedded_transport(settings),
     }
+
+
+def _embedded_transport(settings: Settings) -> dict[str, str]:
+    """On the embedded broker with ``[queue] embedded_wakeups``, our transport that wakes idle workers
+    (:mod:`radassist.embedded_broker`): named by import path, with the URL it serves."""
+    url = settings.broker_url
+    if not url.startswith("sqla+") or not settings.queue.embedded_wakeups:
+        return {}
+    from radassist.embedded_broker import TRANSPORT, check_compatible
+
+    if missing := check_compatible():
+        raise RuntimeError(f"kombu lacks what the embedded broker's wake-ups use ({', '.join(missing)}); set "
+                           "[queue] embedded_wakeups = false to run its transport as shipped")
+    return {"broker_url": url.removeprefix("sqla+"), "broker_transport": TRANSPORT}
 
 
 STOCK_POLLING_S = 1.0

@@ -33,6 +33,8 @@ class Pipeline:
     is_default: bool
     shadow_models: tuple[str, ...] = ()
     """Models that also draft this pipeline's studies, in shadow (``[[quality.shadows]]``): nothing delivered."""
+    stat: bool = False
+    """Every study of this pipeline is STAT (``[[pipelines]] stat``)."""
 
 
 def _shadow_models(settings: Settings, ae_title: str, main_model: str) -> tuple[str, ...]:
@@ -79,6 +81,7 @@ def _resolve(settings: Settings, entry: PipelineSettings | None) -> Pipeline:
         priority=entry.priority,
         is_default=False,
         shadow_models=_shadow_models(settings, entry.ae_title, model_name),
+        stat=entry.stat,
     )
 
 

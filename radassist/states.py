@@ -45,6 +45,13 @@ class JobState(StrEnum):
     """A radiologist or admin discarded the held draft, with a reason; nothing was sent."""
 
 
+class JobPriority(StrEnum):
+    """How soon a job is wanted: STAT jobs go before routine ones in every queue and every claim."""
+
+    ROUTINE = "routine"
+    STAT = "stat"
+
+
 class DeliveryState(StrEnum):
     PENDING = "pending"
     SENDING = "sending"

@@ -18,6 +18,7 @@ from radassist.db.base import utcnow
 from radassist.db.tables import Job, Study
 from radassist.events import EventTag, record_event
 from radassist.intake.identity import resolve_identity_conflict
+from radassist.ris.priority import job_priority
 from radassist.states import JobState, StudyState
 
 
@@ -32,7 +33,8 @@ def _new_job(session: Session, study: Study, model_name: str, now: dt.datetime, 
         .order_by(Job.created_at.desc(), Job.id.desc()).limit(1)
     )
     job = Job(id=uuid.uuid4(), study_id=study.id, state=JobState.PRIORS if priors else JobState.QUEUED,
-              model_name=model_name, created_at=now, supersedes_job_id=previous)
+              model_name=model_name, created_at=now, supersedes_job_id=previous,
+              priority=job_priority(session, study.id, pipeline_stat=False))
     session.add(job)
     session.flush()
     record_event(session, EventTag.JOB_QUEUED, study_id=study.id, job_id=job.id, model_name=model_name, by="admin")

@@ -1,8 +1,10 @@
 """Study completion: a study quiet for long enough is claimed, once, and gets a drafting job.
 
-"Quiet for N seconds" is a property of time, not of any message, so it is found by a periodic
-sweep rather than by the listener.  Several sweepers may run at once (one per scheduler or
-listener host); each candidate is claimed with a compare-and-set ``UPDATE ... WHERE
+"Quiet for N seconds" is a property of time, not of any message.  The listener that recorded a
+study's last instance claims it when that quiet time ends (:func:`claim_study`, from
+:mod:`dicom_node.completion_timer`); a periodic sweep claims every study that is due
+(:func:`claim_all`), and is the backstop for what no listener's timer saw.  Any number of them may
+try one study at once: each candidate is claimed with a compare-and-set ``UPDATE ... WHERE
 state = 'receiving' AND last_received_at <= cutoff``, so exactly one of them wins, and an
 instance arriving at the same moment (which moves ``last_received_at``) makes the claim miss.
 
@@ -33,8 +35,9 @@ from radassist.events import EventTag, record_event
 from radassist.identifiers import study_handle
 from radassist.intake.sop_classes import is_image_sop_class
 from radassist.logging import log_context
-from radassist.pipelines import Pipeline, all_pipelines, series_matches
+from radassist.pipelines import Pipeline, all_pipelines, pipeline_for, series_matches
 from radassist.prefetch.start import first_job_state
+from radassist.ris.priority import job_priority
 from radassist.states import JobState, StudyState
 
 logger = logging.getLogger(__name__)
@@ -57,6 +60,9 @@ def claim_complete_studies(
     draft_non_image: bool = False,
     job_state: JobState = JobState.QUEUED,
     shadow_models: Sequence[str] = (),
+    study_instance_uid: str | None = None,
+    by: str = "sweep",
+    stat: bool = False,
 ) -> list[uuid.UUID]:
     """Move complete ``receiving`` studies to ``complete`` and queue one job each; return the job ids.
 
@@ -71,6 +77,9 @@ def claim_complete_studies(
     UPDATE SKIP LOCKED``, so concurrent sweepers split the work instead of queueing behind each
     other, and a study whose row an intake transaction holds is left for the next sweep.  Only
     ``receiving`` studies are candidates: one held for an identity conflict is never drafted.
+    ``study_instance_uid`` limits the claim to that one study; ``by`` names the claimer on the
+    ``study:complete`` event (``sweep`` or ``timer``).  Each job is STAT when ``stat`` (the
+    pipeline's) or the study's RIS order says so (:mod:`radassist.ris.priority`).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
@@ -85,21 +94,17 @@ def claim_complete_studies(
     early_cutoff = now - dt.timedelta(seconds=min(early, quiet_seconds))
     force_cutoff = now - dt.timedelta(seconds=force_complete_after_seconds) if force_complete_after_seconds else None
     candidates = _candidates(session, early_cutoff, force_cutoff, limit, called_ae_titles, exclude_called_ae_titles)
+    if study_instance_uid is not None:
+        candidates = candidates.where(Study.study_instance_uid == study_instance_uid)
 
     job_ids: list[uuid.UUID] = []
     for study_id, last_received_at, first_received_at in session.execute(candidates).all():
-        if force_cutoff is not None and first_received_at <= force_cutoff:
-            reason = "forced"
-        elif required_series and not _has_required_series(session, study_id, required_series):
-            continue  # waits for the missing series (or for the force-complete time)
-        elif last_received_at <= quiet_cutoff:
-            reason = "quiet"
-        elif last_received_at <= early_cutoff:
-            reason = "series_quiet"
-        else:
+        reason = _reason(session, study_id, last_received_at, first_received_at, quiet_cutoff=quiet_cutoff,
+                         early_cutoff=early_cutoff, force_cutoff=force_cutoff, required_series=required_series)
+        if reason is None:
             continue
         job_id = _claim(session, study_id, last_received_at, now=now, reason=reason, quiet_seconds=quiet_seconds,
-                        model_name=model_name, draft_non_image=draft_non_image, job_state=job_state)
+                        model_name=model_name, draft_non_image=draft_non_image, job_state=job_state, by=by, stat=stat)
         if job_id is not None:
             job_ids.append(job_id)
             job_ids.extend(_shadow_jobs(session, study_id, shadow_models, now, job_state))
@@ -107,6 +112,29 @@ def claim_complete_studies(
     if job_ids:
         logger.info("claimed %d complete studies", len(job_ids))
     return job_ids
+
+
+def _reason(
+    session: Session,
+    study_id: uuid.UUID,
+    last_received_at: dt.datetime,
+    first_received_at: dt.datetime,
+    *,
+    quiet_cutoff: dt.datetime,
+    early_cutoff: dt.datetime,
+    force_cutoff: dt.datetime | None,
+    required_series: Sequence[RequiredSeries],
+) -> str | None:
+    """Why the study is complete now (``forced``, ``quiet``, ``series_quiet``); None while it is not."""
+    if force_cutoff is not None and first_received_at <= force_cutoff:
+        return "forced"
+    if required_series and not _has_required_series(session, study_id, required_series):
+        return None  # waits for the missing series (or for the force-complete time)
+    if last_received_at <= quiet_cutoff:
+        return "quiet"
+    if last_received_at <= early_cutoff:
+        return "series_quiet"
+    return None
 
 
 def _candidates(
@@ -148,6 +176,8 @@ def _claim(
     model_name: str,
     draft_non_image: bool,
     job_state: JobState = JobState.QUEUED,
+    by: str = "sweep",
+    stat: bool = False,
 ) -> uuid.UUID | None:
     """Compare-and-set one study to ``complete`` and give it its job; None when another sweeper won,
     an instance just arrived, or there is nothing to draft."""
@@ -166,14 +196,16 @@ def _claim(
         return None
     with log_context(study=study_handle(claimed)):
         return _queue_job(session, study_id, now=now, reason=reason, quiet_seconds=quiet_seconds,
-                          model_name=model_name, draft_non_image=draft_non_image, job_state=job_state)
+                          model_name=model_name, draft_non_image=draft_non_image, job_state=job_state, by=by,
+                          stat=stat)
 
 
 def _queue_job(session: Session, study_id: uuid.UUID, *, now: dt.datetime, reason: str, quiet_seconds: float,
-               model_name: str, draft_non_image: bool, job_state: JobState) -> uuid.UUID | None:
+               model_name: str, draft_non_image: bool, job_state: JobState, by: str,
+               stat: bool) -> uuid.UUID | None:
     """The claimed study's job (and its events); None when it holds nothing to draft."""
     if not draft_non_image and not _has_images(session, study_id):
-        record_event(session, EventTag.STUDY_COMPLETE, study_id=study_id, reason=reason, drafted=False)
+        record_event(session, EventTag.STUDY_COMPLETE, study_id=study_id, reason=reason, by=by, drafted=False)
         logger.info("a study holding no image instance is complete; no draft")
         return None
     previous = session.scalar(
@@ -186,10 +218,12 @@ def _queue_job(session: Session, study_id: uuid.UUID, *, now: dt.datetime, reaso
         model_name=model_name,
         created_at=now,
         supersedes_job_id=previous,
+        priority=job_priority(session, study_id, pipeline_stat=stat),
     )
     session.add(job)
     session.flush()
-    record_event(session, EventTag.STUDY_COMPLETE, study_id=study_id, quiet_seconds=quiet_seconds, reason=reason)
+    record_event(session, EventTag.STUDY_COMPLETE, study_id=study_id, quiet_seconds=quiet_seconds, reason=reason,
+                 by=by)
     record_event(
         session,
         EventTag.JOB_QUEUED,
@@ -197,6 +231,7 @@ def _queue_job(session: Session, study_id: uuid.UUID, *, now: dt.datetime, reaso
         job_id=job.id,
         model_name=model_name,
         supersedes_job_id=str(previous) if previous else None,
+        priority=str(job.priority),
     )
     logger.info("study complete (%s); job queued", reason)
     return job.id
@@ -229,7 +264,14 @@ def _has_images(session: Session, study_id: uuid.UUID) -> bool:
 
 
 def claim_for_pipeline(
-    session: Session, settings: Settings, pipeline: Pipeline, *, now: dt.datetime, limit: int = DEFAULT_BATCH
+    session: Session,
+    settings: Settings,
+    pipeline: Pipeline,
+    *,
+    now: dt.datetime,
+    limit: int = DEFAULT_BATCH,
+    study_instance_uid: str | None = None,
+    by: str = "sweep",
 ) -> list[uuid.UUID]:
     """Claim the complete studies sent to one pipeline's AE title, with that pipeline's rules and model."""
     others = [p.ae_title for p in settings.pipelines if p.ae_title != pipeline.ae_title]
@@ -247,6 +289,9 @@ def claim_for_pipeline(
         draft_non_image=pipeline.draft_non_image,
         job_state=first_job_state(settings),
         shadow_models=pipeline.shadow_models,
+        study_instance_uid=study_instance_uid,
+        by=by,
+        stat=pipeline.stat,
     )
 
 
@@ -256,3 +301,22 @@ def claim_all(session: Session, settings: Settings, *, now: dt.datetime) -> list
     for pipeline in all_pipelines(settings):
         job_ids.extend(claim_for_pipeline(session, settings, pipeline, now=now))
     return job_ids
+
+
+def claim_study(session: Session, settings: Settings, study_instance_uid: str, *, now: dt.datetime) -> list[uuid.UUID]:
+    """Claim one study at the end of its quiet time (the listener's timer); its job ids, or none.
+
+    The same compare-and-set as the sweep, by the rules of the study's pipeline, so a timer racing
+    the sweep, or another listener's timer, makes no second job.  A study not complete by those rules
+    yet (a required series missing) is left to the sweep.
+    """
+    row = session.execute(
+        select(Study.id, Study.called_ae_title).where(
+            Study.study_instance_uid == study_instance_uid, Study.state == StudyState.RECEIVING
+        )
+    ).one_or_none()
+    if row is None:
+        return []
+    pipeline = pipeline_for(settings, row.called_ae_title)
+    return claim_for_pipeline(session, settings, pipeline, now=now, limit=1, study_instance_uid=study_instance_uid,
+                              by="timer")

@@ -78,6 +78,9 @@ class PipelineSettings(Section):
     """See ``[dicom] draft_non_image``; unset: that value."""
     priority: int = 0
     """Higher first: complete studies of higher-priority pipelines are claimed and queued first."""
+    stat: bool = False
+    """Every study of this pipeline is STAT (e.g. an emergency department's AE title): its jobs go
+    before routine ones in every queue, as a RIS order's STAT priority does."""
 
     _check_ae = field_validator("ae_title")(validate_ae_title)
 
@@ -93,6 +96,10 @@ class DicomSettings(Section):
     """TCP port of the listener."""
     study_quiet_seconds: float = Field(10.0, gt=0)
     """A study is complete when no instance of it has arrived for this many seconds."""
+    completion_timer: bool = True
+    """The listener completes a study when its quiet time ends (a timer re-armed by each instance), so
+    drafting starts without waiting for the scheduler's sweep. Off: only the sweep completes studies
+    (it stays the backstop either way: a listener restart, required series, force-complete)."""
     max_associations: int = Field(16, ge=1)
     """Most simultaneous associations per listener process; more are refused (A-ASSOCIATE-RJ,
     transient, local limit exceeded). Connections still negotiating do not count."""

@@ -125,5 +125,9 @@ class QueueSettings(Section):
     """On the embedded broker, how long a worker waits before it looks again for a message (the
     broker is polled). The library's own 1 s caps each worker at about one message a second;
     set 1.0 to run it as shipped."""
+    embedded_wakeups: bool = True
+    """On the embedded broker, a publisher wakes the idle workers of the queue it sent to (a named
+    pipe per queue beside the broker file), so a hand-over between stages takes milliseconds
+    instead of up to ``embedded_polling_seconds``. Off: kombu's transport as shipped (polling only)."""
 
 

@@ -1,4 +1,4 @@
-"""The study handle of a job or study, for the log context of the process working on it."""
+"""Small look-ups by id for the process working on a job: its study's handle (for the log context), its priority."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from radassist.db.tables import Job, Study
 from radassist.identifiers import study_handle
+from radassist.states import JobPriority
 
 
 def handle_of_study(session: Session, study_id: uuid.UUID) -> str:
@@ -20,3 +21,11 @@ def handle_of_job(session: Session, job_id: uuid.UUID) -> str:
     """The handle of the job's study (``-`` when there is no such job)."""
     return study_handle(session.scalar(
         select(Study.study_instance_uid).join(Job, Job.study_id == Study.id).where(Job.id == job_id)))
+
+
+def job_priorities(session: Session, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, JobPriority]:
+    """The priority of each job (a job not found is absent): its messages are sent with it."""
+    if not job_ids:
+        return {}
+    rows = session.execute(select(Job.id, Job.priority).where(Job.id.in_(job_ids)))
+    return {job_id: priority for job_id, priority in rows}

@@ -11,10 +11,10 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from radassist.db.tables import Delivery
+from radassist.db.tables import Delivery, Job
 from radassist.db.transitions import set_delivery_state
 from radassist.events import EventTag, record_event
-from radassist.states import DeliveryState
+from radassist.states import DeliveryState, JobPriority
 
 LOST_MESSAGE_GRACE_S = 60.0
 """A due delivery not picked up this long after its time is assumed lost and queued again."""
@@ -37,4 +37,21 @@ def overdue(session: Session, now: dt.datetime) -> list[uuid.UUID]:
     stale = now - dt.timedelta(seconds=LOST_MESSAGE_GRACE_S)
     return list(session.scalars(
         select(Delivery.id).where(Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= stale)
+    ).all())
+
+
+STAT_AHEAD = 4
+"""Most STAT deliveries a delivery task sends ahead of its own."""
+
+
+def stat_due(session: Session, now: dt.datetime, other_than: uuid.UUID) -> list[uuid.UUID]:
+    """Due pending deliveries of STAT jobs, oldest first: a delivery task sends them before its own,
+    whatever message woke it (the embedded broker has no message priorities)."""
+    return list(session.scalars(
+        select(Delivery.id)
+        .join(Job, Job.id == Delivery.job_id)
+        .where(Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now,
+               Job.priority == JobPriority.STAT, Delivery.id != other_than)
+        .order_by(Delivery.next_attempt_at)
+        .limit(STAT_AHEAD)
     ).all())

@@ -2,9 +2,10 @@
 
 A job reaches the drafting worker ``prepared``: its inputs are in the prepared store
 (:mod:`radassist.drafting.preparing`, on the cpu queue).  A worker that picks up a job also claims
-up to ``[model] batch_size - 1`` other prepared jobs of the same model (compare-and-set each, oldest
-first) and drafts them all in one ``generate``; their own messages then find them no longer
-prepared and do nothing.
+up to ``[model] batch_size - 1`` other prepared jobs of the same model (compare-and-set each, STAT
+first, then oldest first) and drafts them all in one ``generate``; their own messages then find them
+no longer prepared and do nothing.  STAT jobs waiting are claimed even ahead of a routine message's
+own job, and the run's next batches (:func:`claim_next_batch`) take STAT jobs first too.
 
 A worker killed mid-draft (SIGKILL, out of memory) leaves its jobs ``drafting``.  With ``acks_late``
 and ``task_reject_on_worker_lost`` the broker hands its message to another worker, marked
@@ -19,10 +20,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from radassist.config import Settings
@@ -30,7 +32,7 @@ from radassist.db.tables import Instance, Job, Study
 from radassist.db.transitions import set_job_state
 from radassist.events import EventTag, record_event
 from radassist.identifiers import study_handle
-from radassist.states import JobState
+from radassist.states import JobPriority, JobState
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ class ClaimedJob:
     created_at: dt.datetime | None = None
     started_at: dt.datetime | None = None
     """When this claim was made: the prepare stage's fence, and the start of the drafting time."""
+    priority: JobPriority = JobPriority.ROUTINE
+    """Its outputs are built and delivered with this priority (STAT first)."""
 
 
 def _claim_prepared(session: Session, job_id: uuid.UUID, now: dt.datetime) -> bool:
@@ -88,17 +92,37 @@ def take_over(session: Session, job_id: uuid.UUID, now: dt.datetime) -> list[uui
     return taken
 
 
-def _batch_mates(session: Session, job: Job, room: int, now: dt.datetime) -> list[uuid.UUID]:
-    """Up to ``room`` other prepared jobs of the same model, oldest first, each claimed."""
+STAT_FIRST = case((Job.priority == JobPriority.STAT, 0), else_=1)
+"""Sorts STAT jobs before routine ones."""
+
+
+def _batch_mates(session: Session, model_name: str, room: int, now: dt.datetime,
+                 taken: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """Up to ``room`` other prepared jobs of the same model, STAT first, then oldest first, each claimed."""
     if room <= 0:
         return []
     candidates = session.scalars(
         select(Job.id)
-        .where(Job.state == JobState.PREPARED, Job.model_name == job.model_name, Job.id != job.id)
-        .order_by(Job.created_at)
+        .where(Job.state == JobState.PREPARED, Job.model_name == model_name, Job.id.not_in(list(taken)))
+        .order_by(STAT_FIRST, Job.created_at)
         .limit(room)
     ).all()
     return [other for other in candidates if _claim_prepared(session, other, now)]
+
+
+def _stat_ahead(session: Session, job_id: uuid.UUID, room: int, now: dt.datetime) -> list[uuid.UUID]:
+    """STAT jobs of the same model claimed ahead of ``job_id`` when it is a prepared routine job: the
+    worker takes them whatever message woke it (the embedded broker has no message priorities)."""
+    own = session.execute(select(Job.state, Job.priority, Job.model_name).where(Job.id == job_id)).one_or_none()
+    if own is None or own.state is not JobState.PREPARED or own.priority is JobPriority.STAT:
+        return []
+    waiting = session.scalars(
+        select(Job.id)
+        .where(Job.state == JobState.PREPARED, Job.priority == JobPriority.STAT, Job.model_name == own.model_name)
+        .order_by(Job.created_at)
+        .limit(room)
+    ).all()
+    return [other for other in waiting if _claim_prepared(session, other, now)]
 
 
 def is_prepared(session: Session, job_id: uuid.UUID) -> bool:
@@ -109,13 +133,13 @@ def is_prepared(session: Session, job_id: uuid.UUID) -> bool:
 
 def claim_next_batch(session: Session, model_name: str, settings: Settings,
                      started_at: dt.datetime) -> list[ClaimedJob]:
-    """Claim the oldest prepared jobs of ``model_name``, up to a batch, as part of a run that started
-    at ``started_at`` (their ``started_at`` too: a takeover after the run's worker died takes them all
-    over with the run's first batch); the caller commits.  Empty when none is prepared.  A job handed
+    """Claim prepared jobs of ``model_name``, STAT first then oldest, up to a batch, as part of a run
+    that started at ``started_at`` (their ``started_at`` too: a takeover after the run's worker died
+    takes them all over with the run's first batch); the caller commits.  Empty when none is prepared.  A job handed
     back after a transient failure (it carries the error) is left to its own, delayed, message."""
     candidates = session.scalars(  # a job handed back after a transient failure waits for its own message
         select(Job.id).where(Job.state == JobState.PREPARED, Job.model_name == model_name, Job.error_code.is_(None))
-        .order_by(Job.created_at).limit(settings.model.batch_size)
+        .order_by(STAT_FIRST, Job.created_at).limit(settings.model.batch_size)
     ).all()
     ids = [job_id for job_id in candidates if _claim_prepared(session, job_id, started_at)]
     claimed = read_claimed(session, ids, settings)
@@ -130,7 +154,7 @@ def read_claimed(session: Session, ids: list[uuid.UUID], settings: Settings, *,
     study's stored paths only when ``paths``: the drafting worker never reads the files)."""
     rows = {r.id: r for r in session.execute(
         select(Job.id, Job.study_id, Job.attempts, Job.model_name, Job.shadow, Job.created_at, Job.started_at,
-               Study.accession_number_hash, Study.study_instance_uid)
+               Job.priority, Study.accession_number_hash, Study.study_instance_uid)
         .join(Study, Study.id == Job.study_id).where(Job.id.in_(ids))
     )}
     files: dict[uuid.UUID, list[str]] = {}
@@ -144,7 +168,7 @@ def read_claimed(session: Session, ids: list[uuid.UUID], settings: Settings, *,
         ClaimedJob(job_id=r.id, study_id=r.study_id, attempts=r.attempts, model_name=r.model_name,
                    paths=tuple(settings.storage.instances_dir / p for p in files.get(r.study_id, ())),
                    accession_hash=r.accession_number_hash, study_handle=study_handle(r.study_instance_uid),
-                   shadow=r.shadow, created_at=r.created_at, started_at=r.started_at)
+                   shadow=r.shadow, created_at=r.created_at, started_at=r.started_at, priority=r.priority)
         for r in (rows[i] for i in ids if i in rows)
     ]
 
@@ -154,15 +178,29 @@ def claim_batch(
 ) -> list[ClaimedJob]:
     """Claim ``job_id`` (or take it over, after a redelivery) and fill the batch; the caller commits.
 
-    Empty when the job is not prepared any more (or, with ``takeover``, not drafting either).
+    STAT jobs waiting go first: a routine job's batch starts with them, and when they fill it the
+    routine job stays prepared (:func:`job_left_waiting` tells the caller to claim again, with the
+    run's ``started_at`` as ``now``).  Empty when the job is not prepared any more (or, with
+    ``takeover``, not drafting either).
     """
-    ids = [job_id] if _claim_prepared(session, job_id, now) else (take_over(session, job_id, now) if takeover else [])
+    size = settings.model.batch_size
+    ids = _stat_ahead(session, job_id, size, now)
+    if len(ids) < size:
+        if _claim_prepared(session, job_id, now):
+            ids.append(job_id)
+        elif takeover:
+            ids += take_over(session, job_id, now)
     if not ids:
         return []
-    job = session.get(Job, job_id)
-    assert job is not None
-    ids += _batch_mates(session, job, settings.model.batch_size - len(ids), now)
+    model_name = session.scalar(select(Job.model_name).where(Job.id == ids[0]))
+    assert model_name is not None
+    ids += _batch_mates(session, model_name, size - len(ids), now, ids)
     claimed = read_claimed(session, ids, settings)
     for c in claimed:
         record_event(session, EventTag.DRAFT_STARTED, study_id=c.study_id, job_id=c.job_id, batch=len(ids))
     return claimed
+
+
+def job_left_waiting(claimed: Sequence[ClaimedJob], job_id: uuid.UUID) -> bool:
+    """True when a batch was claimed without ``job_id`` (STAT jobs filled it): claim again for it."""
+    return bool(claimed) and all(c.job_id != job_id for c in claimed)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from radassist.db.tables import Job
-from radassist.states import JobState
+from radassist.states import JobPriority, JobState
 
 LOST_BUILD_GRACE_S = 60.0
 """A job drafted this long ago, while the io queue holds no message, lost its build message."""
@@ -32,4 +32,19 @@ def drafted_without_message(session: Session, now: dt.datetime) -> list[uuid.UUI
         .where(Job.state == JobState.DRAFTED, Job.drafted_at < stale)
         .order_by(Job.drafted_at)
         .limit(LOST_BUILD_BATCH)
+    ).all())
+
+
+STAT_AHEAD = 4
+"""Most STAT jobs a build task builds ahead of its own job."""
+
+
+def stat_drafted(session: Session, other_than: uuid.UUID) -> list[uuid.UUID]:
+    """STAT jobs drafted and waiting for their build, oldest first: a build task builds them before
+    its own job, whatever message woke it (the embedded broker has no message priorities)."""
+    return list(session.scalars(
+        select(Job.id)
+        .where(Job.state == JobState.DRAFTED, Job.priority == JobPriority.STAT, Job.id != other_than)
+        .order_by(Job.drafted_at)
+        .limit(STAT_AHEAD)
     ).all())

@@ -16,7 +16,14 @@ from typing import Any, TypeAlias
 from radassist.read.grounding import GroundingView
 from radassist.read.priors import ComparisonRow
 from radassist.read.review import ReviewView
-from radassist.states import FINAL_JOB_STATES, DeliveryChannel, DeliveryState, JobState, StudyState
+from radassist.states import (
+    FINAL_JOB_STATES,
+    DeliveryChannel,
+    DeliveryState,
+    JobPriority,
+    JobState,
+    StudyState,
+)
 
 WorklistState: TypeAlias = StudyState | JobState
 """What the worklist shows for a study: a study state while no job is in progress for it (or
@@ -93,6 +100,8 @@ class StudyRow:
     patient_sex: str | None = None
     priority: str | None = None
     """The RIS order's priority (``S``, ``A``, ``R``...), when an order for the accession is known."""
+    job_priority: JobPriority | None = None
+    """The latest job's priority: ``stat`` (from the order or the pipeline) goes first in every queue."""
     warnings: tuple[str, ...] = ()
     """The safety checks that fired on the latest job's draft (``anatomy``, ``laterality``...)."""
 

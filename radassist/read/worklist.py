@@ -115,6 +115,7 @@ def worklist_query() -> Subquery:
             job.id.label("job_id"),
             job.state.label("job_state"),
             job.attempts.label("job_attempts"),
+            job.priority.label("job_priority"),
             job.model_name,
             job.error_code,
             job.error_message,
@@ -190,6 +191,7 @@ def study_row(r: Any, deliveries: tuple[DeliveryRow, ...]) -> StudyRow:
         patient_age=r.patient_age,
         patient_sex=r.patient_sex,
         priority=r.priority,
+        job_priority=r.job_priority,
         warnings=column_checks(r.warning_checks),
     )
 

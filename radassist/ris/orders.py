@@ -21,6 +21,7 @@ from radassist.db.tables import Order, Study
 from radassist.events import EventTag, record_event
 from radassist.identifiers import accession_hash
 from radassist.logging import log_context
+from radassist.ris.priority import is_stat, raise_to_stat
 from radassist.ris.reading import Block, Inbound, blocks, first, repetitions, value
 from radassist.ris.refusals import InboundProblem
 
@@ -123,6 +124,8 @@ def _store_one(session: Session, block: Block, digest: str, control_id: str, now
     if study_id is not None:
         with log_context(study=handle_of_study(session, study_id)):
             logger.info("the RIS's order for a received study is stored")
+            if is_stat(order.priority) and raise_to_stat(session, study_id):
+                logger.info("the order says STAT: the study's jobs go first")
 
 
 def store_orders(session: Session, inbound: Inbound, settings: Hl7Settings, now: dt.datetime) -> int:

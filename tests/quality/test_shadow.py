@@ -22,6 +22,7 @@ from radassist.config.quality import ShadowSettings
 from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import Delivery, Draft, Event, Job, Study
 from radassist.drafting.claim import claim_batch
+from radassist.drafting.preparing import claim_for_preparing, hand_to_model
 from radassist.drafting.record import store_draft
 from radassist.outputs.outbox import build_job_outputs
 from radassist.pipelines import pipeline_for
@@ -99,6 +100,10 @@ def test_a_shadow_draft_is_stored_done_and_nothing_is_built(
         _, shadow_id = claim_all(session, settings, now=T0 + dt.timedelta(seconds=60))
         session.commit()
     now = T0 + dt.timedelta(seconds=61)
+    with factory() as session:  # a shadow job is prepared on the cpu queue like the study's own job
+        preparing = claim_for_preparing(session, shadow_id, settings, now)
+        assert preparing is not None and preparing.shadow and hand_to_model(session, preparing, pictures=1)
+        session.commit()
     with factory() as session:
         (claimed,) = claim_batch(session, shadow_id, settings, now)
         session.commit()

@@ -10,11 +10,13 @@ import uuid
 
 from celery import shared_task
 
-from radassist.broker import BUILD_TASK
+from radassist.broker import BUILD_TASK, DELIVER_TASK, send_priority
 from radassist.db.base import utcnow
-from radassist.db.handles import handle_of_job
+from radassist.db.handles import handle_of_job, job_priorities
 from radassist.logging import log_context
 from radassist.outputs.outbox import build_job_outputs
+from radassist.outputs.recover import stat_drafted
+from radassist.states import JobPriority
 from workers.base import RadAssistTask, retry_while_db_down
 from workers.enqueue import after_commit
 
@@ -23,7 +25,11 @@ logger = logging.getLogger(__name__)
 
 @shared_task(base=RadAssistTask, bind=True, name=BUILD_TASK, ignore_result=True)
 def build_outputs(self: RadAssistTask, job_id: str) -> None:
-    _build(self, uuid.UUID(job_id))
+    own = uuid.UUID(job_id)
+    with self.session() as session:
+        stat_first = stat_drafted(session, own)  # STAT jobs waiting go first, whatever message woke us
+    for other in [*stat_first, own]:
+        _build(self, other)
 
 
 @retry_while_db_down("building the outputs")
@@ -35,6 +41,8 @@ def _build(task: RadAssistTask, job_id: uuid.UUID) -> None:
         if pending is None:
             logger.info("job is not drafted any more; nothing to build")
             return
-        after_commit(session, lambda: [deliver.apply_async((str(i),)) for i in pending])
+        priority = job_priorities(session, [job_id]).get(job_id, JobPriority.ROUTINE)
+        options = send_priority(task.settings.broker_url, DELIVER_TASK, priority)
+        after_commit(session, lambda: [deliver.apply_async((str(i),), **options) for i in pending])
         session.commit()
         logger.info("outputs built; %d deliveries queued", len(pending))

@@ -10,12 +10,13 @@ import uuid
 
 from celery import shared_task
 
-from radassist.broker import DELIVER_TASK
+from radassist.broker import DELIVER_TASK, send_priority
 from radassist.db.base import utcnow
 from radassist.db.handles import handle_of_job
 from radassist.db.tables import Delivery, Job
 from radassist.delivery.attempt import claim_delivery, send
 from radassist.delivery.outcome import record_outcome
+from radassist.delivery.recover import stat_due
 from radassist.errors import RadAssistError
 from radassist.logging import log_context
 from workers.base import RadAssistTask, retry_while_db_down
@@ -24,8 +25,16 @@ from workers.enqueue import after_commit
 
 @shared_task(base=RadAssistTask, bind=True, name=DELIVER_TASK, ignore_result=True)
 def deliver(self: RadAssistTask, delivery_id: str) -> None:
+    own = uuid.UUID(delivery_id)
     with self.session() as session:
-        claimed = claim_delivery(session, uuid.UUID(delivery_id), utcnow())
+        stat_first = stat_due(session, utcnow(), own)  # STAT jobs' deliveries go first, whatever woke us
+    for other in [*stat_first, own]:
+        _attempt(self, other)
+
+
+def _attempt(self: RadAssistTask, delivery_id: uuid.UUID) -> None:
+    with self.session() as session:
+        claimed = claim_delivery(session, delivery_id, utcnow())
         handle = handle_of_job(session, claimed[1].id) if claimed is not None else "-"
     if claimed is None:
         return
@@ -40,5 +49,6 @@ def _record(task: RadAssistTask, delivery: Delivery, job: Job, error: RadAssistE
         retry_in = record_outcome(session, delivery, job, error, task.settings.delivery, utcnow())
         if retry_in is not None:
             delivery_id = str(delivery.id)
-            after_commit(session, lambda: deliver.apply_async((delivery_id,), countdown=retry_in))
+            options = send_priority(task.settings.broker_url, DELIVER_TASK, job.priority)
+            after_commit(session, lambda: deliver.apply_async((delivery_id,), countdown=retry_in, **options))
         session.commit()

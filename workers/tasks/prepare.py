@@ -14,11 +14,17 @@ import uuid
 
 from celery import shared_task
 
-from radassist.broker import DRAFT_TASK, PREPARE_TASK
+from radassist.broker import DRAFT_TASK, PREPARE_TASK, send_priority
 from radassist.db.base import utcnow
 from radassist.drafting.claim import ClaimedJob
 from radassist.drafting.prepare import PreparedJob, kept_inputs, prepare_job, read_comparison, read_order
-from radassist.drafting.preparing import claim_for_preparing, fail_preparing, hand_back, hand_to_model
+from radassist.drafting.preparing import (
+    claim_for_preparing,
+    fail_preparing,
+    hand_back,
+    hand_to_model,
+    stat_queued,
+)
 from radassist.errors import PermanentFailure, RadAssistError, TransientFailure
 from radassist.logging import log_context
 from radassist.store.prepared import prepared_store
@@ -35,7 +41,16 @@ STORE_RETRY_DELAY_S = 10.0
 @shared_task(base=RadAssistTask, bind=True, name=PREPARE_TASK, ignore_result=True)
 def prepare_for_model(self: RadAssistTask, job_id: str) -> None:
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    claimed = _claim(self, uuid.UUID(job_id), redelivered)
+    own = uuid.UUID(job_id)
+    with self.session() as session:
+        stat_first = stat_queued(session, own)  # STAT jobs waiting go first, whatever message woke us
+    for other in stat_first:
+        _prepare(self, other, False)
+    _prepare(self, own, redelivered)
+
+
+def _prepare(self: RadAssistTask, job_id: uuid.UUID, redelivered: bool) -> None:
+    claimed = _claim(self, job_id, redelivered)
     if claimed is None:
         logger.info("job is not queued for preparing any more; nothing to do")
         return
@@ -79,7 +94,8 @@ def _hand_on(task: RadAssistTask, claimed: ClaimedJob, pictures: int) -> None:
     with task.session() as session:
         if hand_to_model(session, claimed, pictures):
             job_id = str(claimed.job_id)
-            after_commit(session, lambda: task.app.send_task(DRAFT_TASK, (job_id,)))
+            options = send_priority(task.settings.broker_url, DRAFT_TASK, claimed.priority)
+            after_commit(session, lambda: task.app.send_task(DRAFT_TASK, (job_id,), **options))
         session.commit()
 
 

@@ -12,12 +12,13 @@ import uuid
 
 from celery import shared_task
 
-from radassist.broker import PREPARE_TASK, PRIORS_TASK
+from radassist.broker import PREPARE_TASK, PRIORS_TASK, send_priority
 from radassist.db.base import utcnow
-from radassist.db.handles import handle_of_study
+from radassist.db.handles import handle_of_study, job_priorities
 from radassist.logging import log_context
 from radassist.prefetch.record import StartedSearch, record_search, start_search
 from radassist.prefetch.run import SearchOutcome, search_priors
+from radassist.states import JobPriority
 from workers.base import RadAssistTask, retry_while_db_down
 from workers.enqueue import after_commit
 
@@ -51,5 +52,7 @@ def _record(task: RadAssistTask, started: StartedSearch, outcome: SearchOutcome)
         if record_search(session, started, outcome.result, profile=outcome.profile, study_ids=outcome.study_ids,
                          now=utcnow()):
             job_id = str(started.job_id)
-            after_commit(session, lambda: task.app.send_task(PREPARE_TASK, (job_id,)))
+            priority = job_priorities(session, [started.job_id]).get(started.job_id, JobPriority.ROUTINE)
+            options = send_priority(task.settings.broker_url, PREPARE_TASK, priority)
+            after_commit(session, lambda: task.app.send_task(PREPARE_TASK, (job_id,), **options))
         session.commit()

@@ -1,8 +1,10 @@
 """The scheduler's periodic sweep: wires the stages' time-driven work to the broker.
 
-Completing quiet studies is a sweep because "no instance for N seconds" is a property of time,
-not of a message (:mod:`radassist.completion`); a new job goes to its priors first when sources are
-configured, else to the cpu queue to be prepared.  Then each stage hands back its lost work (:mod:`radassist.prefetch.recover`,
+Completing quiet studies is time-driven: the listener's timer completes each study when its quiet
+time ends (:mod:`dicom_node.completion_timer`), and this sweep completes whatever no timer did (a
+listener restarted, required series, force-complete) (:mod:`radassist.completion`); a new job goes to
+its priors first when sources are configured, else to the cpu queue to be prepared, and each job's
+message carries its priority.  Then each stage hands back its lost work (:mod:`radassist.prefetch.recover`,
 :mod:`radassist.drafting.recover`, :mod:`radassist.outputs.recover`,
 :mod:`radassist.delivery.recover`); that is safe because every task starts with a compare-and-set
 and exits if it lost.  Messages are sent only after the commit.
@@ -15,17 +17,19 @@ import uuid
 from collections.abc import Callable
 from functools import partial
 
-from celery import shared_task
+from celery import Task, shared_task
 from sqlalchemy.orm import Session
 
-from radassist.broker import CPU_QUEUE, GPU_QUEUE, IO_QUEUE, SWEEP_TASK, queue_depths
+from radassist.broker import CPU_QUEUE, GPU_QUEUE, IO_QUEUE, SWEEP_TASK, queue_depths, send_priority
 from radassist.completion.claim import claim_all
 from radassist.db.base import utcnow
+from radassist.db.handles import job_priorities
 from radassist.delivery import recover as delivery_recover
 from radassist.drafting import recover as drafting_recover
 from radassist.outputs import recover as outputs_recover
 from radassist.prefetch import recover as prefetch_recover
 from radassist.prefetch.start import fetches_priors
+from radassist.states import JobPriority
 from workers.base import RadAssistTask
 from workers.enqueue import after_commit
 
@@ -56,9 +60,10 @@ def sweep(self: RadAssistTask) -> None:
         else:
             preparing = new_jobs + preparing
         delivery_recover.hand_back_stuck(session, now, settings.hl7.ack_timeout_seconds)
-        _send_after_commit(session, fetch_priors.apply_async, searches)
-        _send_after_commit(session, prepare_for_model.apply_async, preparing)
-        _send_after_commit(session, draft_study.apply_async, drafts)
+        priorities = job_priorities(session, searches + preparing + drafts)
+        _send_after_commit(session, fetch_priors, searches, priorities, settings.broker_url)
+        _send_after_commit(session, prepare_for_model, preparing, priorities, settings.broker_url)
+        _send_after_commit(session, draft_study, drafts, priorities, settings.broker_url)
         session.commit()
     if new_jobs:
         logger.info("%d jobs queued", len(new_jobs))
@@ -82,9 +87,12 @@ def _send(apply_async: Callable[..., object], ids: list[uuid.UUID]) -> None:
         apply_async((str(item),))
 
 
-def _send_after_commit(session: Session, apply_async: Callable[..., object], ids: list[uuid.UUID]) -> None:
+def _send_after_commit(session: Session, task: Task, ids: list[uuid.UUID],
+                       priorities: dict[uuid.UUID, JobPriority], broker_url: str) -> None:
+    """Each job's message, with its priority, once the commit is done."""
     for item in ids:
-        after_commit(session, partial(apply_async, (str(item),)))
+        options = send_priority(broker_url, task.name, priorities.get(item, JobPriority.ROUTINE))
+        after_commit(session, partial(task.apply_async, (str(item),), **options))
 
 
 def _if_queue_empty(task: RadAssistTask, queue: str, ids: list[uuid.UUID]) -> list[uuid.UUID]:

@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uni
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from radassist.db.base import Base, JSONVariant, enum_column, utcnow
-from radassist.states import DeliveryChannel, DeliveryState, JobState
+from radassist.states import DeliveryChannel, DeliveryState, JobPriority, JobState
 
 
 class Job(Base):
@@ -23,6 +23,10 @@ class Job(Base):
     state: Mapped[JobState] = mapped_column(enum_column(JobState), default=JobState.QUEUED, index=True)
     model_name: Mapped[str] = mapped_column(String(256))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    priority: Mapped[JobPriority] = mapped_column(
+        enum_column(JobPriority), default=JobPriority.ROUTINE, server_default=JobPriority.ROUTINE.value
+    )
+    """STAT (from the RIS order's priority or the pipeline's ``stat``) or routine; STAT goes first."""
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     sr_sop_instance_uid: Mapped[str | None] = mapped_column(String(64))

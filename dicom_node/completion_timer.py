@@ -1,0 +1,215 @@
+"""Completion at the end of a study's quiet time, from the listener that recorded its last instance.
+
+The scheduler's sweep finds quiet studies once per tick, so a study waits up to a tick past its
+quiet time.  Here each listener process keeps, per study it received, the deadline "last instance +
+the pipeline's ``study_quiet_seconds``", re-armed by every instance, and when it passes runs the
+sweep's own compare-and-set claim for that one study (:func:`radassist.completion.claim.claim_study`)
+and sends the job's first task after the commit.  Several listener processes, the sweep and a timer
+may all try one study: the claim lets exactly one win, and the others find nothing to do.
+
+The sweep stays the backstop for everything this does not see: studies whose last instance came
+before a listener restart, required-series rules and force-complete, and any failure here (logged
+with the study's handle, never its data, and left to the sweep's next tick).
+
+The C-STORE handler's cost is one call to :func:`note_instance`: a dictionary look-up and, for a
+study not yet armed, one heap push, under a lock that the timer thread holds only to pop a
+deadline; the claim's database work and the broker message happen on the timer thread.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from radassist.broker import client, send_priority
+from radassist.completion.claim import claim_study
+from radassist.config import Settings
+from radassist.db.base import utcnow
+from radassist.db.engine import write_turn
+from radassist.db.tables import Job
+from radassist.identifiers import study_handle
+from radassist.pipelines import pipeline_for
+from radassist.prefetch.start import first_task
+from radassist.startup import prepare_embedded_broker
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[str, uuid.UUID, str], None]
+"""Send ``task`` for a job id with the job's priority (``routine`` or ``stat``)."""
+
+
+class CompletionTimer:
+    """One listener process's deadlines, and the thread that claims each study when its own passes."""
+
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session], send: Send | None = None) -> None:
+        self._settings = settings
+        self._sessions = session_factory
+        self._send = send
+        self._app: Celery | None = None
+        self._quiet: dict[str, float] = {}
+        """Quiet seconds per called AE title (the pipeline's), resolved once."""
+        self._due: dict[str, float] = {}
+        """The latest deadline (``time.monotonic()``) of each armed study."""
+        self._heap: list[tuple[float, str]] = []
+        """One entry per armed study, possibly older than its deadline in ``_due`` (then re-pushed)."""
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="completion-timer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def note(self, study_instance_uid: str, called_ae: str) -> None:
+        """An instance of the study was recorded now: its deadline moves to now + the quiet time."""
+        quiet = self._quiet.get(called_ae)
+        if quiet is None:
+            quiet = self._quiet[called_ae] = pipeline_for(self._settings, called_ae).study_quiet_seconds
+        due = time.monotonic() + quiet
+        with self._wake:
+            armed = study_instance_uid in self._due
+            self._due[study_instance_uid] = due
+            if not armed:
+                heapq.heappush(self._heap, (due, study_instance_uid))
+                if self._heap[0][1] == study_instance_uid:
+                    self._wake.notify()
+
+    def armed(self) -> int:
+        """How many studies wait for their deadline."""
+        with self._wake:
+            return len(self._due)
+
+    def _next_due(self) -> str | None:
+        """Wait for the earliest deadline to pass; that study's UID, or None when stopping."""
+        with self._wake:
+            while not self._stopping:
+                if not self._heap:
+                    self._wake.wait()
+                    continue
+                due, uid = self._heap[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                latest = self._due[uid]
+                if latest > due:  # re-armed by a later instance
+                    heapq.heappush(self._heap, (latest, uid))
+                    continue
+                del self._due[uid]
+                return uid
+            return None
+
+    def _run(self) -> None:
+        self._warm_up()
+        while (uid := self._next_due()) is not None:
+            try:
+                self._complete(uid)
+            except Exception as exc:  # noqa: BLE001 - the sweep completes it on its next tick
+                logger.warning(
+                    "completion timer: could not complete study %s (%s); left to the sweep",
+                    study_handle(uid),
+                    type(exc).__name__,
+                    exc_info=logger.isEnabledFor(logging.DEBUG),
+                )
+
+    def _complete(self, study_instance_uid: str) -> None:
+        """Claim the study; send each new job's first task once the claim is committed."""
+        with write_turn(self._sessions), self._sessions() as session:
+            job_ids = claim_study(session, self._settings, study_instance_uid, now=utcnow())
+            priorities = _priorities(session, job_ids)
+            session.commit()
+        task = first_task(self._settings)
+        for job_id in job_ids:
+            self._sender()(task, job_id, priorities.get(job_id, "routine"))
+
+    def _sender(self) -> Send:
+        if self._send is None:
+            self._send = self._send_by_broker
+        return self._send
+
+    def _send_by_broker(self, task: str, job_id: uuid.UUID, priority: str) -> None:
+        if self._app is None:
+            self._app = client(self._settings)
+        options = send_priority(self._settings.broker_url, task, priority)
+        self._app.send_task(task, args=[str(job_id)], **options)
+
+    def _warm_up(self) -> None:
+        """Load the broker client before the first deadline, so the first study does not pay for it."""
+        if self._send is not None:
+            return
+        try:
+            self._app = client(self._settings)
+            with self._app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1)
+        except Exception as exc:  # noqa: BLE001 - sending retries later; the sweep is the backstop
+            logger.warning("completion timer: the broker did not answer at start (%s)", type(exc).__name__)
+
+
+def _priorities(session: Session, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not job_ids:
+        return {}
+    rows = session.execute(select(Job.id, Job.priority).where(Job.id.in_(job_ids))).all()
+    return {job_id: str(priority) for job_id, priority in rows}
+
+
+_timers: dict[int, CompletionTimer] = {}
+"""The running timer of each listener, by the id of its session factory (what the handler is bound to)."""
+
+
+def start(settings: Settings, session_factory: sessionmaker[Session], send: Send | None = None) -> CompletionTimer | None:
+    """Start the listener's timer, unless ``[dicom] completion_timer`` is off."""
+    if not settings.dicom.completion_timer:
+        return None
+    if send is None:
+        _prepare_broker(settings)
+    timer = CompletionTimer(settings, session_factory, send)
+    _timers[id(session_factory)] = timer
+    timer.start()
+    return timer
+
+
+def _prepare_broker(settings: Settings) -> None:
+    """Make the embedded broker's file (0600) and tables, as the workers do, before sending to it."""
+    try:
+        prepare_embedded_broker(settings)
+    except Exception as exc:  # noqa: BLE001 - sending retries later; the sweep is the backstop
+        logger.warning("completion timer: the embedded broker could not be prepared (%s)", type(exc).__name__)
+
+
+def stop(session_factory: sessionmaker[Session]) -> None:
+    """Stop the listener's timer; armed studies are left to the sweep."""
+    timer = _timers.pop(id(session_factory), None)
+    if timer is not None:
+        timer.stop()
+
+
+def note_instance(session_factory: sessionmaker[Session], study_instance_uid: str, called_ae: str) -> None:
+    """Called once per instance answered Success: (re-)arm the study's completion; never raises."""
+    timer = _timers.get(id(session_factory))
+    if timer is None:
+        return
+    try:
+        timer.note(study_instance_uid, called_ae)
+    except Exception as exc:  # noqa: BLE001 - the C-STORE is answered whatever happens here
+        logger.warning("completion timer: could not arm a study (%s); left to the sweep", type(exc).__name__)
+
+
+__all__ = ["CompletionTimer", "note_instance", "start", "stop"]
