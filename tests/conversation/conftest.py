@@ -16,11 +16,11 @@ from radassist.config import Settings
 from radassist.conversation.ask import Asked, ask
 from radassist.db.base import utcnow
 from radassist.db.engine import make_sessionmaker
-from radassist.db.migrate import upgrade
 from radassist.db.tables import Draft, Job
 from radassist.models import loader
 from radassist.states import JobState
 from radassist_devtools.tiny_models import DEFAULT_TINY_REPORT, write_tiny_model
+from tests.conftest import migrate
 from tests.drafting.conftest import prepare
 from tests.drafting.test_draft_task import add_study, cr_copy
 from workers.base import reset_sessionmaker
@@ -60,7 +60,7 @@ def make_drafted(make_settings: Callable[..., Settings], database_url: str, tiny
         options: dict[str, object] = {"model_name": str(tiny_gemma), "model_local_files_only": "true",
                                       "model_image_size": "64", "model_device": "cpu", **overrides}
         settings = make_settings(database_url=database_url, **options)
-        upgrade(settings)
+        migrate(settings)
         reset_sessionmaker()
         loader.clear_cache()
         make_celery(settings)

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from radassist.config import Settings
 from radassist.db.engine import make_sessionmaker
-from radassist.db.migrate import upgrade
 from radassist.db.tables import Delivery, Draft, Event, Instance, Job, Series, Study
 from radassist.models import loader
 from radassist.states import JobState, StudyState
+from tests.conftest import migrate
 from tests.drafting.conftest import prepare, write_ct_series
 from workers.app import make_celery
 from workers.base import reset_sessionmaker
@@ -35,7 +35,7 @@ def make_app(
     def factory(**overrides: object) -> tuple[Celery, Settings]:
         settings = make_settings(database_url=database_url, model_name=str(tiny_models["gemma3"]),
                                  model_local_files_only="true", model_image_size="64", **overrides)
-        upgrade(settings)
+        migrate(settings)
         made.append(settings)
         reset_sessionmaker()
         loader.clear_cache()

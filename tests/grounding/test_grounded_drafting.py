@@ -99,8 +99,8 @@ def scripted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def run_draft(
     make_settings: Callable[..., Settings], database_url: str, scripted: dict[str, Path], tmp_path: Path
 ) -> Iterator[Callable[[Case], tuple[Job, Draft]]]:
-    from radassist.db.migrate import upgrade
     from radassist.models import loader
+    from tests.conftest import migrate
     from workers.app import make_celery
     from workers.base import reset_sessionmaker
 
@@ -108,7 +108,7 @@ def run_draft(
         settings = make_settings(database_url=database_url, model_name=str(scripted[case.name]),
                                  model_local_files_only="true", model_image_size="112",
                                  model_pad_to_square=str(case.pad).lower(), model_max_new_tokens="64")
-        upgrade(settings)
+        migrate(settings)
         reset_sessionmaker()
         loader.clear_cache()
         make_celery(settings)

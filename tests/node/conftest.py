@@ -15,9 +15,8 @@ from dicom_node.acceptor import NodeServer
 from dicom_node.counters import NodeCounters
 from dicom_node.server import start_listener, stop_listener
 from radassist.config import AllowedCaller, Settings
-from radassist.db.migrate import upgrade
 from radassist.store.instances import InstanceStore
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, migrate, wait_for_port
 from tests.peers import STORESCP, echoscu, storescu  # noqa: F401  (re-exported for the node tests)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -147,7 +146,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def node_database(make_settings: Callable[..., Settings], tmp_path: Path) -> str:
     """A migrated SQLite database for a listener subprocess."""
     url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
-    upgrade(make_settings(database_url=url))
+    migrate(make_settings(database_url=url))
     return url
 
 

@@ -19,7 +19,6 @@ from radassist.config import PromptProfileSettings, Settings
 from radassist.config.priors import PriorRule, PriorsSettings
 from radassist.db.base import utcnow
 from radassist.db.engine import make_sessionmaker
-from radassist.db.migrate import upgrade
 from radassist.db.tables import Report
 from radassist.identifiers import accession_hash
 from radassist.intake.header import parse_header
@@ -27,6 +26,7 @@ from radassist.intake.record import record_instance
 from radassist.models import loader
 from radassist.priors.fetch import SourceConfig
 from radassist.store.instances import InstanceStore
+from tests.conftest import migrate
 from tests.priors.conftest import Archive, archive, closed_port, silent_port  # noqa: F401 -- fixtures
 from tests.priors.factories import PRIOR_B_ACCESSION, part10
 from workers.app import make_celery
@@ -86,7 +86,7 @@ def make_node(make_settings: Callable[..., Settings], scripted_model: Path) -> I
             "priors": PriorsSettings(time_limit_seconds=time_limit, rules=rules),
             "model": base.model.model_copy(update={"profiles": profiles}),
         })
-        upgrade(settings)
+        migrate(settings)
         reset_sessionmaker()
         loader.clear_cache()
         sessions = make_sessionmaker(settings)
