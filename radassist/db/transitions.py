@@ -10,11 +10,11 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from radassist.db.tables import Delivery, Job
-from radassist.states import DeliveryState, JobState, can_transition
+from radassist.states import DeliveryState, JobPriority, JobState, can_transition
 
 
 def _expected(states: JobState | DeliveryState | Iterable[Any]) -> list[Any]:
@@ -61,3 +61,18 @@ def set_delivery_state(
     )
     assert isinstance(result, CursorResult)
     return result.rowcount == 1
+
+
+STAT_AHEAD = 4
+"""Most STAT jobs a stage's task serves ahead of its own job."""
+
+
+def stat_waiting(session: Session, state: JobState, oldest_first_by: Any, other_than: uuid.UUID) -> list[uuid.UUID]:
+    """STAT jobs waiting in ``state``, oldest first by ``oldest_first_by``: a stage's task serves them
+    before its own job, whatever message woke it (the embedded broker has no message priorities)."""
+    return list(session.scalars(
+        select(Job.id)
+        .where(Job.state == state, Job.priority == JobPriority.STAT, Job.id != other_than)
+        .order_by(oldest_first_by)
+        .limit(STAT_AHEAD)
+    ).all())

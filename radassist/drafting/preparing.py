@@ -16,17 +16,16 @@ import datetime as dt
 import logging
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from radassist.config import Settings
 from radassist.db.tables import Job
-from radassist.db.transitions import set_job_state
+from radassist.db.transitions import set_job_state, stat_waiting
 from radassist.drafting.claim import ClaimedJob, read_claimed
 from radassist.errors import RadAssistError
 from radassist.events import EventTag, record_event
 from radassist.metrics import JOBS_FINISHED
-from radassist.states import JobPriority, JobState
+from radassist.states import JobState
 
 logger = logging.getLogger(__name__)
 
@@ -83,16 +82,6 @@ def fail_preparing(session: Session, claimed: ClaimedJob, error: RadAssistError,
     return True
 
 
-STAT_AHEAD = 4
-"""Most STAT jobs a prepare task prepares ahead of its own job."""
-
-
 def stat_queued(session: Session, other_than: uuid.UUID) -> list[uuid.UUID]:
-    """STAT jobs queued for preparing, oldest first: a prepare task prepares them before its own job,
-    whatever message woke it (the embedded broker has no message priorities)."""
-    return list(session.scalars(
-        select(Job.id)
-        .where(Job.state == JobState.QUEUED, Job.priority == JobPriority.STAT, Job.id != other_than)
-        .order_by(Job.created_at)
-        .limit(STAT_AHEAD)
-    ).all())
+    """STAT jobs queued for preparing, oldest first (see :func:`radassist.db.transitions.stat_waiting`)."""
+    return stat_waiting(session, JobState.QUEUED, Job.created_at, other_than)

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from radassist.db.tables import Job
-from radassist.states import JobPriority, JobState
+from radassist.db.transitions import stat_waiting
+from radassist.states import JobState
 
 LOST_BUILD_GRACE_S = 60.0
 """A job drafted this long ago, while the io queue holds no message, lost its build message."""
@@ -35,16 +36,7 @@ def drafted_without_message(session: Session, now: dt.datetime) -> list[uuid.UUI
     ).all())
 
 
-STAT_AHEAD = 4
-"""Most STAT jobs a build task builds ahead of its own job."""
-
-
 def stat_drafted(session: Session, other_than: uuid.UUID) -> list[uuid.UUID]:
-    """STAT jobs drafted and waiting for their build, oldest first: a build task builds them before
-    its own job, whatever message woke it (the embedded broker has no message priorities)."""
-    return list(session.scalars(
-        select(Job.id)
-        .where(Job.state == JobState.DRAFTED, Job.priority == JobPriority.STAT, Job.id != other_than)
-        .order_by(Job.drafted_at)
-        .limit(STAT_AHEAD)
-    ).all())
+    """STAT jobs drafted and waiting for their build, oldest first (see
+    :func:`radassist.db.transitions.stat_waiting`)."""
+    return stat_waiting(session, JobState.DRAFTED, Job.drafted_at, other_than)
