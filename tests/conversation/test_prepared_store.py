@@ -12,18 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pydicom.uid import generate_uid
 from sqlalchemy.orm import Session, sessionmaker
 
 from radassist.config import PromptProfileSettings, Settings
 from radassist.db.base import utcnow
 from radassist.db.engine import make_sessionmaker
-from radassist.db.tables import Job, Study
 from radassist.imaging.context import ClinicalContext
 from radassist.imaging.prepare import PreparedStudy
 from radassist.retention.run import DiskUsage, run_retention
-from radassist.states import JobState, StudyState
 from radassist.store.prepared import MANIFEST, FilePreparedStore, encode, keep, prepared_store
+from tests.prepared_store_helpers import add_done_job
 
 
 def _study() -> PreparedStudy:
@@ -86,15 +84,7 @@ def factory(migrated_settings: Settings) -> Iterator[sessionmaker[Session]]:
 
 def test_retention_removes_the_kept_inputs_with_the_studys_files(migrated_settings: Settings,
                                                                   factory: sessionmaker[Session]) -> None:
-    done_at = utcnow() - dt.timedelta(days=30)
-    with factory.begin() as session:
-        study = Study(study_instance_uid=generate_uid(), state=StudyState.COMPLETE, completed_at=done_at)
-        session.add(study)
-        session.flush()
-        job = Job(study_id=study.id, model_name="m", state=JobState.DONE, created_at=done_at, finished_at=done_at)
-        session.add(job)
-        session.flush()
-        job_id = job.id
+    job_id = add_done_job(factory, utcnow() - dt.timedelta(days=30))
     store = prepared_store(migrated_settings)
     store.save(job_id, _study(), None)
     run = run_retention(factory, migrated_settings, now=utcnow(), usage=lambda: DiskUsage(10**12, 10**12))

@@ -19,22 +19,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pydicom.uid import generate_uid
 
 from radassist.config import PromptProfileSettings, Settings
 from radassist.db.base import utcnow
 from radassist.db.engine import make_sessionmaker
 from radassist.db.migrate import upgrade
-from radassist.db.tables import Job, Study
 from radassist.grounding.geometry import PictureGeometry, Resize, Size
 from radassist.imaging.context import ClinicalContext
 from radassist.imaging.prepare import PreparedStudy
 from radassist.priors.comparison import ComparedStudy, Comparison
 from radassist.retention.run import DiskUsage, run_retention
 from radassist.ris.context import OrderContext
-from radassist.states import JobState, StudyState
 from radassist.store.prepared import MANIFEST, BlobStore, KeptInputs, prepared_store
 from tests.conftest import free_port, wait_for_port
+from tests.prepared_store_helpers import add_done_job
 
 BACKENDS = ("files", "database", "s3")
 BUCKET = "radassist-test"
@@ -107,16 +105,8 @@ def _pixels(images: tuple[Image.Image, ...]) -> list[list[object]]:
 
 def _job(settings: Settings, *, done_days_ago: float = 0.0) -> uuid.UUID:
     """A job row (the database backend's blobs belong to one); done long ago when asked."""
-    done_at = utcnow() - dt.timedelta(days=done_days_ago)
     maker = make_sessionmaker(settings)
-    with maker.begin() as session:
-        study = Study(study_instance_uid=generate_uid(), state=StudyState.COMPLETE, completed_at=done_at)
-        session.add(study)
-        session.flush()
-        job = Job(study_id=study.id, model_name="m", state=JobState.DONE, created_at=done_at, finished_at=done_at)
-        session.add(job)
-        session.flush()
-        job_id = job.id
+    job_id = add_done_job(maker, utcnow() - dt.timedelta(days=done_days_ago))
     maker.kw["bind"].dispose()
     return job_id
 
