@@ -34,6 +34,13 @@ exec "$@"
 """
 
 
+def in_private_mounts(script: str, *args: str) -> list[str]:
+    """The command line running the shell ``script`` (``$0`` and on: ``args``) in a new mount
+    namespace with private propagation.  The probe of :func:`namespace_unavailable` and
+    :func:`start_hidden` share it, so the probe asks for exactly what a start will need."""
+    return [UNSHARE, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, *args]
+
+
 def namespace_unavailable() -> str | None:
     """Why a process cannot be started with the storage folder hidden here, or None when it can."""
     if os.geteuid() != 0:
@@ -43,17 +50,7 @@ def namespace_unavailable() -> str | None:
             return f"{tool} is not installed (util-linux)"
     with tempfile.TemporaryDirectory(prefix="radassist-ns-probe-") as probe:
         result = subprocess.run(
-            [
-                UNSHARE,
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "/bin/sh",
-                "-c",
-                'mount -t tmpfs probe "$0"',
-                probe,
-            ],
+            in_private_mounts('mount -t tmpfs probe "$0"', probe),
             capture_output=True,
             text=True,
             timeout=30,
@@ -71,20 +68,7 @@ def start_hidden(stack: Stack, name: str, *args: str) -> tuple[Part, Path]:
     view = stack.root / f"{name}.view"
     log = stack.root / f"{name}.log"
     command = [sys.executable, "-m", "radassist", *args, "--config", str(stack.config)]
-    argv = [
-        UNSHARE,
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        "/bin/sh",
-        "-c",
-        _HIDE,
-        "hide",
-        str(stack.data),
-        str(view),
-        *command,
-    ]
+    argv = in_private_mounts(_HIDE, "hide", str(stack.data), str(view), *command)
     # unshare and sh exec what follows: the pid (and process group) is radassist's own.
     process = subprocess.Popen(
         argv,
