@@ -7,6 +7,7 @@ The broker here is Celery's SQLAlchemy transport on a temporary SQLite file: fol
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import uuid
 from collections.abc import Iterator
 
@@ -72,25 +73,24 @@ def reload(session: Session, obj: object) -> None:
     session.refresh(obj)
 
 
-@pytest.mark.parametrize("state", [JobState.QUEUED, JobState.PREPARING, JobState.DRAFTING, JobState.DELIVERING,
-                                   JobState.DONE, JobState.FAILED, JobState.CANCELLED])
-def test_draft_task_leaves_a_job_that_is_not_prepared_alone(app: Celery, session: Session, state: JobState) -> None:
-    from workers.tasks.draft import draft_study
+JOB_TASKS = {"draft": ("workers.tasks.draft", "draft_study"), "prepare": ("workers.tasks.prepare", "prepare_for_model")}
+"""Each job task by its module and name: imported in the test, once ``app`` has configured Celery."""
+NOT_THEIRS = [
+    *(("draft", s) for s in (JobState.QUEUED, JobState.PREPARING, JobState.DRAFTING, JobState.DELIVERING,
+                             JobState.DONE, JobState.FAILED, JobState.CANCELLED)),  # drafts a prepared job only
+    *(("prepare", s) for s in (JobState.PRIORS, JobState.PREPARING, JobState.PREPARED, JobState.DRAFTING,
+                               JobState.DONE, JobState.FAILED, JobState.CANCELLED)),  # prepares a queued job only
+]
 
+
+@pytest.mark.parametrize(("task", "state"), NOT_THEIRS)
+def test_a_job_task_leaves_a_job_it_does_not_start_from_alone(app: Celery, session: Session, task: str,
+                                                               state: JobState) -> None:
+    """A late or repeated message finds its job in another state: the task must neither move it nor count
+    an attempt nor write an event."""
+    module, name = JOB_TASKS[task]
     job = add_job(session, state)
-    draft_study.apply(args=(str(job.id),)).get()
-    reload(session, job)
-    assert job.state is state and job.attempts == 0
-    assert session.scalars(select(Event).where(Event.job_id == job.id)).all() == []
-
-
-@pytest.mark.parametrize("state", [JobState.PRIORS, JobState.PREPARING, JobState.PREPARED, JobState.DRAFTING,
-                                   JobState.DONE, JobState.FAILED, JobState.CANCELLED])
-def test_prepare_task_leaves_a_job_that_is_not_queued_alone(app: Celery, session: Session, state: JobState) -> None:
-    from workers.tasks.prepare import prepare_for_model
-
-    job = add_job(session, state)
-    prepare_for_model.apply(args=(str(job.id),)).get()
+    getattr(importlib.import_module(module), name).apply(args=(str(job.id),)).get()
     reload(session, job)
     assert job.state is state and job.attempts == 0
     assert session.scalars(select(Event).where(Event.job_id == job.id)).all() == []
