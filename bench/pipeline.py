@@ -50,13 +50,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydicom
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import DigitalXRayImageStorageForPresentation, generate_uid
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from radassist_devtools.synthetic_dicom import grey_image, write_part10  # noqa: E402
 from tests.conftest import free_port, wait_for_port  # noqa: E402
 
 STORESCU, STORESCP = "/usr/bin/storescu", "/usr/bin/storescp"
@@ -70,13 +69,10 @@ TARGET_NON_MODEL_S = 0.1
 
 def chest_dx(folder: Path, n: int, size: int = 512) -> Path:
     """One PA chest radiograph of its own patient and accession, written to ``folder``."""
-    uid = generate_uid()
-    ds = pydicom.Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
-    ds.file_meta.MediaStorageSOPInstanceUID = uid
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = DigitalXRayImageStorageForPresentation, uid
+    y, x = np.mgrid[-1:1:complex(0, size), -1:1:complex(0, size)]
+    lungs = (((x + 0.4) / 0.3) ** 2 + (y / 0.6) ** 2 < 1) | (((x - 0.4) / 0.3) ** 2 + (y / 0.6) ** 2 < 1)
+    pixels = np.where(lungs, 800, 2600) + np.random.default_rng(n).normal(0, 40, (size, size))
+    ds = grey_image(DigitalXRayImageStorageForPresentation, np.clip(pixels, 0, 4095))
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.Modality, ds.PresentationIntentType, ds.BodyPartExamined, ds.ViewPosition = "DX", "FOR PRESENTATION", "CHEST", "PA"
     ds.StudyDescription, ds.SeriesDescription = "XR CHEST 1 VIEW", "CHEST PA"
@@ -85,16 +81,7 @@ def chest_dx(folder: Path, n: int, size: int = 512) -> Path:
     ds.StudyDate = ds.SeriesDate = "20261206"
     ds.StudyTime = ds.SeriesTime = "083000"
     ds.ImageType, ds.PatientOrientation = ["ORIGINAL", "PRIMARY"], ["L", "F"]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.Rows = ds.Columns = size
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    y, x = np.mgrid[-1:1:complex(0, size), -1:1:complex(0, size)]
-    lungs = (((x + 0.4) / 0.3) ** 2 + (y / 0.6) ** 2 < 1) | (((x - 0.4) / 0.3) ** 2 + (y / 0.6) ** 2 < 1)
-    pixels = np.where(lungs, 800, 2600) + np.random.default_rng(n).normal(0, 40, (size, size))
-    ds.PixelData = np.clip(pixels, 0, 4095).astype(np.uint16).tobytes()
-    path = folder / f"cxr{n:05d}.dcm"
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return write_part10(ds, folder / f"cxr{n:05d}.dcm")
 
 
 def write_studies(folder: Path, count: int) -> list[Path]:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import CTImageStorage, generate_uid
+
+from radassist_devtools.synthetic_dicom import grey_image, write_part10
 
 SENTINEL_NAME = "SENTINEL^PHI"
 SENTINEL_PATIENT_ID = "SENTINEL-PID-4711"
@@ -37,19 +38,12 @@ def make_ct_instance(
     study_datetime: dt.datetime = dt.datetime(2024, 3, 14, 9, 26, 53),
 ) -> pydicom.Dataset:
     """One axial CT slice with the modules a CT Image IOD requires (tiny pixel data)."""
-    sop_uid = generate_uid()
-    ds = pydicom.Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-
+    pixels = (np.arange(rows * columns, dtype=np.uint16).reshape(rows, columns) * 7 + instance_number) % 4096
+    ds = grey_image(CTImageStorage, pixels)
     date = study_datetime.strftime("%Y%m%d")
     time = study_datetime.strftime("%H%M%S")
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = sop_uid
     ds.StudyDate = date
     ds.SeriesDate = date
     ds.ContentDate = date
@@ -85,22 +79,12 @@ def make_ct_instance(
     ds.FrameOfReferenceUID = frame_of_reference_uid
     ds.PositionReferenceIndicator = ""
     ds.SliceLocation = -2.5 * instance_number
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = rows
-    ds.Columns = columns
     ds.PixelSpacing = [0.7, 0.7]
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
     ds.RescaleIntercept = "-1024"
     ds.RescaleSlope = "1"
     ds.RescaleType = "HU"
     ds.WindowCenter = "40"
     ds.WindowWidth = "400"
-    pixels = (np.arange(rows * columns, dtype=np.uint16).reshape(rows, columns) * 7 + instance_number) % 4096
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
     return ds
 
 
@@ -141,12 +125,7 @@ def make_ct_study(
 def write_study(instances: Sequence[pydicom.Dataset], folder: Path) -> list[Path]:
     """Write each instance as a DICOM Part 10 file; return the paths in order."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for ds in instances:
-        path = folder / f"{ds.SOPInstanceUID}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
-    return paths
+    return [write_part10(ds, folder / f"{ds.SOPInstanceUID}.dcm") for ds in instances]
 
 
 def headers(instances: Sequence[pydicom.Dataset]) -> list[pydicom.Dataset]:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pydicom
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
+
+from radassist_devtools.synthetic_dicom import grey_image, write_part10
 
 CR_IMAGE = "1.2.840.10008.5.1.4.1.1.1"
 SCRIPTED = (
@@ -40,13 +40,7 @@ class GeneratedStudy:
 
 def chest_film(folder: Path, study: GeneratedStudy, seed: int) -> Path:
     """One CR chest film of ``study`` (64 x 64 pixels) written to ``folder``."""
-    sop_uid = generate_uid()
-    ds = pydicom.Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = CR_IMAGE
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = CR_IMAGE, sop_uid
+    ds = grey_image(CR_IMAGE, np.random.default_rng(seed).integers(0, 4096, size=(64, 64), dtype=np.uint16))
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study.study_instance_uid, generate_uid()
     ds.AccessionNumber = study.accession_number
     ds.PatientName, ds.PatientID = f"EVAL^{seed}", f"EVAL-{seed}"
@@ -55,15 +49,7 @@ def chest_film(folder: Path, study: GeneratedStudy, seed: int) -> Path:
     ds.Modality, ds.BodyPartExamined, ds.ViewPosition = "CR", "CHEST", "PA"
     ds.StudyDescription, ds.SeriesDescription = "CHEST PA", "PA"
     ds.SeriesNumber, ds.InstanceNumber = 1, 1
-    ds.Rows = ds.Columns = 64
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    rng = np.random.default_rng(seed)
-    ds.PixelData = rng.integers(0, 4096, size=(64, 64), dtype=np.uint16).tobytes()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{sop_uid}.dcm"
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return write_part10(ds, folder / f"{ds.SOPInstanceUID}.dcm")
 
 
 def make_dataset(folder: Path, count: int = 20, *, jsonl: bool = False) -> list[GeneratedStudy]:

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import highdicom as hd
 import numpy as np
 import pydicom
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import DigitalXRayImageStorageForPresentation, generate_uid
 
 from radassist.sr import build_draft_sr, codes, sr_uids_for_job
+from radassist_devtools.synthetic_dicom import grey_image
 from tests.dicom_factories import (
     SENTINEL_ACCESSION,
     SENTINEL_BIRTH_DATE,
@@ -36,16 +36,10 @@ def make_dx(
     body_part: str = "CHEST", description: str = "XR CHEST 2 VIEWS",
 ) -> pydicom.Dataset:
     """One digital radiograph (DX for presentation), 16x16 pixels, with its ViewPosition."""
-    sop_uid = generate_uid()
-    ds = pydicom.Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    pixels = np.arange(256, dtype=np.uint16).reshape(16, 16) * 9 % 4096
+    ds = grey_image(DigitalXRayImageStorageForPresentation, pixels)
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
-    ds.SOPClassUID = DigitalXRayImageStorageForPresentation
-    ds.SOPInstanceUID = sop_uid
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = when.strftime("%Y%m%d")
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = when.strftime("%H%M%S")
     ds.AccessionNumber = accession
@@ -69,14 +63,6 @@ def make_dx(
     ds.SeriesNumber = instance_number
     ds.InstanceNumber = instance_number
     ds.PatientOrientation = ["L", "F"]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = ds.Columns = 16
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.PixelData = (np.arange(256, dtype=np.uint16) * 9 % 4096).astype(np.uint16).tobytes()
     return ds
 
 
