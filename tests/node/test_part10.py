@@ -7,11 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 from pydicom import dcmread
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless
 from pynetdicom.dsutils import create_file_meta, encode_file_meta
 
 from dicom_node.part10 import PREAMBLE, file_meta_group, part10_stream
 from radassist.errors import RejectedInput
+
+LONG_UID = "1.2.826.0.1.3680043.8.498.31285283700303475180633743980032337045"
+"""A 64-character UID (as pydicom's generate_uid makes), fixed so every pytest-xdist worker collects the same test ids."""
 
 
 @pytest.mark.parametrize(
@@ -19,7 +22,7 @@ from radassist.errors import RejectedInput
     [
         ("1.2.840.10008.5.1.4.1.1.2", "1.2.3.4", ExplicitVRLittleEndian),  # even lengths
         ("1.2.840.10008.5.1.4.1.1.7", "1.2.3.45", ImplicitVRLittleEndian),  # odd lengths: padded
-        ("1.2.840.10008.5.1.4.1.1.88.22", generate_uid(), JPEG2000Lossless),
+        ("1.2.840.10008.5.1.4.1.1.88.22", LONG_UID, JPEG2000Lossless),
         ("1.2.840.10008.5.1.4.1.1.2", "1." + "2" * 62, ExplicitVRLittleEndian),  # 64 characters
     ],
 )

@@ -6,13 +6,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from pydicom.uid import generate_uid
 from pynetdicom import evt
 from pynetdicom.dimse_messages import C_STORE_RSP
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.pdu_primitives import P_DATA
 
 from dicom_node.fastpath.responses import answer_stores_directly, encode_store_response
+
+LONG_UID = "1.2.826.0.1.3680043.8.498.31285283700303475180633743980032337045"
+"""A 64-character UID (as pydicom's generate_uid makes), fixed so every pytest-xdist worker collects the same test ids."""
 
 
 def _response(message_id: int, status: int, sop_class: str | None, sop_instance: str | None) -> C_STORE:
@@ -36,7 +38,7 @@ def _library_pdvs(primitive: C_STORE, context_id: int, max_pdu: int) -> list[lis
     [
         (1, 0x0000, "1.2.840.10008.5.1.4.1.1.2", "1.2.3.4"),  # even lengths
         (7, 0xA700, "1.2.840.10008.5.1.4.1.1.7", "1.2.3.45"),  # odd lengths: NUL-padded
-        (65535, 0xC000, "1.2.840.10008.5.1.4.1.1.88.22", generate_uid()),
+        (65535, 0xC000, "1.2.840.10008.5.1.4.1.1.88.22", LONG_UID),
         (2, 0x0122, "1.2.840.10008.5.1.4.1.1.2", "1." + "2" * 62),  # 64 characters
         (3, 0xB007, None, "1.2.3"),  # absent UIDs are left out, as the library does
         (4, 0x0000, "1.2.3", None),
