@@ -121,10 +121,12 @@ class QueueSettings(Section):
     """How often the scheduler looks for complete studies and for deliveries due a retry."""
     job_time_limit_seconds: int = Field(1800, ge=10)
     """Hard time limit of one drafting job; the soft limit is 90 % of it."""
-    embedded_polling_seconds: float = Field(0.05, gt=0, le=5)
+    embedded_polling_seconds: float = Field(0.5, gt=0, le=5)
     """On the embedded broker, how long a worker waits before it looks again for a message (the
-    broker is polled). The library's own 1 s caps each worker at about one message a second;
-    set 1.0 to run it as shipped."""
+    broker is polled). With the wake-ups (below) a poll only covers a lost wake-up: 0.5 s costs an
+    idle ``radassist run`` 3 % of a core against 14 % at 0.05 s, and drafts no slower
+    (docs/performance.md). Without wake-ups, polling is the hand-over: set 0.05. kombu's own 1 s
+    caps each worker at about one message a second."""
     embedded_wakeups: bool = True
     """On the embedded broker, a publisher wakes the idle workers of the queue it sent to (a named
     pipe per queue beside the broker file), so a hand-over between stages takes milliseconds
