@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from radassist.db.tables import Delivery, Job
-from radassist.db.transitions import set_delivery_state
+from radassist.db.transitions import STAT_AHEAD, set_delivery_state
 from radassist.events import EventTag, record_event
 from radassist.states import DeliveryState, JobPriority
 
@@ -40,13 +40,10 @@ def overdue(session: Session, now: dt.datetime) -> list[uuid.UUID]:
     ).all())
 
 
-STAT_AHEAD = 4
-"""Most STAT deliveries a delivery task sends ahead of its own."""
-
-
 def stat_due(session: Session, now: dt.datetime, other_than: uuid.UUID) -> list[uuid.UUID]:
-    """Due pending deliveries of STAT jobs, oldest first: a delivery task sends them before its own,
-    whatever message woke it (the embedded broker has no message priorities)."""
+    """Due pending deliveries of STAT jobs, oldest first, at most ``STAT_AHEAD`` (the stages' one
+    bound): a delivery task sends them before its own, whatever message woke it (the embedded broker
+    has no message priorities)."""
     return list(session.scalars(
         select(Delivery.id)
         .join(Job, Job.id == Delivery.job_id)
