@@ -225,8 +225,8 @@ def connect(port: int, timeout: float = 5.0) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=timeout)
 
 
-def associate(sock: socket.socket, contexts: list[Context], **kwargs: object) -> Reply:
-    return exchange(sock, associate_rq(contexts, **kwargs))  # type: ignore[arg-type]
+def associate(sock: socket.socket, contexts: list[Context], *, timeout: float = 3.0, **kwargs: object) -> Reply:
+    return exchange(sock, associate_rq(contexts, **kwargs), timeout=timeout)  # type: ignore[arg-type]
 
 
 def c_store(

@@ -35,21 +35,28 @@ def _is_failure(status: int) -> bool:
                                    for family in FAILURE_FAMILIES)
 
 
-def _good_store(node: Node) -> int | None:
-    """A well-formed C-STORE over the hand-written client; its status."""
+GOOD_PATH_TIMEOUT = 30.0
+"""Seconds the well-formed association and store after each case may take: they show the node still
+serves, not how fast, and on a CI machine running three test workers a commit's fsync can stall."""
+
+
+def _good_store(node: Node) -> int | str:
+    """A well-formed C-STORE over the hand-written client; its status, or what happened instead."""
     uid = generate_uid()
-    with raw.connect(node.port) as sock:
-        reply = raw.associate(sock, [raw.Context(1, SC)])
+    with raw.connect(node.port, timeout=GOOD_PATH_TIMEOUT) as sock:
+        reply = raw.associate(sock, [raw.Context(1, SC)], timeout=GOOD_PATH_TIMEOUT)
         if reply.accepted_contexts.get(1) != 0:
-            return None
-        result = raw.c_store(sock, 1, SC, uid, _body(uid))
+            return f"no association (PDUs {reply.pdus}, closed {reply.closed})"
+        result = raw.c_store(sock, 1, SC, uid, _body(uid), timeout=GOOD_PATH_TIMEOUT)
         raw.release(sock)
+    if result.status is None:
+        return f"no status (PDUs {result.pdus}, closed {result.closed})"
     return result.status
 
 
 def _echo(node: Node) -> bool:
     ae = AE(ae_title="PYSCU")
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = GOOD_PATH_TIMEOUT
     ae.add_requested_context("1.2.840.10008.1.1")
     assoc = ae.associate("127.0.0.1", node.port, ae_title="RADASSIST")
     if not assoc.is_established:
