@@ -96,17 +96,19 @@ STAT_FIRST = case((Job.priority == JobPriority.STAT, 0), else_=1)
 """Sorts STAT jobs before routine ones."""
 
 
-def _batch_mates(session: Session, model_name: str, room: int, now: dt.datetime,
-                 taken: Sequence[uuid.UUID]) -> list[uuid.UUID]:
-    """Up to ``room`` other prepared jobs of the same model, STAT first, then oldest first, each claimed."""
+def _claim_prepared_of(session: Session, model_name: str, room: int, now: dt.datetime, *,
+                       taken: Sequence[uuid.UUID] = (), handed_back: bool = True) -> list[uuid.UUID]:
+    """Up to ``room`` prepared jobs of ``model_name`` besides ``taken``, STAT first, then oldest
+    first, each claimed.  ``handed_back=False`` leaves out a job handed back after a transient
+    failure (it carries the error): it waits for its own, delayed, message."""
     if room <= 0:
         return []
-    candidates = session.scalars(
-        select(Job.id)
-        .where(Job.state == JobState.PREPARED, Job.model_name == model_name, Job.id.not_in(list(taken)))
-        .order_by(STAT_FIRST, Job.created_at)
-        .limit(room)
-    ).all()
+    query = select(Job.id).where(Job.state == JobState.PREPARED, Job.model_name == model_name)
+    if taken:
+        query = query.where(Job.id.not_in(list(taken)))
+    if not handed_back:
+        query = query.where(Job.error_code.is_(None))
+    candidates = session.scalars(query.order_by(STAT_FIRST, Job.created_at).limit(room)).all()
     return [other for other in candidates if _claim_prepared(session, other, now)]
 
 
@@ -137,11 +139,7 @@ def claim_next_batch(session: Session, model_name: str, settings: Settings,
     that started at ``started_at`` (their ``started_at`` too: a takeover after the run's worker died
     takes them all over with the run's first batch); the caller commits.  Empty when none is prepared.  A job handed
     back after a transient failure (it carries the error) is left to its own, delayed, message."""
-    candidates = session.scalars(  # a job handed back after a transient failure waits for its own message
-        select(Job.id).where(Job.state == JobState.PREPARED, Job.model_name == model_name, Job.error_code.is_(None))
-        .order_by(STAT_FIRST, Job.created_at).limit(settings.model.batch_size)
-    ).all()
-    ids = [job_id for job_id in candidates if _claim_prepared(session, job_id, started_at)]
+    ids = _claim_prepared_of(session, model_name, settings.model.batch_size, started_at, handed_back=False)
     claimed = read_claimed(session, ids, settings)
     for c in claimed:
         record_event(session, EventTag.DRAFT_STARTED, study_id=c.study_id, job_id=c.job_id, batch=len(ids))
@@ -194,7 +192,7 @@ def claim_batch(
         return []
     model_name = session.scalar(select(Job.model_name).where(Job.id == ids[0]))
     assert model_name is not None
-    ids += _batch_mates(session, model_name, size - len(ids), now, ids)
+    ids += _claim_prepared_of(session, model_name, size - len(ids), now, taken=ids)
     claimed = read_claimed(session, ids, settings)
     for c in claimed:
         record_event(session, EventTag.DRAFT_STARTED, study_id=c.study_id, job_id=c.job_id, batch=len(ids))
