@@ -11,30 +11,16 @@ preparation, never a draft.
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from radassist.store.durable import fsync_dir
+from radassist.store.durable import fsync_dir, write_atomically
 from radassist.store.prepared import BlobStore
 from radassist.store.prepared_codec import MANIFEST
 from radassist.store.private import private_dirs
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically (a reader sees the old file or the new one), 0600."""
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class FilePreparedStore(BlobStore):
@@ -51,8 +37,8 @@ class FilePreparedStore(BlobStore):
         (folder / MANIFEST).unlink(missing_ok=True)  # the inputs being replaced are not whole until the end
         for name, data in blobs.items():
             if name != MANIFEST:
-                _write(folder / name, data)
-        _write(folder / MANIFEST, blobs[MANIFEST])
+                write_atomically(folder / name, data)
+        write_atomically(folder / MANIFEST, blobs[MANIFEST])
 
     def read_blobs(self, job_id: uuid.UUID, names: Collection[str] | None = None) -> dict[str, bytes] | None:
         folder = self.folder(job_id)
