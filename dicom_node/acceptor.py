@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from dicom_node.associations import AssociationRegistry
     from dicom_node.capacity import DiskGuard
+    from dicom_node.completion_timer import CompletionTimer
     from dicom_node.counters import NodeCounters
     from dicom_node.group_commit import GroupCommit
 
@@ -75,6 +76,7 @@ class NodeServer(ThreadedAssociationServer):
     registry: AssociationRegistry | None = None
     tls_server: NodeServer | None = None
     group_commit: GroupCommit | None = None
+    completion_timer: CompletionTimer | None = None
 
     def __init__(
         self,

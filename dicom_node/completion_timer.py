@@ -170,20 +170,15 @@ def _priorities(session: Session, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, s
     return {job_id: str(priority) for job_id, priority in rows}
 
 
-_timers: dict[int, CompletionTimer] = {}
-"""The running timer of each listener, by the id of its session factory (what the handler is bound to)."""
-
-
-def start(settings: Settings, session_factory: sessionmaker[Session], send: Send | None = None) -> CompletionTimer | None:
-    """Start the listener's timer, unless ``[dicom] completion_timer`` is off."""
+def for_listener(settings: Settings, session_factory: sessionmaker[Session],
+                 send: Send | None = None) -> CompletionTimer | None:
+    """The listener's timer, not started yet (the listener starts it once it serves, and passes it
+    to its C-STORE handler); None when ``[dicom] completion_timer`` is off."""
     if not settings.dicom.completion_timer:
         return None
     if send is None:
         _prepare_broker(settings)
-    timer = CompletionTimer(settings, session_factory, send)
-    _timers[id(session_factory)] = timer
-    timer.start()
-    return timer
+    return CompletionTimer(settings, session_factory, send)
 
 
 def _prepare_broker(settings: Settings) -> None:
@@ -194,16 +189,8 @@ def _prepare_broker(settings: Settings) -> None:
         logger.warning("completion timer: the embedded broker could not be prepared (%s)", type(exc).__name__)
 
 
-def stop(session_factory: sessionmaker[Session]) -> None:
-    """Stop the listener's timer; armed studies are left to the sweep."""
-    timer = _timers.pop(id(session_factory), None)
-    if timer is not None:
-        timer.stop()
-
-
-def note_instance(session_factory: sessionmaker[Session], study_instance_uid: str, called_ae: str) -> None:
+def note_instance(timer: CompletionTimer | None, study_instance_uid: str, called_ae: str) -> None:
     """Called once per instance answered Success: (re-)arm the study's completion; never raises."""
-    timer = _timers.get(id(session_factory))
     if timer is None:
         return
     try:
@@ -212,4 +199,4 @@ def note_instance(session_factory: sessionmaker[Session], study_instance_uid: st
         logger.warning("completion timer: could not arm a study (%s); left to the sweep", type(exc).__name__)
 
 
-__all__ = ["CompletionTimer", "note_instance", "start", "stop"]
+__all__ = ["CompletionTimer", "for_listener", "note_instance"]

@@ -25,6 +25,7 @@ from dicom_node.association_events import (
 )
 from dicom_node.associations import AssociationLog, AssociationRegistry
 from dicom_node.capacity import DiskGuard
+from dicom_node.completion_timer import CompletionTimer
 from dicom_node.counters import NodeCounters
 from dicom_node.group_commit import GroupCommit
 from dicom_node.storage import answer_store, handle_store
@@ -45,6 +46,7 @@ class ListenerState:
     registry: AssociationRegistry
     disk_guard: DiskGuard | None = None
     group_commit: GroupCommit | None = None
+    completion_timer: CompletionTimer | None = None
 
 
 def event_handlers(shared: ListenerState, *, tls: bool = False) -> list[Any]:
@@ -57,7 +59,7 @@ def event_handlers(shared: ListenerState, *, tls: bool = False) -> list[Any]:
           IntakePauses(shared.session_factory)]),
         (evt.EVT_C_STORE, answer_store,
          [shared.store, shared.session_factory, shared.settings, counters, shared.disk_guard, registry,
-          shared.group_commit]),
+          shared.group_commit, shared.completion_timer]),
         (evt.EVT_C_ECHO, handle_echo, [counters]),
         (evt.EVT_ACCEPTED, on_accepted, [counters]),
         (evt.EVT_ACSE_SENT, on_acse_sent, [registry]),

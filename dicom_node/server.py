@@ -85,6 +85,7 @@ def start_listener(
     state = ListenerState(
         settings, store, session_factory, counters, CallerPolicy(settings),
         AssociationRegistry(dicom.max_associations), disk_guard, group_commit_for(session_factory),
+        completion_timer.for_listener(settings, session_factory),
     )  # fmt: skip
     if not dicom.allow_any_caller and not dicom.allowed_callers:
         logger.warning("no [[dicom.allowed_callers]] configured: every association will be refused")
@@ -108,8 +109,10 @@ def start_listener(
         connections=connections, shared=plain_shared,
     )  # fmt: skip
     server.counters, server.session_factory, server.disk_guard = counters, session_factory, disk_guard
-    completion_timer.start(settings, session_factory)
     server.registry, server.tls_server, server.group_commit = state.registry, tls_server, state.group_commit
+    server.completion_timer = state.completion_timer
+    if server.completion_timer is not None:
+        server.completion_timer.start()
     logger.info(
         "DICOM listener %s on %s:%d (max %d associations, %d negotiating; %s)",
         ", ".join(ae_titles(settings)),
@@ -152,8 +155,9 @@ def stop_listener(server: NodeServer, *, grace_seconds: float = SHUTDOWN_GRACE_S
     server.connections.stop()
     if server.group_commit is not None:
         server.group_commit.close()
+    if server.completion_timer is not None:
+        server.completion_timer.stop()  # armed studies are left to the sweep
     if server.session_factory is not None:
-        completion_timer.stop(server.session_factory)
         bind = server.session_factory.kw.get("bind")
         if bind is not None:
             bind.dispose()

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dicom_node import completion_timer
 from dicom_node.associations import AssociationRegistry, AssociationState
 from dicom_node.capacity import LOW_DISK_CODE, DiskGuard
+from dicom_node.completion_timer import CompletionTimer
 from dicom_node.counters import NodeCounters, count
 from dicom_node.group_commit import GroupCommit
 from dicom_node.part10 import part10_stream
@@ -74,10 +75,11 @@ def answer_store(
     disk_guard: DiskGuard | None = None,
     registry: AssociationRegistry | None = None,
     group_commit: GroupCommit | None = None,
+    timer: CompletionTimer | None = None,
 ) -> int | Dataset:
     """The EVT_C_STORE handler: :func:`handle_store`'s status, with its Error Comment on failure."""
     return store_response(
-        handle_store(event, store, session_factory, settings, counters, disk_guard, registry, group_commit)
+        handle_store(event, store, session_factory, settings, counters, disk_guard, registry, group_commit, timer)
     )
 
 
@@ -90,6 +92,7 @@ def handle_store(
     disk_guard: DiskGuard | None = None,
     registry: AssociationRegistry | None = None,
     group_commit: GroupCommit | None = None,
+    timer: CompletionTimer | None = None,
 ) -> int:
     """C-STORE: parse the header, keep the received bytes durably, commit the rows; the status.
 
@@ -105,7 +108,8 @@ def handle_store(
         logger.warning("C-STORE from %s refused: free disk space below the threshold (0xA700)", calling_ae)
         return int(StoreStatus.OUT_OF_RESOURCES)
     try:
-        status, size = _store(event, store, session_factory, settings, calling_ae, counters, started, group_commit)
+        status, size = _store(event, store, session_factory, settings, calling_ae, counters, started, group_commit,
+                              timer)
     except Exception as exc:
         _tally(state, counters, "instances_failed")
         metrics.count_rejected("node.unexpected")
@@ -136,6 +140,7 @@ def _store(
     counters: NodeCounters | None,
     started: float,
     group_commit: GroupCommit | None = None,
+    timer: CompletionTimer | None = None,
 ) -> tuple[int, int]:
     """The status to answer and the number of bytes stored (0 when nothing was)."""
     header: InstanceHeader | None = None
@@ -149,7 +154,8 @@ def _store(
     # as the workers' lines: one grep follows a study from C-STORE to the RIS's ACK.
     with log_context(study=study_handle(header.study_instance_uid)):
         return _keep(
-            event, header, store, session_factory, settings, calling_ae, counters, started, encoded, group_commit
+            event, header, store, session_factory, settings, calling_ae, counters, started, encoded, group_commit,
+            timer,
         )
 
 
@@ -164,6 +170,7 @@ def _keep(
     started: float,
     encoded: bytes,
     group_commit: GroupCommit | None = None,
+    timer: CompletionTimer | None = None,
 ) -> tuple[int, int]:
     """Write and record a parsed instance; the status and the bytes stored."""
     logger.debug("C-STORE of SOP instance %s in study %s", header.sop_instance_uid, header.study_instance_uid)
@@ -184,7 +191,7 @@ def _keep(
     except _NotKept as exc:
         count(counters, "instances_failed")
         return exc.status, 0
-    completion_timer.note_instance(session_factory, header.study_instance_uid, called_ae)
+    completion_timer.note_instance(timer, header.study_instance_uid, called_ae)
     count(counters, "instances_stored" if new else "instances_duplicate")
     metrics.INSTANCES_RECEIVED.inc()
     logger.info(

@@ -114,4 +114,4 @@ def test_a_new_instance_re_arms_the_study(migrated_settings: Settings) -> None:
 
 def test_the_timer_can_be_turned_off(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(dicom_completion_timer="false")
-    assert completion_timer.start(settings, make_sessionmaker(settings)) is None
+    assert completion_timer.for_listener(settings, make_sessionmaker(settings)) is None
