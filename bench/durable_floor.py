@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/durable_floor.py [--small N] [--ct N] [--folder DIR]
 
-Before answering Success, the listener creates a temporary file, writes the instance, fsyncs it,
-renames it into place, fsyncs the folder, and commits a row in SQLite (WAL, synchronous=FULL).
-This times exactly those calls from a tight loop (``radassist.store.durable.write_durably`` and
+Before answering Success, the listener writes the instance to an unnamed file in its folder (a
+temporary name where the file system has no ``O_TMPFILE``), fsyncs it, links it to its name,
+fsyncs the folder, and commits a row in SQLite (WAL, synchronous=FULL).  This times exactly those
+calls from a tight loop (``radassist.store.instances.InstanceStore.write``, the listener's own, and
 one SQLite transaction), with no DICOM, no parsing and no Python beyond that, for a small
 instance (1.3 kB) and a CT slice (512 KiB), next to the same file written the way dcmtk's
 storescp writes it (create, write, close: no fsync).  Compare
@@ -24,21 +25,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
-from radassist.store.durable import write_durably  # noqa: E402 - the project's own durable write
+from radassist.store.instances import InstanceStore  # noqa: E402 - the listener's own durable write
 
 
 def durable(folder: Path, payload: bytes, count: int) -> float:
-    """Seconds per instance for temp file + fsync + rename + folder fsync + one SQLite commit."""
+    """Seconds per instance for the listener's durable write (file, fsync, link, folder fsync) and one
+    SQLite commit."""
     database = sqlite3.connect(folder / "floor.sqlite3", isolation_level=None)
     database.execute("PRAGMA journal_mode=WAL")
     database.execute("PRAGMA synchronous=FULL")
     database.execute("CREATE TABLE instances (uid TEXT PRIMARY KEY, path TEXT, size INTEGER)")
+    store = InstanceStore(folder / "instances")
+    store.write(b"warm-up", "1.2", "1.2.3", "1.2.3.0")  # the study's folders exist, as mid-study
     started = time.perf_counter()
-    for n in range(count):
-        final = folder / f"{n:06d}.dcm"
-        write_durably(final, payload)
+    for n in range(1, count + 1):
+        stored = store.write(payload, "1.2", "1.2.3", f"1.2.3.{n}")
         database.execute("BEGIN")
-        database.execute("INSERT INTO instances VALUES (?, ?, ?)", (f"1.2.3.{n}", str(final), len(payload)))
+        database.execute("INSERT INTO instances VALUES (?, ?, ?)", (f"1.2.3.{n}", stored.relpath, len(payload)))
         database.execute("COMMIT")
     elapsed = time.perf_counter() - started
     database.close()

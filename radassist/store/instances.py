@@ -1,7 +1,8 @@
 """Received instances on disk: written durably before the C-STORE is answered, never overwritten.
 
-A file is written to a temporary name in its final folder, fsynced, and linked into place, then
-the folder is fsynced: after a crash a path holds a complete file or nothing.  Paths come from
+A file is written in its final folder without a name (or under a temporary one where the file
+system cannot: :mod:`radassist.store.incoming`), fsynced, and linked into place, then the folder is
+fsynced: after a crash a path holds a complete file or nothing.  Paths come from
 SHA-256 hashes of the UIDs: a UID is sender data and may hold anything (``../``, NUL, 200
 characters); its hash is always a safe file name.
 
@@ -17,9 +18,7 @@ Folders are created owner-only (0700) and files are 0600 (:mod:`radassist.store.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import itertools
 import logging
 import os
 import shutil
@@ -28,13 +27,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from radassist.store.durable import fsync_dir
-from radassist.store.private import DIR_MODE, FILE_MODE
+from radassist.store.incoming import Incoming, unnamed_files_possible
+from radassist.store.private import DIR_MODE
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1024 * 1024
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-"""A new owner-only file, never opened through a symbolic link, not inherited by child processes."""
 _FOLDERS_REMEMBERED = 4096
 
 
@@ -63,7 +61,9 @@ class InstanceStore:
         self._resolved_root: Path | None = None
         self._folders: set[str] = set()
         """Folders this store created or found, so each instance's write need not look them up."""
-        self._numbers = itertools.count()
+        self._unnamed = unnamed_files_possible()
+        """Whether new files start unnamed (:mod:`radassist.store.incoming`); False once the file
+        system refused one."""
 
     @property
     def resolved_root(self) -> Path:
@@ -103,7 +103,7 @@ class InstanceStore:
     def write(self, data: bytes | BinaryIO, study_uid: str, series_uid: str, sop_uid: str) -> StoredFile:
         """Write one instance durably; never replaces a stored file (see the module docstring).
 
-        On any failure the temporary file is removed and the ``OSError`` propagates.
+        On any failure nothing written is left and the ``OSError`` propagates.
         """
         if not isinstance(series_uid, str) or not series_uid:
             raise ValueError("series_uid must be a non-empty string")
@@ -111,55 +111,54 @@ class InstanceStore:
         # Built from hex digests only, so it cannot leave the root: no need for path()'s resolve.
         # Plain strings and os calls: this runs once per received instance, and pathlib's and
         # tempfile's Python cost more than the system calls on a small instance.
-        folder = f"{self.resolved_root}/{relpath.rpartition('/')[0]}"
-        fd, tmp = self._create_temporary(folder)
-        try:
-            try:
-                size = _write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            stored = self._place(tmp, f"{self.resolved_root}/{relpath}", relpath, size)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        fsync_dir(folder)
+        folder, _, name = f"{self.resolved_root}/{relpath}".rpartition("/")
+        with self._incoming(folder) as incoming:
+            size = _write_all(incoming.fd, data)
+            os.fsync(incoming.fd)
+            stored = self._place(incoming, folder, name, relpath, size)
+            incoming.sync_folder()
         return stored
 
-    def _create_temporary(self, folder: str) -> tuple[int, str]:
-        """A new owner-only temporary file in ``folder`` (created, with its parents, when missing):
-        its descriptor and path.  Folders known to exist are not looked at again; one removed since
-        (retention) is made anew."""
-        for _attempt in range(100):
-            if folder not in self._folders:
-                self._makedirs(Path(folder))
-                if len(self._folders) >= _FOLDERS_REMEMBERED:
-                    self._folders.clear()
-                self._folders.add(folder)
-            tmp = f"{folder}/.incoming-{os.getpid()}-{next(self._numbers)}.part"
-            try:
-                return os.open(tmp, _CREATE_FLAGS, FILE_MODE), tmp
-            except FileNotFoundError:
-                self._folders.discard(folder)
-            except FileExistsError:
-                pass  # left by a process of the same id before a crash: the next number
-        raise FileExistsError("no free temporary file name in the instance folder")
-
-    def _place(self, tmp_name: str, final_name: str, relpath: str, size: int) -> StoredFile:
-        """Link the written temporary file to its name; a taken name is compared, never replaced."""
+    def _incoming(self, folder: str) -> Incoming:
+        """A new owner-only file in ``folder`` (created, with its parents, when missing), unnamed
+        where the file system allows.  Folders known to exist are not looked at again; one removed
+        since (retention) is made anew."""
+        if folder not in self._folders:
+            self._makedirs(Path(folder))
+            if len(self._folders) >= _FOLDERS_REMEMBERED:
+                self._folders.clear()
+            self._folders.add(folder)
         try:
-            os.link(tmp_name, final_name)
+            return self._open_incoming(folder)
+        except FileNotFoundError:
+            self._folders.discard(folder)
+            self._makedirs(Path(folder))
+            self._folders.add(folder)
+            return self._open_incoming(folder)
+
+    def _open_incoming(self, folder: str) -> Incoming:
+        if self._unnamed:
+            try:
+                return Incoming(folder, unnamed=True)
+            except NotImplementedError:
+                logger.info("the instance folder's file system has no unnamed files: temporary names instead")
+                self._unnamed = False
+        return Incoming(folder, unnamed=False)
+
+    def _place(self, incoming: Incoming, folder: str, name: str, relpath: str, size: int) -> StoredFile:
+        """Link the written file to its name; a taken name is compared, never replaced."""
+        try:
+            incoming.link(name)
             return StoredFile(relpath, size, root=self.resolved_root)
         except FileExistsError:
             pass
-        tmp, final = Path(tmp_name), Path(final_name)
-        if _same_bytes(tmp, final):
+        written, final = Path(incoming.readable_path), Path(folder, name)
+        if _same_bytes(written, final):
             return StoredFile(relpath, size, replaced=True, root=self.resolved_root)
-        digest = _file_sha256(tmp)
-        revision = final.with_name(f"{final.stem}.{digest[:16]}.dcm")
-        revision_relpath = relpath.rsplit("/", 1)[0] + "/" + revision.name
+        revision = f"{final.stem}.{_file_sha256(written)[:16]}.dcm"
+        revision_relpath = relpath.rsplit("/", 1)[0] + "/" + revision
         try:
-            os.link(tmp, revision)
+            incoming.link(revision)
         except FileExistsError:
             # Named by the content's hash: the same revision, stored before.
             return StoredFile(revision_relpath, size, replaced=True, root=self.resolved_root)

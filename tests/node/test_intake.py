@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import shutil
 import threading
 from io import BytesIO
 from pathlib import Path
@@ -44,50 +43,6 @@ def test_store_paths_are_hashes_not_uids(tmp_path: Path) -> None:
 def test_store_refuses_paths_leaving_the_root(tmp_path: Path, relpath: str) -> None:
     with pytest.raises(ValueError, match="inside the store"):
         InstanceStore(tmp_path).path(relpath)
-
-
-def test_store_never_overwrites_and_leaves_no_temporaries(tmp_path: Path) -> None:
-    """The same bytes again are the stored file (``replaced``: not the write's own); other bytes are
-    a revision beside it, named by their hash; the first file never changes."""
-    store = InstanceStore(tmp_path)
-    first = store.write(b"one", "1.2", "1.2.1", "1.2.1.1")
-    again = store.write(b"one", "1.2", "1.2.1", "1.2.1.1")
-    assert (again.relpath, again.replaced, first.replaced) == (first.relpath, True, False)
-    with open(tmp_path / "src", "wb") as f:
-        f.write(b"second version")
-    with open(tmp_path / "src", "rb") as f:
-        second = store.write(f, "1.2", "1.2.1", "1.2.1.1")
-    assert second.relpath != first.relpath and not second.replaced
-    assert second.relpath.rsplit("/", 1)[0] == first.relpath.rsplit("/", 1)[0]  # beside it, in the study's folder
-    assert store.path(first.relpath).read_bytes() == b"one"
-    assert store.path(second.relpath).read_bytes() == b"second version"
-    assert store.write(b"second version", "1.2", "1.2.1", "1.2.1.1") == second.__class__(
-        second.relpath, second.size_bytes, replaced=True)
-    assert first.root == tmp_path.resolve()
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file() and p.name != "src") == sorted(
-        [Path(first.relpath).name, Path(second.relpath).name])
-
-
-def test_store_makes_a_study_folder_anew_after_retention_removed_it(tmp_path: Path) -> None:
-    """The store remembers the folders it made; one removed since (retention) is made again."""
-    store = InstanceStore(tmp_path)
-    first = store.write(b"one", "1.2", "1.2.1", "1.2.1.1")
-    shutil.rmtree(tmp_path / store.study_folder("1.2"))
-    again = store.write(b"one", "1.2", "1.2.1", "1.2.1.1")
-    assert (again.relpath, again.replaced) == (first.relpath, False)
-    assert store.path(again.relpath).read_bytes() == b"one"
-    assert oct(store.path(again.relpath).parent.stat().st_mode & 0o777) == oct(0o700)
-
-
-def test_store_failure_removes_the_temporary(tmp_path: Path) -> None:
-    class Broken:
-        def read(self, _n: int = -1) -> bytes:
-            raise OSError("disk went away")
-
-    store = InstanceStore(tmp_path)
-    with pytest.raises(OSError):
-        store.write(Broken(), "1.2", "1.2.1", "1.2.1.1")  # type: ignore[arg-type]
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
 # --- read_header -----------------------------------------------------------------------------
