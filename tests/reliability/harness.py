@@ -488,6 +488,13 @@ class Stack:
         instances = self.data / "instances"
         return {uid: instances / path for uid, path in rows if (instances / path).is_file()}
 
+    def retired_studies(self) -> set[str]:
+        """Study Instance UIDs whose files retention removed (``files_removed_at``).  It removes only
+        studies whose outputs were delivered, with their instance rows: what they held was kept
+        until it was no longer needed, not lost."""
+        return {uid for (uid,) in self.query(
+            "SELECT study_instance_uid FROM studies WHERE files_removed_at IS NOT NULL")}
+
     def job_states(self) -> dict[str, list[tuple[str, str | None]]]:
         """Study Instance UID -> [(job state, SR SOP Instance UID)], oldest job first."""
         rows = self.query(
@@ -585,6 +592,8 @@ def count(scenario: str, stack: Stack, studies: list[TestStudy], log: SendLog, p
     # deliveries that are still arriving count on the next look; give the peers a moment to settle
     time.sleep(1)
     stored = stack.stored_instances()
+    retired_studies = stack.retired_studies()
+    retired = {sop for s in studies if s.study_uid in retired_studies for sop in s.sop_uids}
     acked = {sop for s in studies for p, sop in zip(s.files, s.sop_uids, strict=True) if log.acked.get(p)}
     jobs = stack.job_states()
     sr_uids_expected = {sr for uid in uids for state, sr in jobs.get(uid, []) if sr}
@@ -601,16 +610,20 @@ def count(scenario: str, stack: Stack, studies: list[TestStudy], log: SendLog, p
                 oru_counts[control_id] = oru_counts.get(control_id, 0) + 1
     oru_dupes = sum(n - 1 for n in oru_counts.values() if n > 1)
     redrafted = sum(1 for uid in uids if len(jobs.get(uid, [])) > 1)
-    missing = acked - set(stored)
+    missing = acked - set(stored) - retired
+    if retired & acked:
+        notes = f"{notes}; retention removed {len(retired_studies)} delivered studies ({len(retired & acked)} instances)"
     if missing:
-        print(f"lost: {len(missing)} acknowledged instances not stored", flush=True)
+        recorded = {uid for (uid,) in stack.query("SELECT sop_instance_uid FROM instances") if uid in missing}
+        print(f"lost: {len(missing)} acknowledged instances not stored ({len(recorded)} of them have a row "
+              "but no file)", flush=True)
     result = Counts(
         scenario=scenario,
         studies_sent=len(studies),
         instances_sent=sum(len(s.files) for s in studies),
         instances_acked=len(acked),
         instances_stored=len(set(stored) & {sop for s in studies for sop in s.sop_uids}),
-        lost=len(acked - set(stored)),
+        lost=len(missing),
         srs_delivered=len(set(sr_counts) & sr_uids_expected) if pacs is not None else 0,
         sr_duplicates=sr_dupes,
         orus_acked=len(oru_counts),
