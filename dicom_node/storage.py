@@ -25,18 +25,17 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 from pynetdicom.events import Event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from dicom_node import completion_timer
-from dicom_node.associations import AssociationRegistry, AssociationState
-from dicom_node.capacity import LOW_DISK_CODE, DiskGuard
-from dicom_node.completion_timer import CompletionTimer
+from dicom_node.associations import AssociationState
+from dicom_node.capacity import LOW_DISK_CODE
 from dicom_node.counters import NodeCounters, count
 from dicom_node.group_commit import GroupCommit
+from dicom_node.listener_state import ListenerState
 from dicom_node.part10 import part10_stream
 from dicom_node.statuses import REJECTION_STATUS, StoreStatus, store_response
 from radassist import metrics
-from radassist.config import Settings
 from radassist.db.base import utcnow
 from radassist.db.engine import write_turn
 from radassist.errors import RejectedInput
@@ -66,50 +65,28 @@ class _StoreRequest:
     started: float
 
 
-def answer_store(
-    event: Event,
-    store: InstanceStore,
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-    counters: NodeCounters | None = None,
-    disk_guard: DiskGuard | None = None,
-    registry: AssociationRegistry | None = None,
-    group_commit: GroupCommit | None = None,
-    timer: CompletionTimer | None = None,
-) -> int | Dataset:
+def answer_store(event: Event, shared: ListenerState) -> int | Dataset:
     """The EVT_C_STORE handler: :func:`handle_store`'s status, with its Error Comment on failure."""
-    return store_response(
-        handle_store(event, store, session_factory, settings, counters, disk_guard, registry, group_commit, timer)
-    )
+    return store_response(handle_store(event, shared))
 
 
-def handle_store(
-    event: Event,
-    store: InstanceStore,
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-    counters: NodeCounters | None = None,
-    disk_guard: DiskGuard | None = None,
-    registry: AssociationRegistry | None = None,
-    group_commit: GroupCommit | None = None,
-    timer: CompletionTimer | None = None,
-) -> int:
+def handle_store(event: Event, shared: ListenerState) -> int:
     """C-STORE: parse the header, keep the received bytes durably, commit the rows; the status.
 
-    ``group_commit`` (SQLite): the common new instance is committed together with those of the
-    process's other associations (:mod:`dicom_node.group_commit`); the rest as before.
+    With ``shared.group_commit`` (SQLite) the common new instance is committed together with those
+    of the process's other associations (:mod:`dicom_node.group_commit`); the rest as before.
     """
     started = time.monotonic()
     calling_ae = str(event.assoc.requestor.ae_title).strip() or "-"
-    state = registry.get(event.assoc) if registry is not None else None
-    if disk_guard is not None and not disk_guard.has_room():
+    state = shared.registry.get(event.assoc)
+    counters = shared.counters
+    if shared.disk_guard is not None and not shared.disk_guard.has_room():
         _tally(state, counters, "instances_failed")
         metrics.count_rejected(LOW_DISK_CODE)
         logger.warning("C-STORE from %s refused: free disk space below the threshold (0xA700)", calling_ae)
         return int(StoreStatus.OUT_OF_RESOURCES)
     try:
-        status, size = _store(event, store, session_factory, settings, calling_ae, counters, started, group_commit,
-                              timer)
+        status, size = _store(event, shared, calling_ae, started)
     except Exception as exc:
         _tally(state, counters, "instances_failed")
         metrics.count_rejected("node.unexpected")
@@ -125,23 +102,13 @@ def handle_store(
     return status
 
 
-def _tally(state: AssociationState | None, counters: NodeCounters | None, name: str) -> None:
+def _tally(state: AssociationState | None, counters: NodeCounters, name: str) -> None:
     if state is not None:
         state.count(False)
     count(counters, name)
 
 
-def _store(
-    event: Event,
-    store: InstanceStore,
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-    calling_ae: str,
-    counters: NodeCounters | None,
-    started: float,
-    group_commit: GroupCommit | None = None,
-    timer: CompletionTimer | None = None,
-) -> tuple[int, int]:
+def _store(event: Event, shared: ListenerState, calling_ae: str, started: float) -> tuple[int, int]:
     """The status to answer and the number of bytes stored (0 when nothing was)."""
     header: InstanceHeader | None = None
     try:
@@ -149,30 +116,18 @@ def _store(
         header = _parse(encoded, str(event.context.transfer_syntax))
         _check_command(event, header)
     except RejectedInput as exc:
-        return _rejected(exc.code, header, calling_ae, counters, session_factory), 0
+        return _rejected(exc.code, header, calling_ae, shared), 0
     # Every line logged about this instance, here and in intake, names its study by the same handle
     # as the workers' lines: one grep follows a study from C-STORE to the RIS's ACK.
     with log_context(study=study_handle(header.study_instance_uid)):
-        return _keep(
-            event, header, store, session_factory, settings, calling_ae, counters, started, encoded, group_commit,
-            timer,
-        )
+        return _keep(event, header, encoded, shared, calling_ae, started)
 
 
 def _keep(
-    event: Event,
-    header: InstanceHeader,
-    store: InstanceStore,
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-    calling_ae: str,
-    counters: NodeCounters | None,
-    started: float,
-    encoded: bytes,
-    group_commit: GroupCommit | None = None,
-    timer: CompletionTimer | None = None,
+    event: Event, header: InstanceHeader, encoded: bytes, shared: ListenerState, calling_ae: str, started: float
 ) -> tuple[int, int]:
     """Write and record a parsed instance; the status and the bytes stored."""
+    settings, counters = shared.settings, shared.counters
     logger.debug("C-STORE of SOP instance %s in study %s", header.sop_instance_uid, header.study_instance_uid)
     called_ae = str(event.assoc.acceptor.ae_title).strip()
     arrival = _StoreRequest(
@@ -185,13 +140,13 @@ def _keep(
         started=started,
     )
     try:
-        new, stored = _write_then_record(arrival, store, session_factory, group_commit)
+        new, stored = _write_then_record(arrival, shared)
     except RejectedInput as exc:
-        return _rejected(exc.code, header, calling_ae, counters, session_factory), 0
+        return _rejected(exc.code, header, calling_ae, shared), 0
     except _NotKept as exc:
         count(counters, "instances_failed")
         return exc.status, 0
-    completion_timer.note_instance(timer, header.study_instance_uid, called_ae)
+    completion_timer.note_instance(shared.completion_timer, header.study_instance_uid, called_ae)
     count(counters, "instances_stored" if new else "instances_duplicate")
     metrics.INSTANCES_RECEIVED.inc()
     logger.info(
@@ -240,15 +195,11 @@ def _recorded_in_group(group_commit: GroupCommit, arrival: _StoreRequest, stored
     return item is not None and group_commit.record(item)
 
 
-def _write_then_record(
-    arrival: _StoreRequest,
-    store: InstanceStore,
-    session_factory: sessionmaker[Session],
-    group_commit: GroupCommit | None = None,
-) -> tuple[bool, StoredFile]:
+def _write_then_record(arrival: _StoreRequest, shared: ListenerState) -> tuple[bool, StoredFile]:
     """The file is durable before the transaction starts, and removed if the rows refuse it (unless
     it is the same file an earlier, recorded copy of the instance already holds)."""
-    header = arrival.header
+    header, store, session_factory, group_commit = (
+        arrival.header, shared.store, shared.session_factory, shared.group_commit)
     try:
         stored = store.write(arrival.encoded, header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
     except (OSError, ValueError) as exc:
@@ -303,21 +254,15 @@ def _check_command(event: Event, header: InstanceHeader) -> None:
         )
 
 
-def _rejected(
-    code: str,
-    header: InstanceHeader | None,
-    calling_ae: str,
-    counters: NodeCounters | None,
-    session_factory: sessionmaker[Session],
-) -> int:
+def _rejected(code: str, header: InstanceHeader | None, calling_ae: str, shared: ListenerState) -> int:
     """Count, log and record a refusal by intake; the status the sender gets."""
     status = int(REJECTION_STATUS.get(code, StoreStatus.CANNOT_UNDERSTAND))
     study = study_handle(header.study_instance_uid) if header is not None else "-"
-    count(counters, "instances_rejected")
+    count(shared.counters, "instances_rejected")
     metrics.count_rejected(code)
     logger.warning("C-STORE from %s rejected: %s (study %s, status 0x%04X)", calling_ae, code, study, status)
     try:  # best effort: a rejection shows on the timeline, but failing to note it changes nothing
-        with session_factory() as session:
+        with shared.session_factory() as session:
             record_event(session, EventTag.INSTANCE_REJECTED, code=code, calling_ae=calling_ae, status=status, study=study)
             session.commit()
     except Exception:

@@ -172,6 +172,14 @@ def mllp_ris(
             loop.run_until_complete(task)
         except asyncio.CancelledError:
             pass
+        finally:
+            # Connections still open when the server stopped end here, inside the loop, not when
+            # the garbage collector meets their coroutines after the loop is gone.
+            pending = asyncio.all_tasks(loop)
+            for open_connection in pending:
+                open_connection.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
 
     thread = threading.Thread(target=run, daemon=True, name="mllp-ris")
     thread.start()

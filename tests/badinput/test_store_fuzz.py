@@ -33,7 +33,10 @@ from pynetdicom.presentation import build_context
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dicom_node.access import CallerPolicy
+from dicom_node.associations import AssociationRegistry
 from dicom_node.handlers import NodeCounters, handle_store
+from dicom_node.listener_state import ListenerState
 from radassist.config import Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.db.migrate import upgrade
@@ -162,6 +165,8 @@ def target(make_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[T
 def test_fuzzed_data_sets_get_truthful_statuses(production_pydicom: None, target: Target, crash_watch: CrashWatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     counters = NodeCounters()
+    shared = ListenerState(target.settings, target.store, target.sessions, counters, CallerPolicy(target.settings),
+                           AssociationRegistry(1))
     started = time.monotonic()
     stats = {"examples": 0, "stored": 0, "refused": 0}
     statuses: dict[int, int] = {}
@@ -174,8 +179,7 @@ def test_fuzzed_data_sets_get_truthful_statuses(production_pydicom: None, target
             return  # the time budget is spent; hypothesis finishes its remaining draws quickly
         seed, data, sop_class, instance = case
         before = set(p for p in target.store.root.rglob("*") if p.is_file())
-        status = handle_store(_event(target.assoc, seed, data, sop_class, instance), target.store, target.sessions,
-                              target.settings, counters)
+        status = handle_store(_event(target.assoc, seed, data, sop_class, instance), shared)
         stats["examples"] += 1
         statuses[status] = statuses.get(status, 0) + 1
         assert isinstance(status, int) and _valid_status(status), f"status 0x{status:04X}"
