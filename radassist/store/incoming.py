@@ -7,8 +7,8 @@ the folder changes once per instance (the link) instead of three times (create, 
 of a temporary name).  On the bench VM that made a small instance's durable write about a tenth
 of the listener's time shorter (docs/performance.md).
 
-Where it cannot (another system, a file system without ``O_TMPFILE``, no ``/proc``), a named
-temporary file ``.incoming-<pid>-<n>.part`` in the same folder does the same job with the two
+Where it cannot (another system, a file system without ``O_TMPFILE``, no ``/proc``: tried at the
+store's first write, :func:`unnamed_files_work`), a named temporary file ``.incoming-<pid>-<n>.part`` in the same folder does the same job with the two
 extra changes of the folder, and is removed whatever happens.
 
 The folder is opened once per instance and that descriptor serves the create, the link and the
@@ -17,6 +17,7 @@ folder's fsync.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import os
@@ -28,12 +29,29 @@ _NAMED_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEX
 _UNNAMED_FLAGS = os.O_WRONLY | getattr(os, "O_TMPFILE", 0) | os.O_CLOEXEC
 _NOT_SUPPORTED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
 """What ``open(O_TMPFILE)`` fails with where the kernel or the file system lacks it."""
+_FD_LINKS = "/proc/self/fd"
+"""Where ``linkat`` finds an unnamed file by its descriptor."""
 _numbers = itertools.count()
 
 
-def unnamed_files_possible() -> bool:
-    """Whether this system has ``O_TMPFILE`` and the ``/proc/self/fd`` links ``linkat`` names it by."""
-    return hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+def unnamed_files_work(folder: str) -> bool:
+    """Whether an unnamed file can be made in ``folder`` and linked to a name there: tried once, at
+    a store's first write, so a system that has ``O_TMPFILE`` but cannot link it (no ``/proc``, a
+    sandbox that refuses ``linkat`` through it) uses temporary names from the start instead of
+    failing every instance."""
+    if not hasattr(os, "O_TMPFILE"):
+        return False
+    probe = f".unnamed-probe-{os.getpid()}-{next(_numbers)}"
+    try:
+        with Incoming(folder, unnamed=True) as incoming:
+            os.write(incoming.fd, b"probe")
+            incoming.link(probe)
+    except (OSError, NotImplementedError):
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(folder, probe))
+    return True
 
 
 class Incoming:
@@ -74,12 +92,12 @@ class Incoming:
     @property
     def readable_path(self) -> str:
         """A path that opens the bytes written so far (to compare them with a stored file)."""
-        return f"/proc/self/fd/{self.fd}" if self._temporary is None else f"{self._folder}/{self._temporary}"
+        return f"{_FD_LINKS}/{self.fd}" if self._temporary is None else f"{self._folder}/{self._temporary}"
 
     def link(self, name: str) -> None:
         """Give the file ``name`` in its folder; ``FileExistsError`` when the name is taken."""
         if self._temporary is None:
-            os.link(f"/proc/self/fd/{self.fd}", name, dst_dir_fd=self._folder_fd, follow_symlinks=True)
+            os.link(f"{_FD_LINKS}/{self.fd}", name, dst_dir_fd=self._folder_fd, follow_symlinks=True)
         else:
             os.link(self._temporary, name, src_dir_fd=self._folder_fd, dst_dir_fd=self._folder_fd)
 
@@ -105,4 +123,4 @@ class Incoming:
         self.close()
 
 
-__all__ = ["Incoming", "unnamed_files_possible"]
+__all__ = ["Incoming", "unnamed_files_work"]

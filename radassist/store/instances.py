@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from radassist.store.durable import fsync_dir
-from radassist.store.incoming import Incoming, unnamed_files_possible
+from radassist.store.incoming import Incoming, unnamed_files_work
 from radassist.store.private import DIR_MODE
 
 logger = logging.getLogger(__name__)
@@ -61,9 +61,9 @@ class InstanceStore:
         self._resolved_root: Path | None = None
         self._folders: set[str] = set()
         """Folders this store created or found, so each instance's write need not look them up."""
-        self._unnamed = unnamed_files_possible()
-        """Whether new files start unnamed (:mod:`radassist.store.incoming`); False once the file
-        system refused one."""
+        self._unnamed: bool | None = None
+        """Whether new files start unnamed (:mod:`radassist.store.incoming`): tried at the first
+        write; False once the file system refused one."""
 
     @property
     def resolved_root(self) -> Path:
@@ -137,6 +137,10 @@ class InstanceStore:
             return self._open_incoming(folder)
 
     def _open_incoming(self, folder: str) -> Incoming:
+        if self._unnamed is None:
+            self._unnamed = unnamed_files_work(folder)
+            if not self._unnamed:
+                logger.info("unnamed files cannot be linked in the instance store: temporary names instead")
         if self._unnamed:
             try:
                 return Incoming(folder, unnamed=True)

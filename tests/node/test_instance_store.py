@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from radassist.store import incoming
-from radassist.store.incoming import unnamed_files_possible
+from radassist.store.incoming import unnamed_files_work
 from radassist.store.instances import InstanceStore
 
 WAYS = ["unnamed", "temporary name"]
@@ -22,7 +22,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
     one a file system without ``O_TMPFILE`` gets: ``open`` of the folder fails as old kernels fail
     it (EISDIR) and the store must fall back by itself."""
     if request.param == "unnamed":
-        if not unnamed_files_possible():
+        if not unnamed_files_work(str(tmp_path)):
             pytest.skip("this system has no O_TMPFILE or no /proc")
     else:
         monkeypatch.setattr(incoming, "_UNNAMED_FLAGS", os.O_WRONLY)
@@ -112,3 +112,16 @@ def test_the_store_falls_back_once_and_stays_on_temporary_names(tmp_path: Path, 
         store.write(b"x%d" % n, "1.2", "1.2.1", f"1.2.1.{n}")
     assert len(calls) == 1
     assert len(_files(tmp_path)) == 3
+
+
+def test_a_system_that_cannot_link_unnamed_files_gets_temporary_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``O_TMPFILE`` works but ``linkat`` through ``/proc`` does not (a sandbox, no ``/proc``): the
+    first write finds out and every instance is still stored, none refused."""
+    monkeypatch.setattr(incoming, "_FD_LINKS", str(tmp_path / "no-such-proc"))
+    store = InstanceStore(tmp_path / "store")
+    stored = [store.write(b"x%d" % n, "1.2", "1.2.1", f"1.2.1.{n}") for n in range(3)]
+    assert [store.path(s.relpath).read_bytes() for s in stored] == [b"x0", b"x1", b"x2"]
+    assert store._unnamed is False
+    assert _files(store.root) == sorted(Path(s.relpath).name for s in stored)  # no probe, no temporary left
