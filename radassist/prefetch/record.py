@@ -2,7 +2,9 @@
 
 The outcome is written only while the job is still in ``priors`` (compare-and-set to ``queued``):
 a search run twice (a redelivered message, a search handed back by the sweep) records once, and
-a job cancelled meanwhile records nothing.  The caller commits, and sends the draft task only after.
+a job cancelled meanwhile records nothing.  A shadow job does not search: it waits for its study's
+own job's search and gets a copy of its outcome, so the sources are asked once per study, and the
+shadow is compared with the same priors.  The caller commits, and sends the draft task only after.
 """
 
 from __future__ import annotations
@@ -62,27 +64,75 @@ def _prior_row(job_id: uuid.UUID, rank: int, prior: PriorStudy, study_id: uuid.U
     )
 
 
+def waits_for_its_study_job(session: Session, job_id: uuid.UUID) -> bool:
+    """True for a shadow job whose study's own job, made with it, is still in ``priors``: the shadow
+    takes that job's outcome when it is recorded (:func:`record_search`) instead of asking the
+    sources a second time.  Should that job never record one (cancelled meanwhile), the sweep's
+    hand-back sends the shadow's search again and it searches on its own."""
+    job = session.execute(
+        select(Job.study_id, Job.created_at, Job.shadow).where(Job.id == job_id, Job.state == JobState.PRIORS)
+    ).one_or_none()
+    if job is None or not job.shadow:
+        return False
+    return _study_job_searching(session, job.study_id, job.created_at)
+
+
+def _study_job_searching(session: Session, study_id: uuid.UUID, created_at: dt.datetime) -> bool:
+    return session.scalar(
+        select(Job.id).where(Job.study_id == study_id, Job.created_at == created_at, Job.shadow.is_(False),
+                             Job.state == JobState.PRIORS).limit(1)
+    ) is not None
+
+
+def _waiting_shadows(session: Session, started: StartedSearch) -> list[uuid.UUID]:
+    """The shadow jobs made with ``started``'s job (same study, same moment) still in ``priors``."""
+    job = session.execute(select(Job.created_at, Job.shadow).where(Job.id == started.job_id)).one()
+    if job.shadow:
+        return []
+    return list(session.scalars(
+        select(Job.id).where(Job.study_id == started.study_id, Job.created_at == job.created_at,
+                             Job.shadow.is_(True), Job.state == JobState.PRIORS).order_by(Job.id)
+    ))
+
+
 def record_search(
     session: Session, started: StartedSearch, result: PriorsResult, *, profile: str | None,
     study_ids: Mapping[str, uuid.UUID], now: dt.datetime,
-) -> bool:
-    """Store the search's outcome and queue the job for drafting; False (nothing written) when the
-    job is no longer in ``priors``."""
-    if not set_job_state(session, started.job_id, JobState.PRIORS, JobState.QUEUED, started_at=now):
+) -> list[uuid.UUID]:
+    """Store the search's outcome and queue the job for drafting, with the shadow jobs that waited
+    for it (:func:`waits_for_its_study_job`); the ids of the jobs queued, none (nothing written)
+    when the job is no longer in ``priors``."""
+    if not _record_outcome(session, started.job_id, started, result, profile, study_ids, now):
         logger.info("job left the priors stage while its priors were searched; outcome discarded")
+        return []
+    queued = [started.job_id]
+    for shadow_id in _waiting_shadows(session, started):
+        if _record_outcome(session, shadow_id, started, result, profile, study_ids, now, shared=True):
+            queued.append(shadow_id)
+    logger.info("priors searched: %d found (%s); %d job(s) queued for drafting", len(result.priors),
+                result.reason_code or "complete", len(queued))
+    return queued
+
+
+def _record_outcome(
+    session: Session, job_id: uuid.UUID, started: StartedSearch, result: PriorsResult, profile: str | None,
+    study_ids: Mapping[str, uuid.UUID], now: dt.datetime, *, shared: bool = False,
+) -> bool:
+    """``job_id``'s copy of the outcome, written while it is still in ``priors``; False otherwise.
+    ``shared``: a shadow job's, from its study's own job's search."""
+    if not set_job_state(session, job_id, JobState.PRIORS, JobState.QUEUED, started_at=now):
         return False
-    session.add(PriorSearch(job_id=started.job_id, profile=profile, reason_code=result.reason_code,
+    session.add(PriorSearch(job_id=job_id, profile=profile, reason_code=result.reason_code,
                             reason=result.reason[:200], elapsed_seconds=round(result.elapsed_seconds, 3),
                             sources_tried=list(result.sources_tried), searched_at=now))
     for rank, prior in enumerate(result.priors):
-        session.add(_prior_row(started.job_id, rank, prior, study_ids.get(prior.study_instance_uid)))
+        session.add(_prior_row(job_id, rank, prior, study_ids.get(prior.study_instance_uid)))
     used = [study_ids[p.study_instance_uid] for p in result.priors if p.study_instance_uid in study_ids]
-    if used:  # retention's clock of a prior starts again whenever a job compares with it
+    if used and not shared:  # retention's clock of a prior starts again whenever a job compares with it
         session.execute(update(Study).where(Study.id.in_(used), Study.state == StudyState.PRIOR)
                         .values(completed_at=now).execution_options(synchronize_session=False))
-    record_event(session, EventTag.PRIORS_SEARCHED, study_id=started.study_id, job_id=started.job_id,
+    details = {"shared_from": str(started.job_id)} if shared else {}
+    record_event(session, EventTag.PRIORS_SEARCHED, study_id=started.study_id, job_id=job_id,
                  found=len(result.priors), code=result.reason_code, seconds=round(result.elapsed_seconds, 1),
-                 sources=list(result.sources_tried), profile=profile)
-    logger.info("priors searched: %d found (%s); job queued for drafting", len(result.priors),
-                result.reason_code or "complete")
+                 sources=list(result.sources_tried), profile=profile, **details)
     return True

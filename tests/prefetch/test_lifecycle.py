@@ -18,17 +18,18 @@ from radassist.broker import PREPARE_TASK, PRIORS_TASK
 from radassist.completion.claim import claim_all
 from radassist.config import Settings
 from radassist.config.priors import DicomPriorSource, PriorsSettings
+from radassist.config.quality import ShadowSettings
 from radassist.db.base import utcnow
 from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import Event, Instance, Job, JobPrior, PriorSearch, Study
 from radassist.drafting.claim import claim_batch
 from radassist.intake.header import parse_header
 from radassist.intake.record import record_instance
-from radassist.prefetch.record import StartedSearch, record_search, start_search
+from radassist.prefetch.record import StartedSearch, record_search, start_search, waits_for_its_study_job
 from radassist.prefetch.recover import LOST_SEARCH_GRACE_S, hand_back_lost
 from radassist.prefetch.sink import PriorStore
 from radassist.prefetch.start import first_job_state, first_task
-from radassist.priors import FetchedInstance, PriorsResult
+from radassist.priors import FetchedInstance, PriorsResult, PriorStudy
 from radassist.priors.results import ChosenStudy
 from radassist.retention.candidates import done_studies
 from radassist.states import JobState, StudyState
@@ -274,3 +275,46 @@ def test_the_sweep_sends_new_jobs_and_lost_searches_to_the_priors_task(
     sweep.apply().get()
     assert searches == [str(job_id), str(job_id)] and drafts == []
     reset_sessionmaker()
+
+
+def test_a_shadow_job_takes_its_study_jobs_priors_instead_of_searching_again(
+    with_sources: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """The sources are asked once per study: the shadow job waits for the study's own job's search,
+    gets a copy of its outcome (the same priors, so the two drafts are compared alike) and is queued
+    with it.  When that job is cancelled before it records anything, the shadow searches on its own."""
+    settings = with_sources.model_copy(update={"quality": with_sources.quality.model_copy(
+        update={"shadows": (ShadowSettings(model_name="tiny-shadow"),)})})
+    _receive(settings, sessions, dt.datetime(2024, 3, 14, 9, 0))
+    main, shadow = _complete(settings, sessions)
+    assert (_job(sessions, main).shadow, _job(sessions, shadow).shadow) == (False, True)
+    now = utcnow()
+    with sessions() as session:
+        assert waits_for_its_study_job(session, shadow) and not waits_for_its_study_job(session, main)
+        started = start_search(session, main, now)
+        session.commit()
+    assert started is not None
+    prior = PriorStudy(source="archive", study_instance_uid="1.2.3.9", study_date=dt.date(2023, 1, 1),
+                       study_time=None, study_description="CHEST", modalities=("CR",), accession_number_hash=None,
+                       series_instance_uids=("1.2.3.9.0",), sop_instance_uids=("1.2.3.9.1",), delivery="handed",
+                       report=None)
+    result = PriorsResult(priors=(prior,), reason_code=None, reason="", elapsed_seconds=0.4,
+                          sources_tried=("archive",))
+    with sessions() as session:
+        assert record_search(session, started, result, profile="cxr", study_ids={}, now=now) == [main, shadow]
+        session.commit()
+        assert not waits_for_its_study_job(session, shadow)
+        assert start_search(session, shadow, now) is None  # its own message, arriving late, does nothing
+        rows = session.execute(select(JobPrior.job_id, JobPrior.study_instance_uid)).all()
+        assert sorted(rows) == sorted([(main, "1.2.3.9"), (shadow, "1.2.3.9")])
+        shared = session.scalars(select(Event).where(Event.job_id == shadow, Event.tag == "job:priors:searched")).one()
+        assert shared.detail["shared_from"] == str(main) and shared.detail["found"] == 1
+    assert (_job(sessions, main).state, _job(sessions, shadow).state) == (JobState.QUEUED, JobState.QUEUED)
+
+    _receive(settings, sessions, dt.datetime(2024, 3, 15, 9, 0))
+    main, shadow = _complete(settings, sessions)
+    with sessions() as session:
+        assert actions.cancel_job(session, main, "admin1").ok
+        session.commit()
+        assert not waits_for_its_study_job(session, shadow)  # nothing to wait for: it searches itself
+        assert start_search(session, shadow, now) is not None

@@ -5,6 +5,7 @@ comparison; a source that is down, silent or empty never holds the job back, and
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import subprocess
 import time
@@ -19,6 +20,7 @@ from sqlalchemy import select
 
 from radassist.config import PromptProfileSettings
 from radassist.config.priors import PriorRule
+from radassist.config.quality import ShadowSettings
 from radassist.db.tables import Delivery, Draft, Event, Instance, Job, JobPrior, PriorSearch, Study
 from radassist.read.worklist import count_studies, list_studies
 from radassist.states import DeliveryChannel, JobState, StudyState
@@ -261,3 +263,33 @@ def test_a_profile_that_takes_prior_images_gets_the_newest_priors_picture_after_
     thumbnail = f"/studies/{prior_study_id}/instances/{prior_pa}/thumbnail.png"
     page = _study_page(node, str(archive.history.current[0].StudyInstanceUID), image=thumbnail)
     assert thumbnail in page and "prior, shown to the model" in page
+
+
+def test_a_shadow_model_compares_with_the_priors_its_study_job_fetched_without_asking_again(
+    archive: Archive, make_node: Callable[..., Node], closed_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The shadow job's own message, taken first, searches nothing; the study's job's search then
+    queues both, each with the same priors and reports."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'radassist.sqlite3'}"
+    node = make_node(archive_source("dicom-get", archive), url, hl7_host="127.0.0.1", hl7_port=str(closed_port))
+    shadows = node.settings.quality.model_copy(update={"shadows": (ShadowSettings(model_name="tiny-shadow"),)})
+    node = dataclasses.replace(node, settings=node.settings.model_copy(update={"quality": shadows}))
+    node.receive(archive.history.current)
+    main, shadow = node.complete()
+
+    _run_priors(node, shadow)
+    with node.sessions() as session:
+        waiting = session.get(Job, shadow)
+        assert waiting is not None and waiting.state is JobState.PRIORS and waiting.started_at is None
+        assert session.get(PriorSearch, shadow) is None
+
+    _run_priors(node, main)
+    with node.sessions() as session:
+        jobs = {j.id: j.state for j in session.scalars(select(Job).where(Job.id.in_([main, shadow])))}
+        assert jobs == {main: JobState.QUEUED, shadow: JobState.QUEUED}
+        rows = {job_id: [(r.study_instance_uid, r.report_text) for r in session.scalars(
+            select(JobPrior).where(JobPrior.job_id == job_id).order_by(JobPrior.rank))] for job_id in (main, shadow)}
+        assert len(rows[main]) == 2 and rows[shadow] == rows[main]
+        searched = session.scalars(select(Event).where(Event.tag == "job:priors:searched")
+                                   .order_by(Event.job_id == shadow)).all()
+        assert [e.detail.get("shared_from") for e in searched] == [None, str(main)]
