@@ -8,8 +8,10 @@ of a temporary name).  On the bench VM that made a small instance's durable writ
 of the listener's time shorter (docs/performance.md).
 
 Where it cannot (another system, a file system without ``O_TMPFILE``, no ``/proc``: tried at the
-store's first write, :func:`unnamed_files_work`), a named temporary file ``.incoming-<pid>-<n>.part`` in the same folder does the same job with the two
-extra changes of the folder, and is removed whatever happens.
+store's first write, :func:`unnamed_files_work`), a named temporary file
+``.incoming-<pid>-<n>.part`` in the same folder does the same job with the two extra changes of the
+folder, and is removed whatever happens.  A probe that fails for any reason (a full disk too)
+settles on temporary names for the process's life: slower by a tenth, never wrong.
 
 The folder is opened once per instance and that descriptor serves the create, the link and the
 folder's fsync.
