@@ -24,6 +24,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from radassist.db.base import utcnow
+from radassist.db.engine import write_turn
 from radassist.db.tables import Association
 
 if TYPE_CHECKING:
@@ -63,7 +64,8 @@ class AssociationState:
 
 
 class AssociationLog:
-    """Writes the ``associations`` rows (best effort)."""
+    """Writes the ``associations`` rows (best effort), in the write turn like the listener's other
+    writes, so they queue with the instances' commits instead of polling SQLite beside them."""
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
@@ -86,7 +88,7 @@ class AssociationLog:
             bytes_stored=0,
         )
         try:
-            with self.session_factory() as session:
+            with write_turn(self.session_factory), self.session_factory() as session:
                 session.add(row)
                 session.commit()
         except Exception:  # noqa: BLE001
@@ -113,7 +115,7 @@ class AssociationLog:
 
     def _write_end(self, state: AssociationState) -> None:
         try:
-            with self.session_factory() as session:
+            with write_turn(self.session_factory), self.session_factory() as session:
                 session.execute(
                     update(Association)
                     .where(Association.id == state.id)

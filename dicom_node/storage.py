@@ -261,8 +261,12 @@ def _rejected(code: str, header: InstanceHeader | None, calling_ae: str, shared:
     count(shared.counters, "instances_rejected")
     metrics.count_rejected(code)
     logger.warning("C-STORE from %s rejected: %s (study %s, status 0x%04X)", calling_ae, code, study, status)
-    try:  # best effort: a rejection shows on the timeline, but failing to note it changes nothing
-        with shared.session_factory() as session:
+    # Best effort: a rejection shows on the timeline, but failing to note it changes nothing.  In
+    # the write turn like the listener's other writes: outside it, SQLite's busy handler polls
+    # with growing sleeps and can keep losing to the writers that queue there, while the sender
+    # waits for this answer.
+    try:
+        with write_turn(shared.session_factory), shared.session_factory() as session:
             record_event(session, EventTag.INSTANCE_REJECTED, code=code, calling_ae=calling_ae, status=status, study=study)
             session.commit()
     except Exception:
