@@ -31,13 +31,7 @@ from dicom_node.connections import Connections
 from dicom_node.pdu_framing import _Guarded
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
-
-    from dicom_node.associations import AssociationRegistry
-    from dicom_node.capacity import DiskGuard
-    from dicom_node.completion_timer import CompletionTimer
-    from dicom_node.counters import NodeCounters
-    from dicom_node.group_commit import GroupCommit
+    from dicom_node.listener_state import ListenerState
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +64,9 @@ class NodeServer(ThreadedAssociationServer):
     block_on_close = False
     """Stopping does not wait for request threads: one may sit in a TLS handshake until its ARTIM time."""
 
-    counters: NodeCounters | None = None
-    session_factory: sessionmaker[Session] | None = None
-    disk_guard: DiskGuard | None = None
-    registry: AssociationRegistry | None = None
+    shared: ListenerState | None = None
+    """What the listener's handlers share (counters, sessions, guard, timer...), for stopping and tests."""
     tls_server: NodeServer | None = None
-    group_commit: GroupCommit | None = None
-    completion_timer: CompletionTimer | None = None
 
     def __init__(
         self,

@@ -68,8 +68,8 @@ def start_listener(
 
     ``shared``: serve the sockets of :func:`run_listener`'s first process, as listener process
     number ``process_index``, once every listener process is ready (:mod:`dicom_node.balance`).
-    The server carries the listener's counters, session factory, disk guard and TLS server
-    (which :func:`stop_listener` stops with it).
+    The server carries the listener's shared state (``shared``: counters, session factory, disk
+    guard...) and its TLS server (which :func:`stop_listener` stops with it).
     """
     handler = request_handler(settings)
     keep_large_buffers()
@@ -108,11 +108,9 @@ def start_listener(
         ae, (dicom.host, dicom.port), event_handlers(state), request_handler=handler,
         connections=connections, shared=plain_shared,
     )  # fmt: skip
-    server.counters, server.session_factory, server.disk_guard = counters, session_factory, disk_guard
-    server.registry, server.tls_server, server.group_commit = state.registry, tls_server, state.group_commit
-    server.completion_timer = state.completion_timer
-    if server.completion_timer is not None:
-        server.completion_timer.start()
+    server.shared, server.tls_server = state, tls_server
+    if state.completion_timer is not None:
+        state.completion_timer.start()
     logger.info(
         "DICOM listener %s on %s:%d (max %d associations, %d negotiating; %s)",
         ", ".join(ae_titles(settings)),
@@ -153,12 +151,13 @@ def stop_listener(server: NodeServer, *, grace_seconds: float = SHUTDOWN_GRACE_S
         if assoc.is_alive():
             assoc.abort()
     server.connections.stop()
-    if server.group_commit is not None:
-        server.group_commit.close()
-    if server.completion_timer is not None:
-        server.completion_timer.stop()  # armed studies are left to the sweep
-    if server.session_factory is not None:
-        bind = server.session_factory.kw.get("bind")
+    shared = server.shared
+    if shared is not None:
+        if shared.group_commit is not None:
+            shared.group_commit.close()
+        if shared.completion_timer is not None:
+            shared.completion_timer.stop()  # armed studies are left to the sweep
+        bind = shared.session_factory.kw.get("bind")
         if bind is not None:
             bind.dispose()
     logger.info("DICOM listener stopped")

@@ -77,8 +77,8 @@ def start_node() -> Iterator[Callable[..., Node]]:
         assert server is not None
         started.append(server)
         wait_for_port(port)
-        assert server.session_factory is not None and server.counters is not None
-        return Node(settings, server, server.session_factory, server.counters)
+        assert server.shared is not None
+        return Node(settings, server, server.shared.session_factory, server.shared.counters)
 
     yield factory
     for server in started:

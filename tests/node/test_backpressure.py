@@ -43,7 +43,7 @@ def test_store_during_an_association_gets_out_of_resources(node: Node, testdata:
     ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
     assoc = ae.associate("127.0.0.1", node.port, ae_title="RADASSIST")
     assert assoc.is_established
-    guard = node.server.disk_guard
+    guard = node.server.shared.disk_guard
     assert guard is not None
     try:
         guard.min_free_bytes = ABOVE_ANY_DISK  # the disk "fills up" mid-association

@@ -110,7 +110,7 @@ def test_fifty_hostile_sockets_take_no_slot_and_keep_no_sender_out(
             wait_until(lambda: node.server.connections.pending_count == 50, timeout=15)
             result = echo(node.port, calling_ae="PYSCU")
             assert result.returncode == 0, output(result)
-            registry = node.server.registry
+            registry = node.server.shared.registry
             assert registry is not None
             # the echo's own slot is freed just after echoscu exits; the fifty never take one
             wait_until(lambda: registry.slots_in_use == 0, timeout=10)
