@@ -2,7 +2,9 @@
 
 Temp file in the same folder, fsync, atomic rename, fsync of the folder: after this returns, a
 power cut cannot lose the file or leave half of it.  The outputs we produce go through here;
-prepared inputs take the same rename without the syncs (:func:`write_atomically`).  Files are 0600 and new folders 0700 (:mod:`radassist.store.private`).
+prepared inputs take the same rename without the syncs (:func:`write_atomically`).  Files are 0600
+and new folders 0700 (:mod:`radassist.store.private`).  Received instances, which are never
+replaced, take a link instead of a rename (:mod:`radassist.store.incoming`).
 """
 
 from __future__ import annotations

@@ -123,18 +123,20 @@ class InstanceStore:
         """A new owner-only file in ``folder`` (created, with its parents, when missing), unnamed
         where the file system allows.  Folders known to exist are not looked at again; one removed
         since (retention) is made anew."""
+        try:
+            return self._open_incoming(self._made(folder))
+        except FileNotFoundError:  # removed since it was made (retention): made again, once
+            self._folders.discard(folder)
+            return self._open_incoming(self._made(folder))
+
+    def _made(self, folder: str) -> str:
+        """``folder``, created (with its parents) unless this store already made or found it."""
         if folder not in self._folders:
             self._makedirs(Path(folder))
             if len(self._folders) >= _FOLDERS_REMEMBERED:
                 self._folders.clear()
             self._folders.add(folder)
-        try:
-            return self._open_incoming(folder)
-        except FileNotFoundError:
-            self._folders.discard(folder)
-            self._makedirs(Path(folder))
-            self._folders.add(folder)
-            return self._open_incoming(folder)
+        return folder
 
     def _open_incoming(self, folder: str) -> Incoming:
         if self._unnamed is None:
