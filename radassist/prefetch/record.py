@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from radassist.db.tables import Job, JobPrior, PriorSearch, Study
@@ -74,25 +74,21 @@ def waits_for_its_study_job(session: Session, job_id: uuid.UUID) -> bool:
     ).one_or_none()
     if job is None or not job.shadow:
         return False
-    return _study_job_searching(session, job.study_id, job.created_at)
+    return session.scalar(_made_together(job.study_id, job.created_at, shadow=False).limit(1)) is not None
 
 
-def _study_job_searching(session: Session, study_id: uuid.UUID, created_at: dt.datetime) -> bool:
-    return session.scalar(
-        select(Job.id).where(Job.study_id == study_id, Job.created_at == created_at, Job.shadow.is_(False),
-                             Job.state == JobState.PRIORS).limit(1)
-    ) is not None
+def _made_together(study_id: uuid.UUID, created_at: dt.datetime, *, shadow: bool) -> Select[uuid.UUID]:
+    """The study's jobs still in ``priors`` that the same claim made (one moment), shadow or not."""
+    return select(Job.id).where(Job.study_id == study_id, Job.created_at == created_at,
+                                Job.shadow.is_(shadow), Job.state == JobState.PRIORS)
 
 
 def _waiting_shadows(session: Session, started: StartedSearch) -> list[uuid.UUID]:
-    """The shadow jobs made with ``started``'s job (same study, same moment) still in ``priors``."""
+    """The shadow jobs made with ``started``'s job, still in ``priors``."""
     job = session.execute(select(Job.created_at, Job.shadow).where(Job.id == started.job_id)).one()
     if job.shadow:
         return []
-    return list(session.scalars(
-        select(Job.id).where(Job.study_id == started.study_id, Job.created_at == job.created_at,
-                             Job.shadow.is_(True), Job.state == JobState.PRIORS).order_by(Job.id)
-    ))
+    return list(session.scalars(_made_together(started.study_id, job.created_at, shadow=True).order_by(Job.id)))
 
 
 def record_search(
