@@ -38,6 +38,10 @@ def _is_failure(status: int) -> bool:
 GOOD_PATH_TIMEOUT = 30.0
 """Seconds the well-formed association and store after each case may take: they show the node still
 serves, not how fast, and on a CI machine running three test workers a commit's fsync can stall."""
+ANSWER_TIMEOUT = 30.0
+"""Seconds a hostile case that must be answered (a failure status, a rejection, an abort) may take:
+each returns as soon as the answer comes, and twice on the CI machine a rejection took longer
+than the 5 and 10 s allowed before (the listener answered, and served the next case)."""
 
 
 def _good_store(node: Node) -> int | str:
@@ -96,7 +100,8 @@ def _send_store_case(node: Node, case: StoreCase) -> tuple[str, int | None]:
             payload = raw.fragments(1, raw.c_store_rq(case.sop_class, case.sop_instance, with_data=False), command=True)
             result = raw.exchange(sock, payload, timeout=3.0, until_status=True)
         else:
-            result = raw.c_store(sock, case.context.id, case.sop_class, case.sop_instance, case.data)
+            result = raw.c_store(sock, case.context.id, case.sop_class, case.sop_instance, case.data,
+                                 timeout=10.0 if case.may_go_unanswered else ANSWER_TIMEOUT)
         if result.status is None:
             return "aborted" if result.refused else "no answer", None
         raw.release(sock)
@@ -183,7 +188,7 @@ def test_hostile_pdus_are_aborted_or_rejected(production_pydicom: None, sqlite_n
     for n, (name, (steps, expect)) in enumerate(PDU_SEQUENCES.items(), 1):
         # A case that must be refused gets its answer (a rejection or an abort) before the wait ends;
         # the wait is longer for those, so that a loaded machine answering slowly is not a failure.
-        reply, during = _run_sequence(node, steps, reply_s=5.0 if expect == "refuse" else 0.5)
+        reply, during = _run_sequence(node, steps, reply_s=ANSWER_TIMEOUT if expect == "refuse" else 0.5)
         outcomes[name] = f"pdus={reply.pdus} closed={reply.closed} status={reply.status}"
         problems += [f"{name}: {p}" for p in during]
         if expect == "refuse" and not reply.refused:
