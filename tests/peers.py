@@ -188,9 +188,16 @@ def mllp_ris(
     try:
         yield ris
     finally:
-        for task in asyncio.all_tasks(loop):
-            loop.call_soon_threadsafe(task.cancel)
+        # One call into the loop cancels the server; the thread then ends the open connections and
+        # closes the loop. Cancelling task by task from here raced that close.
+        if not loop.is_closed():  # closed already when the server could not start
+            loop.call_soon_threadsafe(_cancel_all_tasks, loop)
         thread.join(timeout=5)
+
+
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
 
 
 ORTHANC = "/usr/sbin/Orthanc"

@@ -13,10 +13,13 @@ outgoing queue, and the same thread sends it on its next turn.  The request goes
 - it is not a complete C-STORE request, or its context was not accepted, or its SOP class is not
   served by the Storage service class: pynetdicom answers those with a *blocking* abort, which on
   the DUL thread would wait for that thread to end;
-- the association is releasing, or is not established (the upper layer is not in Sta6, PS3.8 9.2:
-  the first request may arrive between pynetdicom sending the A-ASSOCIATE-AC, which puts the DUL
-  in Sta6, and its association thread setting ``is_established`` after the accept handlers; it is
-  served here too, since nothing of that thread's remaining start-up touches the DIMSE queue);
+- the association is releasing, or pynetdicom has not yet flagged it established.  The first
+  request may arrive between the A-ASSOCIATE-AC leaving (the DUL is then in Sta6, PS3.8 9.2) and
+  the association thread setting ``is_established`` after the accept handlers.  It must wait for
+  that thread: the Storage service class sends no response at all on an association not flagged
+  established, so a request served here in that gap was handled, its status dropped, and the
+  sender left waiting for an answer that never came (seen under load when the handler answered
+  fast, e.g. a refusal or out of resources);
 - a request is already queued for, or being served by, the association thread: requests are served
   one at a time.  A peer that negotiated no asynchronous operations window (we offer none) waits for
   each response before its next request, so on a compliant association nothing is ever waiting;
@@ -75,16 +78,12 @@ def serve_stores_inline(assoc: Association) -> None:
 def _can_serve_here(assoc: Association, context_id: int, primitive: Any) -> bool:
     if not isinstance(primitive, C_STORE) or primitive.MessageIDBeingRespondedTo is not None:
         return False
-    if not primitive.is_valid_request or assoc._sent_release or not _established(assoc):
+    if not primitive.is_valid_request or assoc._sent_release or not assoc.is_established:
         return False
     if context_id not in assoc._accepted_cx:
         return False
     sop_class = primitive.AffectedSOPClassUID
     return sop_class is not None and _serves_storage(str(sop_class))
-
-
-def _established(assoc: Association) -> bool:
-    return bool(assoc.is_established or assoc.dul.state_machine.current_state == "Sta6")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -6,13 +6,16 @@ from __future__ import annotations
 import queue
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pydicom
 import pytest
+from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_ECHO, C_STORE
 from pynetdicom.dul import DULServiceProvider
@@ -23,6 +26,7 @@ import dicom_node.storage
 from dicom_node.fastpath.inline_store import serve_stores_inline
 from radassist.config import Settings
 from tests.node.conftest import Node, echoscu
+from tests.node.test_listener import _secondary_capture
 from tests.peers import STORESCU
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -120,14 +124,39 @@ def test_a_plain_store_request_is_served_where_it_was_decoded() -> None:
     assert _queued(assoc) == []
 
 
-def test_a_request_before_pynetdicom_flags_the_association_established_is_served_here() -> None:
-    """The A-ASSOCIATE-AC is sent (Sta6) before the association thread sets ``is_established``."""
+def test_a_request_before_pynetdicom_flags_the_association_established_waits_for_its_thread() -> None:
+    """The A-ASSOCIATE-AC is sent (Sta6) before the association thread sets ``is_established``, and
+    pynetdicom's Storage service class sends no response on an association not flagged established."""
     assoc = _Association()
     assoc.is_established = False
     serve_stores_inline(assoc)  # type: ignore[arg-type]
     request = _store_request()
     assoc.dimse.msg_queue.put((1, request))
-    assert assoc.served == [(request, 1, threading.current_thread().name)]
+    assert assoc.served == []
+    assert _queued(assoc) == [request]
+
+
+def test_a_first_request_sent_while_the_association_is_being_accepted_is_answered(
+    migrated_settings: Settings, start_node: Callable[..., Node], tmp_path: Path
+) -> None:
+    """The first C-STORE arrives while the association thread is still in the accept handlers, and
+    is answered fast (here out of resources: its study's folder cannot be made).  Served on the DUL
+    thread in that gap, its status was dropped and the sender waited for nothing: seen under load."""
+    node = start_node(migrated_settings, pynetdicom_fast_path=True)
+    node.server.bind(evt.EVT_ACCEPTED, lambda event: time.sleep(0.5))  # a loaded machine's slow accept
+    instance = _secondary_capture(tmp_path / "one.dcm")
+    ds = pydicom.dcmread(instance)
+    relpath = node.store.relpath_for(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    (node.settings.storage.instances_dir / relpath.split("/")[0]).write_bytes(b"not a folder")
+
+    result = subprocess.run(
+        [STORESCU, "-v", "-to", "10", "-ta", "10", "-td", "10", "-aet", "MODALITY", "-aec", "RADASSIST",
+         "127.0.0.1", str(node.port), str(instance)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    output = result.stdout + result.stderr
+    assert "received store response (refused: outofresources)" in output.lower(), output
+    assert node.counters.instances_failed == 1
 
 
 def _echo_request() -> C_ECHO:
