@@ -116,7 +116,7 @@ def test_a_grounded_draft_reaches_orthanc_and_ohif_draws_its_box(
             page.fill("input[name=password]", "e2e-password")
             page.click("button[type=submit]")
             page.goto(f"{service.web}/studies/{study['id']}", wait_until="networkidle")
-            expect(page.locator(".grounded svg rect")).to_have_count(1)
+            expect(page.locator(".grounded svg rect")).to_have_count(1, timeout=30_000)
             shown: dict[str, Any] = page.evaluate(READ_STUDY_PAGE)
             page.locator(".grounded").scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / "study-page-grounded.png"), full_page=True)
