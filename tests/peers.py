@@ -39,9 +39,13 @@ _PROPOSE_FLAG = {
 
 
 def storescu(
-    port: int, *files: Path, called_ae: str = "RADASSIST", calling_ae: str = "MODALITY"
+    port: int, *files: Path, called_ae: str = "RADASSIST", calling_ae: str = "MODALITY",
+    answer_timeout: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Send files with dcmtk's storescu in their own transfer syntax (one association per file)."""
+    """Send files with dcmtk's storescu in their own transfer syntax (one association per file).
+
+    ``answer_timeout``: seconds storescu waits for each answer (connection, ACSE, DIMSE) before it
+    gives up, instead of waiting without end."""
     result: subprocess.CompletedProcess[str] | None = None
     for file in files:
         ts = pydicom.dcmread(file, stop_before_pixels=True).file_meta.TransferSyntaxUID
@@ -52,6 +56,8 @@ def storescu(
                 "-v",
                 "-R",
                 flag,
+                *([] if answer_timeout is None else ["-to", str(answer_timeout), "-ta", str(answer_timeout),
+                                                     "-td", str(answer_timeout)]),
                 "-aet",
                 calling_ae,
                 "-aec",

@@ -8,7 +8,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pydicom
 import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_node.acceptor import NodeServer
@@ -46,6 +49,39 @@ class Node:
         """Every file under the instance store, temporaries included."""
         root = self.settings.storage.instances_dir
         return sorted(p for p in root.rglob("*") if p.is_file())
+
+    def block_study_folder(self, instance: Path) -> Path:
+        """Put a file where ``instance``'s study folder would go, so storing it fails (out of
+        resources); the blocking file, to remove when done."""
+        ds = pydicom.dcmread(instance, stop_before_pixels=True)
+        relpath = self.store.relpath_for(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        blocker = self.settings.storage.instances_dir / relpath.split("/")[0]
+        blocker.write_bytes(b"not a folder")
+        return blocker
+
+
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+
+
+def secondary_capture(path: Path, **drop: bool) -> Path:
+    """A small valid instance; ``drop`` names elements to leave out (written without validation)."""
+    ds = Dataset()
+    ds.preamble = b"\x00" * 128
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = SECONDARY_CAPTURE
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientName = "SENTINEL^PATIENT"
+    ds.AccessionNumber = "ACC-SENTINEL-1"
+    ds.Modality = "OT"
+    for keyword in drop:
+        delattr(ds, keyword)
+    ds.save_as(path, enforce_file_format=False)
+    return path
 
 
 #: The senders the tests use, allowed from loopback only (the node refuses unknown callers by default).

@@ -25,8 +25,7 @@ import dicom_node.storage
 from dicom_node.statuses import ERROR_COMMENTS, StoreStatus
 from radassist.db.tables import Event, Instance
 from radassist.errors import RejectedInput
-from tests.node.conftest import Node
-from tests.node.test_listener import SECONDARY_CAPTURE, _secondary_capture
+from tests.node.conftest import SECONDARY_CAPTURE, Node, secondary_capture
 
 
 def _refusing(code: str, sop_instance_uid: str) -> Callable[..., bool]:
@@ -67,7 +66,7 @@ def test_a_new_instance_refused_by_the_rows_gets_its_status_and_leaves_no_file(
     code: str, status: StoreStatus,
 ) -> None:  # fmt: skip
     caplog.set_level(logging.DEBUG, logger="dicom_node")
-    ds = pydicom.dcmread(_secondary_capture(tmp_path / "refused.dcm"))
+    ds = pydicom.dcmread(secondary_capture(tmp_path / "refused.dcm"))
     monkeypatch.setattr(dicom_node.storage, "record_instance", _refusing(code, ds.SOPInstanceUID))
 
     response = _send(node, ds)
@@ -87,7 +86,7 @@ def test_a_refused_resend_leaves_the_stored_file_untouched(
     node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Same study, series and SOP instance (the same path), other patient: the first file stays."""
-    ds = pydicom.dcmread(_secondary_capture(tmp_path / "first.dcm"))
+    ds = pydicom.dcmread(secondary_capture(tmp_path / "first.dcm"))
     assert _send(node, ds).Status == StoreStatus.SUCCESS
     [stored] = node.files()
     original = stored.read_bytes()

@@ -13,7 +13,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pydicom
 import pytest
 from pynetdicom import evt
 from pynetdicom.association import Association
@@ -25,8 +24,7 @@ import dicom_node.handlers
 import dicom_node.storage
 from dicom_node.fastpath.inline_store import serve_stores_inline
 from radassist.config import Settings
-from tests.node.conftest import Node, echoscu
-from tests.node.test_listener import _secondary_capture
+from tests.node.conftest import Node, echoscu, secondary_capture, storescu
 from tests.peers import STORESCU
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -144,16 +142,10 @@ def test_a_first_request_sent_while_the_association_is_being_accepted_is_answere
     thread in that gap, its status was dropped and the sender waited for nothing: seen under load."""
     node = start_node(migrated_settings, pynetdicom_fast_path=True)
     node.server.bind(evt.EVT_ACCEPTED, lambda event: time.sleep(0.5))  # a loaded machine's slow accept
-    instance = _secondary_capture(tmp_path / "one.dcm")
-    ds = pydicom.dcmread(instance)
-    relpath = node.store.relpath_for(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
-    (node.settings.storage.instances_dir / relpath.split("/")[0]).write_bytes(b"not a folder")
+    instance = secondary_capture(tmp_path / "one.dcm")
+    node.block_study_folder(instance)
 
-    result = subprocess.run(
-        [STORESCU, "-v", "-to", "10", "-ta", "10", "-td", "10", "-aet", "MODALITY", "-aec", "RADASSIST",
-         "127.0.0.1", str(node.port), str(instance)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
+    result = storescu(node.port, instance, answer_timeout=10)
     output = result.stdout + result.stderr
     assert "received store response (refused: outofresources)" in output.lower(), output
     assert node.counters.instances_failed == 1

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, _config
 from pynetdicom.dsutils import split_dataset
@@ -16,10 +15,9 @@ from sqlalchemy import func, select
 from dicom_node.statuses import StoreStatus
 from radassist.db.tables import Event, Instance, Series, Study
 from radassist.states import StudyState
-from tests.node.conftest import Node, echoscu, storescu
+from tests.node.conftest import SECONDARY_CAPTURE, Node, echoscu, secondary_capture, storescu
 
 SAMPLES = ("RG1_J2KR.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm", "emri_small_RLE.dcm", "liver.dcm")
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 
 def _dataset_bytes(path: Path) -> bytes:
@@ -31,27 +29,6 @@ def _dataset_bytes(path: Path) -> bytes:
 def _count(node: Node, entity: type) -> int:
     with node.session_factory() as session:
         return int(session.scalar(select(func.count()).select_from(entity)) or 0)
-
-
-def _secondary_capture(path: Path, **drop: bool) -> Path:
-    """A small valid instance; ``drop`` names elements to leave out (written without validation)."""
-    ds = Dataset()
-    ds.preamble = b"\x00" * 128
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = SECONDARY_CAPTURE
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.PatientName = "SENTINEL^PATIENT"
-    ds.AccessionNumber = "ACC-SENTINEL-1"
-    ds.Modality = "OT"
-    for keyword in drop:
-        delattr(ds, keyword)
-    ds.save_as(path, enforce_file_format=False)
-    return path
 
 
 def _send_with_pynetdicom(node: Node, path: Path) -> int:
@@ -150,7 +127,7 @@ def test_missing_sop_instance_uid_is_refused_and_node_keeps_serving(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     # dcmtk's storescu will not send such a file, so pynetdicom's SCU sends it from the file meta.
-    bad = _secondary_capture(tmp_path / "no-sop-uid.dcm", SOPInstanceUID=True)
+    bad = secondary_capture(tmp_path / "no-sop-uid.dcm", SOPInstanceUID=True)
     assert _send_with_pynetdicom(node, bad) == StoreStatus.CANNOT_UNDERSTAND_MISSING_UID
     assert _count(node, Instance) == 0
     assert node.files() == []
@@ -159,7 +136,7 @@ def test_missing_sop_instance_uid_is_refused_and_node_keeps_serving(
         assert rejected.detail["code"] == "dicom.missing_uid"
         assert "SENTINEL" not in str(rejected.detail)
 
-    good = _secondary_capture(tmp_path / "good.dcm")
+    good = secondary_capture(tmp_path / "good.dcm")
     assert storescu(node.port, good).returncode == 0
     assert _count(node, Instance) == 1
     # Even at DEBUG, neither the patient name nor the accession number reaches a log record.
@@ -168,7 +145,7 @@ def test_missing_sop_instance_uid_is_refused_and_node_keeps_serving(
 
 
 def test_missing_study_uid_is_refused_by_status(node: Node, tmp_path: Path) -> None:
-    bad = _secondary_capture(tmp_path / "no-study-uid.dcm", StudyInstanceUID=True)
+    bad = secondary_capture(tmp_path / "no-study-uid.dcm", StudyInstanceUID=True)
     result = storescu(node.port, bad)
     out = (result.stdout + result.stderr).lower()
     assert "cannotunderstand" in out, out
@@ -179,7 +156,7 @@ def test_missing_study_uid_is_refused_by_status(node: Node, tmp_path: Path) -> N
 
 
 def test_data_set_of_another_sop_class_is_refused(node: Node, tmp_path: Path) -> None:
-    path = _secondary_capture(tmp_path / "mismatch.dcm")
+    path = secondary_capture(tmp_path / "mismatch.dcm")
     ds = pydicom.dcmread(path)
     ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"  # CT Image Storage, while the command says SC
     ds.save_as(path, enforce_file_format=False)
@@ -188,11 +165,8 @@ def test_data_set_of_another_sop_class_is_refused(node: Node, tmp_path: Path) ->
 
 
 def test_disk_failure_answers_out_of_resources(node: Node, tmp_path: Path) -> None:
-    file = _secondary_capture(tmp_path / "one.dcm")
-    ds = pydicom.dcmread(file)
-    relpath = node.store.relpath_for(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
-    blocker = node.settings.storage.instances_dir / relpath.split("/")[0]
-    blocker.write_bytes(b"not a folder")  # the study's folder cannot be created
+    file = secondary_capture(tmp_path / "one.dcm")
+    blocker = node.block_study_folder(file)  # the study's folder cannot be created
 
     result = storescu(node.port, file)
     assert "outofresources" in (result.stdout + result.stderr).lower(), result.stdout + result.stderr
@@ -228,7 +202,7 @@ def test_concurrent_senders_of_one_study(node: Node, tmp_path: Path) -> None:
         folder = tmp_path / f"sender{sender}"
         folder.mkdir()
         for n in range(3):
-            path = _secondary_capture(folder / f"{n}.dcm")
+            path = secondary_capture(folder / f"{n}.dcm")
             ds = pydicom.dcmread(path)
             ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
             ds.save_as(path, enforce_file_format=False)

@@ -16,13 +16,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pydicom
 import pytest
 
 from radassist.config import Settings
-from tests.node.conftest import Node, start_node  # noqa: F401  (fixture: an in-process listener)
-from tests.node.test_listener import _secondary_capture
-from tests.peers import STORESCU
+from tests.node.conftest import Node, secondary_capture, start_node  # noqa: F401  (fixture: an in-process listener)
+from tests.peers import storescu
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(900)]
 
@@ -46,11 +44,7 @@ def busy_cores() -> Iterator[None]:
 def _send(node: Node, instance: Path, called_ae: str = "RADASSIST") -> tuple[float, str]:
     """Seconds until storescu ended, and what it printed."""
     started = time.monotonic()
-    result = subprocess.run(
-        [STORESCU, "-v", "-to", "30", "-ta", "30", "-td", "30", "-aet", "MODALITY", "-aec", called_ae,
-         "127.0.0.1", str(node.port), str(instance)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
+    result = storescu(node.port, instance, called_ae=called_ae, answer_timeout=30)
     return time.monotonic() - started, (result.stdout + result.stderr).lower()
 
 
@@ -61,11 +55,8 @@ def test_failures_and_refusals_are_answered_under_load(
     problems: list[str] = []
     slowest = 0.0
     for round_number in range(ROUNDS):
-        instance = _secondary_capture(tmp_path / f"{round_number}.dcm")
-        ds = pydicom.dcmread(instance)
-        relpath = node.store.relpath_for(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
-        blocker = node.settings.storage.instances_dir / relpath.split("/")[0]
-        blocker.write_bytes(b"not a folder")  # the study's folder cannot be made: out of resources
+        instance = secondary_capture(tmp_path / f"{round_number}.dcm")
+        blocker = node.block_study_folder(instance)  # out of resources
         seconds, output = _send(node, instance)
         blocker.unlink()
         slowest = max(slowest, seconds)
