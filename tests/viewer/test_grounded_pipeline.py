@@ -28,7 +28,7 @@ from tests.conftest import wait_until
 from tests.e2e.test_pipeline import run_service, send, write_config  # noqa: F401 - run_service is a fixture
 from tests.grounding.marked import marked_ct
 from tests.viewer.conftest import CHROMIUM, ViewerSite
-from tests.viewer.test_ohif_grounding import ARTIFACTS, CHROMIUM_ARGS, READ_PAGE, WEBGL_CONFIG, _bounds
+from tests.viewer.test_ohif_grounding import ARTIFACTS, CHROMIUM_ARGS, _bounds, open_report_in_ohif
 
 pytestmark = [pytest.mark.viewer, pytest.mark.e2e]
 
@@ -128,18 +128,7 @@ def test_a_grounded_draft_reaches_orthanc_and_ohif_draws_its_box(
 
             # OHIF opens the measurement report and draws its box over the marker.
             viewer = browser.new_page(viewport={"width": 1400, "height": 900})
-            viewer.route("**/app-config.js", lambda route: route.fulfill(
-                status=200, content_type="application/javascript", body=WEBGL_CONFIG))
-            viewer.add_init_script("localStorage.setItem('shownTours', JSON.stringify(['basicViewerTour']));")
-            viewer.goto(f"{ohif_site.url}/viewer?StudyInstanceUIDs={source.StudyInstanceUID}",
-                        wait_until="domcontentloaded")
-            thumbnail = viewer.get_by_text(SERIES_DESCRIPTION).first
-            expect(thumbnail).to_be_visible(timeout=90_000)
-            thumbnail.dblclick()
-            viewer.locator("[data-cy=no-hydrate-btn]").click(timeout=60_000)
-            expect(viewer.locator("svg.svg-layer polyline")).to_have_count(1, timeout=60_000)
-            seen: dict[str, Any] = viewer.evaluate(READ_PAGE)
-            viewer.screenshot(path=str(ARTIFACTS / "ohif-grounded-pipeline.png"))
+            seen = open_report_in_ohif(viewer, ohif_site.url, source.StudyInstanceUID, "ohif-grounded-pipeline")
         finally:
             browser.close()
     (line,) = seen["lines"]
