@@ -3,12 +3,16 @@
     .venv/bin/python bench/durable_floor.py [--small N] [--ct N] [--folder DIR]
 
 Before answering Success, the listener writes the instance to an unnamed file in its folder (a
-temporary name where the file system has no ``O_TMPFILE``), fsyncs it, links it to its name,
-fsyncs the folder, and commits a row in SQLite (WAL, synchronous=FULL).  This times exactly those
-calls from a tight loop (``radassist.store.instances.InstanceStore.write``, the listener's own, and
-one SQLite transaction), with no DICOM, no parsing and no Python beyond that, for a small
-instance (1.3 kB) and a CT slice (512 KiB), next to the same file written the way dcmtk's
-storescp writes it (create, write, close: no fsync).  Compare
+temporary name where the file system has no ``O_TMPFILE``) and links it to its name, then makes
+file, name and row durable in one of two ways (``[storage] sync``): ``each-file`` fsyncs the file
+before the link and the folder after it, then commits a row in SQLite (WAL, synchronous=FULL);
+``filesystem`` (the default where Linux and a SQLite file allow it) commits the row without a sync
+(synchronous=NORMAL, plus its ``unsynced_instances`` listing) and flushes everything with one
+``syncfs``.  This times exactly those calls from a tight loop
+(``radassist.store.instances.InstanceStore.write``, the listener's own, and one SQLite transaction),
+with no DICOM, no parsing and no Python beyond that, for a small instance (1.3 kB) and a CT slice
+(512 KiB), next to the same file written the way dcmtk's storescp writes it (create, write, close:
+no fsync).  Compare
 the printed instances/s with storescp's in ``bench/ingest.py``: no implementation can go faster
 than this floor on the same disk.
 """
@@ -25,24 +29,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
 
+from radassist.store.filesystem_sync import FilesystemSync  # noqa: E402
 from radassist.store.instances import InstanceStore  # noqa: E402 - the listener's own durable write
 
 
-def durable(folder: Path, payload: bytes, count: int) -> float:
-    """Seconds per instance for the listener's durable write (file, fsync, link, folder fsync) and one
-    SQLite commit."""
-    database = sqlite3.connect(folder / "floor.sqlite3", isolation_level=None)
+def durable(folder: Path, payload: bytes, count: int, *, one_flush: bool = False) -> float:
+    """Seconds per instance for the listener's durable write and one SQLite commit: file, fsync,
+    link, folder fsync, commit (FULL); or with ``one_flush``: file, link, commit (NORMAL) with the
+    listing, ``syncfs``."""
+    database = sqlite3.connect(folder / f"floor-{one_flush}.sqlite3", isolation_level=None)
     database.execute("PRAGMA journal_mode=WAL")
-    database.execute("PRAGMA synchronous=FULL")
+    database.execute(f"PRAGMA synchronous={'NORMAL' if one_flush else 'FULL'}")
     database.execute("CREATE TABLE instances (uid TEXT PRIMARY KEY, path TEXT, size INTEGER)")
-    store = InstanceStore(folder / "instances")
+    database.execute("CREATE TABLE unsynced (uid TEXT PRIMARY KEY, crc32 INTEGER, batch INTEGER)")
+    store = InstanceStore(folder / f"instances-{one_flush}")
     store.write(b"warm-up", "1.2", "1.2.3", "1.2.3.0")  # the study's folders exist, as mid-study
+    flush = FilesystemSync([folder]) if one_flush else None
     started = time.perf_counter()
     for n in range(1, count + 1):
-        stored = store.write(payload, "1.2", "1.2.3", f"1.2.3.{n}")
+        stored = store.write(payload, "1.2", "1.2.3", f"1.2.3.{n}", sync=not one_flush)
         database.execute("BEGIN")
         database.execute("INSERT INTO instances VALUES (?, ?, ?)", (f"1.2.3.{n}", stored.relpath, len(payload)))
+        if flush is not None:
+            database.execute("DELETE FROM unsynced WHERE batch < ?", (n,))
+            database.execute("INSERT INTO unsynced VALUES (?, ?, ?)", (f"1.2.3.{n}", stored.crc32, n))
         database.execute("COMMIT")
+        if flush is not None:
+            flush.sync()
     elapsed = time.perf_counter() - started
     database.close()
     return elapsed / count
@@ -66,14 +79,17 @@ def main() -> int:
     parser.add_argument("--ct", type=int, default=300)
     parser.add_argument("--folder", type=Path, default=None, help="where to write (default: a temp folder)")
     args = parser.parse_args()
-    print(f"{'instance':<10}{'bytes':>9}{'durable ms':>12}{'inst/s':>9}{'no-fsync ms':>13}{'inst/s':>9}")
+    print(f"{'instance':<10}{'bytes':>9}{'each-file ms':>13}{'inst/s':>9}{'one flush ms':>13}{'inst/s':>9}"
+          f"{'no-fsync ms':>13}{'inst/s':>9}")
     for name, size, count in (("small", 1300, args.small), ("ct", 512 * 1024 + 1300, args.ct)):
         payload = os.urandom(size)
         with tempfile.TemporaryDirectory(prefix="radassist-floor-", dir=args.folder) as tmp:
             folder = Path(tmp)
             per_durable = durable(folder, payload, count)
+            per_flush = durable(folder, payload, count, one_flush=True)
             per_plain = like_storescp(folder, payload, count)
-        print(f"{name:<10}{size:>9}{per_durable * 1000:>12.3f}{1 / per_durable:>9.0f}"
+        print(f"{name:<10}{size:>9}{per_durable * 1000:>13.3f}{1 / per_durable:>9.0f}"
+              f"{per_flush * 1000:>13.3f}{1 / per_flush:>9.0f}"
               f"{per_plain * 1000:>13.3f}{1 / per_plain:>9.0f}", flush=True)
     return 0
 

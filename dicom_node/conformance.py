@@ -77,7 +77,7 @@ def _implementation_model() -> str:
 ### 2.1 Application data flow
 
 - **Storage SCP** (the listener, `radassist listener`): a remote AE sends instances by C-STORE;
-  each is written to disk (fsynced) and recorded in the database before Success is answered. A
+  each is written durably to disk and recorded in the database before Success is answered. A
   study with no new instance for its quiet time is complete and is queued for drafting.
 - **Storage SCU** (the delivery worker): the drafted SR is sent by C-STORE to each configured
   destination, retried until stored or given up.
@@ -117,8 +117,8 @@ then uncompressed, lossy last.
 
 #### 3.1.2 C-STORE behaviour
 
-A C-STORE is answered Success (0000H) only after the instance's file is fsynced and its row
-committed; a re-sent instance with the same content is Success again (idempotent). The data set's
+A C-STORE is answered Success (0000H) only after the instance's file, its name and its row are
+durable (fsynced, or flushed by `syncfs` with the rows: `[storage] sync`); a re-sent instance with the same content is Success again (idempotent). The data set's
 SOP Class UID must match the presentation context and the command, its SOP Instance UID the
 command's, and the Study, Series and SOP Instance UIDs must be valid (PS3.5 9.1). Every failure
 status and its meaning is listed in section 8.1; each carries an Error Comment (0000,0902) with

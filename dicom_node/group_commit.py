@@ -15,39 +15,71 @@ leader at a time, in the process's write turn (:func:`radassist.db.engine.write_
 instance the fast path does not cover, and every instance of a batch whose transaction failed,
 is answered False: the caller records it the general way (``record_instance``), with its rules,
 retries and error statuses, so a failure here never costs an instance more than that detour.
+
+With a :class:`~radassist.store.filesystem_sync.FilesystemSync` (``[storage] sync``), the files
+come unsynced and the leader's connection commits with ``synchronous=NORMAL``; after the commit
+one ``syncfs`` makes the batch's files, their names and the WAL durable together, and only then are
+the batch's threads woken.  Each instance is listed in ``unsynced_instances`` by the transaction
+that records it, and the leader's next transaction unlists the batches whose flush returned
+(:mod:`radassist.intake.unsynced`).  When a flush fails, the batch's instances are answered with
+:class:`FlushFailed` (never the general way: their rows exist, their files may not) and stay
+listed under a writer token this process no longer uses: the listener undoes their rows, and what
+it could not undo waits for the start-up check.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import sqlite3
 import threading
+import uuid
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from radassist.db.engine import write_turn
+from radassist.intake import unsynced
 from radassist.intake.record_sqlite import Converters, NewInstance, record_new
+from radassist.store import filesystem_sync
+from radassist.store.filesystem_sync import FilesystemSync
 
 logger = logging.getLogger(__name__)
+
+
+class FlushFailed(OSError):
+    """The batch's rows were committed but the flush that makes its files durable failed: the
+    instance (``instance_id``) must be answered with a failure and its rows undone."""
+
+    def __init__(self, instance_id: uuid.UUID, error: OSError) -> None:
+        super().__init__(error.errno, error.strerror)
+        self.instance_id = instance_id
 
 
 class _Waiting:
     """One instance waiting for the commit that includes it."""
 
-    __slots__ = ("done", "item", "recorded")
+    __slots__ = ("done", "flush_error", "instance_id", "item", "recorded")
 
     def __init__(self, item: NewInstance) -> None:
         self.item = item
         self.done = False
         self.recorded = False
+        self.instance_id: uuid.UUID | None = None
+        self.flush_error: OSError | None = None
+
+    def result(self) -> bool:
+        if self.flush_error is not None and self.instance_id is not None:
+            raise FlushFailed(self.instance_id, self.flush_error)
+        return self.recorded
 
 
 class GroupCommit:
     """Records the common new instance (:mod:`radassist.intake.record_sqlite`) of one listener process."""
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], flush: FilesystemSync | None = None) -> None:
         engine = session_factory.kw.get("bind")
         if not isinstance(engine, Engine) or engine.dialect.name != "sqlite":
             raise ValueError("group commit is for a SQLite engine")
@@ -62,10 +94,25 @@ class GroupCommit:
         self._closed = False
         self.batches = 0
         """Transactions committed, for the tests and the bench: instances recorded / batches is the group size."""
+        self.flush = flush
+        """One ``syncfs`` per batch instead of the files' and the WAL's own syncs; None: those syncs."""
+        self._writer = secrets.token_hex(8)
+        self._batch = 0
+
+    @property
+    def files_unsynced(self) -> bool:
+        """Whether the caller writes the files without syncs (this group commit flushes them)."""
+        return self.flush is not None
+
+    def flush_files(self) -> None:
+        """Make every file written so far durable (before recording one the general way)."""
+        if self.flush is not None:
+            self.flush.sync()
 
     def record(self, item: NewInstance) -> bool:
-        """True once ``item``'s rows are committed durably; False when they were not written (the
-        caller records the instance with ``record_instance``)."""
+        """True once ``item``'s rows are committed durably (and, when the files are unsynced, its
+        file); False when they were not written (the caller records the instance with
+        ``record_instance``); :class:`FlushFailed` when its rows were committed but the flush failed."""
         me = _Waiting(item)
         with self._condition:
             if self._closed:
@@ -74,7 +121,7 @@ class GroupCommit:
             while self._leading and not me.done:
                 self._condition.wait()
             if me.done:
-                return me.recorded
+                return me.result()
             self._leading = True
         batch: list[_Waiting] = []
         try:
@@ -90,17 +137,21 @@ class GroupCommit:
                     waiting.done = True
                 self._leading = False
                 self._condition.notify_all()
-        return me.recorded
+        return me.result()
 
     def _commit(self, batch: list[_Waiting]) -> None:
         """Write and commit ``batch`` (in the write turn); on any database error nothing of it is recorded."""
         if self._closed:
             return  # closed while these waited: the general way records them
+        self._batch += 1
         try:
             cursor = self._cursor()
             cursor.execute("BEGIN IMMEDIATE")
             try:
-                recorded = [record_new(cursor, waiting.item, self._convert) for waiting in batch]
+                ids = [self._record(cursor, waiting.item) for waiting in batch]
+                recorded = [instance_id is not None for instance_id in ids]
+                if any(recorded) and self.flush is not None:
+                    cursor.execute(*unsynced.confirm_sql(self._writer, self._batch))
                 cursor.execute("COMMIT" if any(recorded) else "ROLLBACK")
             except BaseException:
                 self._roll_back(cursor)
@@ -112,8 +163,36 @@ class GroupCommit:
             self._discard()
             return
         self.batches += any(recorded)
-        for waiting, was_recorded in zip(batch, recorded, strict=True):
-            waiting.recorded = was_recorded
+        flush_error = self._flush() if any(recorded) else None
+        for waiting, instance_id in zip(batch, ids, strict=True):
+            waiting.recorded, waiting.instance_id = instance_id is not None, instance_id
+            if instance_id is not None:
+                waiting.flush_error = flush_error
+
+    def _record(self, cursor: sqlite3.Cursor, item: NewInstance) -> uuid.UUID | None:
+        instance_id = record_new(cursor, item, self._convert)
+        if instance_id is not None and item.stored.crc32 is not None:
+            cursor.execute(
+                unsynced.INSERT_SQL,
+                (self._convert.uuid(instance_id), item.stored.relpath, item.stored.crc32, self._writer, self._batch),
+            )
+        return instance_id
+
+    def _flush(self) -> OSError | None:
+        """The batch's flush; its error, after which this process lists under a new writer token
+        (the failed batch's listings must wait for the start-up check, not the next transaction)."""
+        if self.flush is None:
+            return None
+        try:
+            self.flush.sync()
+        except OSError as exc:
+            logger.error(
+                "the flush after a commit failed (%s): its instances are undone and answered out of resources",
+                exc.strerror,
+            )  # fmt: skip
+            self._writer = secrets.token_hex(8)
+            return exc
+        return None
 
     def _cursor(self) -> sqlite3.Cursor:
         if self._connection is None:
@@ -122,6 +201,10 @@ class GroupCommit:
             connection = fairy.dbapi_connection
             assert isinstance(connection, sqlite3.Connection)
             connection.isolation_level = None  # transactions are begun and ended explicitly
+            if self.flush is not None:
+                # The commit writes the WAL without its fsync: the batch's flush makes it durable.
+                # WAL mode stays safe from corruption (checkpoints still sync).
+                connection.execute("PRAGMA synchronous=NORMAL")
             self._connection = fairy
         cursor: sqlite3.Cursor = self._connection.dbapi_connection.cursor()
         return cursor
@@ -143,24 +226,41 @@ class GroupCommit:
                 pass
 
     def close(self) -> None:
-        """Stop taking instances (they go the general way) and close the connection."""
+        """Stop taking instances (they go the general way), unlist what was flushed, close the connection."""
         with self._condition:
             self._closed = True
             while self._leading:
                 self._condition.wait()
+            if self.flush is not None and self.batches:
+                self._unlist_flushed()
             self._discard()
 
+    def _unlist_flushed(self) -> None:
+        """Every batch of this writer was flushed (a failed one changed the token): unlist them, so
+        the next start-up check has nothing of this process to read back."""
+        try:
+            with write_turn(self._session_factory):
+                cursor = self._cursor()
+                cursor.execute(*unsynced.confirm_sql(self._writer, self._batch + 1))
+        except Exception as exc:  # noqa: BLE001 - the start-up check reads them back instead
+            logger.info("the last flushed instances stay listed until the next start (%s)", type(exc).__name__)
 
-def group_commit_for(session_factory: sessionmaker[Session]) -> GroupCommit | None:
+
+def group_commit_for(
+    session_factory: sessionmaker[Session], *, sync: str = "each-file", instances_dir: Path | None = None
+) -> GroupCommit | None:
     """A group commit for the listener's database when it is a SQLite file; None otherwise (on
-    PostgreSQL each instance is committed in its own transaction, as before)."""
+    PostgreSQL each instance is committed in its own transaction, as before).  ``sync`` is
+    ``[storage] sync``: with ``instances_dir``, the group commit may flush the files itself
+    (:func:`radassist.store.filesystem_sync.choose`)."""
     engine = session_factory.kw.get("bind")
-    if not isinstance(engine, Engine) or engine.dialect.name != "sqlite":
+    database = engine.url.database if isinstance(engine, Engine) and engine.dialect.name == "sqlite" else None
+    sqlite_file = bool(database) and database != ":memory:" and not str(database).startswith("file:")
+    database_folder = Path(str(database)).resolve().parent if sqlite_file else None
+    flush = filesystem_sync.choose(sync, instances_dir, database_folder) if instances_dir is not None else None
+    if database_folder is None:
         return None
-    database = engine.url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return GroupCommit(session_factory)
+    return GroupCommit(session_factory, flush)
 
 
-__all__ = ["GroupCommit", "group_commit_for"]
+__all__ = ["FlushFailed", "GroupCommit", "group_commit_for"]

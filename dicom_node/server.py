@@ -30,6 +30,7 @@ from dicom_node.processes import SHUTDOWN_GRACE_SECONDS, ListenerProcesses, serv
 from radassist.config import Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.pipelines import ae_titles
+from radassist.startup import check_unsynced_instances
 from radassist.store.instances import InstanceStore
 
 logger = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ def start_listener(
     disk_guard.has_room()  # records the starting condition
     state = ListenerState(
         settings, store, session_factory, counters, CallerPolicy(settings),
-        AssociationRegistry(dicom.max_associations), disk_guard, group_commit_for(session_factory),
+        AssociationRegistry(dicom.max_associations), disk_guard,
+        group_commit_for(session_factory, sync=settings.storage.sync, instances_dir=settings.storage.instances_dir),
         completion_timer.for_listener(settings, session_factory),
     )  # fmt: skip
     if not dicom.allow_any_caller and not dicom.allowed_callers:
@@ -173,6 +175,9 @@ def run_listener(settings: Settings) -> None:
     dicom = settings.dicom
     if dicom.pynetdicom_fast_path and (problems := fastpath.check_compatible()):
         raise fastpath.incompatible(problems)  # before any process starts or any port is bound
+    # Before any listener process writes: what is still listed was flushed by a listener that has
+    # stopped, or lost in a crash (:mod:`radassist.intake.unsynced`).
+    check_unsynced_instances(settings, confirm=True)
     shared: SharedListener | None = None
     siblings: ListenerProcesses | None = None
     if dicom.listener_processes > 1:

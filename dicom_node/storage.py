@@ -31,7 +31,7 @@ from dicom_node import completion_timer
 from dicom_node.associations import AssociationState
 from dicom_node.capacity import LOW_DISK_CODE
 from dicom_node.counters import NodeCounters, count
-from dicom_node.group_commit import GroupCommit
+from dicom_node.group_commit import FlushFailed, GroupCommit
 from dicom_node.listener_state import ListenerState
 from dicom_node.part10 import part10_stream
 from dicom_node.statuses import REJECTION_STATUS, StoreStatus, store_response
@@ -45,6 +45,7 @@ from radassist.intake.header import InstanceHeader, parse_header
 from radassist.intake.record import instance_patient_key, record_instance
 from radassist.intake.record_sqlite import new_instance
 from radassist.intake.sop_classes import is_image_sop_class
+from radassist.intake.unsynced import forget
 from radassist.logging import log_context
 from radassist.pipelines import pipeline_for
 from radassist.prefetch.start import moved_prior
@@ -197,22 +198,40 @@ def _recorded_in_group(group_commit: GroupCommit, arrival: _StoreRequest, stored
 
 def _write_then_record(arrival: _StoreRequest, shared: ListenerState) -> tuple[bool, StoredFile]:
     """The file is durable before the transaction starts, and removed if the rows refuse it (unless
-    it is the same file an earlier, recorded copy of the instance already holds)."""
+    it is the same file an earlier, recorded copy of the instance already holds).
+
+    With one flush per group (``group_commit.files_unsynced``) the file is written without syncs:
+    the group commit flushes it after its commit, and an instance it does not record is flushed
+    here before the general way records it, so that way's order (file, then rows) holds."""
     header, store, session_factory, group_commit = (
         arrival.header, shared.store, shared.session_factory, shared.group_commit)
+    unsynced = group_commit is not None and group_commit.files_unsynced
     try:
-        stored = store.write(arrival.encoded, header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
+        stored = store.write(
+            arrival.encoded, header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid,
+            sync=not unsynced,
+        )  # fmt: skip
     except (OSError, ValueError) as exc:
         raise _NotKept(_write_failed(arrival.calling_ae, exc)) from None
     try:
         if group_commit is not None and _recorded_in_group(group_commit, arrival, stored):
             return True, stored
+        if unsynced and group_commit is not None:
+            group_commit.flush_files()
         with write_turn(session_factory), session_factory() as session:
             new = _record(session, arrival, stored)
             session.commit()
+    except FlushFailed as exc:
+        # Recorded, but not known durable: its rows are undone like a crash's (what cannot be stays
+        # listed for the start-up check) and the sender's re-send is stored afresh.
+        forget(session_factory, store, exc.instance_id, reason="the flush after its commit failed")
+        raise _NotKept(_write_failed(arrival.calling_ae, exc)) from None
     except RejectedInput:
         _undo_write(store, stored)
         raise
+    except OSError as exc:  # the flush before the general way: nothing was recorded
+        _undo_write(store, stored)
+        raise _NotKept(_write_failed(arrival.calling_ae, exc)) from None
     except Exception as exc:
         _undo_write(store, stored)
         raise _NotKept(_record_failed(arrival.calling_ae, exc)) from None

@@ -48,6 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     startup.prepare(settings, check_schema=False)
     upgrade(settings)
+    startup.check_unsynced_instances(settings, confirm=True)  # nothing runs yet: no flush in flight
     startup.prepare_embedded_broker(settings)
     for hint in startup.first_start_hints(settings, args.config):
         logger.warning("%s", hint)

@@ -10,6 +10,9 @@
 * The embedded broker's tables are created once, under a file lock, before the workers start, so
   two workers starting together never race to create them.
 * On the first start, the terminal says how to allow a sender and how to create the first admin.
+* Instances committed before their files' flush (``[storage] sync``) and still listed are read back,
+  and those a crash did not keep are undone, before any part works on them
+  (:mod:`radassist.intake.unsynced`).
 """
 
 from __future__ import annotations
@@ -161,9 +164,30 @@ def _has_users(settings: Settings) -> bool:
         engine.dispose()
 
 
+def check_unsynced_instances(settings: Settings, *, confirm: bool) -> None:
+    """Read back the listed instances (:func:`radassist.intake.unsynced.check_unsynced`); a database
+    that cannot be reached is left to the part's own retries, like the schema check."""
+    from radassist.db.engine import make_sessionmaker
+    from radassist.intake.unsynced import check_unsynced
+    from radassist.store.instances import InstanceStore
+
+    session_factory = make_sessionmaker(settings)
+    try:
+        check_unsynced(session_factory, InstanceStore(settings.storage.instances_dir), confirm=confirm)
+    except OperationalError as exc:
+        logger.warning("could not check the instances listed before their flush (%s); starting anyway",
+                       type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__)
+    finally:
+        bind = session_factory.kw.get("bind")
+        if bind is not None:
+            bind.dispose()
+
+
 def prepare(settings: Settings, *, check_schema: bool = True) -> None:
-    """The start of every part: owner-only files, the root warning, the schema check."""
+    """The start of every part: owner-only files, the root warning, the schema check, the read-back
+    of instances a crash may have cut (only undoing what was lost: a listener may be flushing the rest)."""
     secure_data_folder(settings)
     warn_if_root()
     if check_schema:
         require_current_schema(settings)
+        check_unsynced_instances(settings, confirm=False)

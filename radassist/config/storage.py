@@ -20,6 +20,13 @@ class StorageSettings(Section):
     "out of resources" (0xA700). 0 disables the check."""
     min_free_percent: float = Field(0.0, ge=0, lt=100)
     """The same threshold as a share of the disk, in percent (both apply when both are set)."""
+    sync: Literal["auto", "filesystem", "each-file"] = "auto"
+    """How a received instance is made durable before its Success. ``each-file``: the file and its
+    folder are fsynced, then the rows committed (three flushes in a row). ``filesystem``: file and
+    rows are written, then one ``syncfs`` flushes them together for every instance committed at
+    once (SQLite in a file only, Linux 5.8 or later; a start-up check listed instances against a
+    power cut: docs/reliability-and-security.md). ``auto``: ``filesystem`` where it is possible,
+    else ``each-file``."""
 
     @property
     def instances_dir(self) -> Path:

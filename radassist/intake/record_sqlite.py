@@ -14,7 +14,7 @@ those :func:`radassist.intake.record.record_instance` writes.  The common case i
 - its file is still in place (retention has not removed its study's folder meanwhile).
 
 :func:`record_new` checks all of that inside the caller's write transaction (``BEGIN IMMEDIATE``:
-the study's row cannot change under it), before anything is written, and returns False having
+the study's row cannot change under it), before anything is written, and returns None having
 written nothing when one does not hold: the caller then records the instance with
 ``record_instance``, which applies every rule.  Several instances can be recorded in one
 transaction and committed together (:mod:`dicom_node.group_commit`): each is checked against the
@@ -104,22 +104,23 @@ def _processor(column_type: Any, dialect: Dialect) -> Callable[[Any], Any]:
     return processor if processor is not None else (lambda value: value)
 
 
-def record_new(cursor: sqlite3.Cursor, item: NewInstance, convert: Converters) -> bool:
+def record_new(cursor: sqlite3.Cursor, item: NewInstance, convert: Converters) -> uuid.UUID | None:
     """Write ``item``'s rows and ``study:instance:received`` event in the cursor's open write
-    transaction and return True; or write nothing and return False when it is not the common case
-    of the module docstring.  Any other ``sqlite3.Error`` propagates (the caller rolls back)."""
+    transaction and return the new instance's id; or write nothing and return None when it is not
+    the common case of the module docstring.  Any other ``sqlite3.Error`` propagates (the caller
+    rolls back)."""
     study_id, series_id = convert.uuid(item.study_id), convert.uuid(item.series_id)
     row = cursor.execute(_GUARD, (study_id,)).fetchone()
     if row is None:
-        return False  # the study is gone: record_instance finds out what happened
+        return None  # the study is gone: record_instance finds out what happened
     state, study_patient = row
     if None not in (study_patient, item.patient_key) and study_patient != item.patient_key:
-        return False  # another patient: record_instance holds the study
+        return None  # another patient: record_instance holds the study
     if item.reopen_study and state == _COMPLETE:
-        return False  # a re-draft: record_instance reopens (unless it is our own SR)
+        return None  # a re-draft: record_instance reopens (unless it is our own SR)
     stored = item.stored
     if stored.root is None or not (stored.root / stored.relpath).exists():
-        return False  # removed by retention: record_instance says so to the sender
+        return None  # removed by retention: record_instance says so to the sender
     header, now = item.header, convert.when(item.now)
     instance_id = uuid.uuid4()
     try:
@@ -130,9 +131,9 @@ def record_new(cursor: sqlite3.Cursor, item: NewInstance, convert: Converters) -
              item.patient_key, now),
         )  # fmt: skip
     except sqlite3.IntegrityError:
-        return False  # the series is gone (a cached id gone stale): record_instance starts afresh
+        return None  # the series is gone (a cached id gone stale): record_instance starts afresh
     if cursor.rowcount != 1:
-        return False  # a known SOP Instance UID: a re-send, a revision or a refusal
+        return None  # a known SOP Instance UID: a re-send, a revision or a refusal
     modality = header.modality[:16] if header.modality else None
     cursor.execute(_COUNT_SERIES, (series_id,))
     cursor.execute(_COUNT_STUDY, (now, now, modality, item.patient_key, study_id))
@@ -145,7 +146,7 @@ def record_new(cursor: sqlite3.Cursor, item: NewInstance, convert: Converters) -
         "duplicate": False,
     }
     cursor.execute(_INSERT_EVENT, (study_id, _RECEIVED, convert.json(detail), convert.when(utcnow())))
-    return True
+    return instance_id
 
 
 __all__ = ["Converters", "NewInstance", "new_instance", "record_new"]

@@ -2,7 +2,9 @@
 
 A file is written in its final folder without a name (or under a temporary one where the file
 system cannot: :mod:`radassist.store.incoming`), fsynced, and linked into place, then the folder is
-fsynced: after a crash a path holds a complete file or nothing.  Paths come from
+fsynced: after a crash a path holds a complete file or nothing.  The listener may instead leave
+both syncs to one flush of the whole file system after its commit (``write(sync=False)``,
+:mod:`radassist.store.filesystem_sync`); the link still comes after the last byte is written.  Paths come from
 SHA-256 hashes of the UIDs: a UID is sender data and may hold anything (``../``, NUL, 200
 characters); its hash is always a safe file name.
 
@@ -18,10 +20,12 @@ Folders are created owner-only (0700) and files are 0600 (:mod:`radassist.store.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
 import shutil
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -47,6 +51,10 @@ class StoredFile:
     (undoing the write must leave it)."""
     root: Path | None = field(default=None, compare=False)
     """The store's root folder (None for a description made by hand, e.g. in a test)."""
+    crc32: int | None = None
+    """The CRC-32 of the bytes written when they were written without syncs (``write(sync=False)``):
+    not durable until the caller's flush, and listed with that checksum until then
+    (:mod:`radassist.intake.unsynced`); None when the write was synced."""
 
 
 def _uid_hash(uid: str) -> str:
@@ -100,9 +108,14 @@ class InstanceStore:
             raise ValueError("relpath must be a relative path inside the store")
         return full
 
-    def write(self, data: bytes | BinaryIO, study_uid: str, series_uid: str, sop_uid: str) -> StoredFile:
+    def write(
+        self, data: bytes | BinaryIO, study_uid: str, series_uid: str, sop_uid: str, *, sync: bool = True
+    ) -> StoredFile:
         """Write one instance durably; never replaces a stored file (see the module docstring).
 
+        ``sync=False`` (bytes only): the file is written and linked but neither it nor its folder is
+        fsynced; the caller makes it durable with one flush for several files
+        (:mod:`radassist.store.filesystem_sync`), and the result carries the bytes' CRC-32.
         On any failure nothing written is left and the ``OSError`` propagates.
         """
         if not isinstance(series_uid, str) or not series_uid:
@@ -112,12 +125,20 @@ class InstanceStore:
         # Plain strings and os calls: this runs once per received instance, and pathlib's and
         # tempfile's Python cost more than the system calls on a small instance.
         folder, _, name = f"{self.resolved_root}/{relpath}".rpartition("/")
+        checksum: int | None = None
+        if not sync:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError("an unsynced write takes bytes (its CRC-32 is recorded)")
+            checksum = zlib.crc32(data) & 0xFFFFFFFF
         with self._incoming(folder) as incoming:
             size = _write_all(incoming.fd, data)
-            os.fsync(incoming.fd)
+            if sync:
+                os.fsync(incoming.fd)
             stored = self._place(incoming, folder, name, relpath, size)
-            incoming.sync_folder()
-        return stored
+            if sync:
+                incoming.sync_folder()
+                return stored
+        return dataclasses.replace(stored, crc32=checksum)
 
     def _incoming(self, folder: str) -> Incoming:
         """A new owner-only file in ``folder`` (created, with its parents, when missing), unnamed
