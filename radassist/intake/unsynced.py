@@ -72,22 +72,22 @@ def check_unsynced(session_factory: sessionmaker[Session], store: InstanceStore,
         ).all()  # fmt: skip
     # (Retention deletes a study's instance rows with its files: their listings go with them.)
     for instance_id, listed_path, crc32, relpath, size_bytes in listed:
-        if listed_path != relpath:  # revised since, by the general way: durable before its commit
-            report.kept += 1
-            if confirm:
-                _unlist(session_factory, instance_id)
-        elif _whole(store, relpath, size_bytes, crc32):
+        # A path other than the listed one is a revision since, recorded the general way (its file
+        # durable before its commit): nothing of this listing is left to check.
+        if listed_path != relpath or _whole(store, relpath, size_bytes, crc32):
             report.kept += 1
             if confirm:
                 _unlist(session_factory, instance_id)
         elif forget(session_factory, store, instance_id, reason=_CRASH):
             report.lost.append(instance_id)
-    if listed:
+    if report.lost:
         logger.warning(
-            "start-up check of %d instances committed before their last flush: %d kept, %d lost in a "
-            "crash and forgotten (never answered Success: their senders re-send them)",
-            len(listed), report.kept, len(report.lost),
+            "start-up check: %d of %d instances committed before their flush lost their file in a crash "
+            "and were undone (never answered Success: their senders re-send them)",
+            len(report.lost), len(listed),
         )  # fmt: skip
+    elif listed:
+        logger.info("start-up check: the %d instances committed before their last flush are whole", len(listed))
     return report
 
 

@@ -198,3 +198,25 @@ def test_the_check_keeps_whole_files_and_only_the_listener_unlists_them(
     report = check_unsynced(node.session_factory, store, confirm=True)
     assert (report.kept, report.lost) == (1, [])
     assert _counts(node.settings)[:4] == (2, 2, 2, 0)
+
+
+def test_a_listed_instance_revised_since_is_not_undone_for_its_old_file(
+    sqlite_settings: Settings, start_node: Callable[[Settings], Node], tmp_path: Path
+) -> None:
+    node = start_node(sqlite_settings)
+    first, second = _series(tmp_path, 2)
+    assert _successes(node.port, first, second) == 2
+    factory = node.session_factory
+    with factory() as session:
+        listed_path = session.execute(select(UnsyncedInstance.path)).scalar_one()
+    revised = pydicom.dcmread(second)
+    revised.ImageComments = "corrected by the modality"
+    revised.save_as(second, enforce_file_format=False)
+    assert _successes(node.port, second) == 1  # other bytes, same UIDs: a revision, the general way
+    with factory() as session:
+        assert session.scalar(select(func.count()).where(Event.tag == str(EventTag.INSTANCE_REVISED))) == 1
+        assert session.execute(select(UnsyncedInstance.path)).scalar_one() == listed_path
+    node.store.path(listed_path).write_bytes(b"cut")  # the first copy's bytes: no row points to them now
+    report = check_unsynced(factory, node.store, confirm=True)
+    assert (report.kept, report.lost) == (1, [])
+    assert _counts(node.settings) == (2, 2, 2, 0, 0)
