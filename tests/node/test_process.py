@@ -29,7 +29,10 @@ def _associate(port: int, *, tls_ca: Path | None = None) -> Association:
 def _children(pid: int) -> set[int]:
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found.update(int(child) for child in (task / "children").read_text().split())
+        try:
+            found.update(int(child) for child in (task / "children").read_text().split())
+        except FileNotFoundError:  # a thread (an association's) that ended since the listing
+            continue
     return found
 
 
