@@ -149,10 +149,10 @@ class GroupCommit:
             cursor.execute("BEGIN IMMEDIATE")
             try:
                 ids = [self._record(cursor, waiting.item) for waiting in batch]
-                recorded = [instance_id is not None for instance_id in ids]
-                if any(recorded) and self.flush is not None:
+                wrote = any(instance_id is not None for instance_id in ids)
+                if wrote and self.flush is not None:
                     cursor.execute(*unsynced.confirm_sql(self._writer, self._batch))
-                cursor.execute("COMMIT" if any(recorded) else "ROLLBACK")
+                cursor.execute("COMMIT" if wrote else "ROLLBACK")
             except BaseException:
                 self._roll_back(cursor)
                 raise
@@ -162,8 +162,8 @@ class GroupCommit:
             )
             self._discard()
             return
-        self.batches += any(recorded)
-        flush_error = self._flush() if any(recorded) else None
+        self.batches += wrote
+        flush_error = self._flush() if wrote else None
         for waiting, instance_id in zip(batch, ids, strict=True):
             waiting.recorded, waiting.instance_id = instance_id is not None, instance_id
             if instance_id is not None:

@@ -29,13 +29,14 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _part(args: argparse.Namespace) -> Settings:
+def _part(args: argparse.Namespace, *, check_unsynced: bool = True) -> Settings:
     """Settings of a part that serves: owner-only files, the root warning, a current schema
-    (:mod:`radassist.startup`; a schema not current stops it with exit status 2)."""
+    (:mod:`radassist.startup`; a schema not current stops it with exit status 2).
+    ``check_unsynced=False``: the part runs the read-back of listed instances itself (the listener)."""
     from radassist import startup
 
     settings = _settings(args)
-    startup.prepare(settings)
+    startup.prepare(settings, check_unsynced=check_unsynced)
     return settings
 
 
@@ -114,7 +115,7 @@ def cmd_hl7_listener(args: argparse.Namespace) -> int:
 
 
 def cmd_listener(args: argparse.Namespace) -> int:
-    settings = _part(args)
+    settings = _part(args, check_unsynced=False)  # run_listener reads them back, and unlists the whole
     from dicom_node.server import run_listener
 
     run_listener(settings)

@@ -183,11 +183,12 @@ def check_unsynced_instances(settings: Settings, *, confirm: bool) -> None:
             bind.dispose()
 
 
-def prepare(settings: Settings, *, check_schema: bool = True) -> None:
+def prepare(settings: Settings, *, check_schema: bool = True, check_unsynced: bool = True) -> None:
     """The start of every part: owner-only files, the root warning, the schema check, the read-back
     of instances a crash may have cut (only undoing what was lost: a listener may be flushing the rest)."""
     secure_data_folder(settings)
     warn_if_root()
     if check_schema:
         require_current_schema(settings)
-        check_unsynced_instances(settings, confirm=False)
+        if check_unsynced:
+            check_unsynced_instances(settings, confirm=False)

@@ -71,15 +71,17 @@ def check_unsynced(session_factory: sessionmaker[Session], store: InstanceStore,
             .join(Instance, Instance.id == UnsyncedInstance.instance_id)
         ).all()  # fmt: skip
     # (Retention deletes a study's instance rows with its files: their listings go with them.)
+    kept: list[uuid.UUID] = []
     for instance_id, listed_path, crc32, relpath, size_bytes in listed:
         # A path other than the listed one is a revision since, recorded the general way (its file
         # durable before its commit): nothing of this listing is left to check.
         if listed_path != relpath or _whole(store, relpath, size_bytes, crc32):
-            report.kept += 1
-            if confirm:
-                _unlist(session_factory, instance_id)
+            kept.append(instance_id)
         elif forget(session_factory, store, instance_id, reason=_CRASH):
             report.lost.append(instance_id)
+    report.kept = len(kept)
+    if confirm and kept:
+        _unlist(session_factory, kept)
     if report.lost:
         logger.warning(
             "start-up check: %d of %d instances committed before their flush lost their file in a crash "
@@ -109,9 +111,9 @@ def _file_crc32(path: Path) -> int:
     return value & 0xFFFFFFFF
 
 
-def _unlist(session_factory: sessionmaker[Session], instance_id: uuid.UUID) -> None:
+def _unlist(session_factory: sessionmaker[Session], instance_ids: list[uuid.UUID]) -> None:
     with write_turn(session_factory), session_factory() as session:
-        session.execute(delete(UnsyncedInstance).where(UnsyncedInstance.instance_id == instance_id))
+        session.execute(delete(UnsyncedInstance).where(UnsyncedInstance.instance_id.in_(instance_ids)))
         session.commit()
 
 
