@@ -5,7 +5,9 @@
 Generates three studies (one ~15 MB radiograph, a 512x512 CT, N small instances), sends each with
 dcmtk's storescu (``TCP_NODELAY=1``) with 1 and with 4 parallel associations to a fresh
 ``python -m dicom_node``, to a fresh ``storescp`` and to a fresh Orthanc, then a short
-small-instance run with Nagle on (no ``TCP_NODELAY``), and prints instances/s, MB/s and our
+small-instance run with Nagle on (no ``TCP_NODELAY``) and an ``association`` run (``--associations``
+small instances, each sent by a storescu of its own: one association per instance, as a router that
+opens one per study, so its instances/s is associations/s), and prints instances/s, MB/s and our
 ratios to both.  storescp writes each file and answers, with no fsync: the speed of a receiver
 that promises nothing after a power cut.  Orthanc (Debian's, shipped defaults) fdatasyncs each
 file before it answers (``SyncStorageArea``), but neither the file's folder nor its SQLite index
@@ -71,7 +73,7 @@ ORTHANC = "/usr/sbin/Orthanc"
 _RUN_NUMBERS = itertools.count(1)
 ORTHANC_TARGETS = {("small", 1): 1.0, ("ct", 1): 1.0, ("small", 4): 1.5, ("ct", 4): 1.5}
 """Our instances/s over Orthanc's that issue 25 asks for, by (study, associations)."""
-CASES = ("radiograph", "ct", "small", "small-nagle")
+CASES = ("radiograph", "ct", "small", "small-nagle", "association")
 
 
 def _one_flush(database_url: str | None) -> bool:
@@ -220,17 +222,20 @@ def start_orthanc(work: Path, nodelay: bool) -> tuple[subprocess.Popen[bytes], i
     return proc, port
 
 
-def send(port: int, files: list[Path], parallel: int, nodelay: bool) -> float:
+def send(port: int, files: list[Path], parallel: int, nodelay: bool, *, each_alone: bool = False) -> float:
+    """Seconds for storescu to send ``files`` over ``parallel`` associations at once; ``each_alone``:
+    one association (one storescu) per file, one after another, as a router that opens one per study."""
     env = _env(nodelay)
-    chunks = [files[i::parallel] for i in range(parallel)]
+    rounds = [[[file]] for file in files] if each_alone else [[files[i::parallel] for i in range(parallel)]]
     started = time.perf_counter()
-    procs = [subprocess.Popen([STORESCU, "-xe", "-aet", "BENCH", "-aec", "RADASSIST", "127.0.0.1", str(port),
-                               *map(str, chunk)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for chunk in chunks if chunk]
-    for proc in procs:
-        _out, err = proc.communicate()
-        if proc.returncode != 0:
-            raise RuntimeError(f"storescu failed: {err.decode(errors='replace')[-500:]}")
+    for chunks in rounds:
+        procs = [subprocess.Popen([STORESCU, "-xe", "-aet", "BENCH", "-aec", "RADASSIST", "127.0.0.1", str(port),
+                                   *map(str, chunk)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for chunk in chunks if chunk]
+        for proc in procs:
+            _out, err = proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"storescu failed: {err.decode(errors='replace')[-500:]}")
     return time.perf_counter() - started
 
 
@@ -256,7 +261,8 @@ def median(results: list[Result]) -> Result:
 
 
 def run(
-    kind: str, work: Path, files: list[Path], parallel: int, nodelay: bool, database_url: str, processes: int = 1
+    kind: str, work: Path, files: list[Path], parallel: int, nodelay: bool, database_url: str, processes: int = 1,
+    *, each_alone: bool = False,
 ) -> Result:
     if kind == "ours":
         proc, port = start_ours(work, database_url, processes if parallel > 1 else 1)
@@ -268,7 +274,7 @@ def run(
         # What the receiver before left in the page cache (storescp syncs nothing) is written back
         # now, not during this run: a receiver that flushes its file system must not pay for it.
         os.sync()
-        seconds = send(port, files, parallel, nodelay)
+        seconds = send(port, files, parallel, nodelay, each_alone=each_alone)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -297,6 +303,9 @@ def main() -> int:
     parser.add_argument("--nagle-small", type=int, default=100,
                         help="small instances in the Nagle-on run (storescp needs ~90 ms each there; with "
                         "fewer, the sender's start and association set-up weigh more than the transfer)")
+    parser.add_argument("--associations", type=int, default=40,
+                        help="small instances in the 'association' case, each sent by a storescu of its own (one "
+                        "association per instance, as a router that opens one per study: the set-up's cost)")
     parser.add_argument("--no-orthanc", action="store_true", help="leave Orthanc out (when it is not installed)")
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES), help="which studies to send")
     args = parser.parse_args()
@@ -319,15 +328,18 @@ def main() -> int:
         ]
         if "small-nagle" in args.cases:
             plan.append(("small-nagle", studies["small"][: args.nagle_small], 1, False))
+        if "association" in args.cases:
+            plan.append(("association", studies["small"][: args.associations], 1, True))
         for name, files, parallel, nodelay in plan:
             receivers = ["ours", "storescp", *(["orthanc"] if with_orthanc else [])]
             runs = [
-                [run(kind, work, files, parallel, nodelay, args.database_url, args.processes) for kind in receivers]
+                [run(kind, work, files, parallel, nodelay, args.database_url, args.processes,
+                     each_alone=name == "association") for kind in receivers]
                 for _ in range(max(1, args.repeat))
             ]
             ours, ref, *orthanc = (median(list(results)) for results in zip(*runs, strict=True))
             floor = ""
-            if parallel == 1 and nodelay:
+            if parallel == 1 and nodelay and name != "association":
                 with tempfile.TemporaryDirectory(dir=work) as floor_dir:
                     per_instance = durable(Path(floor_dir), os.urandom(ref.size // ref.count), ref.count,
                                            one_flush=_one_flush(args.database_url))

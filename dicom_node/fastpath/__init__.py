@@ -4,6 +4,8 @@ With ``[dicom] pynetdicom_fast_path = true`` (the default) the listener serves a
 :class:`~dicom_node.fastpath.handler.FastPathRequestHandler`, which changes each association
 pynetdicom creates:
 
+- its copy of the supported presentation contexts shares their UIDs instead of re-validating
+  each (:mod:`~dicom_node.fastpath.contexts`);
 - its socket reads a PDU in bulk (:mod:`~dicom_node.fastpath.bulk_read`);
 - an exception in a state machine action aborts the association instead of ending the DUL thread
   (:mod:`~dicom_node.fastpath.state_machine_guard`, a pynetdicom bug; patch in ``docs/upstream``);

@@ -8,6 +8,7 @@ from pynetdicom.transport import AssociationSocket
 
 from dicom_node.acceptor import NodeRequestHandler
 from dicom_node.fastpath.bulk_read import BulkReadSocket
+from dicom_node.fastpath.contexts import share_uids
 from dicom_node.fastpath.inline_store import serve_stores_inline
 from dicom_node.fastpath.prompt_receive import prompt_receive
 from dicom_node.fastpath.reactor import wake_on_work
@@ -20,11 +21,12 @@ if TYPE_CHECKING:
 
 
 class FastPathRequestHandler(NodeRequestHandler):
-    """Associations that read PDUs in bulk, survive state machine errors, give up their thread once
-    the connection is gone, wake on work, decode C-STORE requests directly, serve them on the thread
-    that read them and encode their responses directly."""
+    """Associations that copy their contexts cheaply, read PDUs in bulk, survive state machine errors,
+    give up their thread once the connection is gone, wake on work, decode C-STORE requests directly,
+    serve them on the thread that read them and encode their responses directly."""
 
     def _create_association(self) -> Association:
+        share_uids(self.server)  # before the library copies the server's contexts for this association
         assoc = super()._create_association()
         # The library builds a plain AssociationSocket (and queues its Evt5) with no way to pick
         # the class; ours only overrides ``recv`` and adds no state, so the object is re-classed.
