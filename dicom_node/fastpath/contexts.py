@@ -4,8 +4,8 @@ pynetdicom gives every association a ``deepcopy`` of the server's supported cont
 association's changes cannot reach another's.  The listener supports every storage SOP class with
 several transfer syntaxes, and ``deepcopy`` rebuilds each of their UIDs through pydicom's ``UID()``,
 which validates it against a regular expression.  That copy was half of the listener's CPU for an
-association that stores one instance (62-69 ms with it, 31-42 ms without; storescu's whole run 83-95
-against 54-64 ms, Orthanc's 27 ms): PACS routers often open an association per study.
+association that stores one instance (62-69 ms with it, 31-40 ms without; storescu's whole run 83-95
+against 54-71 ms, Orthanc's 27 ms): PACS routers often open an association per study.
 
 A UID is an immutable string: the copy here makes new context objects and new transfer syntax lists,
 as ``deepcopy`` does, and shares the UIDs.  It keeps the contract (each association has contexts of
