@@ -19,6 +19,7 @@ DUL = "pynetdicom.dul.DULServiceProvider"
 ASSOCIATION = "pynetdicom.association.Association"
 DIMSE = "pynetdicom.dimse.DIMSEServiceProvider"
 FSM = "pynetdicom.fsm.StateMachine"
+PRESENTATION_CONTEXT = "pynetdicom.presentation.PresentationContext"
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,17 @@ REACHES: tuple[Reach, ...] = (
     Reach("pynetdicom.dimse_primitives.C_STORE", "_context_id", "set: the context a decoded request came on"),
     Reach("pynetdicom._config", "STORE_RECV_CHUNKED_DATASET", "read: requests stored to a temporary file go the library's way"),
     Reach("pynetdicom.transport.AssociationSocket", "recv", "overridden: reads a PDU in bulk", parameters=("nr_bytes",)),
+    Reach(PRESENTATION_CONTEXT, "_transfer_syntax", "read and set: each association's copy of a supported context "
+          "gets a list of its own, the UIDs shared", instance=True),
 )
 
 
 def _probe() -> dict[str, Any]:
-    """Instances to look instance attributes up on: one acceptor association, built, never started."""
+    """Instances to look instance attributes up on: one acceptor association, built, never started,
+    and one presentation context."""
     from pynetdicom import AE
     from pynetdicom.association import Association
+    from pynetdicom.presentation import PresentationContext
 
     assoc = Association(AE(), "acceptor")
     dul = getattr(assoc, "dul", None)
@@ -84,6 +89,7 @@ def _probe() -> dict[str, Any]:
         DUL: dul,
         DIMSE: getattr(assoc, "dimse", None),
         FSM: getattr(dul, "state_machine", None),
+        PRESENTATION_CONTEXT: PresentationContext(),
     }
 
 

@@ -8,11 +8,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pydicom
+import pytest
 from pydicom.data import get_testdata_file
 from pynetdicom import AE
 from pynetdicom.association import Association
-from pynetdicom.presentation import build_context
+from pynetdicom.presentation import PresentationContext, build_context
 
+from dicom_node import fastpath
 from dicom_node.fastpath.contexts import SharedUidContexts
 from radassist.config import Settings
 from tests.conftest import wait_until
@@ -37,6 +39,22 @@ def test_a_copy_has_contexts_and_lists_of_its_own_and_the_same_uids() -> None:
     twin.context_id = 1
     twin.transfer_syntax = [IMPLICIT_LE]
     assert original.context_id is None and original.transfer_syntax == [EXPLICIT_LE, IMPLICIT_LE]
+
+
+
+def test_a_pynetdicom_whose_contexts_keep_their_transfer_syntaxes_elsewhere_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The copy sets ``_transfer_syntax``: a release without it stops the fast path at start, instead
+    of failing every association."""
+    library_init = PresentationContext.__init__
+
+    def without_the_list(self: PresentationContext) -> None:
+        library_init(self)
+        del self._transfer_syntax
+
+    monkeypatch.setattr(PresentationContext, "__init__", without_the_list)
+    assert fastpath.check_compatible() == ["pynetdicom.presentation.PresentationContext()._transfer_syntax"]
 
 
 @contextmanager
