@@ -11,8 +11,9 @@ before the link and the folder after it, then commits a row in SQLite (WAL, sync
 ``syncfs``.  This times exactly those calls from a tight loop
 (``radassist.store.instances.InstanceStore.write``, the listener's own, and one SQLite transaction),
 with no DICOM, no parsing and no Python beyond that, for a small instance (1.3 kB) and a CT slice
-(512 KiB), next to the same file written the way dcmtk's storescp writes it (create, write, close:
-no fsync).  Compare
+(512 KiB), next to the same file written the way Orthanc writes it (create, write, ``fdatasync``,
+close: its ``SyncStorageArea``, which makes neither the name nor its index durable) and the way dcmtk's
+storescp writes it (create, write, close: no fsync).  Compare
 the printed instances/s with storescp's in ``bench/ingest.py``: no implementation can go faster
 than this floor on the same disk.
 """
@@ -61,13 +62,17 @@ def durable(folder: Path, payload: bytes, count: int, *, one_flush: bool = False
     return elapsed / count
 
 
-def like_storescp(folder: Path, payload: bytes, count: int) -> float:
-    """Seconds per instance for create + write + close, as storescp does (no fsync, no database)."""
+def like_storescp(folder: Path, payload: bytes, count: int, *, fdatasync: bool = False) -> float:
+    """Seconds per instance for create + write + close, as storescp does (no fsync, no database);
+    with ``fdatasync`` before the close, as Orthanc does."""
     started = time.perf_counter()
     for n in range(count):
-        fd = os.open(folder / f"scp-{n:06d}.dcm", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        name = f"{'sync' if fdatasync else 'scp'}-{n:06d}.dcm"
+        fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             os.write(fd, payload)
+            if fdatasync:
+                os.fdatasync(fd)
         finally:
             os.close(fd)
     return (time.perf_counter() - started) / count
@@ -80,16 +85,17 @@ def main() -> int:
     parser.add_argument("--folder", type=Path, default=None, help="where to write (default: a temp folder)")
     args = parser.parse_args()
     print(f"{'instance':<10}{'bytes':>9}{'each-file ms':>13}{'inst/s':>9}{'one flush ms':>13}{'inst/s':>9}"
-          f"{'no-fsync ms':>13}{'inst/s':>9}")
+          f"{'fdatasync ms':>13}{'inst/s':>9}{'no-fsync ms':>13}{'inst/s':>9}")
     for name, size, count in (("small", 1300, args.small), ("ct", 512 * 1024 + 1300, args.ct)):
         payload = os.urandom(size)
         with tempfile.TemporaryDirectory(prefix="radassist-floor-", dir=args.folder) as tmp:
             folder = Path(tmp)
             per_durable = durable(folder, payload, count)
             per_flush = durable(folder, payload, count, one_flush=True)
+            per_orthanc = like_storescp(folder, payload, count, fdatasync=True)
             per_plain = like_storescp(folder, payload, count)
         print(f"{name:<10}{size:>9}{per_durable * 1000:>13.3f}{1 / per_durable:>9.0f}"
-              f"{per_flush * 1000:>13.3f}{1 / per_flush:>9.0f}"
+              f"{per_flush * 1000:>13.3f}{1 / per_flush:>9.0f}{per_orthanc * 1000:>13.3f}{1 / per_orthanc:>9.0f}"
               f"{per_plain * 1000:>13.3f}{1 / per_plain:>9.0f}", flush=True)
     return 0
 
