@@ -62,7 +62,7 @@ def durable(folder: Path, payload: bytes, count: int, *, one_flush: bool = False
     return elapsed / count
 
 
-def like_storescp(folder: Path, payload: bytes, count: int, *, fdatasync: bool = False) -> float:
+def plain_files(folder: Path, payload: bytes, count: int, *, fdatasync: bool = False) -> float:
     """Seconds per instance for create + write + close, as storescp does (no fsync, no database);
     with ``fdatasync`` before the close, as Orthanc does."""
     started = time.perf_counter()
@@ -92,8 +92,8 @@ def main() -> int:
             folder = Path(tmp)
             per_durable = durable(folder, payload, count)
             per_flush = durable(folder, payload, count, one_flush=True)
-            per_orthanc = like_storescp(folder, payload, count, fdatasync=True)
-            per_plain = like_storescp(folder, payload, count)
+            per_orthanc = plain_files(folder, payload, count, fdatasync=True)
+            per_plain = plain_files(folder, payload, count)
         print(f"{name:<10}{size:>9}{per_durable * 1000:>13.3f}{1 / per_durable:>9.0f}"
               f"{per_flush * 1000:>13.3f}{1 / per_flush:>9.0f}{per_orthanc * 1000:>13.3f}{1 / per_orthanc:>9.0f}"
               f"{per_plain * 1000:>13.3f}{1 / per_plain:>9.0f}", flush=True)

@@ -61,19 +61,19 @@ class FlushFailed(OSError):
 class _Waiting:
     """One instance waiting for the commit that includes it."""
 
-    __slots__ = ("done", "flush_error", "instance_id", "item", "recorded")
+    __slots__ = ("done", "flush_error", "instance_id", "item")
 
     def __init__(self, item: NewInstance) -> None:
         self.item = item
         self.done = False
-        self.recorded = False
         self.instance_id: uuid.UUID | None = None
+        """The new instance's id once its batch recorded it; None: not recorded here (the general way)."""
         self.flush_error: OSError | None = None
 
     def result(self) -> bool:
         if self.flush_error is not None and self.instance_id is not None:
             raise FlushFailed(self.instance_id, self.flush_error)
-        return self.recorded
+        return self.instance_id is not None
 
 
 class GroupCommit:
@@ -165,9 +165,7 @@ class GroupCommit:
         self.batches += wrote
         flush_error = self._flush() if wrote else None
         for waiting, instance_id in zip(batch, ids, strict=True):
-            waiting.recorded, waiting.instance_id = instance_id is not None, instance_id
-            if instance_id is not None:
-                waiting.flush_error = flush_error
+            waiting.instance_id, waiting.flush_error = instance_id, flush_error  # the error counts only if recorded
 
     def _record(self, cursor: sqlite3.Cursor, item: NewInstance) -> uuid.UUID | None:
         instance_id = record_new(cursor, item, self._convert)
