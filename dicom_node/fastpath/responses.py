@@ -9,11 +9,21 @@ and holds, for a response without error details, exactly the elements written he
 it does not cover (another message, an error comment or offending element, a handler bound to
 ``EVT_DIMSE_SENT``, a peer whose PDUs are too small for one fragment, a non-ASCII UID) goes the
 library's way.  tests/node/test_responses.py holds the bytes to the library's.
+
+A response to a request served on the DUL thread (:mod:`~dicom_node.fastpath.inline_store`, the
+common case) is also sent from there at once, as the P-DATA-TF PDU pynetdicom would send (PS3.8
+9.3.5).  The library would queue it for the same thread's next turn: a wake-up written to and read
+from a socket pair, the state machine's Evt9 and DT-1, which leave the state at Sta6, and a PDU
+object encoded field by field, all before the sender has its answer.  The response waits its turn
+as before when it is not on that thread, the association is not in Sta6, a PDU is already queued
+(it must leave first), or a handler watches ``EVT_PDU_SENT`` (it is given the library's PDU).
+The send is the association socket's, so a closed connection queues Evt17 either way.
 """
 
 from __future__ import annotations
 
 import struct
+import threading
 from typing import TYPE_CHECKING, Any
 
 from pynetdicom import evt
@@ -22,6 +32,7 @@ from pynetdicom.pdu_primitives import P_DATA
 
 if TYPE_CHECKING:
     from pynetdicom.association import Association
+    from pynetdicom.dul import DULServiceProvider
 
 C_STORE_RSP_COMMAND_FIELD = 0x8001
 NO_DATA_SET = 0x0101
@@ -29,6 +40,8 @@ _LAST_COMMAND_FRAGMENT = b"\x03"
 """Message control header of a PDV (PS3.8 E.2): command, last fragment."""
 _PDV_OVERHEAD = 6
 """Item length (4) + presentation context ID (1) + message control header (1), as pynetdicom counts."""
+P_DATA_TF_TYPE = 0x04
+_DATA_TRANSFER = "Sta6"
 
 
 def _uid(element: int, value: str) -> bytes:
@@ -63,6 +76,13 @@ def encode_store_response(
     return struct.pack("<HHII", 0x0000, 0x0000, 4, len(body)) + body
 
 
+def encode_p_data_tf(context_id: int, pdv: bytes) -> bytes:
+    """A P-DATA-TF PDU holding one presentation data value item (PS3.8 9.3.5.1): ``pdv`` is its
+    message control header and fragment."""
+    item_length = 1 + len(pdv)
+    return struct.pack(">BBLLB", P_DATA_TF_TYPE, 0x00, 4 + item_length, item_length, context_id) + pdv
+
+
 def _plain_store_response(primitive: Any) -> bytes | None:
     """The encoded command set when ``primitive`` is a C-STORE response this module covers, else None."""
     if not isinstance(primitive, C_STORE) or primitive.MessageIDBeingRespondedTo is None:
@@ -95,11 +115,26 @@ def answer_stores_directly(assoc: Association) -> None:
         ):
             library_send_msg(primitive, context_id)
             return
+        pdv = _LAST_COMMAND_FRAGMENT + command_set
+        dul, connection = dimse.dul, dimse.dul.socket
+        if connection is not None and _sends_now(assoc, dul):
+            connection.send(encode_p_data_tf(context_id, pdv))
+            return
         pdata = P_DATA()
-        pdata.presentation_data_value_list.append((context_id, _LAST_COMMAND_FRAGMENT + command_set))
-        dimse.dul.send_pdu(pdata)
+        pdata.presentation_data_value_list.append((context_id, pdv))
+        dul.send_pdu(pdata)
 
     dimse.send_msg = send_msg  # type: ignore[method-assign]
 
 
-__all__ = ["answer_stores_directly", "encode_store_response"]
+def _sends_now(assoc: Association, dul: DULServiceProvider) -> bool:
+    """Whether a response may skip the DUL's queue (see the module docstring)."""
+    return (
+        threading.current_thread() is dul
+        and dul.state_machine.current_state == _DATA_TRANSFER
+        and not dul.to_provider_queue.queue
+        and not assoc.get_handlers(evt.EVT_PDU_SENT)
+    )
+
+
+__all__ = ["answer_stores_directly", "encode_p_data_tf", "encode_store_response"]

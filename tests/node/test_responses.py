@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import queue
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -9,9 +14,14 @@ import pytest
 from pynetdicom import evt
 from pynetdicom.dimse_messages import C_STORE_RSP
 from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.pdu_primitives import P_DATA
 
-from dicom_node.fastpath.responses import answer_stores_directly, encode_store_response
+import dicom_node.fastpath.responses
+from dicom_node.fastpath.responses import answer_stores_directly, encode_p_data_tf, encode_store_response
+from radassist.config import Settings
+from tests.node.conftest import Node
+from tests.peers import STORESCU
 
 LONG_UID = "1.2.826.0.1.3680043.8.498.31285283700303475180633743980032337045"
 """A 64-character UID (as pydicom's generate_uid makes), fixed so every pytest-xdist worker collects the same test ids."""
@@ -62,7 +72,7 @@ class _Association:
         self._sent_handlers = sent_handlers or []
         self.dimse = SimpleNamespace(
             maximum_pdu_size=max_pdu,
-            dul=SimpleNamespace(send_pdu=self.pdus.append),
+            dul=SimpleNamespace(send_pdu=self.pdus.append, socket=None),
             send_msg=lambda primitive, context_id: self.library_sent.append((primitive, context_id)),
         )
 
@@ -109,3 +119,111 @@ def test_requests_go_the_librarys_way() -> None:
     request.Priority = 0
     assoc.dimse.send_msg(request, 1)
     assert assoc.library_sent == [(request, 1)]
+
+
+# --- a response to a request served on the DUL thread is sent from there at once ----------------
+
+
+@pytest.mark.parametrize("pdv", [b"\x03" + encode_store_response(1, 0, "1.2.840.10008.5.1.4.1.1.2", "1.2.3"), b"\x02", b"\x00" * 300])
+@pytest.mark.parametrize("context_id", [1, 255])
+def test_the_p_data_tf_is_the_librarys(context_id: int, pdv: bytes) -> None:
+    pdata = P_DATA()
+    pdata.presentation_data_value_list.append((context_id, pdv))
+    assert encode_p_data_tf(context_id, pdv) == P_DATA_TF(pdata).encode()
+
+
+class _Socket:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+class _Dul(threading.Thread):
+    """A DUL thread stand-in that answers one response from its own thread (as an inline serve does)."""
+
+    def __init__(self, state: str = "Sta6", queued: bool = False) -> None:
+        super().__init__()
+        self.state_machine = SimpleNamespace(current_state=state)
+        self.to_provider_queue: queue.Queue[Any] = queue.Queue()
+        if queued:
+            self.to_provider_queue.put(P_DATA())
+        self.socket = _Socket()
+        self.pdus: list[P_DATA] = []
+        self.answer: Callable[[], None] = lambda: None
+
+    def send_pdu(self, primitive: P_DATA) -> None:
+        self.pdus.append(primitive)
+
+    def run(self) -> None:
+        self.answer()
+
+
+def _answer(dul: _Dul, *, from_dul_thread: bool = True, pdu_sent_handlers: bool = False) -> C_STORE:
+    assoc = _Association()
+    assoc.dimse.dul = dul
+    assoc.dul = dul  # type: ignore[attr-defined]
+    assoc.get_handlers = lambda event: [(print, None)] if pdu_sent_handlers and event == evt.EVT_PDU_SENT else []  # type: ignore[method-assign]
+    answer_stores_directly(assoc)  # type: ignore[arg-type]
+    primitive = _response(9, 0x0000, "1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.5")
+    dul.answer = lambda: assoc.dimse.send_msg(primitive, 3)
+    if from_dul_thread:
+        dul.start()
+        dul.join(10)
+    else:
+        dul.answer()
+    return primitive
+
+
+def test_a_response_on_the_dul_thread_in_sta6_is_sent_at_once() -> None:
+    dul = _Dul()
+    primitive = _answer(dul)
+    assert dul.pdus == []
+    [pdv] = _library_pdvs(primitive, 3, 16382)[0:1]
+    pdata = P_DATA()
+    pdata.presentation_data_value_list.extend(pdv)
+    assert dul.socket.sent == [P_DATA_TF(pdata).encode()]
+
+
+@pytest.mark.parametrize(
+    ("dul", "kwargs"),
+    [
+        (_Dul(), {"from_dul_thread": False}),
+        (_Dul(state="Sta7"), {}),  # releasing: the state machine decides
+        (_Dul(queued=True), {}),  # a PDU waits to be sent: it goes first
+        (_Dul(), {"pdu_sent_handlers": True}),
+    ],
+    ids=["another thread", "not Sta6", "a PDU queued before it", "EVT_PDU_SENT handler"],
+)
+def test_otherwise_the_response_waits_for_the_duls_turn(dul: _Dul, kwargs: dict[str, bool]) -> None:
+    primitive = _answer(dul, **kwargs)
+    assert dul.socket.sent == []
+    [pdu] = dul.pdus
+    assert pdu.presentation_data_value_list == _library_pdvs(primitive, 3, 16382)[0]
+
+
+def test_a_live_listener_sends_its_responses_at_once(
+    migrated_settings: Settings, start_node: Callable[..., Node], testdata: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """storescu gets every answer; those of requests served on the DUL thread were sent from there."""
+    sent_at_once: list[threading.Thread] = []
+
+    def recording(context_id: int, pdv: bytes) -> bytes:
+        sent_at_once.append(threading.current_thread())
+        return encode_p_data_tf(context_id, pdv)
+
+    monkeypatch.setattr(dicom_node.fastpath.responses, "encode_p_data_tf", recording)
+    node = start_node(migrated_settings, pynetdicom_fast_path=True)
+    instance = testdata / "pydicom-data" / "JPGLosslessP14SV1_1s_1f_8b.dcm"
+    result = subprocess.run(
+        [STORESCU, "-R", "-xs", "-aet", "MODALITY", "-aec", "RADASSIST", "127.0.0.1", str(node.port),
+         *[str(instance)] * 4],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert node.counters.instances_stored + node.counters.instances_duplicate == 4
+    # The first request may arrive before pynetdicom flags the association established and then
+    # goes the library's way (dicom_node.fastpath.inline_store); the re-sends are served in place.
+    assert len(sent_at_once) >= 3
+    assert all(isinstance(thread, threading.Thread) and type(thread).__name__ == "DULServiceProvider" for thread in sent_at_once)
