@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pynetdicom import AE, _config
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
-from dicom_node.association_request import await_association_request
+from dicom_node.association_request import DecodedRequest, await_association_request
 from dicom_node.balance import DEFER_S, AssociationLoad, cannot_listen
 from dicom_node.connections import Connections
 from dicom_node.pdu_framing import _Guarded
@@ -41,6 +41,9 @@ class NodeRequestHandler(RequestHandler):
     here (:mod:`dicom_node.association_request`), after the TLS handshake on the TLS port; both
     happen on the connection's own thread, within the ARTIM time."""
 
+    decoded_request: DecodedRequest | None = None
+    """The connection's A-ASSOCIATE-RQ, decoded once it is whole (before pynetdicom reads it)."""
+
     def handle(self) -> None:
         request = self.request
         assert isinstance(request, _Guarded)
@@ -51,7 +54,8 @@ class NodeRequestHandler(RequestHandler):
                 logger.info("TLS handshake with %s failed (%s)", self.client_address[0], type(exc).__name__)
                 request.close()
                 return
-        if not await_association_request(request, request.connection.negotiation_deadline):
+        self.decoded_request = await_association_request(request, request.connection.negotiation_deadline)
+        if self.decoded_request is None:
             request.close()
             return
         super().handle()

@@ -8,7 +8,9 @@ for a request that never comes.  Here the connection's own request thread waits 
 
 - an A-ASSOCIATE-RQ of at most 64 KiB that pynetdicom's own PDU classes decode into a primitive:
   the connection goes to pynetdicom, the request still unread (peeked on a plain socket, read
-  ahead and handed back on a TLS one);
+  ahead and handed back on a TLS one), with what was decoded (:class:`DecodedRequest`), which
+  the fast path hands to pynetdicom so that it need not decode the same bytes again
+  (:mod:`dicom_node.fastpath.first_request`);
 - an A-ABORT: the connection is closed (AA-2);
 - any other PDU, a request that does not decode (an even presentation context ID, an item
   running past its PDU) or a length beyond the bound: an A-ABORT (source: service provider,
@@ -23,9 +25,11 @@ import socket
 import ssl
 import struct
 import time
+from dataclasses import dataclass
 from typing import cast
 
 from pynetdicom.pdu import A_ASSOCIATE_RQ as AssociateRequestPdu
+from pynetdicom.pdu_primitives import A_ASSOCIATE
 
 from dicom_node.pdu_framing import (
     A_ABORT,
@@ -42,38 +46,56 @@ _LONGEST_WAIT_S = 0.1
 """Waits between looks at a request that arrives in pieces grow from the first to this."""
 
 
-def await_association_request(sock: _Guarded, deadline: float) -> bool:
-    """Wait until ``sock`` holds a whole, decodable A-ASSOCIATE-RQ; False when the connection must
-    close (it was refused with an A-ABORT, the peer hung up or aborted, or ``deadline`` passed)."""
+@dataclass(frozen=True)
+class DecodedRequest:
+    """An A-ASSOCIATE-RQ as pynetdicom decodes it: its bytes, its PDU and the A-ASSOCIATE primitive
+    built from that (what pynetdicom does on Sta2 + Evt6)."""
+
+    data: bytes
+    pdu: AssociateRequestPdu
+    primitive: A_ASSOCIATE
+
+    @classmethod
+    def of(cls, data: bytes) -> DecodedRequest:
+        """Decode ``data``; raises whatever the peer's bytes provoke in pynetdicom's decoder."""
+        pdu = AssociateRequestPdu()
+        pdu.decode(data)
+        return cls(data, pdu, pdu.to_primitive())
+
+
+def await_association_request(sock: _Guarded, deadline: float) -> DecodedRequest | None:
+    """Wait until ``sock`` holds a whole, decodable A-ASSOCIATE-RQ and return it, decoded; None
+    when the connection must close (it was refused with an A-ABORT, the peer hung up or aborted,
+    or ``deadline`` passed)."""
     wanted = HEADER_BYTES
     pause = _FIRST_WAIT_S
     while True:
         received = _look(sock, wanted)
         if received is None:
-            return False
+            return None
         if wanted == HEADER_BYTES and len(received) >= HEADER_BYTES:
             pdu_type, _, length = struct.unpack(">BBI", received[:HEADER_BYTES])
             refused = _refusal(sock, pdu_type, length)
             if refused is not None:
                 sock.refused(refused)
-                return False
+                return None
             if pdu_type == A_ABORT:
-                return False
+                return None
             wanted = HEADER_BYTES + length
         if len(received) >= wanted:
             break
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return False
+            return None
         if received or isinstance(sock, ssl.SSLSocket):
             time.sleep(min(pause, remaining))  # part of it is here: look again soon, then less often
             pause = min(pause * 2, _LONGEST_WAIT_S)
         else:
             select.select([cast(socket.socket, sock)], [], [], remaining)  # nothing yet: sleep until something comes
-    if not _decodes(received[:wanted]):
+    decoded = _decoded(received[:wanted])
+    if decoded is None:
         sock.refused(Refused(A_ASSOCIATE_RQ, wanted, wanted, INVALID_PDU_PARAMETER_VALUE, "an undecodable A-ASSOCIATE-RQ"))
-        return False
-    return True
+    return decoded
 
 
 def _refusal(sock: _Guarded, pdu_type: int, length: int) -> Refused | None:
@@ -95,16 +117,14 @@ def _look(sock: _Guarded, wanted: int) -> bytes | None:
         return None
 
 
-def _decodes(data: bytes) -> bool:
-    """Whether pynetdicom can decode ``data`` and build its A-ASSOCIATE primitive (what it does on
-    Sta2 + Evt6; an exception there would end its reactor thread without an answer)."""
+def _decoded(data: bytes) -> DecodedRequest | None:
+    """The request as pynetdicom decodes it and builds its A-ASSOCIATE primitive (what it does on
+    Sta2 + Evt6); None when that fails (an exception there would end its reactor thread without
+    an answer)."""
     try:
-        pdu = AssociateRequestPdu()
-        pdu.decode(data)
-        pdu.to_primitive()
+        return DecodedRequest.of(data)
     except Exception:  # noqa: BLE001 - whatever the peer's bytes provoke in the decoder
-        return False
-    return True
+        return None
 
 
-__all__ = ["await_association_request"]
+__all__ = ["DecodedRequest", "await_association_request"]

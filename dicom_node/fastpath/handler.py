@@ -9,6 +9,7 @@ from pynetdicom.transport import AssociationSocket
 from dicom_node.acceptor import NodeRequestHandler
 from dicom_node.fastpath.bulk_read import BulkReadSocket
 from dicom_node.fastpath.contexts import share_uids
+from dicom_node.fastpath.first_request import take_decoded_request
 from dicom_node.fastpath.inline_store import serve_stores_inline
 from dicom_node.fastpath.prompt_receive import prompt_receive
 from dicom_node.fastpath.reactor import wake_on_work
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class FastPathRequestHandler(NodeRequestHandler):
-    """Associations that copy their contexts cheaply, read PDUs in bulk, survive state machine errors,
+    """Associations that copy their contexts cheaply, take the request already decoded, read PDUs in bulk, survive state machine errors,
     give up their thread once the connection is gone, wake on work, decode C-STORE requests directly,
     serve them on the thread that read them and encode their responses directly."""
 
@@ -32,6 +33,7 @@ class FastPathRequestHandler(NodeRequestHandler):
         # the class; ours only overrides ``recv`` and adds no state, so the object is re-classed.
         assert type(assoc.dul.socket) is AssociationSocket
         assoc.dul.socket.__class__ = BulkReadSocket
+        take_decoded_request(assoc, self.decoded_request)
         guard_state_machine(assoc)
         prompt_receive(assoc)
         wake_on_work(assoc)
