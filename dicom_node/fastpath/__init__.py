@@ -6,6 +6,8 @@ pynetdicom creates:
 
 - its copy of the supported presentation contexts shares their UIDs instead of re-validating
   each (:mod:`~dicom_node.fastpath.contexts`);
+- its DUL takes the A-ASSOCIATE-RQ the acceptor decoded instead of decoding it again
+  (:mod:`~dicom_node.fastpath.first_request`);
 - its socket reads a PDU in bulk (:mod:`~dicom_node.fastpath.bulk_read`);
 - an exception in a state machine action aborts the association instead of ending the DUL thread
   (:mod:`~dicom_node.fastpath.state_machine_guard`, a pynetdicom bug; patch in ``docs/upstream``);
@@ -13,6 +15,8 @@ pynetdicom creates:
   (:mod:`~dicom_node.fastpath.prompt_receive`, a pynetdicom bug; patch in ``docs/upstream``);
 - its two reactor threads wait for work instead of polling (:mod:`~dicom_node.fastpath.reactor`,
   which also replaces ``time`` in two pynetdicom modules, once per process);
+- pynetdicom's UID check is remembered per UID, through its documented ``_config.VALIDATORS``
+  hook (:mod:`~dicom_node.fastpath.uid_check`, once per process);
 - C-STORE requests are decoded without a pydicom data set
   (:mod:`~dicom_node.fastpath.store_requests`), served on the thread that read them
   (:mod:`~dicom_node.fastpath.inline_store`), their responses encoded directly
@@ -61,9 +65,11 @@ def install() -> type[NodeRequestHandler]:
         raise incompatible(problems)
     from dicom_node.fastpath.handler import FastPathRequestHandler
     from dicom_node.fastpath.reactor import install_reactor_clock
+    from dicom_node.fastpath.uid_check import remember_uid_checks
 
     with _installed:
         install_reactor_clock()
+        remember_uid_checks()
     return FastPathRequestHandler
 
 
