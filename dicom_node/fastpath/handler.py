@@ -22,9 +22,10 @@ if TYPE_CHECKING:
 
 
 class FastPathRequestHandler(NodeRequestHandler):
-    """Associations that copy their contexts cheaply, take the request already decoded, read PDUs in bulk, survive state machine errors,
-    give up their thread once the connection is gone, wake on work, decode C-STORE requests directly,
-    serve them on the thread that read them and encode their responses directly."""
+    """Associations that copy their contexts cheaply, take the request already decoded, read PDUs in
+    bulk, survive state machine errors, give up their thread once the connection is gone, wake on
+    work, decode C-STORE requests directly, serve them on the thread that read them and encode their
+    responses directly."""
 
     def _create_association(self) -> Association:
         share_uids(self.server)  # before the library copies the server's contexts for this association

@@ -6,7 +6,10 @@ and looks at its length.  An association with a peer that proposes every storage
 500 UIDs while it is decoded, negotiated and answered, and a router opening an association per study
 proposes the same ones every time.  The check is a function of the UID and of
 ``_config.ENFORCE_UID_CONFORMANCE`` alone, so its answer is remembered for the last
-:data:`REMEMBERED` of them, keyed by both; a UID that is not a ``str`` is checked afresh.
+:data:`REMEMBERED` of them, keyed by both; a UID that is not a ``str`` is checked afresh.  A check
+that raises (pydicom set to raise on invalid values, as the test suite sets it) raises every time,
+since nothing is remembered then; pydicom's warning about a non-conformant UID comes the first time
+only, where Python would also show it once.
 """
 
 from __future__ import annotations

@@ -180,23 +180,23 @@ def test_a_response_on_the_dul_thread_in_sta6_is_sent_at_once() -> None:
     dul = _Dul()
     primitive = _answer(dul)
     assert dul.pdus == []
-    [pdv] = _library_pdvs(primitive, 3, 16382)[0:1]
     pdata = P_DATA()
-    pdata.presentation_data_value_list.extend(pdv)
+    pdata.presentation_data_value_list.extend(_library_pdvs(primitive, 3, 16382)[0])
     assert dul.socket.sent == [P_DATA_TF(pdata).encode()]
 
 
 @pytest.mark.parametrize(
-    ("dul", "kwargs"),
+    ("dul_kwargs", "kwargs"),
     [
-        (_Dul(), {"from_dul_thread": False}),
-        (_Dul(state="Sta7"), {}),  # releasing: the state machine decides
-        (_Dul(queued=True), {}),  # a PDU waits to be sent: it goes first
-        (_Dul(), {"pdu_sent_handlers": True}),
+        ({}, {"from_dul_thread": False}),
+        ({"state": "Sta7"}, {}),  # releasing: the state machine decides
+        ({"queued": True}, {}),  # a PDU waits to be sent: it goes first
+        ({}, {"pdu_sent_handlers": True}),
     ],
     ids=["another thread", "not Sta6", "a PDU queued before it", "EVT_PDU_SENT handler"],
 )
-def test_otherwise_the_response_waits_for_the_duls_turn(dul: _Dul, kwargs: dict[str, bool]) -> None:
+def test_otherwise_the_response_waits_for_the_duls_turn(dul_kwargs: dict[str, Any], kwargs: dict[str, bool]) -> None:
+    dul = _Dul(**dul_kwargs)
     primitive = _answer(dul, **kwargs)
     assert dul.socket.sent == []
     [pdu] = dul.pdus
