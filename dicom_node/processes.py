@@ -93,9 +93,9 @@ def keep_start_up_out_of_collections() -> None:
 
     pynetdicom's server runs a full ``gc.collect()`` every 60 connections (its workaround for
     association threads it saw left uncollected), and a full collection walks every object the
-    process holds: some 110,000 once the listener's modules are loaded (pydicom's dictionaries,
-    SQLAlchemy, pynetdicom, ours), 30-80 ms on the bench VM with the GIL held, while no association
-    of the process is answered.  What start-up built lives as long as the process, so it need not
+    process holds: some 127,000 in a started listener (pydicom's dictionaries, SQLAlchemy,
+    pynetdicom, ours), 74-84 ms on the bench VM with the GIL held, while no association of the
+    process is answered.  What start-up built lives as long as the process, so it need not
     be walked: once frozen, a collection walks only what was made since.
     """
     gc.freeze()
