@@ -11,10 +11,10 @@ it does not cover (another message, an error comment or offending element, a han
 library's way.  tests/node/test_responses.py holds the bytes to the library's.
 
 A response to a request served on the DUL thread (:mod:`~dicom_node.fastpath.inline_store`, the
-common case) is also sent from there at once, as the P-DATA-TF PDU pynetdicom would send (PS3.8
-9.3.5).  The library would queue it for the same thread's next turn: a wake-up written to and read
-from a socket pair, the state machine's Evt9 and DT-1, which leave the state at Sta6, and a PDU
-object encoded field by field, all before the sender has its answer.  The response waits its turn
+common case) is also sent from there at once, as the P-DATA-TF PDU pynetdicom's DT-1 would encode
+and send.  The library would queue it for the same thread's next turn: a wake-up written to and
+read from a socket pair, then the state machine's Evt9 and DT-1, which leave the state at Sta6,
+all before the sender has its answer.  The response waits its turn
 as before when it is not on that thread, the association is not in Sta6, a PDU is already queued
 (it must leave first), or a handler watches ``EVT_PDU_SENT`` (it is given the library's PDU).
 The send is the association socket's, so a closed connection queues Evt17 either way.
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pynetdicom import evt
 from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.pdu_primitives import P_DATA
 
 if TYPE_CHECKING:
@@ -40,7 +41,6 @@ _LAST_COMMAND_FRAGMENT = b"\x03"
 """Message control header of a PDV (PS3.8 E.2): command, last fragment."""
 _PDV_OVERHEAD = 6
 """Item length (4) + presentation context ID (1) + message control header (1), as pynetdicom counts."""
-P_DATA_TF_TYPE = 0x04
 _DATA_TRANSFER = "Sta6"
 
 
@@ -76,13 +76,6 @@ def encode_store_response(
     return struct.pack("<HHII", 0x0000, 0x0000, 4, len(body)) + body
 
 
-def encode_p_data_tf(context_id: int, pdv: bytes) -> bytes:
-    """A P-DATA-TF PDU holding one presentation data value item (PS3.8 9.3.5.1): ``pdv`` is its
-    message control header and fragment."""
-    item_length = 1 + len(pdv)
-    return struct.pack(">BBLLB", P_DATA_TF_TYPE, 0x00, 4 + item_length, item_length, context_id) + pdv
-
-
 def _plain_store_response(primitive: Any) -> bytes | None:
     """The encoded command set when ``primitive`` is a C-STORE response this module covers, else None."""
     if not isinstance(primitive, C_STORE) or primitive.MessageIDBeingRespondedTo is None:
@@ -115,13 +108,12 @@ def answer_stores_directly(assoc: Association) -> None:
         ):
             library_send_msg(primitive, context_id)
             return
-        pdv = _LAST_COMMAND_FRAGMENT + command_set
+        pdata = P_DATA()
+        pdata.presentation_data_value_list.append((context_id, _LAST_COMMAND_FRAGMENT + command_set))
         dul, connection = dimse.dul, dimse.dul.socket
         if connection is not None and _sends_now(assoc, dul):
-            connection.send(encode_p_data_tf(context_id, pdv))
+            connection.send(P_DATA_TF(pdata).encode())
             return
-        pdata = P_DATA()
-        pdata.presentation_data_value_list.append((context_id, pdv))
         dul.send_pdu(pdata)
 
     dimse.send_msg = send_msg  # type: ignore[method-assign]
@@ -137,4 +129,4 @@ def _sends_now(assoc: Association, dul: DULServiceProvider) -> bool:
     )
 
 
-__all__ = ["answer_stores_directly", "encode_p_data_tf", "encode_store_response"]
+__all__ = ["answer_stores_directly", "encode_store_response"]

@@ -18,7 +18,7 @@ from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.pdu_primitives import P_DATA
 
 import dicom_node.fastpath.responses
-from dicom_node.fastpath.responses import answer_stores_directly, encode_p_data_tf, encode_store_response
+from dicom_node.fastpath.responses import answer_stores_directly, encode_store_response
 from radassist.config import Settings
 from tests.node.conftest import Node
 from tests.peers import STORESCU
@@ -124,14 +124,6 @@ def test_requests_go_the_librarys_way() -> None:
 # --- a response to a request served on the DUL thread is sent from there at once ----------------
 
 
-@pytest.mark.parametrize("pdv", [b"\x03" + encode_store_response(1, 0, "1.2.840.10008.5.1.4.1.1.2", "1.2.3"), b"\x02", b"\x00" * 300])
-@pytest.mark.parametrize("context_id", [1, 255])
-def test_the_p_data_tf_is_the_librarys(context_id: int, pdv: bytes) -> None:
-    pdata = P_DATA()
-    pdata.presentation_data_value_list.append((context_id, pdv))
-    assert encode_p_data_tf(context_id, pdv) == P_DATA_TF(pdata).encode()
-
-
 class _Socket:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
@@ -208,12 +200,15 @@ def test_a_live_listener_sends_its_responses_at_once(
 ) -> None:
     """storescu gets every answer; those of requests served on the DUL thread were sent from there."""
     sent_at_once: list[threading.Thread] = []
+    sends_now = dicom_node.fastpath.responses._sends_now
 
-    def recording(context_id: int, pdv: bytes) -> bytes:
-        sent_at_once.append(threading.current_thread())
-        return encode_p_data_tf(context_id, pdv)
+    def recording(assoc: Any, dul: Any) -> bool:
+        at_once = sends_now(assoc, dul)
+        if at_once:
+            sent_at_once.append(threading.current_thread())
+        return at_once
 
-    monkeypatch.setattr(dicom_node.fastpath.responses, "encode_p_data_tf", recording)
+    monkeypatch.setattr(dicom_node.fastpath.responses, "_sends_now", recording)
     node = start_node(migrated_settings, pynetdicom_fast_path=True)
     instance = testdata / "pydicom-data" / "JPGLosslessP14SV1_1s_1f_8b.dcm"
     result = subprocess.run(
