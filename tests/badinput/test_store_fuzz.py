@@ -7,7 +7,7 @@ and presentation context), and the answer must be a valid status that tells the 
 * Otherwise a failure in the 0xA700 / 0xA900 / 0xC000 families, and no new file on disk.
 * Never an exception, never 0x0110 (our "failed unexpectedly" path).
 
-Bounded for CI: ``RADASSIST_FUZZ_SECONDS`` (default 40) and ``RADASSIST_FUZZ_EXAMPLES`` (default
+Bounded for CI: ``RADASSIST_FUZZ_SECONDS`` (default 25) and ``RADASSIST_FUZZ_EXAMPLES`` (default
 5000), whichever ends first; raise both for a longer run.
 """
 
@@ -46,7 +46,7 @@ from radassist.store.instances import InstanceStore
 from tests.badinput.conftest import CrashWatch
 from tests.dicom_factories import make_ct_study
 
-FUZZ_SECONDS = float(os.environ.get("RADASSIST_FUZZ_SECONDS", "40"))
+FUZZ_SECONDS = float(os.environ.get("RADASSIST_FUZZ_SECONDS", "25"))
 FUZZ_EXAMPLES = int(os.environ.get("RADASSIST_FUZZ_EXAMPLES", "5000"))
 
 
