@@ -27,11 +27,11 @@ PG_ADMIN_URL = os.environ.get("RADASSIST_TEST_PG_URL", "postgresql+psycopg://pos
 pydicom.config.settings.reading_validation_mode = pydicom.config.RAISE
 pydicom.config.settings.writing_validation_mode = pydicom.config.RAISE
 
-TEST_WORKERS = 4
+TEST_WORKERS = 3
 """pytest-xdist workers for ``-n auto`` (pyproject's addopts): the suite waits on peers and processes
-as much as it computes, so three workers finished it sooner than two on the 2-core CI machine (14 min
-against 26 serially, measured); on a slower VM (2026-12-07) three workers left a third of the two
-cores idle (27.5 CPU-minutes in a 19.5-minute CI run) and CI came within seconds of its 20 minutes."""
+as much as it computes, so three workers finish it sooner than two on the 2-core CI machine (14 min
+against 26 serially, measured); four were slower again on 2026-12-07 (main pass 15 min 27 s against
+14 min 25 s and 15 min 10 s with three)."""
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
