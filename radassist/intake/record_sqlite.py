@@ -40,7 +40,7 @@ from radassist.intake.record_steps import EVENTS, INSTANCES, STUDIES
 from radassist.states import StudyState
 from radassist.store.instances import StoredFile
 
-_GUARD = "SELECT state, patient_key FROM studies WHERE id = ?"
+_GUARD = "SELECT state, patient_key, files_removed_at IS NOT NULL FROM studies WHERE id = ?"
 _INSERT_INSTANCE = (
     "INSERT INTO instances (id, series_id, study_id, sop_instance_uid, sop_class_uid, transfer_syntax_uid,"
     " instance_number, path, size_bytes, patient_key, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -50,9 +50,15 @@ _COUNT_SERIES = "UPDATE series SET instance_count = instance_count + 1 WHERE id 
 _COUNT_STUDY = (
     "UPDATE studies SET instance_count = instance_count + 1,"
     " last_received_at = CASE WHEN last_received_at < ? THEN ? ELSE last_received_at END,"
-    " modality = coalesce(modality, ?), patient_key = coalesce(patient_key, ?), files_removed_at = NULL"
+    " modality = coalesce(modality, ?), patient_key = coalesce(patient_key, ?){files_again}"
     " WHERE id = ?"
 )
+_COUNT_STUDY_WITH_FILES = _COUNT_STUDY.format(files_again="")
+"""The common case: retention has not removed the study's files.  SQLite rewrites the entry of every
+index over a column the ``SET`` names, changed or not, so naming ``files_removed_at`` here would
+write one more page of ``ix_studies_files_removed_at_state`` to the WAL for every instance."""
+_COUNT_STUDY_WITH_FILES_AGAIN = _COUNT_STUDY.format(files_again=", files_removed_at = NULL")
+"""An instance of a study whose files retention removed: it has files again, retention judges anew."""
 _INSERT_EVENT = "INSERT INTO events (study_id, job_id, tag, detail, at) VALUES (?, NULL, ?, ?, ?)"
 _RECEIVED = str(EventTag.INSTANCE_RECEIVED)
 _COMPLETE = str(StudyState.COMPLETE)
@@ -113,7 +119,7 @@ def record_new(cursor: sqlite3.Cursor, item: NewInstance, convert: Converters) -
     row = cursor.execute(_GUARD, (study_id,)).fetchone()
     if row is None:
         return None  # the study is gone: record_instance finds out what happened
-    state, study_patient = row
+    state, study_patient, files_were_removed = row
     if None not in (study_patient, item.patient_key) and study_patient != item.patient_key:
         return None  # another patient: record_instance holds the study
     if item.reopen_study and state == _COMPLETE:
@@ -136,7 +142,8 @@ def record_new(cursor: sqlite3.Cursor, item: NewInstance, convert: Converters) -
         return None  # a known SOP Instance UID: a re-send, a revision or a refusal
     modality = header.modality[:16] if header.modality else None
     cursor.execute(_COUNT_SERIES, (series_id,))
-    cursor.execute(_COUNT_STUDY, (now, now, modality, item.patient_key, study_id))
+    count_study = _COUNT_STUDY_WITH_FILES_AGAIN if files_were_removed else _COUNT_STUDY_WITH_FILES
+    cursor.execute(count_study, (now, now, modality, item.patient_key, study_id))
     detail = {
         "series_id": str(item.series_id),
         "sop_class_uid": header.sop_class_uid,

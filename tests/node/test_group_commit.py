@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, event, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_node.group_commit import GroupCommit, group_commit_for
@@ -259,3 +259,32 @@ def _until(condition: Callable[[], bool], timeout: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.005)
+
+
+def test_only_an_instance_of_a_study_without_files_names_files_removed_at(
+    factory: sessionmaker[Session], store: InstanceStore, group: GroupCommit
+) -> None:
+    """The common instance leaves ``files_removed_at`` out of its ``UPDATE``: SQLite rewrites an
+    index entry for every column a ``SET`` names, so naming it cost one index page per instance.
+    An instance of a study whose files retention removed still clears it."""
+    first, second, third = (header(STUDY, f"{STUDY}.{n}") for n in (1, 2, 3))
+    assert _general(factory, store, first)
+    statements: list[str] = []
+    engine = factory.kw["bind"]
+    # The group takes its own connection from the pool at its first commit.
+    listener = lambda connection, _record, _proxy: connection.set_trace_callback(statements.append)  # noqa: E731
+    event.listen(engine, "checkout", listener)
+    try:
+        assert _fast(group, store, second)
+        assert statements and not [s for s in statements if "files_removed_at =" in s]
+        with factory() as session:
+            session.execute(update(Study).values(files_removed_at=T0))
+            session.commit()
+        statements.clear()
+        assert _fast(group, store, third)
+    finally:
+        event.remove(engine, "checkout", listener)
+    assert len([s for s in statements if "files_removed_at = NULL" in s]) == 1
+    with factory() as session:
+        assert session.scalars(select(Study.files_removed_at)).one() is None
+        assert session.scalars(select(Study.instance_count)).one() == 3
