@@ -271,8 +271,10 @@ def test_only_an_instance_of_a_study_without_files_names_files_removed_at(
     assert _general(factory, store, first)
     statements: list[str] = []
     engine = factory.kw["bind"]
-    # The group takes its own connection from the pool at its first commit.
-    listener = lambda connection, _record, _proxy: connection.set_trace_callback(statements.append)  # noqa: E731
+
+    def listener(connection: Any, _record: Any, _proxy: Any) -> None:
+        connection.set_trace_callback(statements.append)  # the group takes its connection at its first commit
+
     event.listen(engine, "checkout", listener)
     try:
         assert _fast(group, store, second)
