@@ -20,6 +20,7 @@ after many files were deleted (the previous run's), the file and flush parts pay
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import statistics
@@ -31,16 +32,22 @@ from pathlib import Path
 
 from ingest import REPO, create_cost_us, generate, send, start_orthanc, start_ours
 
+WRAPPED: tuple[tuple[str, str, str, str], ...] = (
+    ("dicom_node.storage", "", "handle_store", "handler"),  # the first: its starts mark the rounds
+    ("dicom_node.storage", "", "_parse", "header"),
+    ("radassist.store.instances", "InstanceStore", "write", "file"),
+    ("dicom_node.group_commit", "GroupCommit", "_commit", "rows and flush"),
+    ("radassist.store.filesystem_sync", "FilesystemSync", "sync", "flush"),
+)
+"""What is timed: module, class ('' for a module's function), function, part.  Some are private
+names: :func:`unwrappable` says which went missing before the listener starts."""
+
 _TIMED_LISTENER = """
-import atexit, functools, json, os, signal, sys, time
+import atexit, functools, importlib, json, os, signal, sys, time
 sys.path.insert(0, {repo!r})
-import dicom_node.storage as storage
-from dicom_node.group_commit import GroupCommit
-from radassist.store.filesystem_sync import FilesystemSync
-from radassist.store.instances import InstanceStore
 timings, starts = {{}}, []
 
-def timed(owner, name, part, mark_start=False):
+def timed(owner, name, part, mark_start):
     function = getattr(owner, name)
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
@@ -53,11 +60,9 @@ def timed(owner, name, part, mark_start=False):
             timings.setdefault(part, []).append(time.perf_counter_ns() - started)
     setattr(owner, name, wrapper)
 
-timed(storage, "handle_store", "handler", mark_start=True)
-timed(storage, "_parse", "header")
-timed(InstanceStore, "write", "file")
-timed(GroupCommit, "_commit", "rows and flush")
-timed(FilesystemSync, "sync", "flush")
+for index, (module, owner, name, part) in enumerate({wrapped!r}):
+    target = importlib.import_module(module)
+    timed(getattr(target, owner) if owner else target, name, part, mark_start=index == 0)
 
 def dump():
     timings["round"] = [b - a for a, b in zip(starts, starts[1:])]
@@ -69,6 +74,20 @@ signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 from dicom_node.__main__ import main
 sys.exit(main())
 """
+
+
+def unwrappable() -> list[str]:
+    """The names of :data:`WRAPPED` this checkout lacks (renamed since), as ``module.Class.name``."""
+    sys.path.insert(0, str(REPO))
+    missing = []
+    for module, owner, name, _part in WRAPPED:
+        target: object = importlib.import_module(module)
+        if owner:
+            target = getattr(target, owner, None)
+        if target is None or not callable(getattr(target, name, None)):
+            missing.append(".".join(filter(None, (module, owner, name))))
+    return missing
+
 
 _WARM_UP = 50
 
@@ -119,7 +138,7 @@ class Ours:
 def ours(work: Path, files: list[Path]) -> Ours:
     """Our listener, timed part by part while it receives ``files`` on one association."""
     phases = work / "phases.json"
-    code = _TIMED_LISTENER.format(repo=str(REPO))
+    code = _TIMED_LISTENER.format(repo=str(REPO), wrapped=WRAPPED)
     proc, port = start_ours(work, "", 1, listener=("-c", code), env_extra={"RADASSIST_BENCH_PHASES": str(phases)})
     try:
         send(port, files[:_WARM_UP], 1, True)
@@ -169,6 +188,9 @@ def main() -> int:
     parser.add_argument("--instances", type=int, default=3000)
     parser.add_argument("--no-orthanc", action="store_true")
     args = parser.parse_args()
+    missing = unwrappable()
+    if missing:
+        parser.error(f"these timed functions are gone (renamed?): {', '.join(missing)}; update WRAPPED")
     with tempfile.TemporaryDirectory(prefix="radassist-phases-") as tmp:
         work = Path(tmp)
         # Right after many deletes a create on ext4 without a journal costs up to ten times more

@@ -14,10 +14,10 @@ A response to a request served on the DUL thread (:mod:`~dicom_node.fastpath.inl
 common case) is also sent from there at once, as the P-DATA-TF PDU pynetdicom's DT-1 would encode
 and send.  The library would queue it for the same thread's next turn: a wake-up written to and
 read from a socket pair, then the state machine's Evt9 and DT-1, which leave the state at Sta6,
-all before the sender has its answer.  The response waits its turn
-as before when it is not on that thread, the association is not in Sta6, a PDU is already queued
-(it must leave first), or a handler watches ``EVT_PDU_SENT`` (it is given the library's PDU).
-The send is the association socket's, so a closed connection queues Evt17 either way.
+all before the sender has its answer.  The response waits its turn as before when it is not on
+that thread, the association is not in Sta6, a PDU is already queued (it must leave first), or a
+handler watches ``EVT_PDU_SENT`` (it is given the library's PDU).  The send is the association
+socket's, so a closed connection queues Evt17 either way.
 """
 
 from __future__ import annotations
