@@ -9,9 +9,12 @@ it, sharing one commit among the instances that waited together.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from radassist.intake.patient import PatientIdentity
 from radassist.intake.record import instance_patient_key, record_instance
 from radassist.intake.record_sqlite import NewInstance, new_instance
 from radassist.states import StudyState
+from radassist.store.filesystem_sync import unavailable_reason
 from radassist.store.instances import InstanceStore, StoredFile
 from tests.unit.test_completion import header
 
@@ -290,3 +294,79 @@ def test_only_an_instance_of_a_study_without_files_names_files_removed_at(
     with factory() as session:
         assert session.scalars(select(Study.files_removed_at)).one() is None
         assert session.scalars(select(Study.instance_count)).one() == 3
+
+
+WRITTEN_PER_INSTANCE = {  # the B-trees of the common instance's transaction, one WAL page each
+    "instances", "sqlite_autoindex_instances_1", "sqlite_autoindex_instances_2",  # id, SOP Instance UID
+    "ix_instances_series_id", "ix_instances_study_id",
+    "series",  # its count
+    "studies", "ix_studies_state_last_received_at", "ix_studies_last_received_at_id",  # count, last received
+    "events", "ix_events_study_id",  # study:instance:received (no job: not in ix_events_job_id)
+    "unsynced_instances",  # listed, and the previous batch unlisted, on one page
+}  # fmt: skip
+
+
+@pytest.fixture
+def flushing_group(factory: sessionmaker[Session], store: InstanceStore) -> Iterator[GroupCommit]:
+    """The listener's group commit with one ``syncfs`` per batch: it lists its instances as unsynced."""
+    if unavailable_reason() is not None:
+        pytest.skip(f"syncfs: {unavailable_reason()}")
+    store.root.mkdir(parents=True, exist_ok=True)
+    made = group_commit_for(factory, sync="filesystem", instances_dir=store.root)
+    assert made is not None and made.files_unsynced
+    yield made
+    made.close()
+
+
+def _record_unsynced(group: GroupCommit, store: InstanceStore, instance: InstanceHeader) -> bool:
+    """Record ``instance`` as the listener does with one flush per batch: its file written unsynced."""
+    stored = store.write(
+        bytes(12), instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid, sync=False
+    )
+    item = new_instance(
+        group.database, instance, stored, patient_key=instance_patient_key(instance, stored), calling_ae="MODALITY",
+        reopen_study=True, now=T0,
+    )  # fmt: skip
+    assert item is not None, "the study and series are known to this process"
+    return group.record(item)
+
+
+def _wal_pages(database: Path) -> list[int]:
+    """The page numbers of the WAL's valid frames (those of the header's salt), in order."""
+    wal = Path(f"{database}-wal").read_bytes()
+    page_size, salts = struct.unpack(">I", wal[8:12])[0], wal[16:24]
+    pages, offset = [], 32
+    while offset + 24 + page_size <= len(wal) and wal[offset + 8 : offset + 16] == salts:
+        pages.append(struct.unpack(">I", wal[offset : offset + 4])[0])
+        offset += 24 + page_size
+    return pages
+
+
+def _btree_of_page(database: Path) -> dict[int, str]:
+    with closing(sqlite3.connect(database)) as connection:
+        return dict(connection.execute("SELECT pageno, name FROM dbstat"))
+
+
+def test_the_common_instance_writes_one_page_of_each_btree_it_must_change(
+    factory: sessionmaker[Session], store: InstanceStore, flushing_group: GroupCommit
+) -> None:
+    """Each B-tree a transaction changes costs a 4 KiB page in the WAL, which the flush writes to
+    disk: per received instance.  The frames of one instance's transaction are read out of the WAL
+    and each page named by its B-tree (SQLite's ``dbstat``), so an index added over the
+    instance's path shows up here as a cost, not only in ``bench/listener_phases.py``."""
+    database = Path(str(factory.kw["bind"].url.database))
+    first, *more = (header(STUDY, f"{STUDY}.{n}") for n in range(1, 5))
+    assert _general(factory, store, first)  # the study and series become known to this process
+    for instance in more[:-1]:  # batches listed, and unlisted by the next
+        assert _record_unsynced(flushing_group, store, instance)
+    with closing(sqlite3.connect(database)) as connection:
+        busy, _log, _moved = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert busy == 0 and Path(f"{database}-wal").stat().st_size == 0
+
+    assert _record_unsynced(flushing_group, store, more[-1])
+
+    pages = _wal_pages(database)
+    owners = _btree_of_page(database)
+    written = {owners[page] for page in pages} - {"sqlite_schema"}  # page 1: the file's size, as it grows
+    assert written == WRITTEN_PER_INSTANCE
+    assert len(pages) <= len(WRITTEN_PER_INSTANCE) + 1

@@ -102,21 +102,27 @@ class UnsyncedInstance(Base):
     """An instance committed before the flush that makes its file durable (:mod:`radassist.intake.unsynced`).
 
     Listed in the transaction that records the instance, unlisted by its writer's next transaction
-    once the flush returned; what is listed at start-up is read back and kept only when whole."""
+    once the flush returned; what is listed at start-up is read back and kept only when whole.
+
+    The key leads with the writer and its batch, and on SQLite the table is that key's B-tree
+    alone (``WITHOUT ROWID``): the listener's transaction lists its instances and unlists the
+    previous batch's on one page, where a rowid table with an index on the instance and one on
+    the batch wrote three per instance (0015).  Lookups by instance (the start-up check's undo,
+    the cascade from ``instances``) read a table that holds the last batch of each listener."""
 
     __tablename__ = "unsynced_instances"
 
+    writer: Mapped[str] = mapped_column(String(32), primary_key=True)
+    """The listener process's group commit that wrote it (a new token after a failed flush)."""
+    batch: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    """The writer's transaction number: batches before the current one have been flushed."""
     instance_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True)
     path: Mapped[str] = mapped_column(String(512))
     """The file the listing is about (a later revision of the instance has another path)."""
     crc32: Mapped[int] = mapped_column(BigInteger)
     """CRC-32 of the bytes written, to tell a whole file from one a crash left partial."""
-    writer: Mapped[str] = mapped_column(String(32))
-    """The listener process's group commit that wrote it (a new token after a failed flush)."""
-    batch: Mapped[int] = mapped_column(BigInteger)
-    """The writer's transaction number: batches before the current one have been flushed."""
 
-    __table_args__ = (Index("ix_unsynced_instances_writer_batch", "writer", "batch"),)
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     def __repr__(self) -> str:
         return f"<UnsyncedInstance {self.instance_id}>"
