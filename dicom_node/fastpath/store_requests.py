@@ -25,7 +25,6 @@ import struct
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
-from pydicom.uid import UID
 from pynetdicom import _config, evt
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.pdu_primitives import P_DATA
@@ -72,7 +71,7 @@ def decode_store_request(command_set: bytes) -> C_STORE | None:
             text = value.decode("latin-1").rstrip("\0 ")
             if "\\" in text:
                 return None
-            values[_UIDS[element]] = UID(text)
+            values[_UIDS[element]] = text  # the setter makes it a UID (and checks it), as for the library
         elif element in _NUMBERS or element in (_COMMAND_FIELD, _DATA_SET_TYPE):
             if length != 2:
                 return None

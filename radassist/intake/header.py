@@ -22,12 +22,11 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
-from pydicom.uid import UID
 
 from radassist.errors import RejectedInput
 from radassist.identifiers import uid_value
 from radassist.intake.patient import UNKNOWN_PATIENT, PatientIdentity
-from radassist.intake.structure import check_complete
+from radassist.intake.structure import as_transfer_syntax, check_complete
 
 T = TypeVar("T")
 
@@ -101,7 +100,7 @@ def parse_header(encoded: bytes, transfer_syntax_uid: str) -> InstanceHeader:
     through ``dcmread``, which inflates it.  Malformed bytes raise what pydicom raises;
     :func:`read_header`'s errors are as documented there.
     """
-    ts = UID(transfer_syntax_uid)
+    ts = as_transfer_syntax(transfer_syntax_uid)
     if not ts.is_transfer_syntax or ts.is_deflated:
         return read_header(dcmread(BytesIO(encoded), stop_before_pixels=True))  # the inflater checks it
     elements = check_complete(encoded, transfer_syntax_uid, collect=_HEADER_TAG_SET)

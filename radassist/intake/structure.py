@@ -19,6 +19,7 @@ the item (a Study Instance UID could vanish), so it is refused like a truncated 
 
 from __future__ import annotations
 
+import functools
 import struct
 from io import BytesIO
 
@@ -36,6 +37,13 @@ _DEFER = 256
 _MAX_DEPTH = 16
 _ITEM = (0xFFFE, 0xE000)
 _SEQUENCE_DELIMITER = (0xFFFE, 0xE0DD)
+
+
+@functools.lru_cache(maxsize=64)
+def as_transfer_syntax(uid: str) -> UID:
+    """``UID(uid)``, remembered: a listener's instances name a few transfer syntaxes, and building a
+    ``UID`` runs pydicom's pattern check, which cost a few microseconds twice per instance."""
+    return UID(uid)
 
 
 def dataset_offset(encoded: bytes) -> int:
@@ -59,7 +67,7 @@ def check_complete(
     A value longer than 256 bytes is not read (its ``value`` is None): it is at ``value_tell`` in
     ``encoded``.  Nothing is collected for a deflated data set.
     """
-    ts = UID(transfer_syntax)
+    ts = as_transfer_syntax(transfer_syntax)
     found: dict[int, RawDataElement] = {}
     if ts == "1.2.840.10008.1.2.1.99" or not ts.is_transfer_syntax:
         return found  # deflated (decoder checks it) or unknown (already refused by negotiation)
