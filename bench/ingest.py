@@ -170,10 +170,12 @@ def start_ours(
     port = _free_port()
     data = _run_folder(work, "ours")
     url = database_url or f"sqlite:///{data / 'radassist.sqlite3'}"
+    # The log stays at its shipped level (INFO: one line per study and association), to /dev/null.
     env = {**os.environ, "RADASSIST_STORAGE_PATH": str(data), "RADASSIST_DATABASE_URL": url,
            "RADASSIST_DICOM_HOST": "127.0.0.1", "RADASSIST_DICOM_PORT": str(port),
-           "RADASSIST_DICOM_ALLOW_ANY_CALLER": "true", "RADASSIST_LOGGING_LEVEL": "WARNING",
+           "RADASSIST_DICOM_ALLOW_ANY_CALLER": "true",
            "RADASSIST_STORAGE_MIN_FREE_BYTES": "0", "RADASSIST_DICOM_LISTENER_PROCESSES": str(processes)}
+    env.pop("RADASSIST_LOGGING_LEVEL", None)
     env.pop("RADASSIST_CONFIG", None)
     env.update(env_extra or {})
     if database_url.startswith("postgresql"):

@@ -154,11 +154,12 @@ def on_connection_closed(event: Event, association_log: AssociationLog, registry
     assoc = event.assoc
     association_log.closed(state, "aborted" if assoc.is_aborted else "released" if assoc.is_released else "closed")
     logger.info(
-        "association from %s ended (%s): %d stored, %d failed",
+        "association from %s ended (%s): %d stored, %d failed, %d studies",
         state.calling_ae,
         state.outcome,
         state.stored,
         state.failed,
+        len(state.studies),
     )
 
 

@@ -49,10 +49,20 @@ class AssociationState:
     bytes_stored: int = 0
     closed: bool = False
     holds_slot: bool = False
+    studies: set[str] = field(default_factory=set, repr=False)
+    """The Study Instance UIDs of the instances it stored: one INFO line per study, not per instance."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # pynetdicom reports an abort and the closed connection on different threads, in either order;
     # deciding the outcome and writing it happen under this lock so the later report cannot be lost.
     _ending: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def first_of_study(self, study_instance_uid: str) -> bool:
+        """Whether this is the association's first stored instance of the study (noted as such)."""
+        with self._lock:
+            if study_instance_uid in self.studies:
+                return False
+            self.studies.add(study_instance_uid)
+            return True
 
     def count(self, ok: bool, size: int = 0) -> None:
         with self._lock:

@@ -87,7 +87,7 @@ def handle_store(event: Event, shared: ListenerState) -> int:
         logger.warning("C-STORE from %s refused: free disk space below the threshold (0xA700)", calling_ae)
         return int(StoreStatus.OUT_OF_RESOURCES)
     try:
-        status, size = _store(event, shared, calling_ae, started)
+        status, size = _store(event, shared, state, calling_ae, started)
     except Exception as exc:
         _tally(state, counters, "instances_failed")
         metrics.count_rejected("node.unexpected")
@@ -109,7 +109,9 @@ def _tally(state: AssociationState | None, counters: NodeCounters, name: str) ->
     count(counters, name)
 
 
-def _store(event: Event, shared: ListenerState, calling_ae: str, started: float) -> tuple[int, int]:
+def _store(
+    event: Event, shared: ListenerState, state: AssociationState | None, calling_ae: str, started: float
+) -> tuple[int, int]:
     """The status to answer and the number of bytes stored (0 when nothing was)."""
     header: InstanceHeader | None = None
     try:
@@ -121,11 +123,17 @@ def _store(event: Event, shared: ListenerState, calling_ae: str, started: float)
     # Every line logged about this instance, here and in intake, names its study by the same handle
     # as the workers' lines: one grep follows a study from C-STORE to the RIS's ACK.
     with log_context(study=study_handle(header.study_instance_uid)):
-        return _keep(event, header, encoded, shared, calling_ae, started)
+        return _keep(event, header, encoded, shared, state, calling_ae, started)
 
 
 def _keep(
-    event: Event, header: InstanceHeader, encoded: bytes, shared: ListenerState, calling_ae: str, started: float
+    event: Event,
+    header: InstanceHeader,
+    encoded: bytes,
+    shared: ListenerState,
+    state: AssociationState | None,
+    calling_ae: str,
+    started: float,
 ) -> tuple[int, int]:
     """Write and record a parsed instance; the status and the bytes stored."""
     settings, counters = shared.settings, shared.counters
@@ -150,15 +158,28 @@ def _keep(
     completion_timer.note_instance(shared.completion_timer, header.study_instance_uid, called_ae)
     count(counters, "instances_stored" if new else "instances_duplicate")
     metrics.INSTANCES_RECEIVED.inc()
-    logger.info(
-        "stored %s instance of study %s from %s (%d bytes, %.0f ms)",
-        "a new" if new else "a re-sent",
-        study_handle(header.study_instance_uid),
-        calling_ae,
-        stored.size_bytes,
-        (time.monotonic() - started) * 1000,
-    )
+    _log_stored(header, stored, new, state, calling_ae, started)
     return int(StoreStatus.SUCCESS), stored.size_bytes
+
+
+def _log_stored(
+    header: InstanceHeader, stored: StoredFile, new: bool, state: AssociationState | None, calling_ae: str,
+    started: float,
+) -> None:
+    """At INFO, an association's first instance of each study; the others at DEBUG.  A CT of 2,000
+    slices is one line, not 2,000 (each cost the listener some 12 µs), and the association's end
+    says how many it stored; the study's handle still leads a grep from C-STORE to the RIS's ACK."""
+    level = logging.INFO if state is None or state.first_of_study(header.study_instance_uid) else logging.DEBUG
+    if logger.isEnabledFor(level):
+        logger.log(
+            level,
+            "stored %s instance of study %s from %s (%d bytes, %.0f ms)",
+            "a new" if new else "a re-sent",
+            study_handle(header.study_instance_uid),
+            calling_ae,
+            stored.size_bytes,
+            (time.monotonic() - started) * 1000,
+        )
 
 
 class _NotKept(Exception):

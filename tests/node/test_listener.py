@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 from pathlib import Path
 
 import pydicom
@@ -16,6 +17,7 @@ from dicom_node.statuses import StoreStatus
 from radassist.db.tables import Event, Instance, Series, Study
 from radassist.states import StudyState
 from tests.node.conftest import SECONDARY_CAPTURE, Node, echoscu, secondary_capture, storescu
+from tests.peers import STORESCU
 
 SAMPLES = ("RG1_J2KR.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm", "emri_small_RLE.dcm", "liver.dcm")
 
@@ -225,3 +227,25 @@ def test_lossy_j2k_is_accepted_as_sent(node: Node, testdata: Path, sample: str) 
         row = session.scalars(select(Instance)).one()
     assert row.transfer_syntax_uid == pydicom.uid.JPEG2000
     assert pydicom.dcmread(node.store.path(row.path)).PixelData == pydicom.dcmread(file).PixelData
+
+
+def test_an_association_logs_each_study_once_at_info(node: Node, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A CT's slices are one INFO line, not one each: the association's first instance of each study
+    is logged at INFO, the others at DEBUG."""
+    caplog.set_level(logging.DEBUG)
+    first = secondary_capture(tmp_path / "a0.dcm")
+    template = pydicom.dcmread(first)
+    files = [first]
+    for n in range(1, 4):
+        template.SOPInstanceUID = template.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        template.save_as(tmp_path / f"a{n}.dcm", enforce_file_format=False)
+        files.append(tmp_path / f"a{n}.dcm")
+    files.append(secondary_capture(tmp_path / "b0.dcm"))  # another study
+    one_association = [STORESCU, "-xe", "-aet", "MODALITY", "-aec", "RADASSIST", "127.0.0.1", str(node.port)]
+    result = subprocess.run([*one_association, *map(str, files)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+    stored = [r for r in caplog.records if r.getMessage().startswith("stored a new instance")]
+    assert len(stored) == 5
+    assert [r.levelno for r in stored] == [logging.INFO, logging.DEBUG, logging.DEBUG, logging.DEBUG, logging.INFO]
+    assert _count(node, Instance) == 5
