@@ -205,7 +205,7 @@ def _event(session: Session, tag: EventTag, study_id: uuid.UUID, **detail: Any) 
 def _check_file(stored: StoredFile) -> None:
     """The file must still exist once the study's rows are ours: retention removes a study's files
     while it holds those rows, so a file gone now went with a study removed under us."""
-    if stored.root is not None and not (stored.root / stored.relpath).exists():
+    if stored.root is not None and not stored.in_place():
         raise TransientFailure("the stored file was removed by retention meanwhile", code="storage.file_removed")
 
 

@@ -125,7 +125,7 @@ def record_new(cursor: sqlite3.Cursor, item: NewInstance, convert: Converters) -
     if item.reopen_study and state == _COMPLETE:
         return None  # a re-draft: record_instance reopens (unless it is our own SR)
     stored = item.stored
-    if stored.root is None or not (stored.root / stored.relpath).exists():
+    if not stored.in_place():
         return None  # removed by retention: record_instance says so to the sender
     header, now = item.header, convert.when(item.now)
     instance_id = uuid.uuid4()

@@ -56,6 +56,11 @@ class StoredFile:
     not durable until the caller's flush, and listed with that checksum until then
     (:mod:`radassist.intake.unsynced`); None when the write was synced."""
 
+    def in_place(self) -> bool:
+        """Whether the file is still where it landed (retention may have removed its study's folder
+        since); False without a ``root``.  A plain string, not a ``Path``: once per received instance."""
+        return self.root is not None and os.path.exists(f"{self.root}/{self.relpath}")
+
 
 def _uid_hash(uid: str) -> str:
     return hashlib.sha256(uid.encode("utf-8")).hexdigest()
