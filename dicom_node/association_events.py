@@ -159,7 +159,7 @@ def on_connection_closed(event: Event, association_log: AssociationLog, registry
         state.outcome,
         state.stored,
         state.failed,
-        len(state.studies),
+        state.studies,
     )
 
 

@@ -17,6 +17,7 @@ import logging
 import threading
 import uuid
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from pynetdicom.association import Association as PynetdicomAssociation
 
 logger = logging.getLogger(__name__)
+
+RECENT_STUDIES = 256
+"""Studies an association's state remembers, to log each one's first instance at INFO."""
 
 
 @dataclass
@@ -49,19 +53,29 @@ class AssociationState:
     bytes_stored: int = 0
     closed: bool = False
     holds_slot: bool = False
-    studies: set[str] = field(default_factory=set, repr=False)
-    """The Study Instance UIDs of the instances it stored: one INFO line per study, not per instance."""
+    studies: int = 0
+    """How many studies its stored instances belonged to (a study it came back to after
+    :data:`RECENT_STUDIES` others counts again)."""
+    _recent_studies: OrderedDict[str, None] = field(default_factory=OrderedDict, repr=False)
+    """The Study Instance UIDs it stored last, most recent at the end: bounded, for an association
+    a router keeps open for days."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # pynetdicom reports an abort and the closed connection on different threads, in either order;
     # deciding the outcome and writing it happen under this lock so the later report cannot be lost.
     _ending: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def first_of_study(self, study_instance_uid: str) -> bool:
-        """Whether this is the association's first stored instance of the study (noted as such)."""
+        """Whether this is the association's first stored instance of the study (noted as such):
+        one INFO line per study, not per instance."""
         with self._lock:
-            if study_instance_uid in self.studies:
+            recent = self._recent_studies
+            if study_instance_uid in recent:
+                recent.move_to_end(study_instance_uid)
                 return False
-            self.studies.add(study_instance_uid)
+            recent[study_instance_uid] = None
+            if len(recent) > RECENT_STUDIES:
+                recent.popitem(last=False)
+            self.studies += 1
             return True
 
     def count(self, ok: bool, size: int = 0) -> None:

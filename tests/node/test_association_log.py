@@ -13,7 +13,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from dicom_node.associations import AssociationLog, AssociationState
+from dicom_node.associations import RECENT_STUDIES, AssociationLog, AssociationState
 from radassist.config import Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import Association
@@ -74,3 +74,15 @@ def test_a_released_association_stays_released(migrated_settings: Settings) -> N
     log.closed(state, "closed")
     log.aborted(state)  # a late abort after a clean release changes nothing
     assert _outcome(log, state) == "released"
+
+
+def test_an_association_remembers_its_recent_studies_only() -> None:
+    """Each study's first instance is told apart from the rest (for the log), in bounded memory: a
+    router may keep one association open for days."""
+    state = _state()
+    assert state.first_of_study("1.2.3") and not state.first_of_study("1.2.3")
+    others = [f"1.2.3.{n}" for n in range(RECENT_STUDIES)]
+    assert all(state.first_of_study(uid) for uid in others)
+    assert state.first_of_study("1.2.3")  # forgotten behind RECENT_STUDIES others: counts again
+    assert not state.first_of_study(others[-1])
+    assert state.studies == RECENT_STUDIES + 2
