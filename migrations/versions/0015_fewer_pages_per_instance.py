@@ -26,7 +26,6 @@ down_revision: str | Sequence[str] | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_COLUMNS = "writer, batch, instance_id, path, crc32"
 _OF_A_JOB = sa.text("job_id IS NOT NULL")
 
 
@@ -34,38 +33,19 @@ def upgrade() -> None:
     op.drop_index("ix_events_job_id", table_name="events")
     op.create_index("ix_events_job_id", "events", ["job_id"], sqlite_where=_OF_A_JOB, postgresql_where=_OF_A_JOB)
     op.drop_index("ix_unsynced_instances_writer_batch", table_name="unsynced_instances")
-    if op.get_bind().dialect.name == "sqlite":
-        # SQLite cannot change a table's key: a new table takes the rows over.
-        _recreate_unsynced(["writer", "batch", "instance_id"], without_rowid=True)
-    else:
-        op.drop_constraint("pk_unsynced_instances", "unsynced_instances", type_="primary")
-        op.create_primary_key("pk_unsynced_instances", "unsynced_instances", ["writer", "batch", "instance_id"])
+    _rekey_unsynced(["writer", "batch", "instance_id"], sqlite_with_rowid=False)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
-        _recreate_unsynced(["instance_id"], without_rowid=False)
-    else:
-        op.drop_constraint("pk_unsynced_instances", "unsynced_instances", type_="primary")
-        op.create_primary_key("pk_unsynced_instances", "unsynced_instances", ["instance_id"])
+    _rekey_unsynced(["instance_id"], sqlite_with_rowid=True)
     op.create_index("ix_unsynced_instances_writer_batch", "unsynced_instances", ["writer", "batch"])
     op.drop_index("ix_events_job_id", table_name="events")
     op.create_index("ix_events_job_id", "events", ["job_id"])
 
 
-def _recreate_unsynced(key: list[str], *, without_rowid: bool) -> None:
-    op.rename_table("unsynced_instances", "unsynced_instances_0014")
-    op.create_table(
-        "unsynced_instances",
-        sa.Column("writer", sa.String(length=32), nullable=False),
-        sa.Column("batch", sa.BigInteger(), nullable=False),
-        sa.Column("instance_id", sa.Uuid(), nullable=False),
-        sa.Column("path", sa.String(length=512), nullable=False),
-        sa.Column("crc32", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(["instance_id"], ["instances.id"], name=op.f("fk_unsynced_instances_instance_id_instances"),
-                                ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint(*key, name=op.f("pk_unsynced_instances")),
-        sqlite_with_rowid=not without_rowid,
-    )
-    op.execute(f"INSERT INTO unsynced_instances ({_COLUMNS}) SELECT {_COLUMNS} FROM unsynced_instances_0014")
-    op.drop_table("unsynced_instances_0014")
+def _rekey_unsynced(key: list[str], *, sqlite_with_rowid: bool) -> None:
+    """SQLite cannot change a table's key: Alembic's batch mode moves the rows to a new table there,
+    and alters the key in place on PostgreSQL."""
+    with op.batch_alter_table("unsynced_instances", table_kwargs={"sqlite_with_rowid": sqlite_with_rowid}) as batch_op:
+        batch_op.drop_constraint("pk_unsynced_instances", type_="primary")
+        batch_op.create_primary_key("pk_unsynced_instances", key)
