@@ -15,6 +15,18 @@ sync), so its sender still holds it.  Such rows are listed in ``unsynced_instanc
 file's CRC-32 until a later sync covers them; :mod:`radassist.intake.unsynced` checks the listed
 files at start-up and removes the rows of those that did not survive.
 
+``syncfs`` alone does not end with the disk's cache flushed on every file system.  Linux's
+``sync_filesystem`` asks the file system to flush the disk (``->sync_fs``) and only then writes the
+block device's remaining dirty buffers.  On ext4 without a journal (and ext2) the file's inode is
+among them: the data written back into blocks allocated unwritten are converted to written at I/O
+completion, after the first metadata write, so the inode that maps the file's bytes reaches the disk
+after the flush (traced with the block layer's events: the file's inode-table block is written
+again once the cache flush has completed).  A power cut before the next flush would keep a file
+that reads as zeros, for an instance already answered Success.  So each :meth:`FilesystemSync.sync`
+ends with ``fsync`` on the folder it flushed: nothing is dirty by then, and ext4 (journaled or not),
+XFS and btrfs answer it with one cache flush, which covers every write ``syncfs`` made, those after
+its own flush included.
+
 Fenced here: the C call (ctypes: the standard library has no ``syncfs``), the start-up check
 (Linux 5.8 or later, where ``syncfs`` reports write-back errors; before, it returned 0 after a
 failed write-back) and the switch, ``[storage] sync``.
@@ -120,6 +132,7 @@ class FilesystemSync:
                 if self._syncfs(fd) != 0:
                     code = ctypes.get_errno()
                     raise OSError(code, f"syncfs failed: {os.strerror(code)}")
+                os.fsync(fd)  # the cache flush after syncfs's last writes (see the module's docstring)
             finally:
                 os.close(fd)
 
