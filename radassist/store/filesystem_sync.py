@@ -95,8 +95,8 @@ def choose(mode: str, instances_dir: Path, database_folder: Path | None) -> File
         return FilesystemSync([instances_dir, *([database_folder] if database_folder is not None else [])])
     except OSError as exc:
         if mode == "filesystem":
-            raise ConfigError(f'[storage] sync = "filesystem": cannot open the folders to flush ({exc.strerror})') from exc
-        logger.info("each received file is synced on its own: the folders to flush could not be opened")
+            raise ConfigError(f'[storage] sync = "filesystem": cannot open or fsync the folders to flush ({exc.strerror})') from exc
+        logger.info("each received file is synced on its own: the folders to flush could not be opened or fsynced")
         return None
 
 
@@ -107,6 +107,8 @@ class FilesystemSync:
     that stops while a write waits for its flush cannot leave that write unflushed."""
 
     def __init__(self, folders: Iterable[Path]) -> None:
+        """``OSError`` when a folder cannot be opened, or cannot be fsynced (some file systems refuse a
+        folder's ``fsync``, and every flush ends with one): the listener then syncs each file instead."""
         function = _syncfs()
         if function is None:
             raise OSError(errno.ENOSYS, "the C library has no syncfs")
@@ -118,6 +120,7 @@ class FilesystemSync:
             if device not in devices:
                 devices.add(device)
                 self._folders.append(str(folder))
+                _fsync_folder(str(folder))
 
     @property
     def file_systems(self) -> int:
@@ -135,6 +138,14 @@ class FilesystemSync:
                 os.fsync(fd)  # the cache flush after syncfs's last writes (see the module's docstring)
             finally:
                 os.close(fd)
+
+
+def _fsync_folder(folder: str) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 __all__ = ["REPORTS_ERRORS_SINCE", "FilesystemSync", "choose", "unavailable_reason"]

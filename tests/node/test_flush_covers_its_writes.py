@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from radassist.errors import ConfigError
+from radassist.store import filesystem_sync
 from radassist.store.filesystem_sync import FilesystemSync
 from radassist.store.instances import InstanceStore
 
@@ -108,3 +110,13 @@ def test_the_flush_after_a_new_file_ends_with_the_disk_cache_flushed(block_trace
         pytest.skip("the instance folder is on no block device (tmpfs?): no write to order")
     assert any(r.is_flush for r in requests), "the flush sent no cache flush to the disk"
     assert _uncovered(requests, os.getpid()) == []
+
+
+def test_a_folder_that_refuses_fsync_keeps_the_per_file_syncs(tmp_path: Path) -> None:
+    """Every flush ends with a folder's ``fsync``: a file system that refuses it (``/proc`` here, with
+    EINVAL, where ``syncfs`` itself succeeds) is found at start, not at the first instance."""
+    refusing = Path("/proc/self")
+    assert filesystem_sync.choose("auto", refusing, tmp_path) is None
+    with pytest.raises(ConfigError, match="cannot open or fsync"):
+        filesystem_sync.choose("filesystem", refusing, tmp_path)
+    assert filesystem_sync.choose("auto", tmp_path, tmp_path) is not None
