@@ -176,7 +176,7 @@ def report(phases: dict[str, float]) -> list[tuple[str, float]]:
              ("the file: create, write, link", phases.get("file", 0.0))]
     if rows_and_flush:  # SQLite with the group commit; elsewhere the rows are inside "the rest"
         parts += [("the rows: one transaction and its commit", rows_and_flush - flush),
-                  ("the flush (syncfs)", flush)]
+                  ("the flush (syncfs, then the folder's fsync)", flush)]
     named = sum(value for _, value in parts[2:])
     parts.append(("the rest of the handler", handler - named))
     return parts
