@@ -5,7 +5,8 @@
 Before answering Success, the listener writes the instance to an unnamed file in its folder (a
 temporary name where the file system has no ``O_TMPFILE``) and links it to its name, then makes
 file, name and row durable in one of two ways (``[storage] sync``): ``each-file`` fsyncs the file
-before the link and the folder after it, then commits a row in SQLite (WAL, synchronous=FULL);
+before the link and the folder after it (and the file again after the link on an ext file system
+without a journal), then commits a row in SQLite (WAL, synchronous=FULL);
 ``filesystem`` (the default where Linux and a SQLite file allow it) commits the row without a sync
 (synchronous=NORMAL, plus its ``unsynced_instances`` listing) and flushes everything with one
 ``syncfs``.  This times exactly those calls from a tight loop

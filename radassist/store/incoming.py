@@ -92,6 +92,11 @@ class Incoming:
         raise FileExistsError("no free temporary file name in the instance folder")
 
     @property
+    def unnamed(self) -> bool:
+        """Whether the file was made without a name (its first link gives it its only one)."""
+        return self._temporary is None
+
+    @property
     def readable_path(self) -> str:
         """A path that opens the bytes written so far (to compare them with a stored file)."""
         return f"{_FD_LINKS}/{self.fd}" if self._temporary is None else f"{self._folder}/{self._temporary}"

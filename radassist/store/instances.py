@@ -2,11 +2,12 @@
 
 A file is written in its final folder without a name (or under a temporary one where the file
 system cannot: :mod:`radassist.store.incoming`), fsynced, and linked into place, then the folder is
-fsynced: after a crash a path holds a complete file or nothing.  The listener may instead leave
-both syncs to one flush of the whole file system after its commit (``write(sync=False)``,
-:mod:`radassist.store.filesystem_sync`); the link still comes after the last byte is written.  Paths come from
-SHA-256 hashes of the UIDs: a UID is sender data and may hold anything (``../``, NUL, 200
-characters); its hash is always a safe file name.
+fsynced: after a crash a path holds a complete file or nothing.  (On a file system without a journal
+the file is fsynced once more after its link, for its link count: :mod:`radassist.store.journal`.)
+The listener may instead leave both syncs to one flush of the whole file system after its commit
+(``write(sync=False)``, :mod:`radassist.store.filesystem_sync`); the link still comes after the last
+byte is written.  Paths come from SHA-256 hashes of the UIDs: a UID is sender data and may hold
+anything (``../``, NUL, 200 characters); its hash is always a safe file name.
 
 A stored file is never replaced.  When the path of an instance is taken, the new bytes are
 compared with the file there: the same bytes are the same instance sent again (nothing is
@@ -32,6 +33,7 @@ from typing import BinaryIO
 
 from radassist.store.durable import fsync_dir
 from radassist.store.incoming import Incoming, unnamed_files_work
+from radassist.store.journal import journals_metadata
 from radassist.store.private import DIR_MODE
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,9 @@ class InstanceStore:
         self._unnamed: bool | None = None
         """Whether new files start unnamed (:mod:`radassist.store.incoming`): tried at the first
         write; False once the file system refused one."""
+        self._journaled: bool | None = None
+        """Whether the store's file system journals its metadata (:mod:`radassist.store.journal`):
+        read at the first synced write."""
 
     @property
     def resolved_root(self) -> Path:
@@ -141,9 +146,16 @@ class InstanceStore:
                 os.fsync(incoming.fd)
             stored = self._place(incoming, folder, name, relpath, size)
             if sync:
+                if incoming.unnamed and not stored.replaced and not self._journals():
+                    os.fsync(incoming.fd)  # its new link count: the folder's fsync does not write it here
                 incoming.sync_folder()
                 return stored
         return dataclasses.replace(stored, crc32=checksum)
+
+    def _journals(self) -> bool:
+        if self._journaled is None:
+            self._journaled = journals_metadata(self.resolved_root)
+        return self._journaled
 
     def _incoming(self, folder: str) -> Incoming:
         """A new owner-only file in ``folder`` (created, with its parents, when missing), unnamed

@@ -1,11 +1,13 @@
-"""One flush per group ends with the disk's cache flushed after every write it made.
+"""What the durable write puts on the disk before it returns, read from the block layer's trace.
 
 ``syncfs`` has Linux flush the disk's cache and then write the block device's last dirty buffers.
 On ext4 without a journal (this project's machines) one of those is the new file's inode, rewritten
 when its blocks are converted from unwritten to written: without a cache flush after it, a power
-cut could keep a file that reads as zeros for an instance already answered Success.  A power cut
-cannot be pulled here, so the test reads the order of the block layer's requests instead, in a
-tracefs instance of its own (root with tracefs mounted; ``.ci/run`` mounts it).
+cut could keep a file that reads as zeros for an instance already answered Success.  With
+``each-file`` on such a file system, the folder's fsync after the link does not write the file's
+inode, whose link count the link just raised from 0 (:mod:`radassist.store.journal`).  A power cut
+cannot be pulled here, so the tests read the order of the block layer's requests instead, in a
+tracefs instance of their own (root with tracefs mounted; ``.ci/run`` mounts it).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from radassist.errors import ConfigError
 from radassist.store import filesystem_sync
 from radassist.store.filesystem_sync import FilesystemSync
 from radassist.store.instances import InstanceStore
+from radassist.store.journal import has_journal, journals_metadata
 
 TRACEFS = Path("/sys/kernel/tracing")
-EVENTS = ("block/block_rq_issue", "block/block_rq_complete")
+EVENTS = ("block/block_rq_issue", "block/block_rq_complete", "block/block_dirty_buffer", "ext4/ext4_mark_inode_dirty")
 
 _LINE = re.compile(
     r"-(?P<tid>\d+)\s+\[\d+\]\s+\S+\s+(?P<time>[\d.]+): (?P<event>block_rq_issue|block_rq_complete): "
@@ -68,12 +71,13 @@ def block_trace() -> Iterator[Path]:
         pytest.skip("needs tracefs mounted at /sys/kernel/tracing, writable (root)")
     instance = instances / f"radassist-test-{os.getpid()}"
     instance.mkdir()
+    events = [event for event in EVENTS if (instance / "events" / event / "enable").exists()]
     try:
-        for event in EVENTS:
+        for event in events:
             (instance / "events" / event / "enable").write_text("1")
         yield instance
     finally:
-        for event in EVENTS:
+        for event in events:
             (instance / "events" / event / "enable").write_text("0")
         instance.rmdir()
 
@@ -120,3 +124,71 @@ def test_a_folder_that_refuses_fsync_keeps_the_per_file_syncs(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="cannot open or fsync"):
         filesystem_sync.choose("filesystem", refusing, tmp_path)
     assert filesystem_sync.choose("auto", tmp_path, tmp_path) is not None
+
+
+_LINKED = re.compile(
+    r"-(?P<tid>\d+)\s+\[\d+\]\s+\S+\s+(?P<time>[\d.]+): ext4_mark_inode_dirty: dev \S+ ino (?P<ino>\d+) caller __ext4_link"
+)
+_DIRTIED = re.compile(r"-(?P<tid>\d+)\s+\[\d+\].*?: block_dirty_buffer: \S+ sector=(?P<block>\d+)")
+
+
+def _link(trace: str, inode: int) -> tuple[float, int] | None:
+    """When ``inode`` was linked, and the file system block holding it (the next buffer the linking
+    thread dirtied)."""
+    linked: re.Match[str] | None = None
+    for line in trace.splitlines():
+        if linked is None:
+            if (m := _LINKED.search(line)) and int(m["ino"]) == inode:
+                linked = m
+        elif (m := _DIRTIED.search(line)) and m["tid"] == linked["tid"]:
+            return float(linked["time"]), int(m["block"])
+    return None
+
+
+def test_each_file_makes_the_new_link_count_durable_before_it_returns(block_trace: Path, tmp_path: Path) -> None:
+    if journals_metadata(tmp_path):
+        pytest.skip("a journaled file system commits the link with its folder entry: nothing to order here")
+    store = InstanceStore(tmp_path / "instances")
+    for n in range(60):  # the new file's inode then lies in another inode-table block than its folder's
+        store.write(b"earlier", "1.2", "1.2.3", f"1.2.3.{n}")
+    (block_trace / "trace").write_text("")
+
+    stored = store.write(os.urandom(20_000), "1.2", "1.2.3", "1.2.3.999")
+
+    trace = (block_trace / "trace").read_text()
+    path = tmp_path / "instances" / stored.relpath
+    link = _link(trace, path.stat().st_ino)
+    if link is None:
+        pytest.skip("no ext4 link event in the trace (another file system, or no ext4 events)")
+    linked_at, block = link
+    device = path.stat().st_dev
+    start_file = Path(f"/sys/dev/block/{os.major(device)}:{os.minor(device)}/start")
+    per_block = os.statvfs(path).f_bsize // 512
+    first = block * per_block + (int(start_file.read_text()) if start_file.exists() else 0)
+    requests = _requests(trace)
+    last_flush = max(r.time for r in requests if r.event == "block_rq_complete" and r.is_flush)
+    written_since_link = [
+        c for c in requests
+        if c.event == "block_rq_complete" and c.is_write and linked_at < c.time <= last_flush
+        and c.sector <= first and first + per_block <= c.sector + c.sectors
+    ]  # fmt: skip
+    assert written_since_link, "the file's inode, with its new link, was not written before the last flush"
+
+
+@pytest.mark.parametrize(
+    ("fstype", "device", "journals", "journaled"),
+    [
+        ("ext4", "vda", [], False),  # this project's VMs
+        ("ext4", "vda", ["vda-8"], True),
+        ("ext4", "vda1", ["vda-8"], False),  # another device's journal
+        ("ext3", "dm-0", ["dm-0-8", "sdb1-8"], True),
+        ("ext2", "sdb", [], False),
+        ("xfs", "vda", [], True),
+        ("btrfs", None, [], True),
+        (None, None, [], False),  # unknown: the extra fsync costs a flush, never an instance
+    ],
+)
+def test_ext_file_systems_without_a_jbd2_journal_need_the_extra_fsync(
+    fstype: str | None, device: str | None, journals: list[str], journaled: bool
+) -> None:
+    assert has_journal(fstype, device, journals) is journaled
