@@ -23,9 +23,10 @@ completion, after the first metadata write, so the inode that maps the file's by
 after the flush (traced with the block layer's events: the file's inode-table block is written
 again once the cache flush has completed).  A power cut before the next flush would keep a file
 that reads as zeros, for an instance already answered Success.  So each :meth:`FilesystemSync.sync`
-ends with ``fsync`` on the folder it flushed: nothing is dirty by then, and ext4 (journaled or not),
-XFS and btrfs answer it with one cache flush, which covers every write ``syncfs`` made, those after
-its own flush included.
+ends with ``fsync`` on the folder it flushed: nothing is dirty by then, so on ext4 it is one cache
+flush, which covers every write ``syncfs`` made, those after its own flush included.  File systems
+with a log (ext4 with its journal, XFS, btrfs) had already made their metadata durable there; the
+``fsync`` costs them at most one more cache flush.
 
 Fenced here: the C call (ctypes: the standard library has no ``syncfs``), the start-up check
 (Linux 5.8 or later, where ``syncfs`` reports write-back errors; before, it returned 0 after a
@@ -44,6 +45,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from radassist.errors import ConfigError
+from radassist.store.durable import fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +122,7 @@ class FilesystemSync:
             if device not in devices:
                 devices.add(device)
                 self._folders.append(str(folder))
-                _fsync_folder(str(folder))
+                fsync_dir(folder)
 
     @property
     def file_systems(self) -> int:
@@ -138,14 +140,6 @@ class FilesystemSync:
                 os.fsync(fd)  # the cache flush after syncfs's last writes (see the module's docstring)
             finally:
                 os.close(fd)
-
-
-def _fsync_folder(folder: str) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 __all__ = ["REPORTS_ERRORS_SINCE", "FilesystemSync", "choose", "unavailable_reason"]
