@@ -65,7 +65,8 @@ def _requests(trace: str) -> list[Request]:
 
 @pytest.fixture
 def block_trace() -> Iterator[Path]:
-    """A tracefs instance recording block requests, removed afterwards; skips where there is none."""
+    """A tracefs instance recording block requests and ext4's inode updates, removed afterwards; skips
+    where there is none."""
     instances = TRACEFS / "instances"
     if not (instances.is_dir() and os.access(instances, os.W_OK)):
         pytest.skip("needs tracefs mounted at /sys/kernel/tracing, writable (root)")
