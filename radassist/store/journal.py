@@ -43,13 +43,10 @@ def journals_metadata(folder: Path | str) -> bool:
         device = os.stat(folder).st_dev
         number = f"{os.major(device)}:{os.minor(device)}"
         fstype = _fstype(number)
-    except OSError:
-        return False
-    if fstype not in EXT_FAMILY:
-        return has_journal(fstype, None, ())
-    try:
-        name = os.path.basename(os.readlink(f"/sys/dev/block/{number}"))
-        journals = os.listdir(_JOURNALS)
+        name, journals = None, []
+        if fstype in EXT_FAMILY:  # only these need the device's name and the journals' list
+            name = os.path.basename(os.readlink(f"/sys/dev/block/{number}"))
+            journals = os.listdir(_JOURNALS)
     except OSError:
         return False
     return has_journal(fstype, name, journals)

@@ -29,8 +29,10 @@ from radassist.store.journal import has_journal, journals_metadata
 TRACEFS = Path("/sys/kernel/tracing")
 EVENTS = ("block/block_rq_issue", "block/block_rq_complete", "block/block_dirty_buffer", "ext4/ext4_mark_inode_dirty")
 
+_EVENT = r"-(?P<tid>\d+)\s+\[\d+\]\s+\S+\s+(?P<time>[\d.]+): "
+"""What tracefs writes before each event: the task and its thread id, the CPU, flags, the time."""
 _LINE = re.compile(
-    r"-(?P<tid>\d+)\s+\[\d+\]\s+\S+\s+(?P<time>[\d.]+): (?P<event>block_rq_issue|block_rq_complete): "
+    _EVENT + r"(?P<event>block_rq_issue|block_rq_complete): "
     r"\d+,\d+ (?P<rwbs>\S+) (?:\d+ )?\(\) (?P<sector>\d+) \+ (?P<sectors>\d+)"
 )
 
@@ -127,10 +129,8 @@ def test_a_folder_that_refuses_fsync_keeps_the_per_file_syncs(tmp_path: Path) ->
     assert filesystem_sync.choose("auto", tmp_path, tmp_path) is not None
 
 
-_LINKED = re.compile(
-    r"-(?P<tid>\d+)\s+\[\d+\]\s+\S+\s+(?P<time>[\d.]+): ext4_mark_inode_dirty: dev \S+ ino (?P<ino>\d+) caller __ext4_link"
-)
-_DIRTIED = re.compile(r"-(?P<tid>\d+)\s+\[\d+\].*?: block_dirty_buffer: \S+ sector=(?P<block>\d+)")
+_LINKED = re.compile(_EVENT + r"ext4_mark_inode_dirty: dev \S+ ino (?P<ino>\d+) caller __ext4_link")
+_DIRTIED = re.compile(_EVENT + r"block_dirty_buffer: \S+ sector=(?P<block>\d+)")
 
 
 def _link(trace: str, inode: int) -> tuple[float, int] | None:
