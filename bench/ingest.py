@@ -22,7 +22,11 @@ association; it is timed the way our listener syncs here (one ``syncfs`` per gro
 ``[storage] sync = "auto"``; ``RADASSIST_STORAGE_SYNC=each-file`` in the environment runs our
 listener, and times the floor, with the three flushes instead).  Next to our
 ratio to Orthanc stand the targets of issue 25 and whether this run met them (at least 1.0 on small
-instances and CT slices with one association, 1.5 with four).  Our figures
+instances and CT slices with one association, 1.5 with four).  Under each case's line stands what one
+instance cost in CPU (``bench/cpu_use.py``): each receiver's processes, the sender's, the whole
+machine's (kernel threads included), and, where a target is set, the machine's CPU time per instance
+at the target's speed (its cores over the instances/s it asks for): once the cores are busy, the
+receiver, the sender and the kernel must fit in that.  Our figures
 include the durable write (file, link, commit, and one ``syncfs`` on SQLite or the file's and
 folder's fsyncs on PostgreSQL) before each Success.  Each case
 runs ``--repeat`` times, the receivers taking turns, and the medians are printed: on a shared
@@ -55,6 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from cpu_use import CpuUse, Snapshot
 from durable_floor import durable
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
@@ -249,6 +254,7 @@ class Result:
     seconds: float
     count: int
     size: int
+    cpu: CpuUse
 
     @property
     def ips(self) -> float:
@@ -260,9 +266,18 @@ class Result:
 
 
 def median(results: list[Result]) -> Result:
-    """The median run (by time); the same files, so instances/s and MB/s are that run's."""
+    """The median of each figure; the same files, so instances/s and MB/s are the median run's."""
     seconds = statistics.median(r.seconds for r in results)
-    return Result(seconds, results[0].count, results[0].size)
+    cpu = CpuUse(*(statistics.median(getattr(r.cpu, name) for r in results)
+                   for name in ("receiver", "sender", "machine_busy")))
+    return Result(seconds, results[0].count, results[0].size, cpu)
+
+
+def cpu_line(name: str, result: Result) -> str:
+    """What one instance cost in CPU, in ms: the receiver's processes, the sender, the whole machine."""
+    per = 1000 / result.count
+    return (f"{name} {result.cpu.receiver * per:.2f} (sender {result.cpu.sender * per:.2f}, "
+            f"machine {result.cpu.machine_busy * per:.2f})")
 
 
 def run(
@@ -279,11 +294,13 @@ def run(
         # What the receiver before left in the page cache (storescp syncs nothing) is written back
         # now, not during this run: a receiver that flushes its file system must not pay for it.
         os.sync()
+        before = Snapshot.take(proc.pid)
         seconds = send(port, files, parallel, nodelay, each_alone=each_alone)
+        cpu = before.until(Snapshot.take(proc.pid))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    return Result(seconds, len(files), sum(p.stat().st_size for p in files))
+    return Result(seconds, len(files), sum(p.stat().st_size for p in files), cpu)
 
 
 def _target(name: str, parallel: int, ratio: float) -> str:
@@ -292,6 +309,15 @@ def _target(name: str, parallel: int, ratio: float) -> str:
     if target is None:
         return ""
     return f"{target:>8.1f}{'yes' if ratio >= target else 'no':>5}"
+
+
+def _budget(name: str, parallel: int, orthanc: Result) -> str:
+    """The machine's CPU time per instance at the target's speed, all cores together: what the
+    receiver, the sender and the kernel must fit in once the cores are busy."""
+    target = ORTHANC_TARGETS.get((name, parallel))
+    if target is None:
+        return ""
+    return f"; at the target, {os.cpu_count() or 1} cores give {1000 * (os.cpu_count() or 1) / (target * orthanc.ips):.2f}"
 
 
 def main() -> int:
@@ -356,6 +382,9 @@ def main() -> int:
                   + "".join(f"{peer.ips:>16.1f}{peer.mbps:>8.1f}{ours.ips / peer.ips:>14.2f}"
                             + _target(name, parallel, ours.ips / peer.ips) for peer in orthanc),
                   flush=True)
+            print(f"{'':<12}CPU ms per instance: "
+                  + "; ".join(cpu_line(*pair) for pair in zip(receivers, (ours, ref, *orthanc), strict=True))
+                  + "".join(_budget(name, parallel, peer) for peer in orthanc), flush=True)
     return 0
 
 
