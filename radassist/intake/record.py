@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any, cast
@@ -47,6 +46,7 @@ from radassist.db.base import utcnow
 from radassist.errors import RejectedInput, TransientFailure
 from radassist.events import EventTag
 from radassist.identifiers import accession_hash, study_handle
+from radassist.intake import known_ids
 from radassist.intake.header import InstanceHeader
 from radassist.intake.identity import CONFLICT_CODE, Mismatch, hold_study, refuse_reused_uid
 from radassist.intake.patient import UNKNOWN_PATIENT, installation_key, patient_key
@@ -61,43 +61,6 @@ logger = logging.getLogger(__name__)
 ATTEMPTS = 4
 # PostgreSQL: serialization_failure, deadlock_detected.  SQLite: "database is locked" after busy_timeout.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
-
-
-class _IdCache:
-    """Study and series ids by (database, UID): an association sends one study, so after its first
-    instance the two upserts and look-ups are skipped.  Ids never change; a stale one (the row was
-    deleted) fails the instance insert's foreign key, which clears the cache and retries."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._ids: dict[tuple[str, str, str], uuid.UUID] = {}
-        self._size = size
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str, str]) -> uuid.UUID | None:
-        return self._ids.get(key)
-
-    def put(self, key: tuple[str, str, str], value: uuid.UUID) -> None:
-        with self._lock:
-            if len(self._ids) >= self._size:
-                self._ids.clear()
-            self._ids[key] = value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._ids.clear()
-
-
-_IDS = _IdCache()
-
-
-def known_ids(database: str, study_uid: str, series_uid: str) -> tuple[uuid.UUID, uuid.UUID] | None:
-    """The study's and series' ids cached by an earlier :func:`record_instance` in this process on
-    ``database`` (``str(engine.url)``), or None."""
-    study_id = _IDS.get((database, "study", study_uid))
-    if study_id is None:
-        return None
-    series_id = _IDS.get((database, f"series of {study_id}", series_uid))
-    return None if series_id is None else (study_id, series_id)
 
 
 @dataclass(frozen=True)
@@ -162,11 +125,11 @@ def record_instance(
             return _record(session, arrival)
         except _ReusedUid as reused:
             session.rollback()
-            _IDS.clear()  # this transaction's new study or series ids are gone with it
+            known_ids.forget_all()  # this transaction's new study or series ids are gone with it
             raise _refusal(session, reused, calling_ae) from None
         except DBAPIError as exc:
             session.rollback()
-            _IDS.clear()  # a cached id may be what failed (a study deleted meanwhile)
+            known_ids.forget_all()  # a cached id may be what failed (a study deleted meanwhile)
             if attempt == ATTEMPTS or not _retryable(exc):
                 raise
             logger.info("retrying an instance record after a concurrent write (attempt %d)", attempt)
@@ -214,15 +177,15 @@ def _record(session: Session, arrival: _Arrival) -> bool:
     bind = session.get_bind()
     database = str(bind.engine.url)
     study_key = (database, "study", header.study_instance_uid)
-    study_id = _IDS.get(study_key)
+    study_id = known_ids.staged(session, study_key)
     if study_id is None:
         study_id = _upsert_study(session, arrival)
-        _IDS.put(study_key, study_id)
+        known_ids.stage(session, study_key, study_id)
     series_key = (database, f"series of {study_id}", header.series_instance_uid)
-    series_id = _IDS.get(series_key)
+    series_id = known_ids.staged(session, series_key)
     if series_id is None:
         series_id = _upsert_series(session, header, study_id)
-        _IDS.put(series_key, series_id)
+        known_ids.stage(session, series_key, series_id)
 
     instance_row = {
         "p_id": uuid.uuid4(),

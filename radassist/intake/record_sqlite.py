@@ -35,7 +35,7 @@ from sqlalchemy.engine import Dialect
 from radassist.db.base import utcnow
 from radassist.events import EventTag
 from radassist.intake.header import InstanceHeader
-from radassist.intake.record import known_ids
+from radassist.intake.known_ids import known_ids
 from radassist.intake.record_steps import EVENTS, INSTANCES, STUDIES
 from radassist.states import StudyState
 from radassist.store.instances import StoredFile

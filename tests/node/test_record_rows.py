@@ -200,6 +200,55 @@ def test_a_resend_whose_first_copy_commits_meanwhile_is_a_resend(postgres_url: s
         factory.kw["bind"].dispose()
 
 
+def test_an_instance_sent_while_its_new_study_is_uncommitted_is_counted(postgres_url: str, make_settings: Any) -> None:
+    """PostgreSQL only: two associations send the first instances of a new study at once.  The first
+    one's transaction creates the study's and the series' rows; the second one's instance must be
+    counted in both, however their transactions interleave.
+
+    The interleaving that lost a count (the study said 11 instances where 12 were stored): the second
+    statement took its snapshot while the first transaction was uncommitted, so it found no study or
+    series row to count in; the first committed while that statement waited (here: on a third
+    transaction's uncommitted instance with the same SOP Instance UID, which then rolls back); and the
+    statement's foreign-key checks, run at its end, found the rows by then.  It can only happen if the
+    second transaction knows the new rows' ids before they are committed."""
+    from radassist.db.migrate import upgrade
+
+    settings = make_settings(database_url=postgres_url)
+    upgrade(settings)
+    factory = make_sessionmaker(settings)
+    recorded = {"calling_ae": "MODALITY", "called_ae": "RADASSIST", "identity_key": TEST_KEY}
+    try:
+        assert _record(factory, "2.1", 0, study=OTHER_STUDY)  # a committed study for the third's row
+        first, third = factory(), factory()
+        assert record_instance(first, header(STUDY, "1.1"), StoredFile("x/1.1.10.dcm", 10), now=_at(1), **recorded)
+        assert record_instance(third, header(OTHER_STUDY, "1.2"), StoredFile("x/1.2.10.dcm", 10), now=_at(1),
+                               **recorded)
+        # Neither is committed.  The second association's instance:
+        outcome: list[bool | BaseException] = []
+
+        def second() -> None:
+            try:
+                outcome.append(_record(factory, "1.2", 2))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                outcome.append(exc)
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        _wait_for_lock_wait(factory)
+        first.commit()
+        first.close()
+        third.rollback()
+        third.close()
+        thread.join(60)
+        assert outcome == [True]
+        with factory() as session:
+            study = session.scalars(select(Study).where(Study.study_instance_uid == STUDY)).one()
+            assert study.instance_count == 2
+            assert session.scalars(select(Series).where(Series.study_id == study.id)).one().instance_count == 2
+    finally:
+        factory.kw["bind"].dispose()
+
+
 def _wait_for_lock_wait(factory: sessionmaker[Session], timeout: float = 30) -> None:
     """Until some session of this database waits on a lock (the re-send behind the first copy)."""
     deadline = time.monotonic() + timeout
