@@ -10,8 +10,8 @@ An id reaches the cache only once the transaction that found it has committed (:
 published by a session's ``after_commit``).  Until then the row may be its own uncommitted insert,
 and on PostgreSQL another association's transaction that took the id from the cache would count
 its instance in rows its statement cannot see: the instance stored, the study and series counts
-one short.  Within the transaction that staged them, :func:`staged` still finds them; when it rolls back or is
-closed without a commit, they are dropped.
+one short.  Within the transaction that staged them, :func:`staged` still finds them; when it rolls
+back or is closed without a commit, they are dropped.
 """
 
 from __future__ import annotations
@@ -76,8 +76,9 @@ def forget_all() -> None:
 
 
 def known_ids(database: str, study_uid: str, series_uid: str) -> tuple[uuid.UUID, uuid.UUID] | None:
-    """The study's and series' committed ids, cached by an earlier :func:`record_instance` in this
-    process on ``database`` (``str(engine.url)``), or None."""
+    """The study's and series' committed ids, cached by an earlier
+    :func:`radassist.intake.record.record_instance` in this process on ``database``
+    (``str(engine.url)``), or None."""
     study_id = _IDS.get((database, "study", study_uid))
     if study_id is None:
         return None

@@ -124,8 +124,7 @@ def record_instance(
         try:
             return _record(session, arrival)
         except _ReusedUid as reused:
-            session.rollback()
-            known_ids.forget_all()  # this transaction's new study or series ids are gone with it
+            session.rollback()  # with it, the ids this transaction staged (known_ids)
             raise _refusal(session, reused, calling_ae) from None
         except DBAPIError as exc:
             session.rollback()
