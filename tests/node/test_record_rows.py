@@ -173,16 +173,7 @@ def test_a_resend_whose_first_copy_commits_meanwhile_is_a_resend(postgres_url: s
         record_instance(first_copy, header(STUDY, "1.9"), StoredFile("x/1.9.77.dcm", 77),
                         calling_ae="MODALITY", called_ae="RADASSIST", now=_at(1), identity_key=TEST_KEY)
         # ... not committed yet.  The re-send comes in on another association:
-        outcome: list[bool | BaseException] = []
-
-        def resend() -> None:
-            try:
-                outcome.append(_record(factory, "1.9", 2, size=77))
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                outcome.append(exc)
-
-        thread = threading.Thread(target=resend)
-        thread.start()
+        thread, outcome = _record_meanwhile(factory, "1.9", 2, size=77)
         _wait_for_lock_wait(factory)
         first_copy.commit()
         first_copy.close()
@@ -224,16 +215,7 @@ def test_an_instance_sent_while_its_new_study_is_uncommitted_is_counted(postgres
         assert record_instance(third, header(OTHER_STUDY, "1.2"), StoredFile("x/1.2.10.dcm", 10), now=_at(1),
                                **recorded)
         # Neither is committed.  The second association's instance:
-        outcome: list[bool | BaseException] = []
-
-        def second() -> None:
-            try:
-                outcome.append(_record(factory, "1.2", 2))
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                outcome.append(exc)
-
-        thread = threading.Thread(target=second)
-        thread.start()
+        thread, outcome = _record_meanwhile(factory, "1.2", 2)
         _wait_for_lock_wait(factory)
         first.commit()
         first.close()
@@ -247,6 +229,24 @@ def test_an_instance_sent_while_its_new_study_is_uncommitted_is_counted(postgres
             assert session.scalars(select(Series).where(Series.study_id == study.id)).one().instance_count == 2
     finally:
         factory.kw["bind"].dispose()
+
+
+def _record_meanwhile(
+    factory: sessionmaker[Session], sop: str, seconds: int, **options: Any
+) -> tuple[threading.Thread, list[bool | BaseException]]:
+    """Record an instance on a thread of its own (another association): the thread, and the list
+    its outcome (or exception) is in once it ends."""
+    outcome: list[bool | BaseException] = []
+
+    def record() -> None:
+        try:
+            outcome.append(_record(factory, sop, seconds, **options))
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            outcome.append(exc)
+
+    thread = threading.Thread(target=record)
+    thread.start()
+    return thread, outcome
 
 
 def _wait_for_lock_wait(factory: sessionmaker[Session], timeout: float = 30) -> None:
