@@ -48,31 +48,46 @@ class Snapshot:
                       later.machine_busy - self.machine_busy)
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """The fields of ``/proc/<pid>/stat`` after the command name (which may hold spaces), or None."""
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (which may hold spaces): state,
+    ppid, ..., utime (index 11), stime, cutime, cstime.  None once the process has ended."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
             text = handle.read()
     except OSError:
-        return None  # ended meanwhile
+        return None
     return text[text.rindex(")") + 2:].split()
+
+
+def process_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of one process so far."""
+    fields = stat_fields(pid)
+    if fields is None:
+        raise ProcessLookupError(pid)
+    return int(fields[11]) / _TICKS, int(fields[12]) / _TICKS
+
+
+def tree(root: int) -> list[int]:
+    """``root`` and its live descendants, ``root`` first."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := stat_fields(int(entry))) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [root], list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
 
 
 def _tree_seconds(root: int) -> float:
     """User and system seconds of ``root`` and its live descendants, with their reaped children's."""
-    parents: dict[int, int] = {}
-    ticks: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (fields := _stat_fields(int(entry))) is not None:
-            # After the name: state, ppid, ..., utime (12th), stime, cutime, cstime.
-            parents[int(entry)] = int(fields[1])
-            ticks[int(entry)] = sum(int(value) for value in fields[11:15])
-    tree, grew = {root}, True
-    while grew:
-        more = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= more
-        grew = bool(more)
-    return sum(ticks.get(pid, 0) for pid in tree) / _TICKS
+    ticks = 0
+    for pid in tree(root):
+        if (fields := stat_fields(pid)) is not None:
+            ticks += sum(int(value) for value in fields[11:15])
+    return ticks / _TICKS
 
 
 def _machine_busy() -> float:

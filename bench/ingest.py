@@ -317,7 +317,8 @@ def _budget(name: str, parallel: int, orthanc: Result) -> str:
     target = ORTHANC_TARGETS.get((name, parallel))
     if target is None:
         return ""
-    return f"; at the target, {os.cpu_count() or 1} cores give {1000 * (os.cpu_count() or 1) / (target * orthanc.ips):.2f}"
+    cores = os.cpu_count() or 1
+    return f"; at the target, {cores} cores give {1000 * cores / (target * orthanc.ips):.2f}"
 
 
 def main() -> int:

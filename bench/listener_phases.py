@@ -30,6 +30,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from cpu_use import process_seconds
 from ingest import REPO, create_cost_us, generate, send, start_orthanc, start_ours
 
 WRAPPED: tuple[tuple[str, str, str, str], ...] = (
@@ -110,13 +111,6 @@ class Disk:
         return cls(int(fields[4]), int(fields[6]), int(fields[15]) if len(fields) > 15 else 0)
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / ticks, int(fields[12]) / ticks
-
-
 def medians_ms(path: Path) -> dict[str, float]:
     timings: dict[str, list[int]] = json.loads(path.read_text())
     return {part: statistics.median(values[_WARM_UP:] or values) / 1e6 for part, values in timings.items() if values}
@@ -144,9 +138,9 @@ def ours(work: Path, files: list[Path]) -> Ours:
         send(port, files[:_WARM_UP], 1, True)
         subprocess.run(["sync"], check=True)  # the warm-up's and the generator's writes are not ours to pay
         counted = files[_WARM_UP:]
-        cpu_before, disk_before = cpu_seconds(proc.pid), Disk.of(work)
+        cpu_before, disk_before = process_seconds(proc.pid), Disk.of(work)
         seconds = send(port, counted, 1, True)
-        cpu_after, disk_after = cpu_seconds(proc.pid), Disk.of(work)
+        cpu_after, disk_after = process_seconds(proc.pid), Disk.of(work)
     finally:
         proc.terminate()
         proc.wait(timeout=60)

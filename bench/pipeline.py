@@ -55,6 +55,8 @@ from pydicom.uid import DigitalXRayImageStorageForPresentation, generate_uid
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from cpu_use import process_seconds, tree  # noqa: E402
+
 from radassist_devtools.synthetic_dicom import grey_image, write_part10  # noqa: E402
 from tests.conftest import free_port, wait_for_port  # noqa: E402
 
@@ -277,24 +279,15 @@ def path_config(root: Path, model: Path, dicom_port: int, web_port: int, pacs_po
 
 def cpu_seconds(root_pid: int) -> dict[str, float]:
     """CPU seconds (user + system) of each process under ``root_pid``, by its command line."""
-    children: dict[int, list[int]] = defaultdict(list)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children[int(fields[1])].append(int(stat.parent.name))
-    ticks = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = defaultdict(float)
-    todo = list(children[root_pid])
-    while todo:
-        pid = todo.pop()
-        todo += children[pid]
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    for pid in tree(root_pid)[1:]:
+        with contextlib.suppress(OSError, ValueError, IndexError, ProcessLookupError):
+            user, system = process_seconds(pid)
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             words = [a.decode() for a in argv if a]
             name = next((w for w in ("listener", "web") if w in words[3:4]), None) or (
                 f"worker {words[words.index('--queues') + 1]}" if "--queues" in words else " ".join(words[3:4]))
-            out[name] += (int(fields[11]) + int(fields[12])) / ticks
+            out[name] += user + system
     return dict(out)
 
 
