@@ -168,10 +168,10 @@ def _empty_postgres(url: str) -> None:
 
 def start_ours(
     work: Path, database_url: str, processes: int = 1, *, prefix: Sequence[str] = (), startup_timeout: float = 30,
-    listener: Sequence[str] = ("-m", "dicom_node"), env_extra: dict[str, str] | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Our listener on a fresh store and database; ``prefix`` runs it under another program (valgrind),
-    ``listener`` is what the interpreter runs (``-c`` and a wrapper, for ``bench/listener_phases.py``)."""
+    ``env_extra`` adds to its environment (the timers of ``bench/timed_parts.py``)."""
     port = _free_port()
     data = _run_folder(work, "ours")
     url = database_url or f"sqlite:///{data / 'radassist.sqlite3'}"
@@ -187,7 +187,7 @@ def start_ours(
         _empty_postgres(database_url)  # every run starts from an empty database, as with SQLite
     subprocess.run([sys.executable, "-m", "radassist", "db", "upgrade"], cwd=REPO, env=env, check=True,
                    capture_output=True)
-    proc = subprocess.Popen([*prefix, sys.executable, *listener], cwd=REPO, env=env,
+    proc = subprocess.Popen([*prefix, sys.executable, "-m", "dicom_node"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait(port, startup_timeout)
     return proc, port

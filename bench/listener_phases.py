@@ -3,7 +3,7 @@
     .venv/bin/python bench/listener_phases.py [--kind small|ct] [--instances 3000] [--no-orthanc]
 
 Runs the real listener (``python -m dicom_node``, SQLite, one process, the fast path) with a few of
-its functions wrapped in ``perf_counter`` timers, sends ``--instances`` of the bench's studies
+its functions wrapped in timers (``bench/timed_parts.py``), sends ``--instances`` of the bench's studies
 (``bench/ingest.py``) over one association with dcmtk's storescu, and prints the median of each part:
 the round (from one C-STORE handler's start to the next), the time outside the handler (pynetdicom,
 the network, storescu), the header, the file, the rows, the flush and the rest of the handler.  With
@@ -20,75 +20,30 @@ after many files were deleted (the previous run's), the file and flush parts pay
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
+import collections
+import itertools
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from cpu_use import process_seconds
-from ingest import REPO, create_cost_us, generate, send, start_orthanc, start_ours
+from ingest import create_cost_us, generate, send, start_orthanc, start_ours
+from timed_parts import Call, Wrapped, hook_environment, recorded_calls, unwrappable
 
-WRAPPED: tuple[tuple[str, str, str, str], ...] = (
-    ("dicom_node.storage", "", "handle_store", "handler"),  # the first: its starts mark the rounds
-    ("dicom_node.storage", "", "_parse", "header"),
-    ("radassist.store.instances", "InstanceStore", "write", "file"),
-    ("dicom_node.group_commit", "GroupCommit", "_commit", "rows and flush"),
-    ("radassist.store.filesystem_sync", "FilesystemSync", "sync", "flush"),
+WRAPPED: tuple[Wrapped, ...] = (
+    Wrapped("dicom_node.storage", "", "handle_store", "handler"),  # its starts mark the rounds
+    Wrapped("dicom_node.storage", "", "_parse", "header"),
+    Wrapped("radassist.store.instances", "InstanceStore", "write", "file"),
+    Wrapped("dicom_node.group_commit", "GroupCommit", "_commit", "rows and flush"),
+    Wrapped("radassist.store.filesystem_sync", "FilesystemSync", "sync", "flush"),
 )
-"""What is timed: module, class ('' for a module's function), function, part.  Some are private
-names: :func:`unwrappable` says which went missing before the listener starts."""
-
-_TIMED_LISTENER = """
-import atexit, functools, importlib, json, os, signal, sys, time
-sys.path.insert(0, {repo!r})
-timings, starts = {{}}, []
-
-def timed(owner, name, part, mark_start):
-    function = getattr(owner, name)
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        started = time.perf_counter_ns()
-        if mark_start:
-            starts.append(started)
-        try:
-            return function(*args, **kwargs)
-        finally:
-            timings.setdefault(part, []).append(time.perf_counter_ns() - started)
-    setattr(owner, name, wrapper)
-
-for index, (module, owner, name, part) in enumerate({wrapped!r}):
-    target = importlib.import_module(module)
-    timed(getattr(target, owner) if owner else target, name, part, mark_start=index == 0)
-
-def dump():
-    timings["round"] = [b - a for a, b in zip(starts, starts[1:])]
-    with open(os.environ["RADASSIST_BENCH_PHASES"], "w") as out:
-        json.dump(timings, out)
-
-atexit.register(dump)
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-from dicom_node.__main__ import main
-sys.exit(main())
-"""
-
-
-def unwrappable() -> list[str]:
-    """The names of :data:`WRAPPED` this checkout lacks (renamed since), as ``module.Class.name``."""
-    sys.path.insert(0, str(REPO))
-    missing = []
-    for module, owner, name, _part in WRAPPED:
-        target: object = importlib.import_module(module)
-        if owner:
-            target = getattr(target, owner, None)
-        if target is None or not callable(getattr(target, name, None)):
-            missing.append(".".join(filter(None, (module, owner, name))))
-    return missing
-
+"""What is timed.  Some are private names: :func:`timed_parts.unwrappable` says which went missing
+before the listener starts."""
 
 _WARM_UP = 50
 
@@ -111,9 +66,14 @@ class Disk:
         return cls(int(fields[4]), int(fields[6]), int(fields[15]) if len(fields) > 15 else 0)
 
 
-def medians_ms(path: Path) -> dict[str, float]:
-    timings: dict[str, list[int]] = json.loads(path.read_text())
-    return {part: statistics.median(values[_WARM_UP:] or values) / 1e6 for part, values in timings.items() if values}
+def medians_ms(calls: list[Call]) -> dict[str, float]:
+    """Each part's median call, and the round's: from one handler's start to the next."""
+    durations: dict[str, list[int]] = collections.defaultdict(list)
+    for call in calls:
+        durations[call.part].append(call.end - call.start)
+    starts = [call.start for call in calls if call.part == "handler"]
+    durations["round"] = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    return {part: statistics.median(values) / 1e6 for part, values in durations.items() if values}
 
 
 @dataclass(frozen=True)
@@ -131,21 +91,22 @@ class Ours:
 
 def ours(work: Path, files: list[Path]) -> Ours:
     """Our listener, timed part by part while it receives ``files`` on one association."""
-    phases = work / "phases.json"
-    code = _TIMED_LISTENER.format(repo=str(REPO), wrapped=WRAPPED)
-    proc, port = start_ours(work, "", 1, listener=("-c", code), env_extra={"RADASSIST_BENCH_PHASES": str(phases)})
+    timings = work / "timings"
+    proc, port = start_ours(work, "", 1, env_extra=hook_environment(timings, WRAPPED))
     try:
         send(port, files[:_WARM_UP], 1, True)
         subprocess.run(["sync"], check=True)  # the warm-up's and the generator's writes are not ours to pay
         counted = files[_WARM_UP:]
-        cpu_before, disk_before = process_seconds(proc.pid), Disk.of(work)
+        cpu_before, disk_before, start = process_seconds(proc.pid), Disk.of(work), time.monotonic_ns()
         seconds = send(port, counted, 1, True)
-        cpu_after, disk_after = process_seconds(proc.pid), Disk.of(work)
+        cpu_after, disk_after, end = process_seconds(proc.pid), Disk.of(work), time.monotonic_ns()
+        time.sleep(1.0)  # the listener writes its timings down twice a second
     finally:
         proc.terminate()
         proc.wait(timeout=60)
     user, system = ((after - before) * 1e3 / len(counted) for before, after in zip(cpu_before, cpu_after, strict=True))
-    return Ours(medians_ms(phases), seconds * 1e3 / len(counted), user, system, disk_before, disk_after)
+    phases = medians_ms(recorded_calls(timings, start, end))
+    return Ours(phases, seconds * 1e3 / len(counted), user, system, disk_before, disk_after)
 
 
 def orthanc_round_ms(work: Path, files: list[Path]) -> float:
@@ -182,7 +143,7 @@ def main() -> int:
     parser.add_argument("--instances", type=int, default=3000)
     parser.add_argument("--no-orthanc", action="store_true")
     args = parser.parse_args()
-    missing = unwrappable()
+    missing = unwrappable(WRAPPED)
     if missing:
         parser.error(f"these timed functions are gone (renamed?): {', '.join(missing)}; update WRAPPED")
     with tempfile.TemporaryDirectory(prefix="radassist-phases-") as tmp:

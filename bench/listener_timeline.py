@@ -14,9 +14,9 @@ that time some process held the write turn, how many instances each commit carri
 association spent outside the handler between two instances, and the CPU per instance
 (``bench/cpu_use.py``).
 
-The wrappers go into every listener process (they are started with ``spawn``) through a
-``sitecustomize`` module on ``PYTHONPATH``, which each process writes its timings from to a file of
-its own.  They add about a microsecond per call.
+The wrappers go into every listener process (they are started with ``spawn``) through
+``bench/timing_hook``'s ``sitecustomize`` on ``PYTHONPATH`` (``bench/timed_parts.py``), which each
+process writes its timings from to a file of its own.  They add about a microsecond per call.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import collections
 import itertools
-import json
 import os
 import statistics
 import sys
@@ -34,72 +33,17 @@ from pathlib import Path
 
 from cpu_use import Snapshot
 from ingest import generate, send, start_ours
+from timed_parts import Call, Wrapped, hook_environment, recorded_calls, unwrappable
 
-_HOOK = r'''
-import os
-if os.environ.get("RADASSIST_BENCH_TIMELINE"):
-    import atexit, functools, json, threading, time
-    import dicom_node.group_commit, dicom_node.storage, radassist.db.engine
-    import radassist.store.filesystem_sync, radassist.store.instances
-
-    events = []
-
-    def timed(owner, name, part):
-        function = getattr(owner, name)
-        @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            started = time.monotonic_ns()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                events.append((part, threading.get_ident(), started, time.monotonic_ns()))
-        setattr(owner, name, wrapper)
-
-    timed(dicom_node.storage, "handle_store", "handler")
-    timed(radassist.store.instances.InstanceStore, "write", "file")
-    timed(dicom_node.group_commit.GroupCommit, "record", "group commit, waits included")
-    timed(dicom_node.group_commit.GroupCommit, "_commit", "rows and flush")
-    timed(radassist.store.filesystem_sync.FilesystemSync, "sync", "flush")
-
-    turn = radassist.db.engine.SqliteWriteTurn
-    enter, leave, asked = turn.__enter__, turn.__exit__, threading.local()
-    def take(self):
-        asked.at = time.monotonic_ns()
-        taken = enter(self)
-        asked.got = time.monotonic_ns()
-        return taken
-    def give_back(self, *exc):
-        leave(self, *exc)
-        events.append(("write turn, waiting", threading.get_ident(), asked.at, asked.got))
-        events.append(("write turn, held", threading.get_ident(), asked.got, time.monotonic_ns()))
-    turn.__enter__, turn.__exit__ = take, give_back
-
-    def dump():
-        if events:
-            path = os.path.join(os.environ["RADASSIST_BENCH_TIMELINE"], f"{os.getpid()}.json")
-            with open(path, "w") as out:
-                json.dump(events, out)
-
-    def dump_now_and_then():
-        while True:
-            time.sleep(0.5)
-            dump()
-
-    atexit.register(dump)
-    threading.Thread(target=dump_now_and_then, daemon=True).start()
-'''
-
-Event = tuple[str, int, int, int, int]
-"""Part, process, thread, start and end (``time.monotonic_ns``, one clock for all processes)."""
-
-
-def events(folder: Path, start: int, end: int) -> list[Event]:
-    """Every process's timed calls that fell inside [start, end]."""
-    found: list[Event] = []
-    for path in folder.glob("*.json"):
-        pid = int(path.stem)
-        found += [(part, pid, thread, a, b) for part, thread, a, b in json.loads(path.read_text()) if a >= start and b <= end]
-    return found
+WRAPPED: tuple[Wrapped, ...] = (
+    Wrapped("dicom_node.storage", "", "handle_store", "handler"),
+    Wrapped("radassist.store.instances", "InstanceStore", "write", "file"),
+    Wrapped("dicom_node.group_commit", "GroupCommit", "record", "group commit, waits included"),
+    Wrapped("dicom_node.group_commit", "GroupCommit", "_commit", "rows and flush"),
+    Wrapped("radassist.store.filesystem_sync", "FilesystemSync", "sync", "flush"),
+)
+"""What is timed in every listener process, with the SQLite write turn's waits and holds.  Some are
+private names: :func:`timed_parts.unwrappable` says which went missing before the listener starts."""
 
 
 def union_ms(intervals: list[tuple[int, int]]) -> float:
@@ -117,7 +61,7 @@ def union_ms(intervals: list[tuple[int, int]]) -> float:
     return total / 1e6
 
 
-def report(found: list[Event], wall_ms: float, count: int) -> None:
+def report(found: list[Call], wall_ms: float, count: int) -> None:
     by_part: dict[str, list[float]] = collections.defaultdict(list)
     handlers: dict[tuple[int, int], list[tuple[int, int]]] = collections.defaultdict(list)
     for part, pid, thread, a, b in found:
@@ -146,17 +90,16 @@ def main() -> int:
     parser.add_argument("--associations", type=int, default=4)
     parser.add_argument("--processes", type=int, default=min(os.cpu_count() or 1, 4))
     args = parser.parse_args()
+    missing = unwrappable(WRAPPED)
+    if missing:
+        parser.error(f"these timed functions are gone (renamed?): {', '.join(missing)}; update WRAPPED")
     with tempfile.TemporaryDirectory(prefix="radassist-bench-") as tmp:
         work = Path(tmp)
         files = generate(work / "in", args.instances if args.kind == "small" else 1,
                          args.instances if args.kind == "ct" else 1)[args.kind]
-        hook, timeline = work / "hook", work / "timeline"
-        hook.mkdir()
-        timeline.mkdir()
-        (hook / "sitecustomize.py").write_text(_HOOK, encoding="utf-8")
-        path = os.pathsep.join(filter(None, (str(hook), os.environ.get("PYTHONPATH"))))
-        proc, port = start_ours(work, "", args.processes, env_extra={
-            "PYTHONPATH": path, "RADASSIST_BENCH_TIMELINE": str(timeline)})
+        timeline = work / "timeline"
+        proc, port = start_ours(work, "", args.processes,
+                                env_extra=hook_environment(timeline, WRAPPED, write_turn=True))
         try:
             os.sync()
             before, start = Snapshot.take(proc.pid), time.monotonic_ns()
@@ -169,7 +112,7 @@ def main() -> int:
         count = len(files)
         print(f"{args.kind}: {count} instances over {args.associations} associations, {args.processes} listener "
               f"processes: {count / seconds:.0f} instances/s")
-        report(events(timeline, start, end), (end - start) / 1e6, count)
+        report(recorded_calls(timeline, start, end), (end - start) / 1e6, count)
         print(f"CPU per instance, ms: listener {cpu.receiver * 1e3 / count:.2f}, sender {cpu.sender * 1e3 / count:.2f}, "
               f"machine {cpu.machine_busy * 1e3 / count:.2f} ({os.cpu_count()} cores: "
               f"{cpu.machine_busy / (seconds * (os.cpu_count() or 1)) * 100:.0f}% busy)")
