@@ -35,9 +35,10 @@ VM one run of a few seconds can be a third off.
 Before each receiver's run the page cache is written back (``sync``): storescp leaves its files
 unsynced, and our listener's one ``syncfs`` per group would otherwise pay for them.  Each run writes
 into a folder of its own, and nothing is deleted until the end: on ext4 without a
-journal (this project's benchmark VM), creating a file skips every inode freed in the last minutes,
-one cache lookup each, so deleting the previous run's thousand files made each create of the next
-run cost up to 1 ms, for storescp and us alike.  The header prints what a create costs in the bench
+journal (this project's benchmark VM), creating a file skips every inode freed in the last minute,
+or the last six while its inode-table block is still unwritten (``recently_deleted`` in the kernel's
+``fs/ext4/ialloc.c``: 60 s, 300 s more when dirty), one cache lookup each, so deleting the previous
+run's thousand files made each create of the next run cost up to 1 ms, for storescp and us alike.  The header prints what a create costs in the bench
 folder at the start, so a reader can tell such a run from a normal one (a journaled ext4 or XFS:
 tens of µs).
 """
