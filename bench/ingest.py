@@ -38,9 +38,9 @@ into a folder of its own, and nothing is deleted until the end: on ext4 without 
 journal (this project's benchmark VM), creating a file skips every inode freed in the last minute,
 or the last six while its inode-table block is still unwritten (``recently_deleted`` in the kernel's
 ``fs/ext4/ialloc.c``: 60 s, 300 s more when dirty), one cache lookup each, so deleting the previous
-run's thousand files made each create of the next run cost up to 1 ms, for storescp and us alike.  The header prints what a create costs in the bench
-folder at the start, so a reader can tell such a run from a normal one (a journaled ext4 or XFS:
-tens of µs).
+run's thousand files made each create of the next run cost up to 1 ms, for storescp and us alike.
+The header prints what a create costs in the bench folder at the start, so a reader can tell such a
+run from a normal one (a journaled ext4 or XFS: tens of µs).
 """
 
 from __future__ import annotations

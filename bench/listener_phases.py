@@ -33,7 +33,7 @@ from pathlib import Path
 
 from cpu_use import process_seconds
 from ingest import create_cost_us, generate, send, start_orthanc, start_ours
-from timed_parts import Call, Wrapped, hook_environment, recorded_calls, unwrappable
+from timed_parts import Call, Wrapped, hook_environment, recorded_calls, refuse_unwrappable
 
 WRAPPED: tuple[Wrapped, ...] = (
     Wrapped("dicom_node.storage", "", "handle_store", "handler"),  # its starts mark the rounds
@@ -143,9 +143,7 @@ def main() -> int:
     parser.add_argument("--instances", type=int, default=3000)
     parser.add_argument("--no-orthanc", action="store_true")
     args = parser.parse_args()
-    missing = unwrappable(WRAPPED)
-    if missing:
-        parser.error(f"these timed functions are gone (renamed?): {', '.join(missing)}; update WRAPPED")
+    refuse_unwrappable(parser, WRAPPED)
     with tempfile.TemporaryDirectory(prefix="radassist-phases-") as tmp:
         work = Path(tmp)
         # Right after many deletes a create on ext4 without a journal costs up to ten times more

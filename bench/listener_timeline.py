@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 
 from cpu_use import Snapshot
-from ingest import generate, send, start_ours
-from timed_parts import Call, Wrapped, hook_environment, recorded_calls, unwrappable
+from ingest import create_cost_us, generate, send, start_ours
+from timed_parts import Call, Wrapped, hook_environment, recorded_calls, refuse_unwrappable
 
 WRAPPED: tuple[Wrapped, ...] = (
     Wrapped("dicom_node.storage", "", "handle_store", "handler"),
@@ -90,11 +90,12 @@ def main() -> int:
     parser.add_argument("--associations", type=int, default=4)
     parser.add_argument("--processes", type=int, default=min(os.cpu_count() or 1, 4))
     args = parser.parse_args()
-    missing = unwrappable(WRAPPED)
-    if missing:
-        parser.error(f"these timed functions are gone (renamed?): {', '.join(missing)}; update WRAPPED")
+    refuse_unwrappable(parser, WRAPPED)
     with tempfile.TemporaryDirectory(prefix="radassist-bench-") as tmp:
         work = Path(tmp)
+        # Minutes after many deletes a create on ext4 without a journal costs up to ten times more
+        # (bench/ingest.py's docstring): a figure far above ~10-30 µs marks such a run.
+        print(f"file create in the bench folder: {create_cost_us(work):.0f} µs")
         files = generate(work / "in", args.instances if args.kind == "small" else 1,
                          args.instances if args.kind == "ct" else 1)[args.kind]
         timeline = work / "timeline"

@@ -8,6 +8,7 @@ checks that the checkout still has them, and reads back what each process record
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -52,6 +53,13 @@ def unwrappable(wrapped: tuple[Wrapped, ...]) -> list[str]:
         if target is None or not callable(getattr(target, name, None)):
             missing.append(".".join(filter(None, (module, owner, name))))
     return missing
+
+
+def refuse_unwrappable(parser: argparse.ArgumentParser, wrapped: tuple[Wrapped, ...]) -> None:
+    """Stop the bench with a usage error naming what :func:`unwrappable` found missing, if anything."""
+    missing = unwrappable(wrapped)
+    if missing:
+        parser.error(f"these timed functions are gone (renamed?): {', '.join(missing)}; update WRAPPED")
 
 
 def hook_environment(folder: Path, wrapped: tuple[Wrapped, ...], *, write_turn: bool = False) -> dict[str, str]:

@@ -54,11 +54,6 @@ class _IdCache:
 _IDS = _IdCache()
 
 
-def known(key: Key) -> uuid.UUID | None:
-    """The committed id of ``key``, if this process has seen it."""
-    return _IDS.get(key)
-
-
 def staged(session: Session, key: Key) -> uuid.UUID | None:
     """The id ``session``'s open transaction found for ``key``, or the committed one."""
     found: dict[Key, uuid.UUID] | None = session.info.get(_STAGED)
@@ -101,4 +96,4 @@ def _drop(session: Session, transaction: SessionTransaction) -> None:
         session.info.pop(_STAGED, None)
 
 
-__all__ = ["Key", "forget_all", "known", "known_ids", "stage", "staged"]
+__all__ = ["Key", "forget_all", "known_ids", "stage", "staged"]

@@ -7,6 +7,7 @@ the timing hook in a real interpreter, as a listener process would load it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -47,6 +48,9 @@ def test_a_renamed_function_is_named(bench: dict[str, ModuleType]) -> None:
     timed_parts = bench["timed_parts"]
     gone = timed_parts.Wrapped("dicom_node.group_commit", "GroupCommit", "_commit_renamed", "rows")
     assert timed_parts.unwrappable((gone,)) == ["dicom_node.group_commit.GroupCommit._commit_renamed"]
+    with pytest.raises(SystemExit) as stopped:  # the bench stops before it starts a listener
+        timed_parts.refuse_unwrappable(argparse.ArgumentParser(), (gone,))
+    assert stopped.value.code == 2
 
 
 def test_the_hook_times_calls_in_a_new_interpreter(bench: dict[str, ModuleType], tmp_path: Path) -> None:
