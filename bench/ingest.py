@@ -19,7 +19,8 @@ The ``floor ratio`` column is the durable-write floor of ``bench/durable_floor.p
 calls alone, one instance after another, on the same disk) over storescp: no listener that
 answers Success only after its file, name and row are durable can pass that ratio on one
 association; it is timed the way our listener syncs here (one ``syncfs`` per group on SQLite,
-``[storage] sync = "auto"``; ``RADASSIST_STORAGE_SYNC=each-file`` in the environment runs our
+``[storage] sync = "auto"``, or, for instances of at most ``[storage] in_commit_max_bytes``, one
+sync of the WAL in their commit; ``RADASSIST_STORAGE_SYNC=each-file`` in the environment runs our
 listener, and times the floor, with the three flushes instead).  Next to our
 ratio to Orthanc stand the targets of issue 25 and whether this run met them (at least 1.0 on small
 instances and CT slices with one association, 1.5 with four).  Under each case's line stands what one
@@ -27,8 +28,9 @@ instance cost in CPU (``bench/cpu_use.py``): each receiver's processes, the send
 machine's (kernel threads included), and, where a target is set, the machine's CPU time per instance
 at the target's speed (its cores over the instances/s it asks for): once the cores are busy, the
 receiver, the sender and the kernel must fit in that.  Our figures
-include the durable write (file, link, commit, and one ``syncfs`` on SQLite or the file's and
-folder's fsyncs on PostgreSQL) before each Success.  Each case
+include the durable write (file, link, commit, and one ``syncfs`` on SQLite, or the commit's own
+sync of the WAL with the bytes in it for a small instance, or the file's and folder's fsyncs on
+PostgreSQL) before each Success.  Each case
 runs ``--repeat`` times, the receivers taking turns, and the medians are printed: on a shared
 VM one run of a few seconds can be a third off.
 
@@ -71,6 +73,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from radassist.config.storage import StorageSettings
 from radassist.store.filesystem_sync import unavailable_reason
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,6 +83,12 @@ _RUN_NUMBERS = itertools.count(1)
 ORTHANC_TARGETS = {("small", 1): 1.0, ("ct", 1): 1.0, ("small", 4): 1.5, ("ct", 4): 1.5}
 """Our instances/s over Orthanc's that issue 25 asks for, by (study, associations)."""
 CASES = ("radiograph", "ct", "small", "small-nagle", "association")
+
+
+def _in_commit_max_bytes() -> int:
+    """``[storage] in_commit_max_bytes`` of our listener: from the environment, like ``sync``."""
+    default = StorageSettings.model_fields["in_commit_max_bytes"].default
+    return int(os.environ.get("RADASSIST_STORAGE_IN_COMMIT_MAX_BYTES", default))
 
 
 def _one_flush(database_url: str | None) -> bool:
@@ -376,8 +385,10 @@ def main() -> int:
                 # Kept until the end like the runs' folders: deleting its files here slowed every
                 # create of the next case (the four-association one) for the next minute.
                 floor_dir = Path(tempfile.mkdtemp(prefix="floor-", dir=work))
-                per_instance = durable(floor_dir, os.urandom(ref.size // ref.count), ref.count,
-                                       one_flush=_one_flush(args.database_url))
+                size = ref.size // ref.count
+                one_flush = _one_flush(args.database_url)
+                per_instance = durable(floor_dir, os.urandom(size), ref.count, one_flush=one_flush,
+                                       in_commit=one_flush and size <= _in_commit_max_bytes())
                 floor = f"{1 / per_instance / ref.ips:.2f}"
             print(f"{name:<12}{parallel:>6}{str(nodelay):>8}{ours.ips:>13.1f}{ours.mbps:>8.1f}{ref.ips:>17.1f}"
                   f"{ref.mbps:>8.1f}{ours.ips / ref.ips:>14.2f}{floor:>13}"

@@ -6,7 +6,10 @@ Runs the real listener (``python -m dicom_node``, SQLite, one process, the fast 
 its functions wrapped in timers (``bench/timed_parts.py``), sends ``--instances`` of the bench's studies
 (``bench/ingest.py``) over one association with dcmtk's storescu, and prints the median of each part:
 the round (from one C-STORE handler's start to the next), the time outside the handler (pynetdicom,
-the network, storescu), the header, the file, the rows, the flush and the rest of the handler.  With
+the network, storescu), the header, the file, the rows, the flush and the rest of the handler.  A
+small instance is made durable in its commit (``[storage] in_commit_max_bytes``): its rows' part
+then includes the WAL's sync, its flush part is nil, and the files' flush in the background is
+printed on its own line, outside the round.  With
 it, per instance: the listener's CPU (``/proc``, user and system) and what the disk was asked to do
 (``/sys/dev/block``: write requests, bytes, cache flushes).  Orthanc's round is the same instances
 sent to a fresh Orthanc, whole (``--no-orthanc`` leaves it out).
@@ -40,7 +43,8 @@ WRAPPED: tuple[Wrapped, ...] = (
     Wrapped("dicom_node.storage", "", "_parse", "header"),
     Wrapped("radassist.store.instances", "InstanceStore", "write", "file"),
     Wrapped("dicom_node.group_commit", "GroupCommit", "_commit", "rows and flush"),
-    Wrapped("radassist.store.filesystem_sync", "FilesystemSync", "sync", "flush"),
+    Wrapped("dicom_node.group_commit", "GroupCommit", "_flush", "flush"),
+    Wrapped("dicom_node.background_flush", "BackgroundFlush", "_flush_through", "background flush"),
 )
 """What is timed.  Some are private names: :func:`timed_parts.unwrappable` says which went missing
 before the listener starts."""
@@ -134,6 +138,8 @@ def report(phases: dict[str, float]) -> list[tuple[str, float]]:
                   ("the flush (syncfs, then the folder's fsync)", flush)]
     named = sum(value for _, value in parts[2:])
     parts.append(("the rest of the handler", handler - named))
+    if "background flush" in phases:  # small instances durable in their commit: not in the round
+        parts.append(("a background flush of the files (off the round)", phases["background flush"]))
     return parts
 
 

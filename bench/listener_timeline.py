@@ -40,7 +40,8 @@ WRAPPED: tuple[Wrapped, ...] = (
     Wrapped("radassist.store.instances", "InstanceStore", "write", "file"),
     Wrapped("dicom_node.group_commit", "GroupCommit", "record", "group commit, waits included"),
     Wrapped("dicom_node.group_commit", "GroupCommit", "_commit", "rows and flush"),
-    Wrapped("radassist.store.filesystem_sync", "FilesystemSync", "sync", "flush"),
+    Wrapped("dicom_node.group_commit", "GroupCommit", "_flush", "flush"),
+    Wrapped("dicom_node.background_flush", "BackgroundFlush", "_flush_through", "background flush"),
 )
 """What is timed in every listener process, with the SQLite write turn's waits and holds.  Some are
 private names: :func:`timed_parts.unwrappable` says which went missing before the listener starts."""

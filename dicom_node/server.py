@@ -86,7 +86,10 @@ def start_listener(
     state = ListenerState(
         settings, store, session_factory, counters, CallerPolicy(settings),
         AssociationRegistry(dicom.max_associations), disk_guard,
-        group_commit_for(session_factory, sync=settings.storage.sync, instances_dir=settings.storage.instances_dir),
+        group_commit_for(
+            session_factory, sync=settings.storage.sync, instances_dir=settings.storage.instances_dir,
+            in_commit_max_bytes=settings.storage.in_commit_max_bytes,
+        ),  # fmt: skip
         completion_timer.for_listener(settings, session_factory),
     )  # fmt: skip
     if not dicom.allow_any_caller and not dicom.allowed_callers:

@@ -213,6 +213,7 @@ def _recorded_in_group(group_commit: GroupCommit, arrival: _StoreRequest, stored
         calling_ae=arrival.calling_ae,
         reopen_study=arrival.reopen_study,
         now=utcnow(),
+        data=arrival.encoded if stored.crc32 is not None else None,
     )
     return item is not None and group_commit.record(item)
 

@@ -20,6 +20,7 @@ class EventTag(StrEnum):
     INSTANCE_REJECTED = "study:instance:rejected"
     INSTANCE_REVISED = "study:instance:revised"
     INSTANCE_LOST = "study:instance:lost"
+    INSTANCE_RESTORED = "study:instance:restored"
     INSTANCE_IDENTITY_REFUSED = "study:instance:identity_refused"
     IDENTITY_CONFLICT = "study:identity:conflict"
     IDENTITY_RESOLVED = "study:identity:resolved"

@@ -28,6 +28,12 @@ class StorageSettings(Section):
     power cut: docs/reliability-and-security.md); it also flushes whatever else is dirty on that
     file system, so on a volume other programs fill with unsynced writes ``each-file`` is faster.
     ``auto``: ``filesystem`` where it is possible, else ``each-file``."""
+    in_commit_max_bytes: int = Field(16_384, ge=0)
+    """With ``filesystem`` (or ``auto`` where it takes it): an instance of at most this many bytes is
+    made durable inside its commit, its bytes written with its rows to the database's log, which one
+    flush makes durable; it is answered at once and its file is flushed in the background within a
+    tenth of a second. Were a power cut to take the file first, the next start rewrites it from
+    those bytes. A larger instance waits for its group's flush. 0: every instance waits for it."""
 
     @property
     def instances_dir(self) -> Path:

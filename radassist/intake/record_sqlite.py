@@ -76,6 +76,9 @@ class NewInstance:
     calling_ae: str
     reopen_study: bool
     now: dt.datetime
+    data: bytes | None = None
+    """The bytes written to the file, when they may be made durable in the commit instead of by the
+    file's flush (:mod:`dicom_node.group_commit` decides by their size)."""
 
 
 def new_instance(
@@ -87,13 +90,14 @@ def new_instance(
     calling_ae: str,
     reopen_study: bool,
     now: dt.datetime,
+    data: bytes | None = None,
 ) -> NewInstance | None:
     """The instance as :func:`record_new` takes it, or None when its study or series is not known
     to this process yet (``record_instance`` records it, and caches the ids for the next)."""
     ids = known_ids(database, header.study_instance_uid, header.series_instance_uid)
     if ids is None:
         return None
-    return NewInstance(header, stored, ids[0], ids[1], patient_key, calling_ae, reopen_study, now)
+    return NewInstance(header, stored, ids[0], ids[1], patient_key, calling_ae, reopen_study, now, data)
 
 
 class Converters:

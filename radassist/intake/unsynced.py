@@ -16,6 +16,11 @@ re-send then stores it afresh.  The listener runs it before it serves with ``con
 file's row is deleted: nothing is in flight yet); every other part runs it before it starts work with
 ``confirm=False`` (it removes what was lost, and leaves the listing of a file a running listener may
 still be flushing).
+
+A small instance may instead have been made durable in its own commit, its bytes listed with it
+(``[storage] in_commit_max_bytes``, :mod:`dicom_node.background_flush`): its Success did not wait
+for the file's flush, so its file is never forgotten.  One that is not whole is rewritten from the
+listed bytes (``study:instance:restored``) and unlisted: durable again, by the same steps as an SR.
 """
 
 from __future__ import annotations
@@ -33,14 +38,18 @@ from radassist.db.engine import write_turn
 from radassist.db.tables import Instance, Series, Study, UnsyncedInstance
 from radassist.events import EventTag, record_event
 from radassist.identifiers import study_handle
+from radassist.store.durable import write_durably
 from radassist.store.instances import InstanceStore
 
 logger = logging.getLogger(__name__)
 
-INSERT_SQL = "INSERT INTO unsynced_instances (instance_id, path, crc32, writer, batch) VALUES (?, ?, ?, ?, ?)"
+INSERT_SQL = (
+    "INSERT INTO unsynced_instances (instance_id, path, crc32, writer, batch, data) VALUES (?, ?, ?, ?, ?, ?)"
+)
 """Listed in the transaction that records the instance (SQLite's cursor, :mod:`dicom_node.group_commit`)."""
 _CHUNK = 1024 * 1024
 _CRASH = "its file was not whole at start-up: lost in a crash before its flush"
+_RESTORED = "its file was not whole at start-up (a crash before its flush): rewritten from the bytes of its commit"
 
 
 def confirm_sql(writer: str, before_batch: int) -> tuple[str, tuple[str, int]]:
@@ -56,6 +65,8 @@ class CheckReport:
     kept: int = 0
     lost: list[uuid.UUID] = field(default_factory=list)
     """Instance ids forgotten because their file did not survive."""
+    restored: list[uuid.UUID] = field(default_factory=list)
+    """Instance ids whose file did not survive and was rewritten from the bytes listed with it."""
 
 
 def check_unsynced(session_factory: sessionmaker[Session], store: InstanceStore, *, confirm: bool) -> CheckReport:
@@ -67,21 +78,30 @@ def check_unsynced(session_factory: sessionmaker[Session], store: InstanceStore,
     with session_factory() as session:
         listed = session.execute(
             select(UnsyncedInstance.instance_id, UnsyncedInstance.path, UnsyncedInstance.crc32,
-                   Instance.path, Instance.size_bytes)
+                   Instance.path, Instance.size_bytes, UnsyncedInstance.data)
             .join(Instance, Instance.id == UnsyncedInstance.instance_id)
         ).all()  # fmt: skip
     # (Retention deletes a study's instance rows with its files: their listings go with them.)
     kept: list[uuid.UUID] = []
-    for instance_id, listed_path, crc32, relpath, size_bytes in listed:
+    for instance_id, listed_path, crc32, relpath, size_bytes, data in listed:
         # A path other than the listed one is a revision since, recorded the general way (its file
         # durable before its commit): nothing of this listing is left to check.
         if listed_path != relpath or _whole(store, relpath, size_bytes, crc32):
             kept.append(instance_id)
+        elif data is not None and _restore(store, relpath, data, crc32):
+            report.restored.append(instance_id)
+            _note_restored(session_factory, instance_id)
         elif forget(session_factory, store, instance_id, reason=_CRASH):
             report.lost.append(instance_id)
     report.kept = len(kept)
     if confirm and kept:
         _unlist(session_factory, kept)
+    if report.restored:  # durable now, whoever runs the check
+        _unlist(session_factory, report.restored)
+        logger.warning(
+            "start-up check: %d instances answered Success before their file's flush lost the file in a "
+            "crash; rewritten from the bytes kept with their rows", len(report.restored),
+        )  # fmt: skip
     if report.lost:
         logger.warning(
             "start-up check: %d of %d instances committed before their flush lost their file in a crash "
@@ -101,6 +121,30 @@ def _whole(store: InstanceStore, relpath: str, size_bytes: int, crc32: int) -> b
         return _file_crc32(path) == crc32
     except (OSError, ValueError):
         return False
+
+
+def _restore(store: InstanceStore, relpath: str, data: bytes, crc32: int) -> bool:
+    """Rewrite a lost file from its listed bytes, durably; False (then it is forgotten) when the
+    bytes do not match their checksum or the file cannot be written."""
+    if zlib.crc32(data) & 0xFFFFFFFF != crc32:
+        return False
+    try:
+        write_durably(store.path(relpath), data)
+    except (OSError, ValueError) as exc:
+        logger.error("could not rewrite a lost instance file from its listed bytes (%s)", type(exc).__name__)
+        return False
+    return True
+
+
+def _note_restored(session_factory: sessionmaker[Session], instance_id: uuid.UUID) -> None:
+    with write_turn(session_factory), session_factory() as session:
+        instance = session.get(Instance, instance_id)
+        if instance is not None:
+            record_event(
+                session, EventTag.INSTANCE_RESTORED, study_id=instance.study_id,
+                instance_id=str(instance_id), reason=_RESTORED,
+            )  # fmt: skip
+            session.commit()
 
 
 def _file_crc32(path: Path) -> int:

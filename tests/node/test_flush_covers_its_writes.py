@@ -7,24 +7,35 @@ cut could keep a file that reads as zeros for an instance already answered Succe
 ``each-file`` on such a file system, the folder's fsync after the link does not write the file's
 inode, whose link count the link just raised from 0 (:mod:`radassist.store.journal`).  A power cut
 cannot be pulled here, so the tests read the order of the block layer's requests instead, in a
-tracefs instance of their own (root with tracefs mounted; ``.ci/run`` mounts it).
+tracefs instance of their own (root with tracefs mounted; ``.ci/run`` mounts it).  A small instance
+made durable in its commit (``[storage] in_commit_max_bytes``) is checked the same way: its commit's
+writes are covered by a completed cache flush before the Success may follow.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from dicom_node.group_commit import GroupCommit
+from radassist.config import Settings
+from radassist.db.base import utcnow
+from radassist.db.engine import make_sessionmaker, write_turn
+from radassist.db.migrate import upgrade
 from radassist.errors import ConfigError
+from radassist.intake.record import record_instance
+from radassist.intake.record_sqlite import new_instance
 from radassist.store import filesystem_sync
 from radassist.store.filesystem_sync import FilesystemSync
 from radassist.store.instances import InstanceStore
 from radassist.store.journal import has_journal, journals_metadata
+from tests.unit.test_completion import header
 
 TRACEFS = Path("/sys/kernel/tracing")
 EVENTS = ("block/block_rq_issue", "block/block_rq_complete", "block/block_dirty_buffer", "ext4/ext4_mark_inode_dirty")
@@ -193,3 +204,58 @@ def test_ext_file_systems_without_a_jbd2_journal_need_the_extra_fsync(
     fstype: str | None, device: str | None, journals: list[str], journaled: bool
 ) -> None:
     assert has_journal(fstype, device, journals) is journaled
+
+
+class _NeverFlushes(FilesystemSync):
+    """A background flush that waits until the test is over: the trace shows the commit alone."""
+
+    released = threading.Event()
+
+    def sync(self) -> None:
+        self.released.wait(30)
+
+
+def test_a_small_instance_durable_in_its_commit_ends_with_the_disk_cache_flushed(
+    block_trace: Path, tmp_path: Path, make_settings: Callable[..., Settings]
+) -> None:
+    """``[storage] in_commit_max_bytes``: the Success follows the commit that holds the instance's
+    bytes, with no flush of its file; every write that commit made must be covered by a completed
+    cache flush before it returns (SQLite's WAL ``fdatasync`` with ``synchronous=FULL``)."""
+    device = os.stat(tmp_path).st_dev
+    if not Path(f"/sys/dev/block/{os.major(device)}:{os.minor(device)}").exists():
+        pytest.skip("the database is on no block device (tmpfs?): no write to order")
+    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'radassist.sqlite3'}")
+    upgrade(settings)
+    factory = make_sessionmaker(settings)
+    store = InstanceStore(tmp_path / "data" / "instances")
+    store.root.mkdir(parents=True)
+    group = GroupCommit(factory, _NeverFlushes([store.root]), in_commit_max_bytes=4096)
+    try:
+        first = header("1.2.9", "1.2.9.1")
+        with write_turn(factory), factory() as session:  # the study and series become known
+            stored = store.write(b"first", "1.2.9", first.series_instance_uid, first.sop_instance_uid)
+            record_instance(session, first, stored, calling_ae="MODALITY", called_ae="RADASSIST", now=utcnow())
+            session.commit()
+        second, data = header("1.2.9", "1.2.9.2"), os.urandom(2_000)
+        stored = store.write(data, "1.2.9", second.series_instance_uid, second.sop_instance_uid, sync=False)
+        item = new_instance(
+            group.database, second, stored, patient_key=None, calling_ae="MODALITY", reopen_study=True,
+            now=utcnow(), data=data,
+        )  # fmt: skip
+        assert item is not None
+        (block_trace / "trace").write_text("")
+
+        assert group.record(item)  # one association alone: this thread leads, writes and commits
+
+        requests = _requests((block_trace / "trace").read_text())
+        tid = threading.get_native_id()
+        assert any(r.event == "block_rq_issue" and r.tid == tid and r.is_write for r in requests), (
+            "the commit wrote nothing to the disk before it returned"
+        )
+        assert group.background is not None and group.background.flushed_through == 0, "the file is not flushed yet"
+        assert any(r.is_flush for r in requests), "the commit sent no cache flush to the disk"
+        assert _uncovered(requests, tid) == []
+    finally:
+        _NeverFlushes.released.set()
+        group.close()
+        factory.kw["bind"].dispose()

@@ -38,8 +38,9 @@ SUCCESS = "Received Store Response (Success)"
 
 @pytest.fixture
 def sqlite_settings(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
-    """The embedded default: one flush per group is for a SQLite file."""
-    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'radassist.sqlite3'}")
+    """The embedded default: one flush per group is for a SQLite file.  Every Success here waits for
+    its group's flush (small instances made durable in their commit: tests/node/test_bytes_in_commit.py)."""
+    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'radassist.sqlite3'}", storage_in_commit_max_bytes=0)
     migrate(settings)
     return settings
 
@@ -153,7 +154,9 @@ def test_a_file_cut_by_a_crash_is_undone_at_the_next_start_and_stored_again(
 ) -> None:
     files = _series(tmp_path, 3)
     port = free_port()
-    env = listener_env(tmp_path, node_database, port, RADASSIST_STORAGE_SYNC="filesystem")
+    env = listener_env(
+        tmp_path, node_database, port, RADASSIST_STORAGE_SYNC="filesystem", RADASSIST_STORAGE_IN_COMMIT_MAX_BYTES="0"
+    )
     settings = make_settings(database_url=node_database)  # the listener's data folder: tmp_path/data
     proc = subprocess.Popen([sys.executable, "-m", "dicom_node"], cwd=REPO, env=env, stderr=subprocess.DEVNULL)
     try:

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from radassist.db.base import Base, enum_column, utcnow
@@ -121,6 +121,10 @@ class UnsyncedInstance(Base):
     """The file the listing is about (a later revision of the instance has another path)."""
     crc32: Mapped[int] = mapped_column(BigInteger)
     """CRC-32 of the bytes written, to tell a whole file from one a crash left partial."""
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """The instance's bytes when they were made durable in this commit instead of the file
+    (``[storage] in_commit_max_bytes``): a file lost before its background flush is rewritten from
+    them.  None: the Success waited for the file's flush."""
 
     __table_args__ = ({"sqlite_with_rowid": False},)
 
