@@ -30,8 +30,8 @@ A batch whose instances are all small (``[storage] in_commit_max_bytes``) is mad
 commit alone: the leader's connection commits it with ``synchronous=FULL``, the bytes listed with
 each instance, and its threads are woken at once; the files follow within a tenth of a second
 (:mod:`dicom_node.background_flush`), and the listings are unlisted once that flush has returned.
-One flush of the WAL instead of a ``syncfs`` and a folder's ``fsync``: on the bench VM a small
-instance's round took a fifth less (docs/performance.md).
+One cache flush before the Success instead of two (``syncfs`` and the folder's ``fsync``); the
+figures are in docs/performance.md.
 """
 
 from __future__ import annotations
