@@ -84,6 +84,19 @@ def secondary_capture(path: Path, **drop: bool) -> Path:
     return path
 
 
+def one_series(folder: Path, count: int) -> list[Path]:
+    """``count`` small instances of one series of one study (:func:`secondary_capture`)."""
+    first = secondary_capture(folder / "0.dcm")
+    template = pydicom.dcmread(first)
+    files = [first]
+    for n in range(1, count):
+        template.SOPInstanceUID = template.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        path = folder / f"{n}.dcm"
+        template.save_as(path, enforce_file_format=False)
+        files.append(path)
+    return files
+
+
 #: The senders the tests use, allowed from loopback only (the node refuses unknown callers by default).
 TEST_CALLERS = (
     AllowedCaller(ae_title="MODALITY", network="127.0.0.1/32"),

@@ -21,9 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
-import pydicom
 import pytest
-from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,7 +39,7 @@ from radassist.intake.unsynced import check_unsynced
 from radassist.store.filesystem_sync import FilesystemSync, unavailable_reason
 from radassist.store.instances import InstanceStore
 from tests.conftest import free_port, wait_for_port
-from tests.node.conftest import REPO, Node, listener_env, secondary_capture, storescu
+from tests.node.conftest import REPO, Node, listener_env, one_series, storescu
 from tests.unit.test_completion import header
 
 STUDY = "1.2.826.0.1.3680043.9.8.2"
@@ -166,11 +164,11 @@ def test_a_larger_instance_still_waits_for_its_flush(
     assert listed is None, "its file was flushed before its Success: no bytes kept"
 
 
-def test_a_failed_background_flush_leaves_the_bytes_and_the_check_rewrites_the_file(
-    factory: sessionmaker[Session], store: InstanceStore, held: HeldFlush, group: GroupCommit
-) -> None:
+def _recorded_then_flush_failed(
+    factory: sessionmaker[Session], store: InstanceStore, held: HeldFlush, group: GroupCommit, data: bytes
+) -> str:
+    """One small instance recorded, its background flush failed, the group stopped: its listed path."""
     _known(factory, store)
-    data = b"bytes a crash must not take" * 5
     assert _record(group, store, header(STUDY, f"{STUDY}.2"), data)
     held.fail = True
     held.allowed.set()
@@ -178,6 +176,14 @@ def test_a_failed_background_flush_leaves_the_bytes_and_the_check_rewrites_the_f
     assert group.background is not None and group.background.flushed_through == 0
     [(path, listed)] = _listed(factory)
     assert listed == data, "not flushed: still listed with its bytes after the stop"
+    return path
+
+
+def test_a_failed_background_flush_leaves_the_bytes_and_the_check_rewrites_the_file(
+    factory: sessionmaker[Session], store: InstanceStore, held: HeldFlush, group: GroupCommit
+) -> None:
+    data = b"bytes a crash must not take" * 5
+    path = _recorded_then_flush_failed(factory, store, held, group, data)
 
     store.path(path).write_bytes(data[:7])  # what a power cut before the flush can leave
     report = check_unsynced(factory, store, confirm=False)
@@ -194,12 +200,7 @@ def test_a_failed_background_flush_leaves_the_bytes_and_the_check_rewrites_the_f
 def test_bytes_that_do_not_match_their_checksum_are_not_written_back(
     factory: sessionmaker[Session], store: InstanceStore, held: HeldFlush, group: GroupCommit
 ) -> None:
-    _known(factory, store)
-    assert _record(group, store, header(STUDY, f"{STUDY}.2"), b"original bytes")
-    held.fail = True
-    held.allowed.set()
-    group.close()
-    [(path, _data)] = _listed(factory)
+    path = _recorded_then_flush_failed(factory, store, held, group, b"original bytes")
     with write_turn(factory), factory() as session:
         session.execute(UnsyncedInstance.__table__.update().values(data=b"other bytes"))
         session.commit()
@@ -218,23 +219,11 @@ def test_the_listener_answers_small_instances_at_their_commit(
     node = start_node(settings)
     group = node.server.shared.group_commit if node.server.shared else None
     assert group is not None and group.in_commit_max_bytes == 16_384
-    files = _series(tmp_path, 4)
+    files = one_series(tmp_path, 4)
     assert sum(SUCCESS in storescu(node.port, file).stderr for file in files) == 4
     assert group.background is not None, "the group's instances were made durable in their commit"
     group.close()
     assert group.background.flushes >= 1 and _count_listed(settings) == 0
-
-
-def _series(folder: Path, count: int) -> list[Path]:
-    first = secondary_capture(folder / "0.dcm")
-    template = pydicom.dcmread(first)
-    files = [first]
-    for n in range(1, count):
-        template.SOPInstanceUID = template.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        path = folder / f"{n}.dcm"
-        template.save_as(path, enforce_file_format=False)
-        files.append(path)
-    return files
 
 
 def _count_listed(settings: Settings) -> int:
@@ -251,7 +240,7 @@ def test_a_file_a_crash_took_after_its_success_is_rewritten_at_the_next_start(
 ) -> None:
     """Killed with its last batch listed, then the file cut: the next start rewrites it from the
     listed bytes, and nothing is undone (its sender got a Success and will not send it again)."""
-    files = _series(tmp_path, 3)
+    files = one_series(tmp_path, 3)
     port = free_port()
     env = listener_env(tmp_path, node_database, port, RADASSIST_STORAGE_SYNC="filesystem")
     settings = make_settings(database_url=node_database)

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
 from dicom_node.group_commit import group_commit_for
@@ -31,7 +30,7 @@ from radassist.intake.unsynced import check_unsynced
 from radassist.store.filesystem_sync import FilesystemSync, unavailable_reason
 from radassist.store.instances import InstanceStore
 from tests.conftest import free_port, migrate, wait_for_port
-from tests.node.conftest import REPO, Node, listener_env, secondary_capture, storescu
+from tests.node.conftest import REPO, Node, listener_env, one_series, storescu
 
 SUCCESS = "Received Store Response (Success)"
 
@@ -43,19 +42,6 @@ def sqlite_settings(make_settings: Callable[..., Settings], tmp_path: Path) -> S
     settings = make_settings(database_url=f"sqlite:///{tmp_path / 'radassist.sqlite3'}", storage_in_commit_max_bytes=0)
     migrate(settings)
     return settings
-
-
-def _series(folder: Path, count: int) -> list[Path]:
-    """``count`` instances of one series of one study."""
-    first = secondary_capture(folder / "0.dcm")
-    template = pydicom.dcmread(first)
-    files = [first]
-    for n in range(1, count):
-        template.SOPInstanceUID = template.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        path = folder / f"{n}.dcm"
-        template.save_as(path, enforce_file_format=False)
-        files.append(path)
-    return files
 
 
 def _successes(port: int, *files: Path, **options: int) -> int:
@@ -111,7 +97,7 @@ def test_a_sqlite_listener_flushes_once_and_unlists_at_stop(
     node = start_node(sqlite_settings)
     group = node.server.shared.group_commit if node.server.shared else None
     assert group is not None and group.files_unsynced
-    files = _series(tmp_path, 5)
+    files = one_series(tmp_path, 5)
     assert _successes(node.port, *files) == 5
     instances, study_count, _series_count, listed, _lost = _counts(node.settings)
     assert (instances, study_count) == (5, 5)
@@ -129,7 +115,7 @@ def test_an_instance_whose_flush_failed_is_undone_and_its_resend_stored(
     node = start_node(sqlite_settings)
     group = node.server.shared.group_commit if node.server.shared else None
     assert group is not None and group.flush is not None
-    first, second = _series(tmp_path, 2)
+    first, second = one_series(tmp_path, 2)
     assert _successes(node.port, first) == 1  # the first of a series goes the general way
     working = group.flush
 
@@ -152,7 +138,7 @@ def test_an_instance_whose_flush_failed_is_undone_and_its_resend_stored(
 def test_a_file_cut_by_a_crash_is_undone_at_the_next_start_and_stored_again(
     cut: str, node_database: str, tmp_path: Path, make_settings: Callable[..., Settings]
 ) -> None:
-    files = _series(tmp_path, 3)
+    files = one_series(tmp_path, 3)
     port = free_port()
     env = listener_env(
         tmp_path, node_database, port, RADASSIST_STORAGE_SYNC="filesystem", RADASSIST_STORAGE_IN_COMMIT_MAX_BYTES="0"
@@ -193,7 +179,7 @@ def test_the_check_keeps_whole_files_and_only_the_listener_unlists_them(
     sqlite_settings: Settings, start_node: Callable[[Settings], Node], tmp_path: Path
 ) -> None:
     node = start_node(sqlite_settings)
-    assert _successes(node.port, *_series(tmp_path, 2)) == 2
+    assert _successes(node.port, *one_series(tmp_path, 2)) == 2
     assert _counts(node.settings)[3] == 1
     store = InstanceStore(node.settings.storage.instances_dir)
     report = check_unsynced(node.session_factory, store, confirm=False)  # another part's start
@@ -208,7 +194,7 @@ def test_a_listed_instance_revised_since_is_not_undone_for_its_old_file(
     sqlite_settings: Settings, start_node: Callable[[Settings], Node], tmp_path: Path
 ) -> None:
     node = start_node(sqlite_settings)
-    first, second = _series(tmp_path, 2)
+    first, second = one_series(tmp_path, 2)
     assert _successes(node.port, first, second) == 2
     factory = node.session_factory
     with factory() as session:
