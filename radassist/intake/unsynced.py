@@ -21,6 +21,7 @@ A small instance may instead have been made durable in its own commit, its bytes
 (``[storage] in_commit_max_bytes``, :mod:`dicom_node.background_flush`): its Success did not wait
 for the file's flush, so its file is never forgotten.  One that is not whole is rewritten from the
 listed bytes (``study:instance:restored``) and unlisted: durable again, by the same steps as an SR.
+One that cannot be written now (a full disk) stays listed with its bytes for the next check.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class CheckReport:
     """Instance ids forgotten because their file did not survive."""
     restored: list[uuid.UUID] = field(default_factory=list)
     """Instance ids whose file did not survive and was rewritten from the bytes listed with it."""
+    unrestored: list[uuid.UUID] = field(default_factory=list)
+    """Instance ids whose file did not survive and could not be rewritten now (a full disk, say):
+    left listed with their bytes for the next check, never undone."""
 
 
 def check_unsynced(session_factory: sessionmaker[Session], store: InstanceStore, *, confirm: bool) -> CheckReport:
@@ -88,9 +92,12 @@ def check_unsynced(session_factory: sessionmaker[Session], store: InstanceStore,
         # durable before its commit): nothing of this listing is left to check.
         if listed_path != relpath or _whole(store, relpath, size_bytes, crc32):
             kept.append(instance_id)
-        elif data is not None and _restore(store, relpath, data, crc32):
-            report.restored.append(instance_id)
-            _note_restored(session_factory, instance_id)
+        elif data is not None and zlib.crc32(data) & 0xFFFFFFFF == crc32:
+            if _restore(store, relpath, data):
+                report.restored.append(instance_id)
+                _note_restored(session_factory, instance_id)
+            else:
+                report.unrestored.append(instance_id)
         elif forget(session_factory, store, instance_id, reason=_CRASH):
             report.lost.append(instance_id)
     report.kept = len(kept)
@@ -123,15 +130,13 @@ def _whole(store: InstanceStore, relpath: str, size_bytes: int, crc32: int) -> b
         return False
 
 
-def _restore(store: InstanceStore, relpath: str, data: bytes, crc32: int) -> bool:
-    """Rewrite a lost file from its listed bytes, durably; False (then it is forgotten) when the
-    bytes do not match their checksum or the file cannot be written."""
-    if zlib.crc32(data) & 0xFFFFFFFF != crc32:
-        return False
+def _restore(store: InstanceStore, relpath: str, data: bytes) -> bool:
+    """Rewrite a lost file from its listed bytes, durably; False when it cannot be written now."""
     try:
         write_durably(store.path(relpath), data)
     except (OSError, ValueError) as exc:
-        logger.error("could not rewrite a lost instance file from its listed bytes (%s)", type(exc).__name__)
+        logger.error("could not rewrite a lost instance file from its listed bytes (%s): it stays listed "
+                     "for the next start-up check", type(exc).__name__)
         return False
     return True
 

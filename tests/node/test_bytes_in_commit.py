@@ -12,6 +12,7 @@ the file the way a lost flush would.
 from __future__ import annotations
 
 import errno
+import shutil
 import signal
 import subprocess
 import sys
@@ -195,6 +196,25 @@ def test_a_failed_background_flush_leaves_the_bytes_and_the_check_rewrites_the_f
         assert session.scalar(select(Study.instance_count)) == 2
         tags = set(session.scalars(select(Event.tag)))
     assert str(EventTag.INSTANCE_RESTORED) in tags and str(EventTag.INSTANCE_LOST) not in tags
+
+
+def test_a_file_that_cannot_be_rewritten_now_stays_listed_for_the_next_check(
+    factory: sessionmaker[Session], store: InstanceStore, held: HeldFlush, group: GroupCommit
+) -> None:
+    data = b"bytes answered Success" * 4
+    path = _recorded_then_flush_failed(factory, store, held, group, data)
+    folder = store.path(path).parent
+    shutil.rmtree(folder)
+    folder.write_bytes(b"not a folder")  # the file cannot be written there now
+    report = check_unsynced(factory, store, confirm=True)
+    assert (report.lost, report.restored, len(report.unrestored)) == ([], [], 1)
+    assert _listed(factory) == [(path, data)], "still listed with its bytes"
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Instance)) == 2, "never undone"
+
+    folder.unlink()
+    report = check_unsynced(factory, store, confirm=True)
+    assert len(report.restored) == 1 and store.path(path).read_bytes() == data
 
 
 def test_bytes_that_do_not_match_their_checksum_are_not_written_back(
