@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,9 @@ from dicom_node.acceptor import NodeServer
 from dicom_node.counters import NodeCounters
 from dicom_node.server import start_listener, stop_listener
 from radassist.config import AllowedCaller, Settings
+from radassist.db.engine import make_sessionmaker
+from radassist.db.migrate import upgrade
+from radassist.store.filesystem_sync import FilesystemSync
 from radassist.store.instances import InstanceStore
 from tests.conftest import free_port, migrate, wait_for_port
 from tests.peers import STORESCP, echoscu, storescu  # noqa: F401  (re-exported for the node tests)
@@ -82,6 +87,35 @@ def secondary_capture(path: Path, **drop: bool) -> Path:
         delattr(ds, keyword)
     ds.save_as(path, enforce_file_format=False)
     return path
+
+
+@pytest.fixture
+def factory(make_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a migrated SQLite file in the test's folder: the listener's embedded database,
+    where the group commit runs (a module may define its own, e.g. on both databases)."""
+    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'radassist.sqlite3'}")
+    upgrade(settings)
+    made = make_sessionmaker(settings)
+    yield made
+    made.kw["bind"].dispose()
+
+
+class HeldFlush(FilesystemSync):
+    """The real flush, held back until the test lets it go (or failing, when told to)."""
+
+    def __init__(self, folders: list[Path]) -> None:
+        super().__init__(folders)
+        self.allowed = threading.Event()
+        self.fail = False
+        self.calls = 0
+
+    def sync(self) -> None:
+        self.calls += 1
+        if not self.allowed.wait(30):
+            raise AssertionError("the test never let the flush go")
+        if self.fail:
+            raise OSError(errno.EIO, "Input/output error")
+        super().sync()
 
 
 def one_series(folder: Path, count: int) -> list[Path]:

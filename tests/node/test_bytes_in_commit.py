@@ -11,7 +11,6 @@ the file the way a lost flush would.
 
 from __future__ import annotations
 
-import errno
 import shutil
 import signal
 import subprocess
@@ -37,10 +36,10 @@ from radassist.intake.header import InstanceHeader
 from radassist.intake.record import instance_patient_key, record_instance
 from radassist.intake.record_sqlite import new_instance
 from radassist.intake.unsynced import check_unsynced
-from radassist.store.filesystem_sync import FilesystemSync, unavailable_reason
+from radassist.store.filesystem_sync import unavailable_reason
 from radassist.store.instances import InstanceStore
 from tests.conftest import free_port, wait_for_port
-from tests.node.conftest import REPO, Node, listener_env, one_series, storescu
+from tests.node.conftest import REPO, HeldFlush, Node, listener_env, one_series, storescu
 from tests.unit.test_completion import header
 
 STUDY = "1.2.826.0.1.3680043.9.8.2"
@@ -48,33 +47,6 @@ LIMIT = 4096
 SUCCESS = "Received Store Response (Success)"
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=f"syncfs: {unavailable_reason()}")
-
-
-class HeldFlush(FilesystemSync):
-    """The real flush, held back until the test lets it go (or failing, when told to)."""
-
-    def __init__(self, folders: list[Path]) -> None:
-        super().__init__(folders)
-        self.allowed = threading.Event()
-        self.fail = False
-        self.calls = 0
-
-    def sync(self) -> None:
-        self.calls += 1
-        if not self.allowed.wait(30):
-            raise AssertionError("the test never let the flush go")
-        if self.fail:
-            raise OSError(errno.EIO, "Input/output error")
-        super().sync()
-
-
-@pytest.fixture
-def factory(make_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'radassist.sqlite3'}")
-    upgrade(settings)
-    made = make_sessionmaker(settings)
-    yield made
-    made.kw["bind"].dispose()
 
 
 @pytest.fixture

@@ -17,17 +17,16 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_node.group_commit import GroupCommit
-from radassist.config import Settings
 from radassist.db.base import utcnow
-from radassist.db.engine import make_sessionmaker, write_turn
-from radassist.db.migrate import upgrade
+from radassist.db.engine import write_turn
 from radassist.errors import ConfigError
 from radassist.intake.record import record_instance
 from radassist.intake.record_sqlite import new_instance
@@ -35,6 +34,7 @@ from radassist.store import filesystem_sync
 from radassist.store.filesystem_sync import FilesystemSync
 from radassist.store.instances import InstanceStore
 from radassist.store.journal import has_journal, journals_metadata
+from tests.node.conftest import HeldFlush
 from tests.unit.test_completion import header
 
 TRACEFS = Path("/sys/kernel/tracing")
@@ -206,17 +206,8 @@ def test_ext_file_systems_without_a_jbd2_journal_need_the_extra_fsync(
     assert has_journal(fstype, device, journals) is journaled
 
 
-class _NeverFlushes(FilesystemSync):
-    """A background flush that waits until the test is over: the trace shows the commit alone."""
-
-    released = threading.Event()
-
-    def sync(self) -> None:
-        self.released.wait(30)
-
-
 def test_a_small_instance_durable_in_its_commit_ends_with_the_disk_cache_flushed(
-    block_trace: Path, tmp_path: Path, make_settings: Callable[..., Settings]
+    block_trace: Path, tmp_path: Path, factory: sessionmaker[Session]
 ) -> None:
     """``[storage] in_commit_max_bytes``: the Success follows the commit that holds the instance's
     bytes, with no flush of its file; every write that commit made must be covered by a completed
@@ -224,12 +215,10 @@ def test_a_small_instance_durable_in_its_commit_ends_with_the_disk_cache_flushed
     device = os.stat(tmp_path).st_dev
     if not Path(f"/sys/dev/block/{os.major(device)}:{os.minor(device)}").exists():
         pytest.skip("the database is on no block device (tmpfs?): no write to order")
-    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'radassist.sqlite3'}")
-    upgrade(settings)
-    factory = make_sessionmaker(settings)
     store = InstanceStore(tmp_path / "data" / "instances")
     store.root.mkdir(parents=True)
-    group = GroupCommit(factory, _NeverFlushes([store.root]), in_commit_max_bytes=4096)
+    held = HeldFlush([store.root])  # the background flush waits until the test is over: the commit alone
+    group = GroupCommit(factory, held, in_commit_max_bytes=4096)
     try:
         first = header("1.2.9", "1.2.9.1")
         with write_turn(factory), factory() as session:  # the study and series become known
@@ -256,6 +245,5 @@ def test_a_small_instance_durable_in_its_commit_ends_with_the_disk_cache_flushed
         assert any(r.is_flush for r in requests), "the commit sent no cache flush to the disk"
         assert _uncovered(requests, tid) == []
     finally:
-        _NeverFlushes.released.set()
+        held.allowed.set()
         group.close()
-        factory.kw["bind"].dispose()

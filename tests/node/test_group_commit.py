@@ -41,15 +41,6 @@ STUDY = "1.2.826.0.1.3680043.9.8.1"
 
 
 @pytest.fixture
-def factory(make_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'radassist.sqlite3'}")
-    upgrade(settings)
-    made = make_sessionmaker(settings)
-    yield made
-    made.kw["bind"].dispose()
-
-
-@pytest.fixture
 def store(tmp_path: Path) -> InstanceStore:
     return InstanceStore(tmp_path / "data" / "instances")
 
