@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from radassist.config import Settings, load_settings
+from tests.longest_first import longest_first
 
 REPO = Path(__file__).resolve().parent.parent
 TESTDATA = REPO.parent / "shared" / "testdata" / "dicom"
@@ -32,6 +33,11 @@ TEST_WORKERS = 3
 as much as it computes, so three workers finish it sooner than two on the 2-core CI machine (14 min
 against 26 serially, measured); four were slower again on 2026-12-07 (main pass 15 min 27 s against
 14 min 25 s and 15 min 10 s with three)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest test modules go to the workers first (:mod:`tests.longest_first`)."""
+    longest_first(items)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
