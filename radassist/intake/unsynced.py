@@ -115,8 +115,8 @@ def check_unsynced(session_factory: sessionmaker[Session], store: InstanceStore,
             "and were undone (never answered Success: their senders re-send them)",
             len(report.lost), len(listed),
         )  # fmt: skip
-    elif listed:
-        logger.info("start-up check: the %d instances committed before their last flush are whole", len(listed))
+    if report.kept:
+        logger.info("start-up check: %d instances committed before their last flush are whole", report.kept)
     return report
 
 

@@ -21,7 +21,6 @@ from dicom_node.counters import NodeCounters
 from dicom_node.server import start_listener, stop_listener
 from radassist.config import AllowedCaller, Settings
 from radassist.db.engine import make_sessionmaker
-from radassist.db.migrate import upgrade
 from radassist.store.filesystem_sync import FilesystemSync
 from radassist.store.instances import InstanceStore
 from tests.conftest import free_port, migrate, wait_for_port
@@ -94,7 +93,7 @@ def factory(make_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[
     """Sessions on a migrated SQLite file in the test's folder: the listener's embedded database,
     where the group commit runs (a module may define its own, e.g. on both databases)."""
     settings = make_settings(database_url=f"sqlite:///{tmp_path / 'radassist.sqlite3'}")
-    upgrade(settings)
+    migrate(settings)
     made = make_sessionmaker(settings)
     yield made
     made.kw["bind"].dispose()

@@ -29,7 +29,6 @@ from dicom_node.group_commit import GroupCommit
 from radassist.config import Settings
 from radassist.db.base import utcnow
 from radassist.db.engine import make_sessionmaker, write_turn
-from radassist.db.migrate import upgrade
 from radassist.db.tables import Event, Instance, Study, UnsyncedInstance
 from radassist.events import EventTag
 from radassist.intake.header import InstanceHeader
@@ -38,7 +37,7 @@ from radassist.intake.record_sqlite import new_instance
 from radassist.intake.unsynced import check_unsynced
 from radassist.store.filesystem_sync import unavailable_reason
 from radassist.store.instances import InstanceStore
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, migrate, wait_for_port
 from tests.node.conftest import REPO, HeldFlush, Node, listener_env, one_series, storescu
 from tests.unit.test_completion import header
 
@@ -207,7 +206,7 @@ def test_the_listener_answers_small_instances_at_their_commit(
     """The embedded default takes this way for small instances."""
     settings = make_settings(database_url=f"sqlite:///{tmp_path / 'radassist.sqlite3'}")
     assert settings.storage.in_commit_max_bytes == 16_384
-    upgrade(settings)
+    migrate(settings)
     node = start_node(settings)
     group = node.server.shared.group_commit if node.server.shared else None
     assert group is not None and group.in_commit_max_bytes == 16_384

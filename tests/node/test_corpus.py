@@ -16,9 +16,8 @@ from pynetdicom import AE, _config
 from sqlalchemy import func, select
 
 from radassist.config import Settings
-from radassist.db.migrate import upgrade
 from radassist.db.tables import Association, Instance
-from tests.conftest import wait_until
+from tests.conftest import migrate, wait_until
 from tests.node.conftest import Node
 from tests.node.corpus import CT, DATASET_CASES, PDU_CASES, SC, valid_file
 from tests.node.dcmtk import echo, output
@@ -27,7 +26,7 @@ from tests.node.dcmtk import echo, output
 @pytest.fixture
 def sqlite_node(make_settings: Callable[..., Settings], start_node: Callable[..., Node], tmp_path: Path) -> Node:
     settings = make_settings(database_url=f"sqlite:///{tmp_path / 'corpus.sqlite3'}")
-    upgrade(settings)
+    migrate(settings)
     return start_node(settings)
 
 

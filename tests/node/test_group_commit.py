@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from dicom_node.group_commit import GroupCommit, group_commit_for
 from radassist.config import Settings
 from radassist.db.engine import make_sessionmaker, write_turn
-from radassist.db.migrate import upgrade
 from radassist.db.tables import Event, Instance, Series, Study
 from radassist.intake.header import InstanceHeader
 from radassist.intake.patient import PatientIdentity
@@ -34,6 +33,7 @@ from radassist.intake.record_sqlite import NewInstance, new_instance
 from radassist.states import StudyState
 from radassist.store.filesystem_sync import unavailable_reason
 from radassist.store.instances import InstanceStore, StoredFile
+from tests.conftest import migrate
 from tests.unit.test_completion import header
 
 T0 = dt.datetime(2026, 2, 1, 9, 0, tzinfo=dt.UTC)
@@ -136,7 +136,7 @@ def test_the_fast_way_leaves_the_rows_of_the_general_way(
 
     # The same story, both instances the general way, on a database of its own.
     settings = make_settings(database_url=f"sqlite:///{tmp_path / 'general.sqlite3'}")
-    upgrade(settings)
+    migrate(settings)
     other = make_sessionmaker(settings)
     try:
         assert _general(other, store, first)
