@@ -16,7 +16,8 @@ Per pipeline (the study's called AE title, :mod:`radassist.pipelines`) a study i
 
 A complete study with no image instance (only SR, PR, KO, PDF...) gets no job unless the
 pipeline drafts non-image objects.  A job for a study that had one before records it in
-``supersedes_job_id``: its SR replaces the earlier one.
+``supersedes_job_id``: its SR replaces the earlier one, and an earlier job not yet delivering is
+cancelled (:mod:`radassist.completion.supersede`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections.abc import Collection, Sequence
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
+from radassist.completion.supersede import supersede_earlier_jobs
 from radassist.config import RequiredSeries, Settings
 from radassist.db.tables import Instance, Job, Series, Study
 from radassist.events import EventTag, record_event
@@ -222,6 +224,7 @@ def _queue_job(session: Session, study_id: uuid.UUID, *, now: dt.datetime, reaso
     )
     session.add(job)
     session.flush()
+    supersede_earlier_jobs(session, job)
     record_event(session, EventTag.STUDY_COMPLETE, study_id=study_id, quiet_seconds=quiet_seconds, reason=reason,
                  by=by)
     record_event(
@@ -230,7 +233,7 @@ def _queue_job(session: Session, study_id: uuid.UUID, *, now: dt.datetime, reaso
         study_id=study_id,
         job_id=job.id,
         model_name=model_name,
-        supersedes_job_id=str(previous) if previous else None,
+        supersedes_job_id=str(job.supersedes_job_id) if job.supersedes_job_id else None,
         priority=str(job.priority),
     )
     logger.info("study complete (%s); job queued", reason)

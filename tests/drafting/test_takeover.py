@@ -4,6 +4,7 @@ slow) holder can no longer store a draft, so no job gets two SRs or ORUs."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -161,4 +162,42 @@ def test_a_run_goes_on_with_the_next_prepared_batch_under_one_started_at(
     draft_study.apply(args=(str(job_ids[3]),)).get()  # a batch mate's own message ends at a read
     with maker() as session:
         assert len(session.scalars(select(Event).where(Event.tag == "job:draft:started")).all()) == 5
+    maker.kw["bind"].dispose()
+
+
+def test_a_job_cancelled_by_a_newer_one_mid_draft_stores_nothing(
+    make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    """The study grew while the model ran: the newer job cancelled this one, whose draft is dropped."""
+    from radassist.completion.supersede import SUPERSEDED_CODE, supersede_earlier_jobs
+    from radassist.drafting.prepare import PreparedJob
+    from radassist.models.base import DraftResult
+    from workers.tasks.draft import _claim, _load, _settle, draft_study
+
+    _, settings = make_app(model_batch_size="1")
+    maker = make_sessionmaker(settings)
+    with maker() as session:
+        earlier = add_study(session, settings, [cr_copy(testdata, tmp_path / "cr")])
+        job_id, study_id = earlier.id, earlier.study_id
+    prepare(job_id)
+    holder = _claim(draft_study, job_id)[0]
+    prepared = _load(draft_study, [holder])[0]
+    assert isinstance(prepared, PreparedJob)
+    with maker() as session:
+        newer = Job(id=uuid.uuid4(), study_id=study_id, state=JobState.QUEUED, model_name="tiny",
+                    created_at=utcnow(), supersedes_job_id=job_id)
+        session.add(newer)
+        session.flush()
+        assert supersede_earlier_jobs(session, newer) == [job_id]
+        session.commit()
+
+    result = DraftResult(findings="No acute findings.", impression="Normal.", raw_text="Findings: x", prompt="p",
+                         prompt_version="2", model_name="tiny", model_revision=None,
+                         generation={"seconds": 1.0, "batch_size": 1})
+    _settle(draft_study, [prepared], [result], [])
+    with maker() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.state is JobState.CANCELLED and job.error_code == SUPERSEDED_CODE
+        assert session.scalars(select(Draft).where(Draft.job_id == job_id)).all() == []
+        assert session.scalars(select(Delivery).where(Delivery.job_id == job_id)).all() == []
     maker.kw["bind"].dispose()

@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from radassist.completion.claim import claim_all, claim_complete_studies
+from radassist.completion.supersede import NOT_YET_DELIVERING, SUPERSEDED_CODE
 from radassist.config import PipelineSettings, RequiredSeries, Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import Event, Job, Study
@@ -219,14 +220,61 @@ def test_claim_rejects_naive_time(factory: sessionmaker[Session]) -> None:
         claim_complete_studies(session, now=dt.datetime(2026, 1, 1), quiet_seconds=1, model_name=MODEL)
 
 
-def test_redraft_of_a_grown_study_supersedes_the_first_job(factory: sessionmaker[Session]) -> None:
+def _set_state(factory: sessionmaker[Session], job_id: uuid.UUID, state: JobState) -> None:
+    with factory() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(state=state))
+        session.commit()
+
+
+def test_redraft_of_a_grown_study_supersedes_the_delivered_job(factory: sessionmaker[Session]) -> None:
     receive(factory, "1.3.1", "1.3.1.1", T0)
     (first,) = claim(factory, T0 + dt.timedelta(seconds=20))
+    _set_state(factory, first, JobState.DONE)
     receive(factory, "1.3.1", "1.3.1.2", T0 + dt.timedelta(seconds=40))
     (second,) = claim(factory, T0 + dt.timedelta(seconds=60))
     with factory() as session:
         assert session.get(Job, first).supersedes_job_id is None  # type: ignore[union-attr]
         assert session.get(Job, second).supersedes_job_id == first  # type: ignore[union-attr]
+        assert session.get(Job, first).state is JobState.DONE  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("state", list(NOT_YET_DELIVERING))
+def test_a_grown_studys_new_job_cancels_the_earlier_one_not_yet_delivering(
+    factory: sessionmaker[Session], state: JobState
+) -> None:
+    """Its draft would describe part of the study, and could reach the RIS after the whole study's."""
+    receive(factory, "1.3.3", "1.3.3.1", T0)
+    (first,) = claim(factory, T0 + dt.timedelta(seconds=20))
+    _set_state(factory, first, JobState.DONE)
+    receive(factory, "1.3.3", "1.3.3.2", T0 + dt.timedelta(seconds=40))
+    (second,) = claim(factory, T0 + dt.timedelta(seconds=60))
+    _set_state(factory, second, state)
+    receive(factory, "1.3.3", "1.3.3.3", T0 + dt.timedelta(seconds=80))
+    (third,) = claim(factory, T0 + dt.timedelta(seconds=100))
+    with factory() as session:
+        cancelled = session.get(Job, second)
+        assert cancelled is not None and cancelled.state is JobState.CANCELLED
+        assert cancelled.error_code == SUPERSEDED_CODE and cancelled.finished_at is not None
+        # the cancelled job built no SR: the new one supersedes the one whose SR went out
+        assert session.get(Job, third).supersedes_job_id == first  # type: ignore[union-attr]
+        assert session.get(Job, first).state is JobState.DONE  # type: ignore[union-attr]
+        (event,) = session.scalars(select(Event).where(Event.tag == "job:cancelled")).all()
+        assert event.job_id == second
+        assert event.detail == {"reason": SUPERSEDED_CODE, "superseded_by": str(third)}
+        queued = session.scalars(select(Event).where(Event.tag == "job:queued", Event.job_id == third)).one()
+        assert queued.detail["supersedes_job_id"] == str(first)
+
+
+def test_an_earlier_job_already_delivering_is_left_to_finish(factory: sessionmaker[Session]) -> None:
+    receive(factory, "1.3.4", "1.3.4.1", T0)
+    (first,) = claim(factory, T0 + dt.timedelta(seconds=20))
+    _set_state(factory, first, JobState.DELIVERING)
+    receive(factory, "1.3.4", "1.3.4.2", T0 + dt.timedelta(seconds=40))
+    (second,) = claim(factory, T0 + dt.timedelta(seconds=60))
+    with factory() as session:
+        assert session.get(Job, first).state is JobState.DELIVERING  # type: ignore[union-attr]
+        assert session.get(Job, second).supersedes_job_id == first  # type: ignore[union-attr]
+        assert session.scalars(select(Event).where(Event.tag == "job:cancelled")).all() == []
 
 
 def test_our_own_sr_coming_back_does_not_reopen(factory: sessionmaker[Session]) -> None:
