@@ -572,6 +572,20 @@ HEADER = ("| scenario | studies sent | instances acked/sent | instances stored |
           "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
+def print_stuck(stack: Stack, uid: str) -> None:
+    """What a stuck study's jobs and deliveries are doing, and its timeline: enough to tell a lost
+    message from a job left claimed or a delivery waiting on its back-off."""
+    print("stuck:", stack.query(
+        "SELECT j.id, j.state, j.attempts, j.error_code, j.created_at, j.started_at, j.drafted_at, d.channel, "
+        "d.state, d.attempts, d.last_error_code, d.next_attempt_at "
+        "FROM studies s LEFT JOIN jobs j ON j.study_id = s.id LEFT JOIN deliveries d ON d.job_id = j.id "
+        "WHERE s.study_instance_uid = :uid ORDER BY j.created_at", uid=uid), flush=True)
+    for row in stack.query("SELECT e.at, e.tag, e.job_id, e.detail FROM events e JOIN studies s ON s.id = e.study_id "
+                           "WHERE s.study_instance_uid = :uid AND e.tag <> 'study:instance:received' ORDER BY e.id",
+                           uid=uid):
+        print("  event:", *row, flush=True)
+
+
 def count(scenario: str, stack: Stack, studies: list[TestStudy], log: SendLog, pacs: Pacs | None, ris: Ris | None,
           started: float, done_timeout: float = 300.0, notes: str = "") -> Counts:
     """Wait (up to ``done_timeout``) for every study to be done, then count against the senders' log.
@@ -585,10 +599,7 @@ def count(scenario: str, stack: Stack, studies: list[TestStudy], log: SendLog, p
         wait_until(lambda: not stack.all_done(uids), timeout=done_timeout, interval=1)
     stuck = stack.all_done(uids)
     for uid in sorted(stuck):
-        print("stuck:", stack.query(
-            "SELECT j.state, j.attempts, j.error_code, d.channel, d.state, d.attempts, d.last_error_code "
-            "FROM studies s LEFT JOIN jobs j ON j.study_id = s.id LEFT JOIN deliveries d ON d.job_id = j.id "
-            "WHERE s.study_instance_uid = :uid", uid=uid), flush=True)
+        print_stuck(stack, uid)
     # deliveries that are still arriving count on the next look; give the peers a moment to settle
     time.sleep(1)
     stored = stack.stored_instances()
