@@ -17,6 +17,7 @@ from radassist.config import Settings
 from radassist.db.tables import Delivery, Job
 from radassist.db.transitions import set_delivery_state
 from radassist.delivery.send import send_delivery
+from radassist.delivery.superseded import cancel_if_superseded
 from radassist.errors import RadAssistError, TransientFailure
 from radassist.reasons import plain_reason
 from radassist.states import DeliveryState
@@ -26,7 +27,11 @@ logger = logging.getLogger(__name__)
 
 
 def claim_delivery(session: Session, delivery_id: uuid.UUID, now: dt.datetime) -> tuple[Delivery, Job] | None:
-    """Move a due pending delivery to sending and commit; detached copies of it and its job, or None."""
+    """Move a due pending delivery to sending and commit; detached copies of it and its job, or None
+    (also when a newer draft's ORU replaced it: :mod:`radassist.delivery.superseded`)."""
+    if cancel_if_superseded(session, delivery_id, now):
+        session.commit()
+        return None
     claimed = set_delivery_state(
         session, delivery_id, DeliveryState.PENDING, DeliveryState.SENDING,
         Delivery.next_attempt_at <= now,

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 import pydicom
 
 from radassist.config import Hl7Settings
+from radassist.delivery.superseded import SUPERSEDED_CODE
 from radassist.hl7 import escaping, mllp, oru, oru_fields, ris_ack
 from radassist.hl7.ack import ACK_MEANING
 from radassist.ris import orders, reading, refusals, reports
@@ -116,7 +117,9 @@ def _acks_accepted() -> str:
             "Without a usable ACK:",
             _table(("error code", "next", "when"), transport),
             "`retry`: the delivery is sent again with backoff until `[delivery] max_age_seconds`; "
-            "`fail`: the delivery fails with the reason.",
+            "`fail`: the delivery fails with the reason. An ORU waiting for its retry is cancelled instead "
+            f"(`{SUPERSEDED_CODE}`) once a newer draft of the same study has its own ORU for the same RIS "
+            "pending, sent or held: the RIS keeps the last ORU of an order it receives.",
         ]
     )
 
