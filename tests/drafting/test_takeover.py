@@ -15,6 +15,7 @@ from radassist.config import Settings
 from radassist.db.base import utcnow
 from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import Delivery, Draft, Event, Job
+from radassist.models.base import DraftResult
 from radassist.states import JobState
 from tests.drafting.conftest import prepare
 from tests.drafting.test_draft_task import add_study, cr_copy, make_app  # noqa: F401 - make_app is a fixture
@@ -26,6 +27,13 @@ def _as_if_claimed_by_a_dead_worker(maker, job_ids: list) -> None:  # type: igno
         session.execute(update(Job).where(Job.id.in_(job_ids))
                         .values(state=JobState.DRAFTING, started_at=started, attempts=1))
         session.commit()
+
+
+def _a_draft() -> DraftResult:
+    """What the model returned, for a holder that no longer holds its job when it stores it."""
+    return DraftResult(findings="No acute findings.", impression="Normal.", raw_text="Findings: x", prompt="p",
+                       prompt_version="2", model_name="tiny", model_revision=None,
+                       generation={"seconds": 1.0, "batch_size": 1})
 
 
 def test_redelivered_message_takes_over_the_dead_workers_batch(
@@ -60,7 +68,6 @@ def test_a_superseded_holder_stores_nothing(
     make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path  # noqa: F811
 ) -> None:
     from radassist.drafting.prepare import PreparedJob
-    from radassist.models.base import DraftResult
     from workers.tasks.draft import _claim, _load, _settle, draft_study
 
     _, settings = make_app(model_batch_size="1")
@@ -73,10 +80,7 @@ def test_a_superseded_holder_stores_nothing(
     assert isinstance(prepared, PreparedJob)
     _claim(draft_study, job_id, takeover=True)  # a second worker takes the job over
 
-    result = DraftResult(findings="No acute findings.", impression="Normal.", raw_text="Findings: x", prompt="p",
-                         prompt_version="2", model_name="tiny", model_revision=None,
-                         generation={"seconds": 1.0, "batch_size": 1})
-    _settle(draft_study, [prepared], [result], [])
+    _settle(draft_study, [prepared], [_a_draft()], [])
     with maker() as session:
         job = session.get(Job, job_id)
         assert job is not None and job.state is JobState.DRAFTING and job.attempts == 2
@@ -171,7 +175,6 @@ def test_a_job_cancelled_by_a_newer_one_mid_draft_stores_nothing(
     """The study grew while the model ran: the newer job cancelled this one, whose draft is dropped."""
     from radassist.completion.supersede import SUPERSEDED_CODE, supersede_earlier_jobs
     from radassist.drafting.prepare import PreparedJob
-    from radassist.models.base import DraftResult
     from workers.tasks.draft import _claim, _load, _settle, draft_study
 
     _, settings = make_app(model_batch_size="1")
@@ -191,10 +194,7 @@ def test_a_job_cancelled_by_a_newer_one_mid_draft_stores_nothing(
         assert supersede_earlier_jobs(session, newer) == [job_id]
         session.commit()
 
-    result = DraftResult(findings="No acute findings.", impression="Normal.", raw_text="Findings: x", prompt="p",
-                         prompt_version="2", model_name="tiny", model_revision=None,
-                         generation={"seconds": 1.0, "batch_size": 1})
-    _settle(draft_study, [prepared], [result], [])
+    _settle(draft_study, [prepared], [_a_draft()], [])
     with maker() as session:
         job = session.get(Job, job_id)
         assert job is not None and job.state is JobState.CANCELLED and job.error_code == SUPERSEDED_CODE

@@ -93,13 +93,6 @@ def claim(factory: sessionmaker[Session], at: dt.datetime) -> list[uuid.UUID]:
         return ids
 
 
-@pytest.fixture
-def factory(migrated_settings: Settings) -> sessionmaker[Session]:
-    made = make_sessionmaker(migrated_settings)
-    yield made
-    made.kw["bind"].dispose()
-
-
 def test_quiet_study_gets_exactly_one_job(factory: sessionmaker[Session]) -> None:
     assert receive(factory, "1.2.3", "1.2.3.1.1", T0)
     assert receive(factory, "1.2.3", "1.2.3.1.2", T0 + dt.timedelta(seconds=3))
@@ -226,16 +219,28 @@ def _set_state(factory: sessionmaker[Session], job_id: uuid.UUID, state: JobStat
         session.commit()
 
 
-def test_redraft_of_a_grown_study_supersedes_the_delivered_job(factory: sessionmaker[Session]) -> None:
-    receive(factory, "1.3.1", "1.3.1.1", T0)
+def _grown(factory: sessionmaker[Session], study: str, first_state: JobState) -> tuple[uuid.UUID, uuid.UUID]:
+    """A study drafted once (its job then ``first_state``), grown by one instance and claimed again:
+    the two jobs' ids."""
+    receive(factory, study, f"{study}.1", T0)
     (first,) = claim(factory, T0 + dt.timedelta(seconds=20))
-    _set_state(factory, first, JobState.DONE)
-    receive(factory, "1.3.1", "1.3.1.2", T0 + dt.timedelta(seconds=40))
+    _set_state(factory, first, first_state)
+    receive(factory, study, f"{study}.2", T0 + dt.timedelta(seconds=40))
     (second,) = claim(factory, T0 + dt.timedelta(seconds=60))
+    return first, second
+
+
+@pytest.mark.parametrize("first_state", [JobState.DONE, JobState.DELIVERING])
+def test_redraft_of_a_grown_study_supersedes_the_job_whose_sr_went_out(
+    factory: sessionmaker[Session], first_state: JobState
+) -> None:
+    """A job already delivering is left to finish: its SR is out, or on its way."""
+    first, second = _grown(factory, "1.3.1", first_state)
     with factory() as session:
         assert session.get(Job, first).supersedes_job_id is None  # type: ignore[union-attr]
         assert session.get(Job, second).supersedes_job_id == first  # type: ignore[union-attr]
-        assert session.get(Job, first).state is JobState.DONE  # type: ignore[union-attr]
+        assert session.get(Job, first).state is first_state  # type: ignore[union-attr]
+        assert session.scalars(select(Event).where(Event.tag == "job:cancelled")).all() == []
 
 
 @pytest.mark.parametrize("state", list(NOT_YET_DELIVERING))
@@ -243,11 +248,7 @@ def test_a_grown_studys_new_job_cancels_the_earlier_one_not_yet_delivering(
     factory: sessionmaker[Session], state: JobState
 ) -> None:
     """Its draft would describe part of the study, and could reach the RIS after the whole study's."""
-    receive(factory, "1.3.3", "1.3.3.1", T0)
-    (first,) = claim(factory, T0 + dt.timedelta(seconds=20))
-    _set_state(factory, first, JobState.DONE)
-    receive(factory, "1.3.3", "1.3.3.2", T0 + dt.timedelta(seconds=40))
-    (second,) = claim(factory, T0 + dt.timedelta(seconds=60))
+    first, second = _grown(factory, "1.3.3", JobState.DONE)
     _set_state(factory, second, state)
     receive(factory, "1.3.3", "1.3.3.3", T0 + dt.timedelta(seconds=80))
     (third,) = claim(factory, T0 + dt.timedelta(seconds=100))
@@ -263,18 +264,6 @@ def test_a_grown_studys_new_job_cancels_the_earlier_one_not_yet_delivering(
         assert event.detail == {"reason": SUPERSEDED_CODE, "superseded_by": str(third)}
         queued = session.scalars(select(Event).where(Event.tag == "job:queued", Event.job_id == third)).one()
         assert queued.detail["supersedes_job_id"] == str(first)
-
-
-def test_an_earlier_job_already_delivering_is_left_to_finish(factory: sessionmaker[Session]) -> None:
-    receive(factory, "1.3.4", "1.3.4.1", T0)
-    (first,) = claim(factory, T0 + dt.timedelta(seconds=20))
-    _set_state(factory, first, JobState.DELIVERING)
-    receive(factory, "1.3.4", "1.3.4.2", T0 + dt.timedelta(seconds=40))
-    (second,) = claim(factory, T0 + dt.timedelta(seconds=60))
-    with factory() as session:
-        assert session.get(Job, first).state is JobState.DELIVERING  # type: ignore[union-attr]
-        assert session.get(Job, second).supersedes_job_id == first  # type: ignore[union-attr]
-        assert session.scalars(select(Event).where(Event.tag == "job:cancelled")).all() == []
 
 
 def test_our_own_sr_coming_back_does_not_reopen(factory: sessionmaker[Session]) -> None:

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from radassist.config import Settings
 from radassist.db.base import utcnow
-from radassist.db.engine import make_sessionmaker
 from radassist.db.tables import Delivery, Event, Job, Study
 from radassist.delivery.attempt import claim_delivery
 from radassist.delivery.superseded import SUPERSEDED_CODE
 from radassist.states import DeliveryChannel, DeliveryState, JobState, StudyState
 
 RIS = "ris"
-
-
-@pytest.fixture
-def factory(migrated_settings: Settings) -> Iterator[sessionmaker[Session]]:
-    made = make_sessionmaker(migrated_settings)
-    yield made
-    made.kw["bind"].dispose()
 
 
 def _delivering_job(session: Session, study_id: uuid.UUID, created_at: dt.datetime, *, shadow: bool = False) -> Job:
