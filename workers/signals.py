@@ -1,13 +1,17 @@
-"""Worker process hooks: a fresh DB engine after fork, log context per task."""
+"""Worker process hooks: a fresh DB engine after fork, log context per task, jobs handed back at start."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import signals
 
 from radassist.logging import job_id_var, study_var, task_id_var
 from workers.base import reset_sessionmaker
+from workers.restart import hand_back_on_start
+
+logger = logging.getLogger(__name__)
 
 
 @signals.worker_process_init.connect
@@ -26,3 +30,12 @@ def _clear_context(**_: Any) -> None:
     task_id_var.set("-")
     job_id_var.set("-")
     study_var.set("-")
+
+
+@signals.worker_ready.connect
+def _hand_back_what_this_worker_held(sender: Any = None, **_: Any) -> None:
+    # A failure here must not stop the worker: the sweep hands the jobs back later anyway.
+    try:
+        hand_back_on_start(sender.app, sender.hostname, [q.name for q in sender.task_consumer.queues])
+    except Exception:  # noqa: BLE001 - logged; the sweep is the backstop
+        logger.exception("could not hand back the jobs this worker held before it started again")

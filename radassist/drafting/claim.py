@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import case, select
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from radassist.config import Settings
@@ -202,3 +202,11 @@ def claim_batch(
 def job_left_waiting(claimed: Sequence[ClaimedJob], job_id: uuid.UUID) -> bool:
     """True when a batch was claimed without ``job_id`` (STAT jobs filled it): claim again for it."""
     return bool(claimed) and all(c.job_id != job_id for c in claimed)
+
+
+def record_holder(session: Session, job_ids: Sequence[uuid.UUID], holder: str | None) -> None:
+    """Name the worker (its Celery node name) that just claimed ``job_ids``, in the claim's transaction:
+    that worker starting again hands them back at once (:func:`radassist.drafting.recover.hand_back_held_by`)."""
+    if job_ids and holder:
+        session.execute(update(Job).where(Job.id.in_(list(job_ids))).values(held_by=holder))
+

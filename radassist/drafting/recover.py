@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -49,6 +50,29 @@ def hand_back_stuck(session: Session, now: dt.datetime, job_limit_s: float) -> l
 def hand_back_stuck_preparing(session: Session, now: dt.datetime, job_limit_s: float) -> list[uuid.UUID]:
     """Jobs preparing past the hard time limit go back to queued; the caller sends their prepare task again."""
     return _hand_back(session, now, job_limit_s, JobState.PREPARING)
+
+
+def hand_back_held_by(session: Session, holder: str, states: Iterable[JobState] = tuple(_BACK),
+                      ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """The jobs a worker named ``holder`` was preparing or drafting (of ``states``: what its queues
+    serve) when it died, handed back as it starts again under that name (it holds nothing yet); the
+    drafts' and the preparations' ids.
+
+    Without this they would wait for the sweep's cutoff (the time limit and a minute), or for a
+    broker that redelivers the worker's unacknowledged messages.  The holder of a job taken over
+    meanwhile is another worker, so its job stays; a pool child that outlived its parent loses the
+    next compare-and-set on ``attempts`` (drafts) or ``started_at`` (preparations) and stores nothing.
+    """
+    handed_back: dict[JobState, list[uuid.UUID]] = {JobState.DRAFTING: [], JobState.PREPARING: []}
+    for job_id, study_id, state in session.execute(
+        select(Job.id, Job.study_id, Job.state).where(Job.held_by == holder,
+                                                      Job.state.in_([st for st in states if st in _BACK]))
+    ).all():
+        if set_job_state(session, job_id, state, _BACK[state], Job.held_by == holder, held_by=None):
+            record_event(session, EventTag.JOB_REQUEUED, study_id=study_id, job_id=job_id,
+                         reason="its worker restarted")
+            handed_back[state].append(job_id)
+    return handed_back[JobState.DRAFTING], handed_back[JobState.PREPARING]
 
 
 def _waiting_without_message(session: Session, now: dt.datetime, state: JobState) -> list[uuid.UUID]:

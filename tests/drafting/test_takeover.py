@@ -201,3 +201,51 @@ def test_a_job_cancelled_by_a_newer_one_mid_draft_stores_nothing(
         assert session.scalars(select(Draft).where(Draft.job_id == job_id)).all() == []
         assert session.scalars(select(Delivery).where(Delivery.job_id == job_id)).all() == []
     maker.kw["bind"].dispose()
+
+
+def test_a_worker_started_again_hands_back_what_it_held_and_its_old_self_stores_nothing(
+    make_app: Callable[..., tuple[Celery, Settings]], testdata: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    """Killed with its jobs, a worker starting under the same name hands them back at once (not after
+    the sweep's cutoff); another worker's job stays with it."""
+    from radassist.broker import GPU_QUEUE, queue_depths
+    from radassist.drafting.prepare import PreparedJob
+    from workers.restart import hand_back_on_start
+    from workers.tasks.draft import _claim, _load, _settle, draft_study
+
+    app, settings = make_app(model_batch_size="1")
+    maker = make_sessionmaker(settings)
+    with maker() as session:
+        mine, others = (add_study(session, settings, [cr_copy(testdata, tmp_path / name)]).id
+                        for name in ("mine", "other"))
+    prepare(mine, others)
+    holders: dict[object, str] = {mine: "gpu-0@host", others: "gpu-1@host"}
+    held = {}
+    for job_id, holder in holders.items():
+        draft_study.push_request(hostname=holder)
+        try:
+            held[job_id] = _claim(draft_study, job_id)[0]
+        finally:
+            draft_study.pop_request()
+    with maker() as session:
+        assert {j: session.get(Job, j).held_by for j in holders} == holders  # type: ignore[union-attr]
+    stale = _load(draft_study, [held[mine]])[0]
+    assert isinstance(stale, PreparedJob)
+    waiting = queue_depths(app, [GPU_QUEUE], timeout=5.0)[GPU_QUEUE]
+
+    assert hand_back_on_start(app, "gpu-0@host", ["cpu"]) == ([], [])  # a cpu worker holds no draft
+    assert hand_back_on_start(app, "gpu-0@host", ["gpu"]) == ([mine], [])
+    assert queue_depths(app, [GPU_QUEUE], timeout=5.0)[GPU_QUEUE] == waiting + 1  # its message sent again
+    with maker() as session:
+        assert session.get(Job, mine).state is JobState.PREPARED  # type: ignore[union-attr]
+        assert session.get(Job, others).state is JobState.DRAFTING  # type: ignore[union-attr]
+        requeued = session.scalars(select(Event.detail).where(Event.tag == "job:requeued", Event.job_id == mine)).all()
+        assert requeued == [{"reason": "its worker restarted"}]
+
+    draft_study.apply(args=(str(mine),)).get()  # the message sent again, taken by the new worker
+    _settle(draft_study, [stale], [_a_draft()], [])  # the old pool child, had it outlived its parent
+    with maker() as session:
+        job = session.get(Job, mine)
+        assert job is not None and job.state not in (JobState.PREPARED, JobState.DRAFTING) and job.attempts == 2
+        assert len(session.scalars(select(Draft).where(Draft.job_id == mine)).all()) == 1
+    maker.kw["bind"].dispose()

@@ -28,7 +28,14 @@ from celery.exceptions import SoftTimeLimitExceeded
 from radassist.broker import BUILD_TASK, DRAFT_TASK, PREPARE_TASK, send_priority
 from radassist.db.base import utcnow
 from radassist.drafting import record
-from radassist.drafting.claim import ClaimedJob, claim_batch, claim_next_batch, is_prepared, job_left_waiting
+from radassist.drafting.claim import (
+    ClaimedJob,
+    claim_batch,
+    claim_next_batch,
+    is_prepared,
+    job_left_waiting,
+    record_holder,
+)
 from radassist.drafting.generate import draft_prepared, draft_row
 from radassist.drafting.prepare import PreparedJob, from_kept
 from radassist.errors import PermanentFailure, RadAssistError, TransientFailure
@@ -102,6 +109,7 @@ def _waiting(task: RadAssistTask, job_id: uuid.UUID) -> bool:
 def _claim_next(task: RadAssistTask, model_name: str, started_at: dt.datetime) -> list[ClaimedJob]:
     with task.session() as session:
         claimed = claim_next_batch(session, model_name, task.settings, started_at)
+        record_holder(session, [c.job_id for c in claimed], task.request.hostname)
         session.commit()
     return claimed
 
@@ -112,6 +120,7 @@ def _claim(task: RadAssistTask, job_id: uuid.UUID, takeover: bool = False, *,
     """Claim the message's batch, as the start of a run or (``started_at``) within a running one."""
     with task.session() as session:
         claimed = claim_batch(session, job_id, task.settings, started_at or utcnow(), takeover=takeover)
+        record_holder(session, [c.job_id for c in claimed], task.request.hostname)
         session.commit()
     return claimed
 

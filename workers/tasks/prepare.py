@@ -16,7 +16,7 @@ from celery import shared_task
 
 from radassist.broker import DRAFT_TASK, PREPARE_TASK, send_priority
 from radassist.db.base import utcnow
-from radassist.drafting.claim import ClaimedJob
+from radassist.drafting.claim import ClaimedJob, record_holder
 from radassist.drafting.prepare import PreparedJob, kept_inputs, prepare_job, read_comparison, read_order
 from radassist.drafting.preparing import (
     claim_for_preparing,
@@ -70,6 +70,8 @@ def _prepare(self: RadAssistTask, job_id: uuid.UUID, redelivered: bool) -> None:
 def _claim(task: RadAssistTask, job_id: uuid.UUID, takeover: bool) -> ClaimedJob | None:
     with task.session() as session:
         claimed = claim_for_preparing(session, job_id, task.settings, utcnow(), takeover=takeover)
+        if claimed is not None:
+            record_holder(session, [claimed.job_id], task.request.hostname)
         session.commit()
     return claimed
 

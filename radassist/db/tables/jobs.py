@@ -29,6 +29,9 @@ class Job(Base):
     """STAT (from the RIS order's priority or the pipeline's ``stat``) or routine; STAT goes first."""
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+    held_by: Mapped[str | None] = mapped_column(String(255))
+    """The Celery node name (``name@host``) of the worker that last claimed it for preparing or
+    drafting: that worker starting again hands it back (:mod:`radassist.drafting.recover`)."""
     sr_sop_instance_uid: Mapped[str | None] = mapped_column(String(64))
     """Derived once from the job id, so a retried delivery re-sends the same object."""
     sr_path: Mapped[str | None] = mapped_column(String(512))
