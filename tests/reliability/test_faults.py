@@ -106,6 +106,24 @@ def test_worker_killed_mid_draft_second_worker_finishes(rig: Rig, record: list[C
     check(result)
 
 
+def test_worker_killed_mid_draft_and_restarted_hands_its_jobs_back(rig: Rig, record: list[Counts]) -> None:
+    """SIGKILL of a whole drafting worker, started again under its name: at start it hands back the
+    jobs it held (``jobs.held_by``).  The hard time limit stays at its default (30 min) and Redis
+    keeps the message for its visibility timeout (an hour), so neither can be what rescues them."""
+    stack = rig.service(draft_workers=1)
+    studies, log = _studies(rig, "KR"), SendLog()
+    started = time.monotonic()
+    senders = send_paced(stack.dicom_port, studies, log, seconds=20, parallel=PARALLEL)
+    wait_until(lambda: _drafting(rig), timeout=240, interval=0.05)
+    stack.restart("draft-0")
+    senders.join()
+    result = _finish("1c. drafting worker SIGKILLed mid-draft, restarted", rig, studies, log, started, record,
+                     notes="its jobs handed back as it started again")
+    check(result)
+    handed = stack.query("SELECT count(*) FROM events WHERE detail::text LIKE '%its worker restarted%'")
+    assert handed[0][0] >= 1, "the restarted worker handed nothing back"
+
+
 # --- 2. the broker restarted during a burst -------------------------------------------------------
 
 
