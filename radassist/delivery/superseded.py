@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 import uuid
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, aliased
 
 from radassist.db.tables import Delivery, Job
@@ -50,7 +50,8 @@ def cancel_if_superseded(session: Session, delivery_id: uuid.UUID, now: dt.datet
                 newer_job.study_id == this_job.study_id,
                 newer_job.shadow.is_(False),
                 newer_job.created_at > this_job.created_at,
-                and_(newer.channel == DeliveryChannel.HL7, newer.destination == Delivery.destination),
+                newer.channel == DeliveryChannel.HL7,
+                newer.destination == Delivery.destination,
                 newer.state.in_(_ON_ITS_WAY_OR_ARRIVED),
             ),
         )

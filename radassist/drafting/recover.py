@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -29,16 +30,23 @@ STUCK_SLACK_S = 60.0
 _BACK = {JobState.DRAFTING: JobState.PREPARED, JobState.PREPARING: JobState.QUEUED}
 
 
-def _hand_back(session: Session, now: dt.datetime, job_limit_s: float, state: JobState) -> list[uuid.UUID]:
-    cutoff = now - dt.timedelta(seconds=job_limit_s + STUCK_SLACK_S)
+def _requeue(session: Session, rows: Iterable[tuple[uuid.UUID, uuid.UUID, JobState]], reason: str,
+             *conditions: Any, **values: Any) -> list[uuid.UUID]:
+    """Hand each (job, study, state) back to the state before it, with its ``job:requeued`` event."""
     handed_back = []
-    for job_id, study_id in session.execute(
-        select(Job.id, Job.study_id).where(Job.state == state, Job.started_at < cutoff)
-    ).all():
-        if set_job_state(session, job_id, state, _BACK[state]):
-            record_event(session, EventTag.JOB_REQUEUED, study_id=study_id, job_id=job_id, reason="worker lost")
+    for job_id, study_id, state in rows:
+        if set_job_state(session, job_id, state, _BACK[state], *conditions, **values):
+            record_event(session, EventTag.JOB_REQUEUED, study_id=study_id, job_id=job_id, reason=reason)
             handed_back.append(job_id)
     return handed_back
+
+
+def _hand_back(session: Session, now: dt.datetime, job_limit_s: float, state: JobState) -> list[uuid.UUID]:
+    cutoff = now - dt.timedelta(seconds=job_limit_s + STUCK_SLACK_S)
+    rows = session.execute(
+        select(Job.id, Job.study_id, Job.state).where(Job.state == state, Job.started_at < cutoff)
+    ).tuples().all()
+    return _requeue(session, rows, "worker lost")
 
 
 def hand_back_stuck(session: Session, now: dt.datetime, job_limit_s: float) -> list[uuid.UUID]:
@@ -52,7 +60,7 @@ def hand_back_stuck_preparing(session: Session, now: dt.datetime, job_limit_s: f
     return _hand_back(session, now, job_limit_s, JobState.PREPARING)
 
 
-def hand_back_held_by(session: Session, holder: str, states: Iterable[JobState] = tuple(_BACK),
+def hand_back_held_by(session: Session, holder: str, states: Collection[JobState] = tuple(_BACK),
                       ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
     """The jobs a worker named ``holder`` was preparing or drafting (of ``states``: what its queues
     serve) when it died, handed back as it starts again under that name (it holds nothing yet); the
@@ -63,16 +71,15 @@ def hand_back_held_by(session: Session, holder: str, states: Iterable[JobState] 
     meanwhile is another worker, so its job stays; a pool child that outlived its parent loses the
     next compare-and-set on ``attempts`` (drafts) or ``started_at`` (preparations) and stores nothing.
     """
-    handed_back: dict[JobState, list[uuid.UUID]] = {JobState.DRAFTING: [], JobState.PREPARING: []}
-    for job_id, study_id, state in session.execute(
-        select(Job.id, Job.study_id, Job.state).where(Job.held_by == holder,
-                                                      Job.state.in_([st for st in states if st in _BACK]))
-    ).all():
-        if set_job_state(session, job_id, state, _BACK[state], Job.held_by == holder, held_by=None):
-            record_event(session, EventTag.JOB_REQUEUED, study_id=study_id, job_id=job_id,
-                         reason="its worker restarted")
-            handed_back[state].append(job_id)
-    return handed_back[JobState.DRAFTING], handed_back[JobState.PREPARING]
+    def held_in(state: JobState) -> list[uuid.UUID]:
+        if state not in states:
+            return []
+        rows = session.execute(
+            select(Job.id, Job.study_id, Job.state).where(Job.held_by == holder, Job.state == state)
+        ).tuples().all()
+        return _requeue(session, rows, "its worker restarted", Job.held_by == holder, held_by=None)
+
+    return held_in(JobState.DRAFTING), held_in(JobState.PREPARING)
 
 
 def _waiting_without_message(session: Session, now: dt.datetime, state: JobState) -> list[uuid.UUID]:
