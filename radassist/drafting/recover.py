@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from radassist.db.tables import Job
@@ -30,7 +30,7 @@ STUCK_SLACK_S = 60.0
 _BACK = {JobState.DRAFTING: JobState.PREPARED, JobState.PREPARING: JobState.QUEUED}
 
 
-def _requeue(session: Session, rows: Iterable[tuple[uuid.UUID, uuid.UUID, JobState]], reason: str,
+def _requeue(session: Session, rows: Iterable[Row[uuid.UUID, uuid.UUID, JobState]], reason: str,
              *conditions: Any, **values: Any) -> list[uuid.UUID]:
     """Hand each (job, study, state) back to the state before it, with its ``job:requeued`` event."""
     handed_back = []
@@ -45,7 +45,7 @@ def _hand_back(session: Session, now: dt.datetime, job_limit_s: float, state: Jo
     cutoff = now - dt.timedelta(seconds=job_limit_s + STUCK_SLACK_S)
     rows = session.execute(
         select(Job.id, Job.study_id, Job.state).where(Job.state == state, Job.started_at < cutoff)
-    ).tuples().all()
+    ).all()
     return _requeue(session, rows, "worker lost")
 
 
@@ -76,7 +76,7 @@ def hand_back_held_by(session: Session, holder: str, states: Collection[JobState
             return []
         rows = session.execute(
             select(Job.id, Job.study_id, Job.state).where(Job.held_by == holder, Job.state == state)
-        ).tuples().all()
+        ).all()
         return _requeue(session, rows, "its worker restarted", Job.held_by == holder, held_by=None)
 
     return held_in(JobState.DRAFTING), held_in(JobState.PREPARING)
