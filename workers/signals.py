@@ -1,4 +1,5 @@
-"""Worker process hooks: a fresh DB engine after fork, log context per task, jobs handed back at start."""
+"""Worker process hooks: a fresh DB engine after fork, log context per task, jobs handed back and the
+heartbeat started at start."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from celery import signals
 
 from radassist.logging import job_id_var, study_var, task_id_var
 from workers.base import reset_sessionmaker
+from workers.heartbeat import Heartbeat
 from workers.restart import hand_back_on_start
 
 logger = logging.getLogger(__name__)
@@ -34,8 +36,11 @@ def _clear_context(**_: Any) -> None:
 
 @signals.worker_ready.connect
 def _hand_back_what_this_worker_held(sender: Any = None, **_: Any) -> None:
+    queues = [q.name for q in sender.task_consumer.queues]
     # A failure here must not stop the worker: the sweep hands the jobs back later anyway.
     try:
-        hand_back_on_start(sender.app, sender.hostname, [q.name for q in sender.task_consumer.queues])
+        hand_back_on_start(sender.app, sender.hostname, queues)
     except Exception:  # noqa: BLE001 - logged; the sweep is the backstop
         logger.exception("could not hand back the jobs this worker held before it started again")
+    # Reported in after the hand-back: its row looks alive again only once its old jobs are back.
+    Heartbeat(sender.app.radassist_settings, sender.hostname, queues).start()

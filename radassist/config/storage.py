@@ -135,6 +135,14 @@ class QueueSettings(Section):
     """How often the scheduler looks for complete studies and for deliveries due a retry."""
     job_time_limit_seconds: int = Field(1800, ge=10)
     """Hard time limit of one drafting job; the soft limit is 90 % of it."""
+    worker_heartbeat_seconds: float = Field(10.0, gt=0, le=300)
+    """How often each worker reports in (``worker_presence``): the system page lists the workers
+    from it on every broker, and the sweep sees from it which worker has gone."""
+    worker_lost_after_seconds: float = Field(90.0, gt=0)
+    """A worker silent this long (its machine gone, its process killed and not started again under
+    its name) has lost its jobs: the sweep hands back what it was preparing or drafting, instead of
+    waiting for the time limit. At least three heartbeats; a worker only slow to report in loses
+    nothing but the work on that job, since its late result loses its compare-and-set."""
     embedded_polling_seconds: float = Field(0.5, gt=0, le=5)
     """On the embedded broker, how long a worker waits before it looks again for a message (the
     broker is polled). With the wake-ups (below) a poll only covers a lost wake-up: 0.5 s costs an
@@ -147,3 +155,9 @@ class QueueSettings(Section):
     instead of up to ``embedded_polling_seconds``. Off: kombu's transport as shipped (polling only)."""
 
 
+    @model_validator(mode="after")
+    def _heartbeats_before_lost(self) -> QueueSettings:
+        if self.worker_lost_after_seconds < 3 * self.worker_heartbeat_seconds:
+            raise ValueError("worker_lost_after_seconds must be at least three worker_heartbeat_seconds: "
+                             "one late heartbeat must not hand back a live worker's jobs")
+        return self

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from radassist.config import Settings
 from radassist.store.private import private_file, restrict
@@ -32,8 +33,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for ``url``; a SQLite file gets its folder (0700) and itself (0600) created."""
+def make_engine(url: str, *, pooled: bool = True) -> Engine:
+    """Create an engine for ``url``; a SQLite file gets its folder (0700) and itself (0600) created.
+
+    ``pooled=False``: no connection is kept between uses, for a thread of a process that forks
+    (a forked child must not inherit an open connection to the database server)."""
     if url.startswith("sqlite"):
         from sqlalchemy.engine import make_url
 
@@ -48,9 +52,12 @@ def make_engine(url: str) -> Engine:
                 private_file(Path(database))
             for suffix in ("-wal", "-shm"):
                 restrict(Path(f"{database}{suffix}"))
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        pool: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if not pooled:
+        return create_engine(url, poolclass=NullPool)
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 

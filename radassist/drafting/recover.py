@@ -10,12 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Collection, Iterable
-from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, func, or_, select
 from sqlalchemy.orm import Session
 
-from radassist.db.tables import Job
+from radassist.db.tables import Job, WorkerPresence
 from radassist.db.transitions import set_job_state
 from radassist.events import EventTag, record_event
 from radassist.states import JobState
@@ -28,24 +27,26 @@ STUCK_SLACK_S = 60.0
 """A job preparing or drafting this long past the hard time limit has lost its worker."""
 
 _BACK = {JobState.DRAFTING: JobState.PREPARED, JobState.PREPARING: JobState.QUEUED}
+_HELD = select(Job.id, Job.study_id, Job.state, Job.held_by)
+_HeldRow = Row[uuid.UUID, uuid.UUID, JobState, str | None]
 
 
-def _requeue(session: Session, rows: Iterable[Row[uuid.UUID, uuid.UUID, JobState]], reason: str,
-             *conditions: Any, **values: Any) -> list[uuid.UUID]:
-    """Hand each (job, study, state) back to the state before it, with its ``job:requeued`` event."""
+def _requeue(session: Session, rows: Iterable[_HeldRow], reason: str, *, held: bool = False) -> list[uuid.UUID]:
+    """Hand each row's job (its ``id``, ``study_id``, ``state``) back to the state before it, with its
+    ``job:requeued`` event.  ``held``: only while still held by the row's ``held_by`` (a job taken
+    over meanwhile stays with its new holder), whose hold is then cleared."""
     handed_back = []
-    for job_id, study_id, state in rows:
-        if set_job_state(session, job_id, state, _BACK[state], *conditions, **values):
-            record_event(session, EventTag.JOB_REQUEUED, study_id=study_id, job_id=job_id, reason=reason)
-            handed_back.append(job_id)
+    for row in rows:
+        conditions, values = ((Job.held_by == row.held_by,), {"held_by": None}) if held else ((), {})
+        if set_job_state(session, row.id, row.state, _BACK[row.state], *conditions, **values):
+            record_event(session, EventTag.JOB_REQUEUED, study_id=row.study_id, job_id=row.id, reason=reason)
+            handed_back.append(row.id)
     return handed_back
 
 
 def _hand_back(session: Session, now: dt.datetime, job_limit_s: float, state: JobState) -> list[uuid.UUID]:
     cutoff = now - dt.timedelta(seconds=job_limit_s + STUCK_SLACK_S)
-    rows = session.execute(
-        select(Job.id, Job.study_id, Job.state).where(Job.state == state, Job.started_at < cutoff)
-    ).all()
+    rows = session.execute(_HELD.where(Job.state == state, Job.started_at < cutoff)).all()
     return _requeue(session, rows, "worker lost")
 
 
@@ -74,12 +75,30 @@ def hand_back_held_by(session: Session, holder: str, states: Collection[JobState
     def held_in(state: JobState) -> list[uuid.UUID]:
         if state not in states:
             return []
-        rows = session.execute(
-            select(Job.id, Job.study_id, Job.state).where(Job.held_by == holder, Job.state == state)
-        ).all()
-        return _requeue(session, rows, "its worker restarted", Job.held_by == holder, held_by=None)
+        rows = session.execute(_HELD.where(Job.held_by == holder, Job.state == state)).all()
+        return _requeue(session, rows, "its worker restarted", held=True)
 
     return held_in(JobState.DRAFTING), held_in(JobState.PREPARING)
+
+
+def hand_back_from_silent(session: Session, now: dt.datetime, lost_after_s: float,
+                          ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """The jobs held by a worker that stopped, or that has not reported in for ``lost_after_s``
+    (its machine gone, or killed and never started again under its name), handed back; the drafts'
+    and the preparations' ids.
+
+    The time limit's cutoff (:func:`hand_back_stuck`) stays for jobs whose worker never reported
+    in.  A worker that was only slow to report in loses its job's compare-and-set later and stores
+    nothing: the cost of a false alarm is the work done twice, never a second draft sent.
+    """
+    silent = or_(WorkerPresence.stopped_at.is_not(None),
+                 WorkerPresence.seen_at < now - dt.timedelta(seconds=lost_after_s))
+    rows = session.execute(
+        _HELD.join(WorkerPresence, WorkerPresence.name == Job.held_by).where(Job.state.in_(tuple(_BACK)), silent)
+    ).all()
+    handed = set(_requeue(session, rows, "its worker stopped answering", held=True))
+    drafts = [r.id for r in rows if r.id in handed and r.state == JobState.DRAFTING]
+    return drafts, [r.id for r in rows if r.id in handed and r.state == JobState.PREPARING]
 
 
 def _waiting_without_message(session: Session, now: dt.datetime, state: JobState) -> list[uuid.UUID]:

@@ -234,6 +234,22 @@ class WorkerRow:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerSeenRow:
+    """A worker as it last reported in (``worker_presence``), on every broker."""
+
+    name: str
+    queues: tuple[str, ...]
+    started_at: dt.datetime
+    seen_at: dt.datetime
+    stopped_at: dt.datetime | None
+    state: str
+    """``answering``; ``silent`` (nothing for ``[queue] worker_lost_after_seconds``: its jobs are
+    handed back); ``stopped`` (it stopped cleanly)."""
+    holding: int
+    """Jobs it is preparing or drafting now."""
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeStatus:
     """What the parts outside the database said when last asked; ``None`` where they did not answer."""
 
@@ -275,3 +291,5 @@ class SystemView(ProbeStatus):
     counts_last_day: dict[str, int] = field(default_factory=dict)
     retention: RetentionSummary | None = None
     """What retention freed (studies, files, bytes) in the last day and in all."""
+    workers_seen: list[WorkerSeenRow] = field(default_factory=list)
+    """The workers that reported in during the last day, or have not stopped, by name."""

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from radassist.db.tables import AuditEntry, IntakePause
 from radassist.read.retention import retention_summary
 from radassist.read.rows import AuditRow, PauseRow, ProbeStatus, SystemView
+from radassist.read.workers import workers_seen
 from radassist.read.worklist import counts_by_state
 
 
@@ -23,14 +24,15 @@ def recent_counts(session: Session, now: dt.datetime) -> dict[str, dict[str, int
     }
 
 
-def system_view(session: Session, status: ProbeStatus, now: dt.datetime) -> SystemView:
-    """The probe's answers with the recent counts."""
+def system_view(session: Session, status: ProbeStatus, now: dt.datetime, worker_lost_after_s: float) -> SystemView:
+    """The probe's answers with the recent counts and the workers as they reported in."""
     counts = recent_counts(session, now)
     return SystemView(
         **{f.name: getattr(status, f.name) for f in fields(ProbeStatus)},
         counts_last_hour=counts["hour"],
         counts_last_day=counts["day"],
         retention=retention_summary(session, now),
+        workers_seen=workers_seen(session, now, worker_lost_after_s),
     )
 
 

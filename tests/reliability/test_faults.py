@@ -124,6 +124,27 @@ def test_worker_killed_mid_draft_and_restarted_hands_its_jobs_back(rig: Rig, rec
     assert handed[0][0] >= 1, "the restarted worker handed nothing back"
 
 
+def test_worker_killed_mid_draft_never_back_its_jobs_go_to_another(rig: Rig, record: list[Counts]) -> None:
+    """SIGKILL of a whole drafting worker that never comes back (its machine lost): it stops
+    reporting in, and once it has been silent for ``worker_lost_after_seconds`` (15 s here) the
+    sweep hands its jobs back to a second worker under another name.  The hard time limit stays at
+    its default (30 min) and Redis keeps the message for an hour, so neither can be what rescues them."""
+    stack = rig.service(draft_workers=1, extra={"queue": ["worker_heartbeat_seconds = 2",
+                                                          "worker_lost_after_seconds = 15"]})
+    studies, log = _studies(rig, "KN"), SendLog()
+    started = time.monotonic()
+    senders = send_paced(stack.dicom_port, studies, log, seconds=20, parallel=PARALLEL)
+    wait_until(lambda: _drafting(rig), timeout=240, interval=0.05)
+    stack.kill("draft-0")
+    stack.start("draft-1", "worker", "--queues", "gpu", "--concurrency", "1", "--name", "draft1")
+    senders.join()
+    result = _finish("1d. drafting worker SIGKILLed mid-draft, never back", rig, studies, log, started, record,
+                     notes="second worker; sweep hands back after 15 s of silence")
+    check(result)
+    handed = stack.query("SELECT count(*) FROM events WHERE detail::text LIKE '%its worker stopped answering%'")
+    assert handed[0][0] >= 1, "nothing was handed back from the silent worker"
+
+
 # --- 2. the broker restarted during a burst -------------------------------------------------------
 
 

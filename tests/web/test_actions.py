@@ -258,7 +258,17 @@ def test_study_page_images_prompt_warnings_and_retry_button(world: World, admin:
 
 
 def test_system_page_and_metrics(world: World, admin: TestClient) -> None:
+    from radassist.presence.report import report_start
+
+    sessions = make_sessionmaker(world.settings)
+    try:
+        with sessions.begin() as s:  # a drafting worker reported in: listed though the broker cannot be asked
+            report_start(s, "gpu-0@draft-host", ["gpu"], 4321, utcnow())
+    finally:
+        sessions.kw["bind"].dispose()
     system = admin.get("/api/system").json()
+    assert [(w["name"], w["queues"], w["state"]) for w in system["workers_seen"]] == [
+        ("gpu-0@draft-host", ["gpu"], "answering")]
     assert set(system["queue_depths"]) == {"gpu", "io", "cpu"}
     assert system["queue_error"] is None
     assert system["workers"] is None  # the embedded broker cannot be asked
@@ -267,6 +277,7 @@ def test_system_page_and_metrics(world: World, admin: TestClient) -> None:
     assert system["counts_last_day"]["failed"] == 1  # the 3-day-old failure is outside the day
     page = admin.get("/system").text
     assert "Messages waiting" in page and "free of" in page
+    assert "gpu-0@draft-host" in page and "answering" in page
     metrics = admin.get("/metrics").text
     assert 'radassist_queue_depth{queue="io"}' in metrics
     assert "radassist_delivery_duration_seconds" in metrics

@@ -102,3 +102,28 @@ def test_jobs_whose_worker_died_go_back_a_stage(
     assert session.get(Job, preparing.id).state is JobState.QUEUED  # type: ignore[union-attr]
     # (Sent once more by the lost-message check here, where no broker holds the first: harmless.)
     assert set(drafts) == {str(drafting.id)} and set(sent) == {str(preparing.id)}
+
+
+def test_a_silent_workers_jobs_go_back_long_before_the_time_limit(
+    app: Celery, session: Session, sent: list[str], drafts: list[str], migrated_settings: Settings  # noqa: F811
+) -> None:
+    """A worker gone for ``worker_lost_after_seconds`` (its machine lost) has its jobs handed back by
+    the next sweep, each sent on again; a worker that still reports in keeps its job."""
+    from radassist.presence.report import report_start
+    from workers.tasks.sweep import sweep
+
+    lost_after = migrated_settings.queue.worker_lost_after_seconds
+    report_start(session, "gone@a", ["gpu", "cpu"], 1, utcnow() - dt.timedelta(seconds=lost_after + 1))
+    report_start(session, "alive@b", ["gpu"], 2, utcnow())
+    drafting, preparing, alive = (add_job(session, state) for state in
+                                  (JobState.DRAFTING, JobState.PREPARING, JobState.DRAFTING))
+    started = utcnow() - dt.timedelta(seconds=lost_after + 5)  # far inside the 30-min time limit
+    session.execute(update(Job).where(Job.id.in_([drafting.id, preparing.id])).values(held_by="gone@a", started_at=started))
+    session.execute(update(Job).where(Job.id == alive.id).values(held_by="alive@b", started_at=started))
+    session.commit()
+    sweep.apply().get()
+    session.expire_all()
+    assert session.get(Job, drafting.id).state is JobState.PREPARED  # type: ignore[union-attr]
+    assert session.get(Job, preparing.id).state is JobState.QUEUED  # type: ignore[union-attr]
+    assert session.get(Job, alive.id).state is JobState.DRAFTING  # type: ignore[union-attr]
+    assert str(drafting.id) in drafts and str(preparing.id) in sent and str(alive.id) not in drafts

@@ -53,6 +53,11 @@ def sweep(self: RadAssistTask) -> None:
         limit = settings.queue.job_time_limit_seconds
         drafts = drafting_recover.hand_back_stuck(session, now, limit)
         preparing = drafting_recover.hand_back_stuck_preparing(session, now, limit)
+        # A worker silent for minutes (its machine gone) has lost its jobs long before the time limit.
+        silent_drafts, silent_preparing = drafting_recover.hand_back_from_silent(
+            session, now, settings.queue.worker_lost_after_seconds)
+        drafts += silent_drafts
+        preparing += silent_preparing
         # New jobs start with their priors when sources are configured (radassist.prefetch.start),
         # else with the preparation of their inputs (cpu queue).
         if fetches_priors(settings):

@@ -17,9 +17,11 @@ from radassist.db.tables.quality import DraftMeasurement
 from radassist.db.tables.review import DraftVerdict, Verdict, VerdictReason
 from radassist.db.tables.ris import InboundMessage, Order, Report
 from radassist.db.tables.studies import Instance, Series, Study, UnsyncedInstance
+from radassist.db.tables.workers import WorkerPresence
 
 __all__ = [
     "ApiToken", "Association", "AuditEntry", "ConversationTurn", "Delivery", "Draft", "DraftMeasurement",
     "DraftVerdict", "Event", "InboundMessage", "Instance", "IntakePause", "Job", "JobPrior", "NodeStatus", "Order",
     "PreparedBlob", "PriorSearch", "Report", "Series", "Study", "UnsyncedInstance", "User", "Verdict", "VerdictReason", "WebSession",
+    "WorkerPresence",
 ]

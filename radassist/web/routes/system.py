@@ -19,15 +19,16 @@ router = APIRouter()
 
 
 @router.get("/api/system", response_model=SystemView, tags=["system"])
-def api_system(session: SessionDep, probe: ProbeDep, user: UserDep) -> SystemView:
+def api_system(session: SessionDep, probe: ProbeDep, user: UserDep, settings: SettingsDep) -> SystemView:
     """Queue depths, workers, free disk, and studies per state received in the last hour and day."""
-    return system_view(session, probe.status(), utcnow())
+    return system_view(session, probe.status(), utcnow(), settings.queue.worker_lost_after_seconds)
 
 
 @router.get("/system", response_class=HTMLResponse, include_in_schema=False)
 def system_page(request: Request, session: SessionDep, probe: ProbeDep, user: UserDep,
                 settings: SettingsDep) -> HTMLResponse:
-    return render(request, "system.html", {"sys": system_view(session, probe.status(), utcnow()),
+    return render(request, "system.html", {"sys": system_view(session, probe.status(), utcnow(),
+                                                               settings.queue.worker_lost_after_seconds),
                                            "paused": intake_pauses(session),
                                            "drift": drift_by_model(session, settings.quality, utcnow())}, user)
 

@@ -1,0 +1,125 @@
+"""Workers report in; the jobs of one that stopped or fell silent are handed back, on both databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from radassist.config import Settings
+from radassist.db.base import utcnow
+from radassist.db.tables import Event, Job, Study, WorkerPresence
+from radassist.drafting.recover import hand_back_from_silent
+from radassist.errors import ConfigError
+from radassist.presence.report import report_seen, report_start, report_stop
+from radassist.read.workers import workers_seen
+from radassist.states import JobState, StudyState
+
+LOST_AFTER_S = 90.0
+
+
+def _held(session: Session, state: JobState, holder: str | None) -> uuid.UUID:
+    study = Study(study_instance_uid=f"1.2.826.0.1.{uuid.uuid4().int}", state=StudyState.COMPLETE)
+    session.add(study)
+    session.flush()
+    job = Job(study_id=study.id, state=state, model_name="m", held_by=holder, started_at=utcnow(), attempts=1)
+    session.add(job)
+    session.flush()
+    return job.id
+
+
+def _worker(session: Session, name: str, seen_ago_s: float, *, stopped: bool = False) -> None:
+    seen = utcnow() - dt.timedelta(seconds=seen_ago_s)
+    report_start(session, name, ["gpu"], 1234, seen - dt.timedelta(seconds=5))
+    report_seen(session, name, seen)
+    if stopped:
+        report_stop(session, name, seen)
+
+
+def test_a_report_starts_a_row_and_a_restart_clears_the_stop(factory: sessionmaker[Session]) -> None:
+    now = utcnow()
+    with factory() as session:
+        assert report_seen(session, "gpu-0@host", now) is False  # no row yet: the heartbeat reports its start
+        report_start(session, "gpu-0@host", ["gpu", "cpu"], 11, now - dt.timedelta(minutes=1))
+        report_stop(session, "gpu-0@host", now)
+        session.commit()
+        assert session.get(WorkerPresence, "gpu-0@host").stopped_at == now  # type: ignore[union-attr]
+        report_start(session, "gpu-0@host", ["gpu"], 12, now)  # started again under its name
+        session.commit()
+        row = session.get(WorkerPresence, "gpu-0@host")
+        assert row is not None and row.stopped_at is None and row.pid == 12 and row.queues == "gpu"
+        assert report_seen(session, "gpu-0@host", now + dt.timedelta(seconds=10)) is True
+
+
+def test_a_silent_or_stopped_workers_jobs_go_back_and_no_one_elses(factory: sessionmaker[Session]) -> None:
+    with factory() as session:
+        _worker(session, "gone@a", seen_ago_s=LOST_AFTER_S + 1)
+        _worker(session, "stopped@b", seen_ago_s=1, stopped=True)
+        _worker(session, "alive@c", seen_ago_s=LOST_AFTER_S - 30)
+        drafting_gone = _held(session, JobState.DRAFTING, "gone@a")
+        preparing_gone = _held(session, JobState.PREPARING, "gone@a")
+        drafting_stopped = _held(session, JobState.DRAFTING, "stopped@b")
+        kept = [
+            _held(session, JobState.DRAFTING, "alive@c"),
+            _held(session, JobState.DRAFTING, "never-reported@d"),  # an older worker: the time limit's cutoff
+            _held(session, JobState.DRAFTING, None),
+            _held(session, JobState.PREPARED, "gone@a"),  # already back: nothing to hand back
+        ]
+        session.commit()
+
+        drafts, preparing = hand_back_from_silent(session, utcnow(), LOST_AFTER_S)
+        session.commit()
+        assert sorted(drafts) == sorted([drafting_gone, drafting_stopped]) and preparing == [preparing_gone]
+        assert session.get(Job, drafting_gone).state is JobState.PREPARED  # type: ignore[union-attr]
+        assert session.get(Job, preparing_gone).state is JobState.QUEUED  # type: ignore[union-attr]
+        assert session.get(Job, drafting_gone).held_by is None  # type: ignore[union-attr]
+        assert [session.get(Job, j).state for j in kept] == [  # type: ignore[union-attr]
+            JobState.DRAFTING, JobState.DRAFTING, JobState.DRAFTING, JobState.PREPARED]
+        reasons = session.scalars(select(Event.detail).where(Event.tag == "job:requeued", Event.job_id == drafting_gone))
+        assert reasons.all() == [{"reason": "its worker stopped answering"}]
+        assert hand_back_from_silent(session, utcnow(), LOST_AFTER_S) == ([], [])  # once only
+
+
+def test_a_job_taken_over_since_stays_with_its_new_holder(factory: sessionmaker[Session]) -> None:
+    """The hand-back is a compare-and-set on the holder: a job claimed by another worker between the
+    sweep's read and its write is not touched."""
+    from radassist.drafting.recover import _HELD, _requeue
+
+    with factory() as session:
+        job_id = _held(session, JobState.DRAFTING, "gone@a")
+        session.commit()
+        read = session.execute(_HELD.where(Job.id == job_id)).all()  # what the sweep read
+        with factory() as other:  # another worker's claim commits meanwhile
+            other.get(Job, job_id).held_by = "alive@c"  # type: ignore[union-attr]
+            other.commit()
+        assert _requeue(session, read, "its worker stopped answering", held=True) == []
+        session.commit()
+        session.expire_all()
+        job = session.get(Job, job_id)
+        assert job is not None and job.state is JobState.DRAFTING and job.held_by == "alive@c"
+
+
+def test_the_system_page_lists_each_worker_with_its_state_and_what_it_holds(factory: sessionmaker[Session]) -> None:
+    with factory() as session:
+        _worker(session, "gone@a", seen_ago_s=LOST_AFTER_S + 1)
+        _worker(session, "stopped@b", seen_ago_s=1, stopped=True)
+        _worker(session, "alive@c", seen_ago_s=1)
+        _worker(session, "long-stopped@e", seen_ago_s=2 * 86400, stopped=True)
+        _held(session, JobState.DRAFTING, "alive@c")
+        _held(session, JobState.PREPARING, "alive@c")
+        _held(session, JobState.DONE, "alive@c")
+        session.commit()
+        rows = {w.name: w for w in workers_seen(session, utcnow(), LOST_AFTER_S)}
+    assert {n: (w.state, w.holding) for n, w in rows.items()} == {
+        "alive@c": ("answering", 2), "gone@a": ("silent", 0), "stopped@b": ("stopped", 0)}
+    assert rows["alive@c"].queues == ("gpu",)
+
+
+def test_a_heartbeat_that_could_hand_back_a_live_worker_is_refused(make_settings) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="queue: .*at least three worker_heartbeat_seconds"):
+        make_settings(queue_worker_heartbeat_seconds="40", queue_worker_lost_after_seconds="90")
+    settings: Settings = make_settings(queue_worker_heartbeat_seconds="30", queue_worker_lost_after_seconds="90")
+    assert settings.queue.worker_lost_after_seconds == 90
