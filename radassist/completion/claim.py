@@ -30,7 +30,7 @@ from collections.abc import Collection, Sequence
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
-from radassist.completion.supersede import supersede_earlier_jobs
+from radassist.completion.supersede import supersede_earlier_jobs, supersede_earlier_shadows
 from radassist.config import RequiredSeries, Settings
 from radassist.db.tables import Instance, Job, Series, Study
 from radassist.events import EventTag, record_event
@@ -109,7 +109,7 @@ def claim_complete_studies(
                         model_name=model_name, draft_non_image=draft_non_image, job_state=job_state, by=by, stat=stat)
         if job_id is not None:
             job_ids.append(job_id)
-            job_ids.extend(_shadow_jobs(session, study_id, shadow_models, now, job_state))
+            job_ids.extend(_shadow_jobs(session, study_id, job_id, shadow_models, now, job_state))
     session.flush()
     if job_ids:
         logger.info("claimed %d complete studies", len(job_ids))
@@ -240,10 +240,11 @@ def _queue_job(session: Session, study_id: uuid.UUID, *, now: dt.datetime, reaso
     return job.id
 
 
-def _shadow_jobs(session: Session, study_id: uuid.UUID, models: Sequence[str], now: dt.datetime,
+def _shadow_jobs(session: Session, study_id: uuid.UUID, job_id: uuid.UUID, models: Sequence[str], now: dt.datetime,
                  job_state: JobState) -> list[uuid.UUID]:
-    """A shadow job of the study per shadow model, starting where the study's own job starts (so it is
-    compared with the same priors): drafted like any job, never delivered."""
+    """A shadow job of the study per shadow model, starting where the study's own job (``job_id``)
+    starts (so it is compared with the same priors): drafted like any job, never delivered.  They
+    replace the study's earlier shadow jobs not yet drafted, of what the study was before it grew."""
     jobs = [Job(id=uuid.uuid4(), study_id=study_id, state=job_state, model_name=m, created_at=now, shadow=True)
             for m in models]
     session.add_all(jobs)
@@ -251,6 +252,7 @@ def _shadow_jobs(session: Session, study_id: uuid.UUID, models: Sequence[str], n
     for job in jobs:
         record_event(session, EventTag.JOB_QUEUED, study_id=study_id, job_id=job.id, model_name=job.model_name,
                      shadow=True)
+    supersede_earlier_shadows(session, study_id, job_id, [job.id for job in jobs])
     return [job.id for job in jobs]
 
 

@@ -10,13 +10,16 @@ study.  So the new job cancels every earlier job of the study that has not start
 keeps going: its SR is out, or on its way, and the new SR names it as its predecessor.
 
 The new job's predecessor is the newest earlier job whose SR may exist: a job cancelled here never
-built one, so the new job takes over the predecessor it had.
+built one, so the new job takes over the predecessor it had.  Earlier shadow jobs not yet drafted are
+cancelled too, as the claim queues shadow jobs of the whole study; a cancelled job's draft, where
+one was stored, is not measured against the signed report (:mod:`radassist.measuring.find`).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Collection
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -51,17 +54,11 @@ def supersede_earlier_jobs(session: Session, newer: Job) -> list[uuid.UUID]:
         )
     ).all()
     cancelled: list[uuid.UUID] = []
-    now = utcnow()
     for job_id, its_predecessor in earlier:
-        if not set_job_state(session, job_id, NOT_YET_DELIVERING, JobState.CANCELLED, finished_at=now,
-                             error_code=SUPERSEDED_CODE,
-                             error_message="the study received more instances; a newer job drafts the whole study"):
-            continue
-        record_event(session, EventTag.JOB_CANCELLED, study_id=newer.study_id, job_id=job_id,
-                     reason=SUPERSEDED_CODE, superseded_by=str(newer.id))
-        if newer.supersedes_job_id == job_id:
-            newer.supersedes_job_id = its_predecessor
-        cancelled.append(job_id)
+        if _cancel(session, newer.study_id, job_id, newer.id):
+            if newer.supersedes_job_id == job_id:
+                newer.supersedes_job_id = its_predecessor
+            cancelled.append(job_id)
     if cancelled:
         session.flush()
         logger.info("%d earlier job(s) of the study cancelled: it grew, and the new job drafts all of it",
@@ -69,4 +66,29 @@ def supersede_earlier_jobs(session: Session, newer: Job) -> list[uuid.UUID]:
     return cancelled
 
 
-__all__ = ["NOT_YET_DELIVERING", "SUPERSEDED_CODE", "supersede_earlier_jobs"]
+def supersede_earlier_shadows(session: Session, study_id: uuid.UUID, newer_id: uuid.UUID,
+                              new_shadows: Collection[uuid.UUID]) -> list[uuid.UUID]:
+    """Cancel the study's earlier shadow jobs not yet drafted (a shadow job is done with its draft); their ids.
+
+    A shadow draft is never sent, but it is measured and compared with the live model's: drafted
+    from part of the study, it would count against its model for what it was never shown.  The
+    claim queues a shadow job of the whole study per shadow model (``new_shadows``) meanwhile.
+    """
+    earlier = session.scalars(
+        select(Job.id).where(Job.study_id == study_id, Job.shadow.is_(True), Job.id.not_in(list(new_shadows)),
+                             Job.state.in_(NOT_YET_DELIVERING))
+    ).all()
+    return [job_id for job_id in earlier if _cancel(session, study_id, job_id, newer_id)]
+
+
+def _cancel(session: Session, study_id: uuid.UUID, job_id: uuid.UUID, newer_id: uuid.UUID) -> bool:
+    if not set_job_state(session, job_id, NOT_YET_DELIVERING, JobState.CANCELLED, finished_at=utcnow(),
+                         error_code=SUPERSEDED_CODE,
+                         error_message="the study received more instances; a newer job drafts the whole study"):
+        return False
+    record_event(session, EventTag.JOB_CANCELLED, study_id=study_id, job_id=job_id,
+                 reason=SUPERSEDED_CODE, superseded_by=str(newer_id))
+    return True
+
+
+__all__ = ["NOT_YET_DELIVERING", "SUPERSEDED_CODE", "supersede_earlier_jobs", "supersede_earlier_shadows"]

@@ -3,18 +3,22 @@
 A draft is joined to its study's signed reports by the accession number's hash (the only form in
 which a study keeps it).  Only the newest final or corrected report of an accession counts; a draft
 already measured against it (successfully or not) waits for nothing.  Any draft qualifies, whatever
-its job's state (a shadow job's draft too).
+its job's state (a shadow job's draft too), except that of a job cancelled because its study grew
+(``job.superseded``): drafted from part of the study, never sent, it would count against its model
+for images it was never shown; the newer job's draft of the whole study is measured instead.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import and_, exists, select, tuple_
+from sqlalchemy import and_, exists, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
+from radassist.completion.supersede import SUPERSEDED_CODE
 from radassist.db.tables import Draft, DraftMeasurement, Job, Report, Study
 from radassist.ris.context import FINAL_STATUSES
+from radassist.states import JobState
 
 
 def newest_report(session: Session, accession_number_hash: str | None) -> Report | None:
@@ -44,7 +48,8 @@ def drafts_to_measure(session: Session, limit: int) -> list[uuid.UUID]:
         .join(Study, Study.id == Job.study_id)
         .join(Report, and_(Report.accession_number_hash == Study.accession_number_hash,
                            Report.status.in_(FINAL_STATUSES)))
-        .where(is_newest, ~measured)
+        .where(is_newest, ~measured,
+               or_(Job.state != JobState.CANCELLED, Job.error_code.is_distinct_from(SUPERSEDED_CODE)))
         .order_by(Draft.created_at, Draft.id)
         .limit(limit)
     )

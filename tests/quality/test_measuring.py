@@ -25,6 +25,7 @@ from radassist.measuring.find import drafts_to_measure
 from radassist.measuring.record import MEASURE_FAILED, measure_draft
 from radassist.quality import compare_pair
 from radassist.quality.normalise import draft_report
+from radassist.states import JobState
 from tests.conftest import wait_until
 from tests.hl7.test_inbound import RunningListener
 from tests.quality.live import (
@@ -134,6 +135,27 @@ def test_a_draft_written_after_its_final_is_measured(
     assert rows[shadow.draft_id].shadow and rows[shadow.draft_id].model_name == "tiny-shadow"
     assert rows[shadow.draft_id].critical_miss is True
     assert drafts_to_measure(session, 10) == []
+
+
+def test_the_draft_of_a_job_superseded_by_a_grown_study_is_not_measured(
+    ris: RunningListener, session: Session
+) -> None:
+    """Drafted from part of the study and never sent, it would count against its model for images it
+    was never shown; a job an admin cancelled drafted the whole study and is measured."""
+    from sqlalchemy import update
+
+    from radassist.completion.supersede import SUPERSEDED_CODE
+    from radassist.db.tables import Job
+
+    partial = add_drafted_study(session, "ACC-LIVE-S")
+    study = session.get(Study, partial.study_id)
+    whole = add_drafted_study(session, partial.accession, study=study)
+    by_admin = add_drafted_study(session, partial.accession, study=study)
+    for drafted, code in ((partial, SUPERSEDED_CODE), (by_admin, None)):
+        session.execute(update(Job).where(Job.id == drafted.job_id).values(state=JobState.CANCELLED, error_code=code))
+    session.commit()
+    _acked(ris, oru(partial.accession, NORMAL_FINDINGS, control_id="ORU-F-S"))
+    assert sorted(drafts_to_measure(session, 10)) == sorted([whole.draft_id, by_admin.draft_id])
 
 
 def test_a_pair_that_cannot_be_measured_is_stored_once_with_its_code(

@@ -266,6 +266,31 @@ def test_a_grown_studys_new_job_cancels_the_earlier_one_not_yet_delivering(
         assert queued.detail["supersedes_job_id"] == str(first)
 
 
+def test_a_grown_studys_claim_replaces_its_earlier_shadow_jobs_not_yet_drafted(factory: sessionmaker[Session]) -> None:
+    """A shadow draft of part of the study would be measured against the whole study's report."""
+    def claim_with_shadow(at: dt.datetime) -> list[uuid.UUID]:
+        with factory() as session:
+            ids = claim_complete_studies(session, now=at, quiet_seconds=QUIET, model_name=MODEL,
+                                         shadow_models=("shadow-a", "shadow-b"))
+            session.commit()
+            return ids
+
+    receive(factory, "1.3.4", "1.3.4.1", T0)
+    first, drafted_shadow, waiting_shadow = claim_with_shadow(T0 + dt.timedelta(seconds=20))
+    _set_state(factory, first, JobState.DONE)
+    _set_state(factory, drafted_shadow, JobState.DONE)
+    receive(factory, "1.3.4", "1.3.4.2", T0 + dt.timedelta(seconds=40))
+    second, *new_shadows = claim_with_shadow(T0 + dt.timedelta(seconds=60))
+    with factory() as session:
+        states = {j: session.get(Job, j).state for j in (drafted_shadow, waiting_shadow, *new_shadows)}  # type: ignore[union-attr]
+        assert states == {drafted_shadow: JobState.DONE, waiting_shadow: JobState.CANCELLED,
+                          **dict.fromkeys(new_shadows, JobState.QUEUED)}
+        assert session.get(Job, waiting_shadow).error_code == SUPERSEDED_CODE  # type: ignore[union-attr]
+        (event,) = session.scalars(select(Event).where(Event.tag == "job:cancelled")).all()
+        assert event.job_id == waiting_shadow and event.detail["superseded_by"] == str(second)
+        assert session.get(Job, second).supersedes_job_id == first  # type: ignore[union-attr]
+
+
 def test_our_own_sr_coming_back_does_not_reopen(factory: sessionmaker[Session]) -> None:
     receive(factory, "1.3.2", "1.3.2.1", T0)
     (job_id,) = claim(factory, T0 + dt.timedelta(seconds=20))
