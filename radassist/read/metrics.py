@@ -20,8 +20,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from radassist.db.base import utcnow
 from radassist.db.tables import Delivery, Job
 from radassist.metrics import code_label
+from radassist.read.workers import WORKER_STATES, workers_seen
 from radassist.read.worklist import counts_by_state
 from radassist.states import DeliveryChannel, DeliveryState, JobState
 
@@ -111,6 +113,34 @@ class DatabaseCollector(Collector):
         for (source, code), n in sorted(merged.items()):
             failures.add_metric([source, code], n)
         return [up, studies, jobs, deliveries, failures]
+
+
+class WorkerCollector(Collector):
+    """Workers by how they last reported in (``answering``, ``silent``, ``stopped``): alert on a silent one."""
+
+    def __init__(self, sessions: sessionmaker[Session], lost_after_s: float) -> None:
+        self._sessions = sessions
+        self._lost_after_s = lost_after_s
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily("radassist_workers", "Workers seen in the last day, by how they last reported in "
+                                 "(silent: its jobs are handed back).", labels=["state"])
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterable[Metric]:
+        family = self._family()
+        try:
+            with self._sessions() as session:
+                states = Counter(w.state for w in workers_seen(session, utcnow(), self._lost_after_s))
+        except SQLAlchemyError as exc:
+            logger.warning("metrics: database unavailable (%s)", type(exc).__name__)
+            return []
+        for state in WORKER_STATES:
+            family.add_metric([state], states[state])
+        return [family]
 
 
 class QueueCollector(Collector):

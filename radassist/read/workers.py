@@ -12,6 +12,7 @@ from radassist.db.tables import Job, WorkerPresence
 from radassist.read.rows import WorkerSeenRow
 from radassist.states import JobState
 
+WORKER_STATES = ("answering", "silent", "stopped")
 SHOWN_FOR = dt.timedelta(days=1)
 """A worker stopped or silent longer than this is left off the page (its row stays)."""
 

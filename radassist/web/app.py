@@ -26,7 +26,7 @@ from radassist.auth.ratelimit import LoginLimiter
 from radassist.auth.secret import secret_key
 from radassist.config import Settings
 from radassist.db.engine import make_sessionmaker
-from radassist.read.metrics import database_registry
+from radassist.read.metrics import WorkerCollector, database_registry
 from radassist.read.quality_metrics import QualityCollector
 from radassist.web.cache import TtlCache
 from radassist.web.deps import LoginRequired
@@ -130,6 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.login_limiter = LoginLimiter(settings.web.login_attempts, settings.web.login_window_s)
     app.state.metrics_registry = database_registry(sessions, lambda: probe.status().queue_depths)
     app.state.metrics_registry.register(QualityCollector(sessions, settings.quality))
+    app.state.metrics_registry.register(WorkerCollector(sessions, settings.queue.worker_lost_after_seconds))
     app.add_middleware(BaseHTTPMiddleware, dispatch=_security_headers)
 
     @app.exception_handler(RequestValidationError)

@@ -280,6 +280,7 @@ def test_system_page_and_metrics(world: World, admin: TestClient) -> None:
     assert "gpu-0@draft-host" in page and "answering" in page
     metrics = admin.get("/metrics").text
     assert 'radassist_queue_depth{queue="io"}' in metrics
+    assert 'radassist_workers{state="answering"} 1.0' in metrics and 'radassist_workers{state="silent"} 0.0' in metrics
     assert "radassist_delivery_duration_seconds" in metrics
     assert ACCESSION not in metrics
 
