@@ -27,6 +27,7 @@ from radassist.presence.report import report_seen, report_start, report_stop
 
 logger = logging.getLogger(__name__)
 
+RETRY_AFTER_FAILURE_S = 1.0
 STOP_REPORT_WAIT_S = 3.0
 """How long the process's exit waits for the stop report (a database that does not answer must not hold it)."""
 
@@ -40,10 +41,12 @@ class Heartbeat:
         self._interval_s = settings.queue.worker_heartbeat_seconds
         self._sessions = sessionmaker(make_engine(settings.database_url, pooled=False))
         self._stopping = threading.Event()
+        self._first_wait = self._interval_s
+        self._failing = False
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
     def start(self) -> None:
-        self._report(self._start)
+        self._first_wait = self._wait_after(self._report(self._start))
         self._thread.start()
         atexit.register(self.stop)
 
@@ -55,10 +58,16 @@ class Heartbeat:
         self._thread.join(timeout=STOP_REPORT_WAIT_S)
 
     def _run(self) -> None:
-        while not self._stopping.wait(self._interval_s):
-            self._report(self._seen)
+        wait = self._first_wait
+        while not self._stopping.wait(wait):
+            wait = self._wait_after(self._report(self._seen))
         self._report(lambda session: report_stop(session, self.name, utcnow()))
         self._sessions.kw["bind"].dispose()
+
+    def _wait_after(self, reported: bool) -> float:
+        # After a failed report, soon again: once the database is back, the sweep must not find
+        # this worker silent for longer than it has to.
+        return self._interval_s if reported else min(RETRY_AFTER_FAILURE_S, self._interval_s)
 
     def _start(self, session: Session) -> None:
         report_start(session, self.name, self._queues, os.getpid(), utcnow())
@@ -67,15 +76,23 @@ class Heartbeat:
         if not report_seen(session, self.name, utcnow()):
             self._start(session)
 
-    def _report(self, write: Callable[[Session], None]) -> None:
+    def _report(self, write: Callable[[Session], None]) -> bool:
         # A database that does not answer must not stop the worker: the next report tries again, and
         # a worker silent long enough only has its jobs drafted again elsewhere.
         try:
             with self._sessions() as session:
                 write(session)
                 session.commit()
-        except Exception as exc:  # noqa: BLE001 - logged; retried at the next beat
-            logger.warning("could not report this worker in (%s)", type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - logged once; retried every second until it works
+            if not self._failing:
+                logger.warning("could not report this worker in (%s); trying again every %.0f s",
+                               type(exc).__name__, min(RETRY_AFTER_FAILURE_S, self._interval_s))
+            self._failing = True
+            return False
+        if self._failing:
+            logger.info("this worker reports in again")
+        self._failing = False
+        return True
 
 
 __all__ = ["Heartbeat"]

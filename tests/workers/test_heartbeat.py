@@ -66,3 +66,30 @@ def test_a_worker_reports_in_until_it_stops_or_is_killed(
             row = session.get(WorkerPresence, last.name)
             assert row is not None and row.stopped_at is None  # killed: it never said it stopped
     sessions.kw["bind"].dispose()
+
+
+def test_after_a_failed_report_the_heartbeat_tries_again_within_a_second(make_settings: Callable[..., Settings]) -> None:
+    """A database that was away (here: not yet built) hears from the worker a second after it is
+    back, not a whole heartbeat later, so the sweep does not take it for gone."""
+    from radassist.db.migrate import upgrade
+    from workers.heartbeat import Heartbeat
+
+    settings = make_settings(queue_worker_heartbeat_seconds="30", queue_worker_lost_after_seconds="90")
+    heartbeat = Heartbeat(settings, "retry-test@host", ["gpu"])
+    heartbeat.start()  # its first report fails: no table yet
+    try:
+        upgrade(settings)
+        sessions = make_sessionmaker(settings)
+        with sessions() as session:
+            assert session.get(WorkerPresence, "retry-test@host") is None
+        row = wait_until(lambda: _row(sessions, "retry-test@host"), timeout=5, interval=0.1)
+        assert row.stopped_at is None and row.queues == "gpu"
+    finally:
+        heartbeat.stop()
+    assert _row(sessions, "retry-test@host").stopped_at is not None  # type: ignore[union-attr]
+    sessions.kw["bind"].dispose()
+
+
+def _row(sessions, name: str) -> WorkerPresence | None:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        return session.get(WorkerPresence, name)
