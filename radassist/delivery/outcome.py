@@ -28,29 +28,39 @@ from radassist.states import FINAL_DELIVERY_STATES, DeliveryState, JobState
 logger = logging.getLogger(__name__)
 
 
-def finish_job_if_delivered(session: Session, job_id: uuid.UUID, study_id: uuid.UUID, now: dt.datetime) -> None:
+def finish_job_if_delivered(session: Session, job_id: uuid.UUID, study_id: uuid.UUID, now: dt.datetime) -> bool:
     """Close a delivering job once every delivery is final: done if each arrived or was cancelled (or it has
-    none), failed otherwise."""
+    none), failed otherwise; whether this call closed it.
+
+    The job's row is locked first.  Two deliveries of one job settled at once (its SR and its ORU, on
+    two io threads) would otherwise each read the other as still sending, under PostgreSQL's read
+    committed, and neither would close the job: it would stay ``delivering`` with everything
+    delivered.  With the lock the second waits for the first's commit, then reads both settled.
+    """
+    session.execute(select(Job.id).where(Job.id == job_id).with_for_update())
     rows = session.execute(
         select(Delivery.state, Delivery.channel, Delivery.destination, Delivery.last_error_code,
                Delivery.last_error_message).where(Delivery.job_id == job_id)
     ).all()
     if any(state not in FINAL_DELIVERY_STATES for state, *_ in rows):
-        return
+        return False
     failed = [r for r in rows if r.state is DeliveryState.FAILED]
     if not failed:
-        if set_job_state(session, job_id, JobState.DELIVERING, JobState.DONE, finished_at=now):
-            cancelled = sum(r.state is DeliveryState.CANCELLED for r in rows)
-            record_event(session, EventTag.JOB_DONE, study_id=study_id, job_id=job_id, deliveries=len(rows),
-                         **({"cancelled": cancelled} if cancelled else {}))
-            _count_finished(session, job_id, JobState.DONE)
-        return
+        if not set_job_state(session, job_id, JobState.DELIVERING, JobState.DONE, finished_at=now):
+            return False
+        cancelled = sum(r.state is DeliveryState.CANCELLED for r in rows)
+        record_event(session, EventTag.JOB_DONE, study_id=study_id, job_id=job_id, deliveries=len(rows),
+                     **({"cancelled": cancelled} if cancelled else {}))
+        _count_finished(session, job_id, JobState.DONE)
+        return True
     code = failed[0].last_error_code or "delivery.failed"
     message = "; ".join(f"{r.channel} to {r.destination}: {r.last_error_message or r.state}" for r in failed)
-    if set_job_state(session, job_id, JobState.DELIVERING, JobState.FAILED,
-                     finished_at=now, error_code=code, error_message=message[:2000]):
-        record_event(session, EventTag.JOB_FAILED, study_id=study_id, job_id=job_id, code=code)
-        _count_finished(session, job_id, JobState.FAILED)
+    if not set_job_state(session, job_id, JobState.DELIVERING, JobState.FAILED,
+                         finished_at=now, error_code=code, error_message=message[:2000]):
+        return False
+    record_event(session, EventTag.JOB_FAILED, study_id=study_id, job_id=job_id, code=code)
+    _count_finished(session, job_id, JobState.FAILED)
+    return True
 
 
 def _count_finished(session: Session, job_id: uuid.UUID, state: JobState) -> None:

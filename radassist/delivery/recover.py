@@ -13,9 +13,11 @@ from sqlalchemy.orm import Session
 
 from radassist.db.tables import Delivery, Job
 from radassist.db.transitions import STAT_AHEAD, set_delivery_state
+from radassist.delivery.outcome import finish_job_if_delivered
 from radassist.events import EventTag, record_event
-from radassist.states import DeliveryState, JobPriority
+from radassist.states import FINAL_DELIVERY_STATES, DeliveryState, JobPriority, JobState
 
+LOST_BATCH = 100
 LOST_MESSAGE_GRACE_S = 60.0
 """A due delivery not picked up this long after its time is assumed lost and queued again."""
 
@@ -30,6 +32,23 @@ def hand_back_stuck(session: Session, now: dt.datetime, ack_timeout_s: float) ->
     ).all():
         if set_delivery_state(session, delivery_id, DeliveryState.SENDING, DeliveryState.PENDING, next_attempt_at=now):
             record_event(session, EventTag.DELIVERY_REQUEUED, job_id=job_id, delivery=str(delivery_id))
+
+
+def close_settled_jobs(session: Session, now: dt.datetime) -> list[uuid.UUID]:
+    """Delivering jobs whose every delivery is final, closed (done or failed); their ids.
+
+    Each attempt closes its job when it settles the last delivery
+    (:func:`radassist.delivery.outcome.finish_job_if_delivered`); this is the backstop for a close
+    that was lost all the same (its worker died between the two, or a release older than the job's
+    lock left it open), so a job never shows ``delivering`` with nothing left to send.
+    """
+    open_delivery = (select(Delivery.id)
+                     .where(Delivery.job_id == Job.id, Delivery.state.not_in(tuple(FINAL_DELIVERY_STATES)))
+                     .exists())
+    settled = session.execute(
+        select(Job.id, Job.study_id).where(Job.state == JobState.DELIVERING, ~open_delivery).limit(LOST_BATCH)
+    ).all()
+    return [job_id for job_id, study_id in settled if finish_job_if_delivered(session, job_id, study_id, now)]
 
 
 def overdue(session: Session, now: dt.datetime) -> list[uuid.UUID]:

@@ -25,6 +25,7 @@ from tests.reliability.conftest import Rig
 from tests.reliability.harness import (
     Counts,
     SendLog,
+    Stack,
     TestStudy,
     check,
     count,
@@ -89,21 +90,29 @@ def test_pool_process_killed_mid_draft_job_is_taken_over(rig: Rig, record: list[
     assert taken[0][0] >= 1, "no job was taken over from the killed worker"
 
 
-def test_worker_killed_mid_draft_second_worker_finishes(rig: Rig, record: list[Counts]) -> None:
-    """SIGKILL of a whole drafting worker (main process and pool): on Redis its unacknowledged
-    message waits for the visibility timeout, so the sweep hands the drafting jobs back once the
-    hard time limit has passed (30 s here) and a second worker drafts them."""
-    stack = rig.service(draft_workers=1, extra={"queue": ["job_time_limit_seconds = 30"]})
-    studies, log = _studies(rig, "KW"), SendLog()
+def _worker_killed_second_worker_finishes(rig: Rig, record: list[Counts], prefix: str, title: str, notes: str,
+                                          queue: list[str]) -> Stack:
+    """SIGKILL of the whole drafting worker mid-draft, never started again; a second worker under
+    another name starts at once.  The stack, for the caller's own checks."""
+    stack = rig.service(draft_workers=1, extra={"queue": queue})
+    studies, log = _studies(rig, prefix), SendLog()
     started = time.monotonic()
     senders = send_paced(stack.dicom_port, studies, log, seconds=20, parallel=PARALLEL)
     wait_until(lambda: _drafting(rig), timeout=240, interval=0.05)
     stack.kill("draft-0")
     stack.start("draft-1", "worker", "--queues", "gpu", "--concurrency", "1", "--name", "draft1")
     senders.join()
-    result = _finish("1b. drafting worker SIGKILLed mid-draft", rig, studies, log, started, record,
-                     notes="second worker; sweep hands back after the 30 s time limit + 60 s")
-    check(result)
+    check(_finish(title, rig, studies, log, started, record, notes=notes))
+    return stack
+
+
+def test_worker_killed_mid_draft_second_worker_finishes(rig: Rig, record: list[Counts]) -> None:
+    """SIGKILL of a whole drafting worker (main process and pool): on Redis its unacknowledged
+    message waits for the visibility timeout, so the sweep hands the drafting jobs back once the
+    hard time limit has passed (30 s here) and a second worker drafts them."""
+    _worker_killed_second_worker_finishes(
+        rig, record, "KW", "1b. drafting worker SIGKILLed mid-draft",
+        "second worker; sweep hands back after the 30 s time limit + 60 s", ["job_time_limit_seconds = 30"])
 
 
 def test_worker_killed_mid_draft_and_restarted_hands_its_jobs_back(rig: Rig, record: list[Counts]) -> None:
@@ -129,18 +138,10 @@ def test_worker_killed_mid_draft_never_back_its_jobs_go_to_another(rig: Rig, rec
     reporting in, and once it has been silent for ``worker_lost_after_seconds`` (15 s here) the
     sweep hands its jobs back to a second worker under another name.  The hard time limit stays at
     its default (30 min) and Redis keeps the message for an hour, so neither can be what rescues them."""
-    stack = rig.service(draft_workers=1, extra={"queue": ["worker_heartbeat_seconds = 2",
-                                                          "worker_lost_after_seconds = 15"]})
-    studies, log = _studies(rig, "KN"), SendLog()
-    started = time.monotonic()
-    senders = send_paced(stack.dicom_port, studies, log, seconds=20, parallel=PARALLEL)
-    wait_until(lambda: _drafting(rig), timeout=240, interval=0.05)
-    stack.kill("draft-0")
-    stack.start("draft-1", "worker", "--queues", "gpu", "--concurrency", "1", "--name", "draft1")
-    senders.join()
-    result = _finish("1d. drafting worker SIGKILLed mid-draft, never back", rig, studies, log, started, record,
-                     notes="second worker; sweep hands back after 15 s of silence")
-    check(result)
+    stack = _worker_killed_second_worker_finishes(
+        rig, record, "KN", "1d. drafting worker SIGKILLed mid-draft, never back",
+        "second worker; sweep hands back after 15 s of silence",
+        ["worker_heartbeat_seconds = 2", "worker_lost_after_seconds = 15"])
     handed = stack.query("SELECT count(*) FROM events WHERE detail::text LIKE '%its worker stopped answering%'")
     assert handed[0][0] >= 1, "nothing was handed back from the silent worker"
 

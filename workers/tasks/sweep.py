@@ -65,6 +65,7 @@ def sweep(self: RadAssistTask) -> None:
         else:
             preparing = new_jobs + preparing
         delivery_recover.hand_back_stuck(session, now, settings.hl7.ack_timeout_seconds)
+        closed = delivery_recover.close_settled_jobs(session, now)
         priorities = job_priorities(session, searches + preparing + drafts)
         _send_after_commit(session, fetch_priors, searches, priorities, settings.broker_url)
         _send_after_commit(session, prepare_for_model, preparing, priorities, settings.broker_url)
@@ -72,6 +73,8 @@ def sweep(self: RadAssistTask) -> None:
         session.commit()
     if new_jobs:
         logger.info("%d jobs queued", len(new_jobs))
+    if closed:
+        logger.warning("%d delivering jobs had every delivery settled but were still open; closed", len(closed))
 
     with self.session() as session:
         due = delivery_recover.overdue(session, now)
