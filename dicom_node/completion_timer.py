@@ -9,7 +9,9 @@ may all try one study: the claim lets exactly one win, and the others find nothi
 
 The sweep stays the backstop for everything this does not see: studies whose last instance came
 before a listener restart, required-series rules and force-complete, and any failure here (logged
-with the study's handle, never its data, and left to the sweep's next tick).
+with the study's handle, never its data, and left to the sweep's next tick).  A first task that
+cannot be sent after the commit (the broker away) is sent again every few seconds
+(:mod:`dicom_node.resend`) rather than left for the sweep's two-minute check.
 
 The C-STORE handler's cost is one call to :func:`note_instance`: a dictionary look-up and, for a
 study not yet armed, one heap push, under a lock that the timer thread holds only to pop a
@@ -23,12 +25,12 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dicom_node.resend import Resender, Send
 from radassist.broker import client, send_priority
 from radassist.completion.claim import claim_study
 from radassist.config import Settings
@@ -45,8 +47,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Send = Callable[[str, uuid.UUID, str], None]
-"""Send ``task`` for a job id with the job's priority (``routine`` or ``stat``)."""
 
 
 class CompletionTimer:
@@ -66,6 +66,7 @@ class CompletionTimer:
         self._wake = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="completion-timer", daemon=True)
+        self._resender = Resender(lambda task, job_id, priority: self._sender()(task, job_id, priority))
 
     def start(self) -> None:
         self._thread.start()
@@ -76,6 +77,7 @@ class CompletionTimer:
             self._wake.notify()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        self._resender.stop(timeout)
 
     def note(self, study_instance_uid: str, called_ae: str) -> None:
         """An instance of the study was recorded now: its deadline moves to now + the quiet time."""
@@ -95,6 +97,10 @@ class CompletionTimer:
         """How many studies wait for their deadline."""
         with self._wake:
             return len(self._due)
+
+    def unsent(self) -> int:
+        """How many complete studies' first tasks wait for the broker to take them."""
+        return self._resender.waiting()
 
     def _next_due(self) -> str | None:
         """Wait for the earliest deadline to pass; that study's UID, or None when stopping."""
@@ -137,8 +143,16 @@ class CompletionTimer:
             priorities = _priorities(session, job_ids)
             session.commit()
         task = first_task(self._settings)
-        for job_id in job_ids:
-            self._sender()(task, job_id, priorities.get(job_id, "routine"))
+        for n, job_id in enumerate(job_ids):
+            try:
+                self._sender()(task, job_id, priorities.get(job_id, "routine"))
+            except Exception as exc:  # noqa: BLE001 - committed: sent again until the broker takes it
+                for unsent in job_ids[n:]:
+                    self._resender.add(task, unsent, priorities.get(unsent, "routine"))
+                logger.warning("completion timer: study %s complete, but its first task could not be sent (%s); "
+                               "sending it again every few seconds", study_handle(study_instance_uid),
+                               type(exc).__name__)
+                return
 
     def _sender(self) -> Send:
         if self._send is None:

@@ -115,3 +115,42 @@ def test_a_new_instance_re_arms_the_study(migrated_settings: Settings) -> None:
 def test_the_timer_can_be_turned_off(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(dicom_completion_timer="false")
     assert completion_timer.for_listener(settings, make_sessionmaker(settings)) is None
+
+
+def test_a_first_task_the_broker_refused_is_sent_once_it_is_back(migrated_settings: Settings, tmp_path: Path) -> None:
+    """The claim is committed while the broker (a real Redis, not started yet) refuses the message:
+    the timer sends it again every few seconds, and it reaches the queue once Redis runs, long
+    before the sweep's two-minute check."""
+    import shutil
+    import socket
+    import subprocess
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    broker_url = f"redis://127.0.0.1:{port}/0"
+    settings = migrated_settings.model_copy(update={
+        "dicom": migrated_settings.dicom.model_copy(update={"study_quiet_seconds": 0.3}),
+        "queue": migrated_settings.queue.model_copy(update={"broker_url": broker_url}),
+    })
+    factory = make_sessionmaker(settings)
+    study_uid = "1.2.826.0.1.3680043.8.498.4713"
+    timer = CompletionTimer(settings, factory)
+    redis: subprocess.Popen[bytes] | None = None
+    timer.start()
+    try:
+        receive(factory, study_uid, study_uid + ".1", dt.datetime.now(dt.UTC))
+        timer.note(study_uid, "RADASSIST")
+        wait_until(lambda: timer.unsent() == 1, timeout=60, interval=0.1)
+        assert _timeline(settings, study_uid)[0].state is StudyState.COMPLETE  # committed before the send
+        server = shutil.which("redis-server") or "/usr/bin/redis-server"
+        redis = subprocess.Popen([server, "--port", str(port), "--save", "", "--appendonly", "no"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: timer.unsent() == 0, timeout=30, interval=0.1)
+        assert queue_depths(client(settings), [CPU_QUEUE])[CPU_QUEUE] == 1
+    finally:
+        timer.stop()
+        if redis is not None:
+            redis.terminate()
+            redis.wait(timeout=10)
+    factory.kw["bind"].dispose()
