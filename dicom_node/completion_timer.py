@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-
 class CompletionTimer:
     """One listener process's deadlines, and the thread that claims each study when its own passes."""
 

@@ -57,8 +57,8 @@ class Resender:
             thread = self._thread
         if thread is not None and thread.is_alive():
             thread.join(timeout)
-        if self._waiting:
-            logger.warning("completion timer: %d first tasks still unsent at stop; left to the sweep", len(self._waiting))
+        if left := self.waiting():
+            logger.warning("completion timer: %d first tasks still unsent at stop; left to the sweep", left)
 
     def _run(self) -> None:
         while True:
