@@ -9,7 +9,7 @@ whether a newer job of the same study has an ORU for the same RIS pending, sendi
 delivered; if so this one is cancelled (``delivery.superseded``) instead of sent.  The SR is sent
 either way: a PACS keeps both, and the newer SR names the older as its predecessor.
 
-Two attempts already in flight at once, the older and the newer, can still arrive in either order.
+An older ORU already being sent makes the newer one wait instead (:mod:`radassist.delivery.in_order`).
 """
 
 from __future__ import annotations

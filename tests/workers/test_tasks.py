@@ -169,6 +169,38 @@ def test_ris_answering_ae_schedules_a_retry_with_the_same_message(
     assert ris.messages[0] == ris.messages[1]
 
 
+def test_a_newer_oru_waits_for_the_older_one_still_being_sent_then_goes(
+    session: Session, migrated_settings: Settings
+) -> None:
+    """The study grew while its first ORU was on its way: the second waits (its task is sent again
+    with a countdown) and reaches the RIS only after the first has settled."""
+    from radassist.broker import IO_QUEUE, queue_depths
+    from workers.tasks.deliver import deliver
+
+    with mllp_ris() as ris:
+        app = make_celery(_settings_with_ris(migrated_settings, ris.port))
+        older = add_job(session, JobState.DELIVERING)
+        newer = Job(study_id=older.study_id, state=JobState.DELIVERING, model_name="tiny",
+                    created_at=older.created_at + dt.timedelta(seconds=30))
+        session.add(newer)
+        session.commit()
+        first = add_hl7_delivery(session, migrated_settings, older, DeliveryState.SENDING)
+        second = add_hl7_delivery(session, migrated_settings, newer, DeliveryState.PENDING)
+        waiting = queue_depths(app, [IO_QUEUE], timeout=5.0)[IO_QUEUE]
+        deliver.apply(args=(str(second.id),)).get()
+        assert ris.messages == []
+        reload(session, second)
+        assert second.state is DeliveryState.PENDING and second.attempts == 0
+        assert queue_depths(app, [IO_QUEUE], timeout=5.0)[IO_QUEUE] == waiting + 1  # tried again later
+        first.state = DeliveryState.DELIVERED
+        second.next_attempt_at = utcnow()
+        session.commit()
+        deliver.apply(args=(str(second.id),)).get()
+    reload(session, second)
+    assert second.state is DeliveryState.DELIVERED and len(ris.messages) == 1
+    assert newer.id.hex[:20] in ris.messages[0]
+
+
 def test_ris_answering_ar_fails_the_job_with_the_reason(session: Session, migrated_settings: Settings) -> None:
     from workers.tasks.deliver import deliver
 

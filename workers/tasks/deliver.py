@@ -15,6 +15,7 @@ from radassist.db.base import utcnow
 from radassist.db.handles import handle_of_job
 from radassist.db.tables import Delivery, Job
 from radassist.delivery.attempt import claim_delivery, send
+from radassist.delivery.in_order import Deferred
 from radassist.delivery.outcome import record_outcome
 from radassist.delivery.recover import stat_due
 from radassist.errors import RadAssistError
@@ -35,7 +36,11 @@ def deliver(self: RadAssistTask, delivery_id: str) -> None:
 def _attempt(self: RadAssistTask, delivery_id: uuid.UUID) -> None:
     with self.session() as session:
         claimed = claim_delivery(session, delivery_id, utcnow())
-        handle = handle_of_job(session, claimed[1].id) if claimed is not None else "-"
+        handle = handle_of_job(session, claimed[1].id) if isinstance(claimed, tuple) else "-"
+    if isinstance(claimed, Deferred):  # an older draft's ORU is still on its way to the RIS
+        options = send_priority(self.settings.broker_url, DELIVER_TASK, claimed.priority)
+        deliver.apply_async((str(delivery_id),), countdown=claimed.seconds, **options)
+        return
     if claimed is None:
         return
     delivery, job = claimed

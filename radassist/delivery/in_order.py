@@ -1,0 +1,82 @@
+"""A newer draft's ORU waits while an older draft's ORU to the same RIS is still being sent.
+
+A RIS files each ORU^R01 of an order over the one before, so the ORUs of one study must reach it
+in the order their drafts were made.  An older ORU still pending when a newer one exists is
+cancelled (:mod:`radassist.delivery.superseded`); this covers the other case, an older ORU already
+``sending`` (its attempt can last the whole ACK timeout with a slow RIS) when the newer one is due.
+The newer one then waits :data:`WAIT_FOR_OLDER_S` and tries again, until the older one has settled.
+
+Both checks run under the study's turn: each HL7 claim starts by writing the study's row, so two
+claims of one study's ORUs take turns (a row lock on PostgreSQL, the write lock on SQLite) and the
+second reads what the first committed.  Without it each could read the other as not yet sending.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session, aliased
+
+from radassist.db.tables import Delivery, Job, Study
+from radassist.states import DeliveryChannel, DeliveryState, JobPriority
+
+WAIT_FOR_OLDER_S = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """Not sent now: an older draft's ORU to the same RIS is on its way; try again in ``seconds``."""
+
+    seconds: float
+    priority: JobPriority
+
+
+def take_study_turn(session: Session, delivery_id: uuid.UUID) -> bool:
+    """Start the claim of an ORU with a write to its study's row (the study's turn, held until the
+    commit); False, with nothing written, for a delivery that is not an ORU."""
+    study_id = session.scalar(
+        select(Job.study_id).join(Delivery, Delivery.job_id == Job.id)
+        .where(Delivery.id == delivery_id, Delivery.channel == DeliveryChannel.HL7)
+    )
+    if study_id is None:
+        return False
+    session.execute(update(Study).where(Study.id == study_id).values(state=Study.state))
+    return True
+
+
+def wait_for_older(session: Session, delivery_id: uuid.UUID, now: dt.datetime) -> Deferred | None:
+    """Put off a due pending ORU while an older job of its study has an ORU to the same RIS sending."""
+    this_job, older_job, older = aliased(Job), aliased(Job), aliased(Delivery)
+    priority = session.scalar(
+        select(this_job.priority)
+        .join(Delivery, Delivery.job_id == this_job.id)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.state == DeliveryState.PENDING,
+            exists().where(
+                older.job_id == older_job.id,
+                older_job.study_id == this_job.study_id,
+                older_job.created_at < this_job.created_at,
+                older.channel == DeliveryChannel.HL7,
+                older.destination == Delivery.destination,
+                older.state == DeliveryState.SENDING,
+            ),
+        )
+    )
+    if priority is None:
+        return None
+    # Still pending, only later: no attempt is counted, and no event for each wait.
+    put_off = session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now)
+        .values(next_attempt_at=now + dt.timedelta(seconds=WAIT_FOR_OLDER_S))
+    )
+    if not getattr(put_off, "rowcount", 0):
+        return None
+    return Deferred(WAIT_FOR_OLDER_S, JobPriority(priority))
+
+
+__all__ = ["WAIT_FOR_OLDER_S", "Deferred", "take_study_turn", "wait_for_older"]
