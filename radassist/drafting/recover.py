@@ -11,12 +11,13 @@ import datetime as dt
 import uuid
 from collections.abc import Collection, Iterable
 
-from sqlalchemy import Row, func, or_, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from radassist.db.tables import Job, WorkerPresence
 from radassist.db.transitions import set_job_state
 from radassist.events import EventTag, record_event
+from radassist.presence.report import gone
 from radassist.states import JobState
 
 LOST_JOB_GRACE_S = 120.0
@@ -91,10 +92,9 @@ def hand_back_from_silent(session: Session, now: dt.datetime, lost_after_s: floa
     in.  A worker that was only slow to report in loses its job's compare-and-set later and stores
     nothing: the cost of a false alarm is the work done twice, never a second draft sent.
     """
-    silent = or_(WorkerPresence.stopped_at.is_not(None),
-                 WorkerPresence.seen_at < now - dt.timedelta(seconds=lost_after_s))
     rows = session.execute(
-        _HELD.join(WorkerPresence, WorkerPresence.name == Job.held_by).where(Job.state.in_(tuple(_BACK)), silent)
+        _HELD.join(WorkerPresence, WorkerPresence.name == Job.held_by)
+        .where(Job.state.in_(tuple(_BACK)), gone(now, lost_after_s))
     ).all()
     handed = set(_requeue(session, rows, "its worker stopped answering", held=True))
     drafts = [r.id for r in rows if r.id in handed and r.state == JobState.DRAFTING]

@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from radassist.db.tables import Job, WorkerPresence
+from radassist.presence.report import gone
 from radassist.read.rows import WorkerSeenRow
 from radassist.states import JobState
 
@@ -25,17 +26,16 @@ def workers_seen(session: Session, now: dt.datetime, lost_after_s: float) -> lis
         .subquery()
     )
     rows = session.execute(
-        select(WorkerPresence, func.coalesce(holding.c.n, 0))
+        select(WorkerPresence, func.coalesce(holding.c.n, 0), gone(now, lost_after_s))
         .outerjoin(holding, holding.c.held_by == WorkerPresence.name)
         .where(or_(WorkerPresence.stopped_at.is_(None), WorkerPresence.seen_at >= now - SHOWN_FOR))
         .order_by(WorkerPresence.name)
     ).all()
-    lost_before = now - dt.timedelta(seconds=lost_after_s)
     return [
         WorkerSeenRow(
             name=w.name, queues=tuple(q for q in w.queues.split(",") if q), started_at=w.started_at,
             seen_at=w.seen_at, stopped_at=w.stopped_at, holding=n,
-            state="stopped" if w.stopped_at else "silent" if w.seen_at < lost_before else "answering",
+            state="stopped" if w.stopped_at else "silent" if is_gone else "answering",
         )
-        for w, n in rows
+        for w, n, is_gone in rows
     ]
