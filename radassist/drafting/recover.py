@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from radassist.db.tables import Job, WorkerPresence
 from radassist.db.transitions import set_job_state
 from radassist.events import EventTag, record_event
-from radassist.presence.report import gone
+from radassist.presence.silence import gone
 from radassist.states import JobState
 
 LOST_JOB_GRACE_S = 120.0

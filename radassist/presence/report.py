@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import ColumnElement, or_, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from radassist.db.tables import WorkerPresence
@@ -34,9 +34,3 @@ def report_stop(session: Session, name: str, now: dt.datetime) -> None:
     """``name`` stopped cleanly: whatever it still holds is handed back at the sweep's next round."""
     session.execute(update(WorkerPresence).where(WorkerPresence.name == name).values(seen_at=now, stopped_at=now))
 
-
-def gone(now: dt.datetime, lost_after_s: float) -> ColumnElement[bool]:
-    """A worker that stopped, or has not reported in for ``lost_after_s``: the one definition the
-    sweep's hand-back and the system page share."""
-    return or_(WorkerPresence.stopped_at.is_not(None),
-               WorkerPresence.seen_at < now - dt.timedelta(seconds=lost_after_s))

@@ -9,7 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from radassist.db.tables import Job, WorkerPresence
-from radassist.presence.report import gone
+from radassist.presence.silence import gone
 from radassist.read.rows import WorkerSeenRow
 from radassist.states import JobState
 
