@@ -73,7 +73,7 @@ class Heartbeat:
         report_start(session, self.name, self._queues, os.getpid(), utcnow())
 
     def _seen(self, session: Session) -> None:
-        if not report_seen(session, self.name, utcnow()):
+        if not report_seen(session, self.name, utcnow(), self._interval_s):
             self._start(session)
 
     def _report(self, write: Callable[[Session], None]) -> bool:

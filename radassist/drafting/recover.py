@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from radassist.db.tables import Job, WorkerPresence
 from radassist.db.transitions import set_job_state
 from radassist.events import EventTag, record_event
-from radassist.presence.silence import gone
+from radassist.presence.silence import lost
 from radassist.states import JobState
 
 LOST_JOB_GRACE_S = 120.0
@@ -82,11 +82,15 @@ def hand_back_held_by(session: Session, holder: str, states: Collection[JobState
     return held_in(JobState.DRAFTING), held_in(JobState.PREPARING)
 
 
-def hand_back_from_silent(session: Session, now: dt.datetime, lost_after_s: float,
+def hand_back_from_silent(session: Session, now: dt.datetime, lost_after_s: float, heartbeat_s: float,
                           ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
     """The jobs held by a worker that stopped, or that has not reported in for ``lost_after_s``
     (its machine gone, or killed and never started again under its name), handed back; the drafts'
     and the preparations' ids.
+
+    A silence counts only while another worker has answered for a heartbeat without a break
+    (:func:`radassist.presence.silence.lost`): after a database outage longer than
+    ``lost_after_s`` every worker was silent, and their jobs stay with them.
 
     The time limit's cutoff (:func:`hand_back_stuck`) stays for jobs whose worker never reported
     in.  A worker that was only slow to report in loses its job's compare-and-set later and stores
@@ -94,7 +98,7 @@ def hand_back_from_silent(session: Session, now: dt.datetime, lost_after_s: floa
     """
     rows = session.execute(
         _HELD.join(WorkerPresence, WorkerPresence.name == Job.held_by)
-        .where(Job.state.in_(tuple(_BACK)), gone(now, lost_after_s))
+        .where(Job.state.in_(tuple(_BACK)), lost(now, lost_after_s, heartbeat_s))
     ).all()
     handed = set(_requeue(session, rows, "its worker stopped answering", held=True))
     drafts = [r.id for r in rows if r.id in handed and r.state == JobState.DRAFTING]

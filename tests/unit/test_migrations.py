@@ -64,3 +64,25 @@ def test_0015_keeps_what_is_listed_unsynced(migrated_settings: Settings) -> None
     finally:
         engine.dispose()
     check(migrated_settings)
+
+
+def test_0019_starts_each_known_workers_run_at_its_start(migrated_settings: Settings) -> None:
+    """A worker row written before 0019 gets ``answering_since`` = its start, so the sweep's check of
+    an unbroken run (:func:`radassist.presence.silence.database_answered`) reads no NULL."""
+    config = alembic_config(migrated_settings.database_url)
+    command.downgrade(config, "0018")
+    engine = create_engine(migrated_settings.database_url)
+    started = dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.timezone.utc)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO worker_presence (name, queues, pid, started_at, seen_at)"
+                " VALUES ('gpu-0@host', 'gpu', 1, :started, :seen)"
+            ), {"started": started, "seen": started + dt.timedelta(minutes=5)})  # fmt: skip
+        command.upgrade(config, "head")
+        with engine.connect() as connection:
+            same = connection.execute(text("SELECT answering_since = started_at FROM worker_presence")).scalar_one()
+        assert same in (True, 1)
+    finally:
+        engine.dispose()
+    check(migrated_settings)

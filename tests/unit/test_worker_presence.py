@@ -19,6 +19,7 @@ from radassist.read.workers import workers_seen
 from radassist.states import JobState, StudyState
 
 LOST_AFTER_S = 90.0
+HEARTBEAT_S = 10.0
 
 
 def _held(session: Session, state: JobState, holder: str | None) -> uuid.UUID:
@@ -31,10 +32,12 @@ def _held(session: Session, state: JobState, holder: str | None) -> uuid.UUID:
     return job.id
 
 
-def _worker(session: Session, name: str, seen_ago_s: float, *, stopped: bool = False) -> None:
+def _worker(session: Session, name: str, seen_ago_s: float, *, stopped: bool = False, running_s: float = 60) -> None:
+    """A worker that reported every heartbeat for ``running_s`` until ``seen_ago_s`` ago."""
     seen = utcnow() - dt.timedelta(seconds=seen_ago_s)
-    report_start(session, name, ["gpu"], 1234, seen - dt.timedelta(seconds=5))
-    report_seen(session, name, seen)
+    report_start(session, name, ["gpu"], 1234, seen - dt.timedelta(seconds=running_s))
+    for beat in range(int(running_s // HEARTBEAT_S), -1, -1):
+        report_seen(session, name, seen - dt.timedelta(seconds=beat * HEARTBEAT_S), HEARTBEAT_S)
     if stopped:
         report_stop(session, name, seen)
 
@@ -42,7 +45,7 @@ def _worker(session: Session, name: str, seen_ago_s: float, *, stopped: bool = F
 def test_a_report_starts_a_row_and_a_restart_clears_the_stop(factory: sessionmaker[Session]) -> None:
     now = utcnow()
     with factory() as session:
-        assert report_seen(session, "gpu-0@host", now) is False  # no row yet: the heartbeat reports its start
+        assert report_seen(session, "gpu-0@host", now, HEARTBEAT_S) is False  # no row yet: the heartbeat reports its start
         report_start(session, "gpu-0@host", ["gpu", "cpu"], 11, now - dt.timedelta(minutes=1))
         report_stop(session, "gpu-0@host", now)
         session.commit()
@@ -51,14 +54,14 @@ def test_a_report_starts_a_row_and_a_restart_clears_the_stop(factory: sessionmak
         session.commit()
         row = session.get(WorkerPresence, "gpu-0@host")
         assert row is not None and row.stopped_at is None and row.pid == 12 and row.queues == "gpu"
-        assert report_seen(session, "gpu-0@host", now + dt.timedelta(seconds=10)) is True
+        assert report_seen(session, "gpu-0@host", now + dt.timedelta(seconds=10), HEARTBEAT_S) is True
 
 
 def test_a_silent_or_stopped_workers_jobs_go_back_and_no_one_elses(factory: sessionmaker[Session]) -> None:
     with factory() as session:
         _worker(session, "gone@a", seen_ago_s=LOST_AFTER_S + 1)
         _worker(session, "stopped@b", seen_ago_s=1, stopped=True)
-        _worker(session, "alive@c", seen_ago_s=LOST_AFTER_S - 30)
+        _worker(session, "alive@c", seen_ago_s=1)
         drafting_gone = _held(session, JobState.DRAFTING, "gone@a")
         preparing_gone = _held(session, JobState.PREPARING, "gone@a")
         drafting_stopped = _held(session, JobState.DRAFTING, "stopped@b")
@@ -70,7 +73,7 @@ def test_a_silent_or_stopped_workers_jobs_go_back_and_no_one_elses(factory: sess
         ]
         session.commit()
 
-        drafts, preparing = hand_back_from_silent(session, utcnow(), LOST_AFTER_S)
+        drafts, preparing = hand_back_from_silent(session, utcnow(), LOST_AFTER_S, HEARTBEAT_S)
         session.commit()
         assert sorted(drafts) == sorted([drafting_gone, drafting_stopped]) and preparing == [preparing_gone]
         assert session.get(Job, drafting_gone).state is JobState.PREPARED  # type: ignore[union-attr]
@@ -80,7 +83,58 @@ def test_a_silent_or_stopped_workers_jobs_go_back_and_no_one_elses(factory: sess
             JobState.DRAFTING, JobState.DRAFTING, JobState.DRAFTING, JobState.PREPARED]
         reasons = session.scalars(select(Event.detail).where(Event.tag == "job:requeued", Event.job_id == drafting_gone))
         assert reasons.all() == [{"reason": "its worker stopped answering"}]
-        assert hand_back_from_silent(session, utcnow(), LOST_AFTER_S) == ([], [])  # once only
+        assert hand_back_from_silent(session, utcnow(), LOST_AFTER_S, HEARTBEAT_S) == ([], [])  # once only
+
+
+def test_a_report_after_a_gap_starts_a_new_run(factory: sessionmaker[Session]) -> None:
+    start = utcnow() - dt.timedelta(minutes=5)
+    with factory() as session:
+        report_start(session, "gpu-0@host", ["gpu"], 11, start)
+        report_seen(session, "gpu-0@host", start + dt.timedelta(seconds=HEARTBEAT_S), HEARTBEAT_S)
+        report_seen(session, "gpu-0@host", start + dt.timedelta(seconds=3 * HEARTBEAT_S), HEARTBEAT_S)  # one late
+        session.commit()
+        assert session.get(WorkerPresence, "gpu-0@host").answering_since == start  # type: ignore[union-attr]
+        back = start + dt.timedelta(seconds=3 * HEARTBEAT_S + 120)  # two minutes of failed reports
+        report_seen(session, "gpu-0@host", back, HEARTBEAT_S)
+        session.commit()
+        session.expire_all()
+        row = session.get(WorkerPresence, "gpu-0@host")
+        assert row is not None and row.answering_since == back and row.seen_at == back
+
+
+def test_after_a_database_outage_no_silence_is_trusted_for_a_heartbeat(factory: sessionmaker[Session]) -> None:
+    """Every worker was silent for the outage's length.  One that reports in a second after another
+    keeps its jobs; one still silent a heartbeat after the others answer again is gone."""
+    with factory() as session:
+        outage_s = 2 * LOST_AFTER_S
+        for name in ("first@a", "late@b", "dead@c"):
+            _worker(session, name, seen_ago_s=outage_s)
+        late, dead = _held(session, JobState.DRAFTING, "late@b"), _held(session, JobState.DRAFTING, "dead@c")
+        session.commit()
+        back = utcnow()
+        report_seen(session, "first@a", back, HEARTBEAT_S)  # the database is back
+
+        # Before, the sweep in this second handed back late@b's draft and dead@c's.
+        assert hand_back_from_silent(session, back + dt.timedelta(seconds=0.5), LOST_AFTER_S, HEARTBEAT_S) == ([], [])
+        report_seen(session, "late@b", back + dt.timedelta(seconds=1), HEARTBEAT_S)
+        report_seen(session, "first@a", back + dt.timedelta(seconds=HEARTBEAT_S), HEARTBEAT_S)
+        drafts, _ = hand_back_from_silent(session, back + dt.timedelta(seconds=HEARTBEAT_S + 1), LOST_AFTER_S,
+                                          HEARTBEAT_S)
+        session.commit()
+        assert drafts == [dead]
+        assert session.get(Job, late).state is JobState.DRAFTING  # type: ignore[union-attr]
+
+
+def test_without_a_worker_answering_a_stopped_workers_jobs_still_go_back(factory: sessionmaker[Session]) -> None:
+    with factory() as session:
+        _worker(session, "stopped@b", seen_ago_s=1, stopped=True)
+        _worker(session, "gone@a", seen_ago_s=LOST_AFTER_S + 1)
+        stopped, silent = _held(session, JobState.DRAFTING, "stopped@b"), _held(session, JobState.DRAFTING, "gone@a")
+        session.commit()
+        drafts, _ = hand_back_from_silent(session, utcnow(), LOST_AFTER_S, HEARTBEAT_S)
+        session.commit()
+        assert drafts == [stopped]  # it said it stopped; the silent one waits for a worker that answers
+        assert session.get(Job, silent).state is JobState.DRAFTING  # type: ignore[union-attr]
 
 
 def test_a_job_taken_over_since_stays_with_its_new_holder(factory: sessionmaker[Session]) -> None:

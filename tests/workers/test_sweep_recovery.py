@@ -109,12 +109,14 @@ def test_a_silent_workers_jobs_go_back_long_before_the_time_limit(
 ) -> None:
     """A worker gone for ``worker_lost_after_seconds`` (its machine lost) has its jobs handed back by
     the next sweep, each sent on again; a worker that still reports in keeps its job."""
-    from radassist.presence.report import report_start
+    from radassist.presence.report import report_seen, report_start
     from workers.tasks.sweep import sweep
 
     lost_after = migrated_settings.queue.worker_lost_after_seconds
+    heartbeat = migrated_settings.queue.worker_heartbeat_seconds
     report_start(session, "gone@a", ["gpu", "cpu"], 1, utcnow() - dt.timedelta(seconds=lost_after + 1))
-    report_start(session, "alive@b", ["gpu"], 2, utcnow())
+    report_start(session, "alive@b", ["gpu"], 2, utcnow() - dt.timedelta(seconds=heartbeat + 1))
+    report_seen(session, "alive@b", utcnow(), heartbeat)  # answering for a heartbeat: the database is up
     drafting, preparing, alive = (add_job(session, state) for state in
                                   (JobState.DRAFTING, JobState.PREPARING, JobState.DRAFTING))
     started = utcnow() - dt.timedelta(seconds=lost_after + 5)  # far inside the 30-min time limit

@@ -55,7 +55,7 @@ def sweep(self: RadAssistTask) -> None:
         preparing = drafting_recover.hand_back_stuck_preparing(session, now, limit)
         # A worker silent for minutes (its machine gone) has lost its jobs long before the time limit.
         silent_drafts, silent_preparing = drafting_recover.hand_back_from_silent(
-            session, now, settings.queue.worker_lost_after_seconds)
+            session, now, settings.queue.worker_lost_after_seconds, settings.queue.worker_heartbeat_seconds)
         drafts += silent_drafts
         preparing += silent_preparing
         # New jobs start with their priors when sources are configured (radassist.prefetch.start),

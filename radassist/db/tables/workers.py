@@ -28,6 +28,10 @@ class WorkerPresence(Base):
     pid: Mapped[int | None]
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    answering_since: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    """When its unbroken run of reports began: its start, or its first report after a gap (the
+    database, or the way to it, did not answer).  The sweep trusts a silence only while some worker
+    has answered without a break (:func:`radassist.presence.silence.database_answered`)."""
     stopped_at: Mapped[dt.datetime | None]
     """Set when it stopped cleanly; cleared when it starts again under the same name."""
 
