@@ -170,9 +170,11 @@ def test_broker_restarted_during_burst(rig: Rig, record: list[Counts]) -> None:
 
 def test_database_restarted_during_burst(rig: Rig, record: list[Counts]) -> None:
     """The listener must answer failure while the database is down (never Success without the row);
-    what it refused is sent again afterwards, as a PACS would."""
+    what it refused is sent again afterwards, as a PACS would.  The outage is longer than
+    ``worker_lost_after_seconds`` (15 s here): every worker is silent for its length, and none may
+    have its jobs handed back (drafted twice) for it."""
     outage = outage_seconds()
-    stack = rig.service(draft_workers=1)
+    stack = rig.service(draft_workers=1, extra={"queue": ["worker_heartbeat_seconds = 2", "worker_lost_after_seconds = 15"]})
     studies, log = _studies(rig, "DB"), SendLog()
     started = time.monotonic()
     senders = send_paced(stack.dicom_port, studies, log, seconds=max(20, outage / 2), parallel=PARALLEL)
@@ -185,9 +187,12 @@ def test_database_restarted_during_burst(rig: Rig, record: list[Counts]) -> None
     time.sleep(max(0.0, outage - (time.monotonic() - down_at)))
     rig.pg.start()
     result = _finish("3. PostgreSQL restarted during a burst", rig, studies, log, started, record,
-                     notes=f"down {outage:.0f} s; while down: {refusals}; re-sent after")
+                     notes=f"down {outage:.0f} s; while down: {refusals}; re-sent after; workers silent "
+                           "for longer than worker_lost_after_seconds (15 s)")
     assert refused_while_down > 0, "nothing was sent while the database was down"
     check(result)
+    handed = stack.query("SELECT count(*) FROM events WHERE detail::text LIKE '%its worker stopped answering%'")
+    assert handed[0][0] == 0, f"{handed[0][0]} jobs of live workers were handed back after the outage"
 
 
 # --- 4. the RIS and the PACS down, the RIS answering AE --------------------------------------------
