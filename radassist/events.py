@@ -43,6 +43,7 @@ class EventTag(StrEnum):
     DELIVERY_FAILED = "delivery:failed"
     DELIVERY_CANCELLED = "delivery:cancelled"
     DELIVERY_REQUEUED = "delivery:requeued"
+    DELIVERY_WAITING = "delivery:waiting"
     NODE_STORAGE_LOW = "node:storage:low"
     NODE_STORAGE_OK = "node:storage:ok"
     ASSOCIATION_REFUSED = "node:association:refused"

@@ -5,6 +5,8 @@ in the order their drafts were made.  An older ORU still pending when a newer on
 cancelled (:mod:`radassist.delivery.superseded`); this covers the other case, an older ORU already
 ``sending`` (its attempt can last the whole ACK timeout with a slow RIS) when the newer one is due.
 The newer one then waits :data:`WAIT_FOR_OLDER_S` and tries again, until the older one has settled.
+Its first wait is told where an admin looks: the delivery's reason on the study page
+(:data:`WAITING_CODE`, cleared when it is sent), a ``delivery:waiting`` event and one log line.
 
 Both checks run under the study's turn: each HL7 claim starts by writing the study's row, so two
 claims of one study's ORUs take turns (a row lock on PostgreSQL, the write lock on SQLite) and the
@@ -14,6 +16,7 @@ second reads what the first committed.  Without it each could read the other as 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -21,9 +24,15 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased
 
 from radassist.db.tables import Delivery, Job, Study
+from radassist.events import EventTag, record_event
 from radassist.states import DeliveryChannel, DeliveryState, JobPriority
 
+logger = logging.getLogger(__name__)
+
 WAIT_FOR_OLDER_S = 3.0
+WAITING_CODE = "hl7.waiting_for_older"
+WAITING_MESSAGE = ("waits until the RIS has acknowledged the ORU of an earlier draft of this study, "
+                   "so that the RIS files the newest draft last")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +59,8 @@ def take_study_turn(session: Session, delivery_id: uuid.UUID) -> bool:
 def wait_for_older(session: Session, delivery_id: uuid.UUID, now: dt.datetime) -> Deferred | None:
     """Put off a due pending ORU while an older job of its study has an ORU to the same RIS sending."""
     this_job, older_job, older = aliased(Job), aliased(Job), aliased(Delivery)
-    priority = session.scalar(
-        select(this_job.priority)
+    waiting = session.execute(
+        select(this_job.priority, this_job.id, this_job.study_id, Delivery.last_error_code)
         .join(Delivery, Delivery.job_id == this_job.id)
         .where(
             Delivery.id == delivery_id,
@@ -65,18 +74,24 @@ def wait_for_older(session: Session, delivery_id: uuid.UUID, now: dt.datetime) -
                 older.state == DeliveryState.SENDING,
             ),
         )
-    )
-    if priority is None:
+    ).first()
+    if waiting is None:
         return None
-    # Still pending, only later: no attempt is counted, and no event for each wait.
+    priority, job_id, study_id, code = waiting
+    # Still pending, only later: no attempt is counted.
     put_off = session.execute(
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now)
-        .values(next_attempt_at=now + dt.timedelta(seconds=WAIT_FOR_OLDER_S))
+        .values(next_attempt_at=now + dt.timedelta(seconds=WAIT_FOR_OLDER_S),
+                last_error_code=WAITING_CODE, last_error_message=WAITING_MESSAGE)
     )
     if not getattr(put_off, "rowcount", 0):
         return None
+    if code != WAITING_CODE:  # its first wait; the next ones every few seconds say nothing new
+        record_event(session, EventTag.DELIVERY_WAITING, study_id=study_id, job_id=job_id,
+                     delivery_id=str(delivery_id), reason=WAITING_CODE)
+        logger.info("ORU waits for an earlier draft's ORU of its study to be acknowledged")
     return Deferred(WAIT_FOR_OLDER_S, JobPriority(priority))
 
 
-__all__ = ["WAIT_FOR_OLDER_S", "Deferred", "take_study_turn", "wait_for_older"]
+__all__ = ["WAITING_CODE", "WAIT_FOR_OLDER_S", "Deferred", "take_study_turn", "wait_for_older"]

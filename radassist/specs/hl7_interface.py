@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 import pydicom
 
 from radassist.config import Hl7Settings
-from radassist.delivery.in_order import WAIT_FOR_OLDER_S
+from radassist.delivery.in_order import WAIT_FOR_OLDER_S, WAITING_CODE
 from radassist.delivery.superseded import SUPERSEDED_CODE
 from radassist.hl7 import escaping, mllp, oru, oru_fields, ris_ack
 from radassist.hl7.ack import ACK_MEANING
@@ -122,7 +122,8 @@ def _acks_accepted() -> str:
             f"(`{SUPERSEDED_CODE}`) once a newer draft of the same study has its own ORU for the same RIS "
             "pending, sent or held: the RIS keeps the last ORU of an order it receives. A newer draft's ORU "
             f"waits ({WAIT_FOR_OLDER_S:.0f} s at a time) while an older draft's ORU of the study to the same "
-            "RIS is being sent, so the ORUs of a study arrive in the order their drafts were made.",
+            "RIS is being sent, so the ORUs of a study arrive in the order their drafts were made; the "
+            f"study page shows the waiting ORU with `{WAITING_CODE}`.",
         ]
     )
 

@@ -8,14 +8,16 @@ import threading
 import time
 import uuid
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from radassist.config import DeliverySettings
 from radassist.db.base import utcnow
-from radassist.db.tables import Delivery, Job, Study
+from radassist.db.tables import Delivery, Event, Job, Study
 from radassist.db.transitions import set_delivery_state
 from radassist.delivery.attempt import claim_delivery
-from radassist.delivery.in_order import WAIT_FOR_OLDER_S, Deferred, take_study_turn
+from radassist.delivery.in_order import WAIT_FOR_OLDER_S, WAITING_CODE, Deferred, take_study_turn
+from radassist.delivery.outcome import record_outcome
 from radassist.states import DeliveryChannel, DeliveryState, JobPriority, JobState, StudyState
 
 
@@ -57,6 +59,30 @@ def test_a_newer_oru_waits_while_the_older_one_is_being_sent(factory: sessionmak
         session.commit()
         claimed = claim_delivery(session, newer, before + dt.timedelta(seconds=WAIT_FOR_OLDER_S + 1))
         assert isinstance(claimed, tuple) and claimed[0].state is DeliveryState.SENDING
+
+
+def test_an_oru_that_waits_says_so_once_and_clears_it_when_sent(factory: sessionmaker[Session]) -> None:
+    older, newer, _ = _two_drafts(factory, DeliveryState.SENDING)
+    with factory() as session:
+        now = utcnow()
+        for wait in range(3):  # three waits, one event
+            at = now + dt.timedelta(seconds=wait * (WAIT_FOR_OLDER_S + 1))
+            assert isinstance(claim_delivery(session, newer, at), Deferred)
+        row = session.get(Delivery, newer)
+        assert row is not None and row.last_error_code == WAITING_CODE and "earlier draft" in str(row.last_error_message)
+        events = session.scalars(select(Event.detail).where(Event.tag == "delivery:waiting")).all()
+        assert events == [{"delivery_id": str(newer), "reason": WAITING_CODE}]
+
+        session.execute(update(Delivery).where(Delivery.id == older).values(state=DeliveryState.DELIVERED))
+        session.commit()
+    with factory() as session:  # as the deliver task does: a session to claim, one to record
+        claimed = claim_delivery(session, newer, now + dt.timedelta(minutes=1))
+    assert isinstance(claimed, tuple)
+    with factory() as session:
+        record_outcome(session, claimed[0], claimed[1], None, DeliverySettings(), utcnow())
+        session.commit()
+        row = session.get(Delivery, newer)
+        assert row is not None and row.state is DeliveryState.DELIVERED and row.last_error_code is None
 
 
 def test_only_an_oru_to_the_same_ris_waits(factory: sessionmaker[Session]) -> None:

@@ -72,7 +72,7 @@ def test_0019_starts_each_known_workers_run_at_its_start(migrated_settings: Sett
     config = alembic_config(migrated_settings.database_url)
     command.downgrade(config, "0018")
     engine = create_engine(migrated_settings.database_url)
-    started = dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.timezone.utc)
+    started = dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.UTC)
     try:
         with engine.begin() as connection:
             connection.execute(text(
