@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_node.resend import Resender, Send
-from radassist.broker import client, send_priority
+from radassist.broker import client, send_job_task
 from radassist.completion.claim import claim_study
 from radassist.config import Settings
 from radassist.db.base import utcnow
@@ -161,8 +161,7 @@ class CompletionTimer:
     def _send_by_broker(self, task: str, job_id: uuid.UUID, priority: str) -> None:
         if self._app is None:
             self._app = client(self._settings)
-        options = send_priority(self._settings.broker_url, task, priority)
-        self._app.send_task(task, args=[str(job_id)], **options)
+        send_job_task(self._app, self._settings.broker_url, task, job_id, priority)
 
     def _warm_up(self) -> None:
         """Load the broker client before the first deadline, so the first study does not pay for it."""

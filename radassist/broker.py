@@ -111,6 +111,20 @@ def send_priority(broker_url: str, task: str, job_priority: str = "routine") -> 
     return {"priority": table["stat" if str(job_priority) == "stat" else "routine"]}
 
 
+def send_job_task(app: Celery, broker_url: str, task: str, item_id: object, job_priority: str = "routine",
+                  countdown: float | None = None) -> None:
+    """Send ``task`` for one piece of a job's work (the job's id, or a delivery's for ``deliver``)
+    at the job's place (:func:`send_priority`), after ``countdown`` seconds when given.
+
+    Every sender of a job's work goes through here (the listener's timer, the sweep, the tasks that
+    hand a job on), so no message of a STAT job leaves at a routine job's priority.
+    """
+    options: dict[str, Any] = send_priority(broker_url, task, job_priority)
+    if countdown is not None:
+        options["countdown"] = countdown
+    app.send_task(task, (str(item_id),), **options)
+
+
 def celery_conf(settings: Settings) -> dict[str, Any]:
     """What a sending client and a worker must agree on: serializer, queues, routes, transport."""
     from kombu.entity import Queue

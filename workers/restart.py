@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from celery import Celery
 
-from radassist.broker import CPU_QUEUE, DRAFT_TASK, GPU_QUEUE, PREPARE_TASK, send_priority
+from radassist.broker import CPU_QUEUE, DRAFT_TASK, GPU_QUEUE, PREPARE_TASK, send_job_task
 from radassist.config import Settings
 from radassist.db.engine import make_sessionmaker
 from radassist.db.handles import job_priorities
@@ -48,8 +48,7 @@ def hand_back_on_start(app: Celery, hostname: str, queues: Iterable[str]) -> tup
         sessions.kw["bind"].dispose()
     for task, ids in ((PREPARE_TASK, preparing), (DRAFT_TASK, drafts)):
         for job_id in ids:
-            options = send_priority(settings.broker_url, task, priorities.get(job_id, JobPriority.ROUTINE))
-            app.send_task(task, (str(job_id),), **options)
+            send_job_task(app, settings.broker_url, task, job_id, priorities.get(job_id, JobPriority.ROUTINE))
     if drafts or preparing:
         logger.warning("this worker started again: %d drafts and %d preparations it held when it stopped "
                        "are handed back", len(drafts), len(preparing))

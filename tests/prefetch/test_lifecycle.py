@@ -249,19 +249,17 @@ def test_the_admins_redraft_fetches_priors_first(with_sources: Settings, session
 def test_the_sweep_sends_new_jobs_and_lost_searches_to_the_priors_task(
     with_sources: Settings, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from radassist.broker import DRAFT_TASK, PRIORS_TASK
+    from tests.workers.sweep_sends import record_sweep_sends
     from workers.app import make_celery
     from workers.base import reset_sessionmaker
-    from workers.tasks.draft import draft_study
-    from workers.tasks.priors import fetch_priors
     from workers.tasks.sweep import sweep
 
     settings = with_sources.model_copy(update={"dicom": with_sources.dicom.model_copy(update={"study_quiet_seconds": 0})})
     reset_sessionmaker()
     make_celery(settings)
-    searches: list[str] = []
-    drafts: list[str] = []
-    monkeypatch.setattr(fetch_priors, "apply_async", lambda args, **_: searches.append(args[0]))
-    monkeypatch.setattr(draft_study, "apply_async", lambda args, **_: drafts.append(args[0]))
+    sent = record_sweep_sends(monkeypatch)
+    searches, drafts = sent[PRIORS_TASK], sent[DRAFT_TASK]
     _receive(settings, sessions, dt.datetime(2024, 3, 14, 9, 0))
     sweep.apply().get()
     with sessions() as session:

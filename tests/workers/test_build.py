@@ -4,7 +4,6 @@ failure named in plain words, and the sweep queuing again a build whose message 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -182,12 +181,11 @@ def test_a_job_with_nothing_to_send_is_done(
 
 
 @pytest.fixture
-def sent_builds(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    from workers.tasks.build import build_outputs
+def sent_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    from radassist.broker import BUILD_TASK
+    from tests.workers.sweep_sends import record_sweep_sends
 
-    calls: list[str] = []
-    monkeypatch.setattr(build_outputs, "apply_async", lambda args, **_: calls.append(args[0]))
-    yield calls
+    return record_sweep_sends(monkeypatch)[BUILD_TASK]
 
 
 def test_the_sweep_queues_again_a_build_whose_message_was_lost(

@@ -6,38 +6,37 @@ died while preparing or drafting it."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections import defaultdict
 
 import pytest
 from celery import Celery
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from radassist.broker import DRAFT_TASK, PREPARE_TASK
 from radassist.config import Settings
 from radassist.db.base import utcnow
 from radassist.db.tables import Job
-from radassist.states import JobState
+from radassist.states import JobPriority, JobState
+from tests.workers.sweep_sends import record_sweep_sends
 from tests.workers.test_tasks import add_job, app, session  # noqa: F401 - fixtures
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The prepare messages sent."""
-    from workers.tasks.prepare import prepare_for_model
-
-    calls: list[str] = []
-    monkeypatch.setattr(prepare_for_model, "apply_async", lambda args, **_: calls.append(args[0]))
-    yield calls
+def sweep_sends(monkeypatch: pytest.MonkeyPatch) -> defaultdict[str, list[str]]:
+    return record_sweep_sends(monkeypatch)
 
 
 @pytest.fixture
-def drafts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The draft messages sent."""
-    from workers.tasks.draft import draft_study
+def sent(sweep_sends: defaultdict[str, list[str]]) -> list[str]:
+    """The prepare messages the sweep sent."""
+    return sweep_sends[PREPARE_TASK]
 
-    calls: list[str] = []
-    monkeypatch.setattr(draft_study, "apply_async", lambda args, **_: calls.append(args[0]))
-    yield calls
+
+@pytest.fixture
+def drafts(sweep_sends: defaultdict[str, list[str]]) -> list[str]:
+    """The draft messages the sweep sent."""
+    return sweep_sends[DRAFT_TASK]
 
 
 def _age(session: Session, job: Job, seconds: float) -> None:  # noqa: F811
@@ -55,6 +54,24 @@ def test_a_stale_queued_job_with_an_empty_queue_is_queued_again(
     _age(session, stale, LOST_JOB_GRACE_S + 5)
     sweep.apply().get()
     assert sent == [str(stale.id)]
+
+
+def test_a_lost_stat_job_is_sent_again_at_its_priority(
+    app: Celery, session: Session, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Its first message went at STAT's place; so does the one that replaces it."""
+    from radassist.drafting.recover import LOST_JOB_GRACE_S
+    from workers.tasks import sweep as sweep_module
+
+    sent: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(sweep_module, "send_job_task",
+                        lambda _app, _url, task, item, priority, **_: sent.append((task, str(item), str(priority))))
+    stat, routine = add_job(session, JobState.QUEUED), add_job(session, JobState.PREPARED)
+    session.execute(update(Job).where(Job.id == stat.id).values(priority=JobPriority.STAT))
+    for job in (stat, routine):
+        _age(session, job, LOST_JOB_GRACE_S + 5)
+    sweep_module.sweep.apply().get()
+    assert sorted(sent) == sorted([(PREPARE_TASK, str(stat.id), "stat"), (DRAFT_TASK, str(routine.id), "routine")])
 
 
 def test_nothing_is_sent_again_while_the_queue_holds_messages(

@@ -5,12 +5,13 @@ The deliveries are queued only after the outbox rows are committed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 
 from celery import shared_task
 
-from radassist.broker import BUILD_TASK, DELIVER_TASK, send_priority
+from radassist.broker import BUILD_TASK, DELIVER_TASK, send_job_task
 from radassist.db.base import utcnow
 from radassist.db.handles import handle_of_job, job_priorities
 from radassist.logging import log_context
@@ -34,7 +35,6 @@ def build_outputs(self: RadAssistTask, job_id: str) -> None:
 
 @retry_while_db_down("building the outputs")
 def _build(task: RadAssistTask, job_id: uuid.UUID) -> None:
-    from workers.tasks.deliver import deliver
 
     with task.session() as session, log_context(job_id=job_id, study=handle_of_job(session, job_id)):
         pending = build_job_outputs(session, job_id, task.settings, task.outputs, utcnow())
@@ -42,7 +42,8 @@ def _build(task: RadAssistTask, job_id: uuid.UUID) -> None:
             logger.info("job is not drafted any more; nothing to build")
             return
         priority = job_priorities(session, [job_id]).get(job_id, JobPriority.ROUTINE)
-        options = send_priority(task.settings.broker_url, DELIVER_TASK, priority)
-        after_commit(session, lambda: [deliver.apply_async((str(i),), **options) for i in pending])
+        for delivery_id in pending:
+            after_commit(session, functools.partial(send_job_task, task.app, task.settings.broker_url, DELIVER_TASK,
+                                                    delivery_id, priority))
         session.commit()
         logger.info("outputs built; %d deliveries queued", len(pending))

@@ -6,11 +6,12 @@ backoff) only after the outcome's commit.
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 from celery import shared_task
 
-from radassist.broker import DELIVER_TASK, send_priority
+from radassist.broker import DELIVER_TASK, send_job_task
 from radassist.db.base import utcnow
 from radassist.db.handles import handle_of_job
 from radassist.db.tables import Delivery, Job
@@ -38,8 +39,8 @@ def _attempt(self: RadAssistTask, delivery_id: uuid.UUID) -> None:
         claimed = claim_delivery(session, delivery_id, utcnow())
         handle = handle_of_job(session, claimed[1].id) if isinstance(claimed, tuple) else "-"
     if isinstance(claimed, Deferred):  # an older draft's ORU is still on its way to the RIS
-        options = send_priority(self.settings.broker_url, DELIVER_TASK, claimed.priority)
-        deliver.apply_async((str(delivery_id),), countdown=claimed.seconds, **options)
+        send_job_task(self.app, self.settings.broker_url, DELIVER_TASK, delivery_id, claimed.priority,
+                      countdown=claimed.seconds)
         return
     if claimed is None:
         return
@@ -53,7 +54,6 @@ def _record(task: RadAssistTask, delivery: Delivery, job: Job, error: RadAssistE
     with task.session() as session:
         retry_in = record_outcome(session, delivery, job, error, task.settings.delivery, utcnow())
         if retry_in is not None:
-            delivery_id = str(delivery.id)
-            options = send_priority(task.settings.broker_url, DELIVER_TASK, job.priority)
-            after_commit(session, lambda: deliver.apply_async((delivery_id,), countdown=retry_in, **options))
+            after_commit(session, functools.partial(send_job_task, task.app, task.settings.broker_url, DELIVER_TASK,
+                                                    delivery.id, job.priority, countdown=retry_in))
         session.commit()

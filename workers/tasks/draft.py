@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from radassist.broker import BUILD_TASK, DRAFT_TASK, PREPARE_TASK, send_priority
+from radassist.broker import BUILD_TASK, DRAFT_TASK, PREPARE_TASK, send_job_task
 from radassist.db.base import utcnow
 from radassist.drafting import record
 from radassist.drafting.claim import (
@@ -175,4 +175,4 @@ def _settle(task: RadAssistTask, prepared: Sequence[PreparedJob], results: Seque
 
 def _send(task: RadAssistTask, sends: list[tuple[str, str, float | None, JobPriority]]) -> None:
     for name, job_id, delay, priority in sends:
-        task.app.send_task(name, (job_id,), countdown=delay, **send_priority(task.settings.broker_url, name, priority))
+        send_job_task(task.app, task.settings.broker_url, name, job_id, priority, countdown=delay)

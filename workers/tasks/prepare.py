@@ -9,12 +9,13 @@ draft task is sent by name.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 
 from celery import shared_task
 
-from radassist.broker import DRAFT_TASK, PREPARE_TASK, send_priority
+from radassist.broker import DRAFT_TASK, PREPARE_TASK, send_job_task
 from radassist.db.base import utcnow
 from radassist.drafting.claim import ClaimedJob, record_holder
 from radassist.drafting.prepare import PreparedJob, kept_inputs, prepare_job, read_comparison, read_order
@@ -95,9 +96,8 @@ def _keep(task: RadAssistTask, prepared: PreparedJob) -> bool:
 def _hand_on(task: RadAssistTask, claimed: ClaimedJob, pictures: int) -> None:
     with task.session() as session:
         if hand_to_model(session, claimed, pictures):
-            job_id = str(claimed.job_id)
-            options = send_priority(task.settings.broker_url, DRAFT_TASK, claimed.priority)
-            after_commit(session, lambda: task.app.send_task(DRAFT_TASK, (job_id,), **options))
+            after_commit(session, functools.partial(send_job_task, task.app, task.settings.broker_url, DRAFT_TASK,
+                                                    claimed.job_id, claimed.priority))
         session.commit()
 
 

@@ -14,7 +14,7 @@ import uuid
 
 from celery import shared_task
 
-from radassist.broker import PREPARE_TASK, PRIORS_TASK, send_priority
+from radassist.broker import PREPARE_TASK, PRIORS_TASK, send_job_task
 from radassist.db.base import utcnow
 from radassist.db.handles import handle_of_study, job_priorities
 from radassist.logging import log_context
@@ -64,7 +64,6 @@ def _record(task: RadAssistTask, started: StartedSearch, outcome: SearchOutcome)
                                study_ids=outcome.study_ids, now=utcnow())
         priorities = job_priorities(session, queued)
         for job_id in queued:
-            options = send_priority(task.settings.broker_url, PREPARE_TASK,
-                                    priorities.get(job_id, JobPriority.ROUTINE))
-            after_commit(session, functools.partial(task.app.send_task, PREPARE_TASK, (str(job_id),), **options))
+            after_commit(session, functools.partial(send_job_task, task.app, task.settings.broker_url, PREPARE_TASK,
+                                                    job_id, priorities.get(job_id, JobPriority.ROUTINE)))
         session.commit()

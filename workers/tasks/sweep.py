@@ -14,13 +14,24 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
-from celery import Task, shared_task
-from sqlalchemy.orm import Session
+from celery import Celery, shared_task
 
-from radassist.broker import CPU_QUEUE, GPU_QUEUE, IO_QUEUE, SWEEP_TASK, queue_depths, send_priority
+from radassist.broker import (
+    BUILD_TASK,
+    CPU_QUEUE,
+    DELIVER_TASK,
+    DRAFT_TASK,
+    GPU_QUEUE,
+    IO_QUEUE,
+    PREPARE_TASK,
+    PRIORS_TASK,
+    SWEEP_TASK,
+    queue_depths,
+    send_job_task,
+)
 from radassist.completion.claim import claim_all
 from radassist.db.base import utcnow
 from radassist.db.handles import job_priorities
@@ -38,12 +49,6 @@ logger = logging.getLogger(__name__)
 
 @shared_task(base=RadAssistTask, bind=True, name=SWEEP_TASK, acks_late=False, ignore_result=True)
 def sweep(self: RadAssistTask) -> None:
-    from workers.tasks.build import build_outputs
-    from workers.tasks.deliver import deliver
-    from workers.tasks.draft import draft_study
-    from workers.tasks.prepare import prepare_for_model
-    from workers.tasks.priors import fetch_priors
-
     settings = self.settings
     now = utcnow()
     with self.session() as session:
@@ -66,10 +71,10 @@ def sweep(self: RadAssistTask) -> None:
             preparing = new_jobs + preparing
         delivery_recover.hand_back_stuck(session, now, settings.hl7.ack_timeout_seconds)
         closed = delivery_recover.close_settled_jobs(session, now)
-        priorities = job_priorities(session, searches + preparing + drafts)
-        _send_after_commit(session, fetch_priors, searches, priorities, settings.broker_url)
-        _send_after_commit(session, prepare_for_model, preparing, priorities, settings.broker_url)
-        _send_after_commit(session, draft_study, drafts, priorities, settings.broker_url)
+        send = _Sender(self.app, settings.broker_url, job_priorities(session, searches + preparing + drafts))
+        after_commit(session, partial(send.each, PRIORS_TASK, searches))
+        after_commit(session, partial(send.each, PREPARE_TASK, preparing))
+        after_commit(session, partial(send.each, DRAFT_TASK, drafts))
         session.commit()
     if new_jobs:
         logger.info("%d jobs queued", len(new_jobs))
@@ -81,26 +86,27 @@ def sweep(self: RadAssistTask) -> None:
         lost_prepares = _if_queue_empty(self, CPU_QUEUE, drafting_recover.queued_without_message(session, now))
         lost_drafts = _if_queue_empty(self, GPU_QUEUE, drafting_recover.prepared_without_message(session, now))
         lost_builds = _if_queue_empty(self, IO_QUEUE, outputs_recover.drafted_without_message(session, now))
-    _send(deliver.apply_async, due)
-    _send(prepare_for_model.apply_async, lost_prepares)
-    _send(draft_study.apply_async, lost_drafts)
-    _send(build_outputs.apply_async, lost_builds)
+        send = _Sender(self.app, settings.broker_url, job_priorities(session, lost_prepares + lost_drafts + lost_builds))
+    send.each(DELIVER_TASK, due)  # a delivery's claim takes STAT deliveries first (delivery.recover.stat_due)
+    send.each(PREPARE_TASK, lost_prepares)
+    send.each(DRAFT_TASK, lost_drafts)
+    send.each(BUILD_TASK, lost_builds)
     if lost_prepares or lost_drafts or lost_builds:
         logger.warning("%d queued, %d prepared and %d drafted jobs had no message in their queue; queued again",
                        len(lost_prepares), len(lost_drafts), len(lost_builds))
 
 
-def _send(apply_async: Callable[..., object], ids: list[uuid.UUID]) -> None:
-    for item in ids:
-        apply_async((str(item),))
+@dataclass(frozen=True)
+class _Sender:
+    """Sends one task per id, each at its job's priority (routine when not known)."""
 
+    app: Celery
+    broker_url: str
+    priorities: dict[uuid.UUID, JobPriority]
 
-def _send_after_commit(session: Session, task: Task, ids: list[uuid.UUID],
-                       priorities: dict[uuid.UUID, JobPriority], broker_url: str) -> None:
-    """Each job's message, with its priority, once the commit is done."""
-    for item in ids:
-        options = send_priority(broker_url, task.name, priorities.get(item, JobPriority.ROUTINE))
-        after_commit(session, partial(task.apply_async, (str(item),), **options))
+    def each(self, task: str, ids: list[uuid.UUID]) -> None:
+        for item in ids:
+            send_job_task(self.app, self.broker_url, task, item, self.priorities.get(item, JobPriority.ROUTINE))
 
 
 def _if_queue_empty(task: RadAssistTask, queue: str, ids: list[uuid.UUID]) -> list[uuid.UUID]:
