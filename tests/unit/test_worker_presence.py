@@ -177,3 +177,22 @@ def test_a_heartbeat_that_could_hand_back_a_live_worker_is_refused(make_settings
         make_settings(queue_worker_heartbeat_seconds="40", queue_worker_lost_after_seconds="90")
     settings: Settings = make_settings(queue_worker_heartbeat_seconds="30", queue_worker_lost_after_seconds="90")
     assert settings.queue.worker_lost_after_seconds == 90
+
+
+def test_workers_gone_for_a_week_are_forgotten_unless_they_hold_a_job(factory: sessionmaker[Session]) -> None:
+    from radassist.presence.forget import FORGET_AFTER, forget_gone_workers
+
+    week_s = FORGET_AFTER.total_seconds()
+    with factory() as session:
+        _worker(session, "retired@a", seen_ago_s=week_s + 60, stopped=True)
+        _worker(session, "lost@b", seen_ago_s=week_s + 60)
+        _worker(session, "lost-holding@c", seen_ago_s=week_s + 60)
+        _worker(session, "stopped-yesterday@d", seen_ago_s=86400, stopped=True)
+        _worker(session, "alive@e", seen_ago_s=1)
+        _held(session, JobState.DRAFTING, "lost-holding@c")
+        _held(session, JobState.DONE, "lost@b")  # finished long ago: holds nothing
+        session.commit()
+        assert forget_gone_workers(session, utcnow()) == 2
+        session.commit()
+        names = session.scalars(select(WorkerPresence.name).order_by(WorkerPresence.name)).all()
+    assert names == ["alive@e", "lost-holding@c", "stopped-yesterday@d"]

@@ -1,5 +1,6 @@
-"""The scheduler's retention run: remove the files of done studies (:mod:`radassist.retention`) and the
-embedded broker's delivered messages.  Only wiring: the rules live in ``radassist/retention``."""
+"""The scheduler's retention run: remove the files of done studies (:mod:`radassist.retention`), the
+embedded broker's delivered messages and the workers gone for a week (:mod:`radassist.presence.forget`).
+Only wiring: the rules live in ``radassist/retention`` and ``radassist/presence``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from radassist.broker import RETENTION_TASK
 from radassist.config import Settings
 from radassist.db.base import utcnow
 from radassist.db.engine import make_sessionmaker
+from radassist.presence.forget import forget_gone_workers
 from radassist.retention.broker import remove_delivered_messages
 from radassist.retention.run import run_retention
 from workers.base import RadAssistTask
@@ -36,7 +38,11 @@ def _session_factory(settings: Settings) -> sessionmaker[Session]:
 @shared_task(base=RadAssistTask, bind=True, name=RETENTION_TASK, acks_late=False, ignore_result=True)
 def retention(self: RadAssistTask) -> None:
     settings = self.settings
-    run_retention(_session_factory(settings), settings, now=utcnow())
+    sessions = _session_factory(settings)
+    run_retention(sessions, settings, now=utcnow())
+    with sessions() as session:
+        forget_gone_workers(session, utcnow())
+        session.commit()
     try:
         remove_delivered_messages(settings.broker_url)
     except Exception as exc:  # noqa: BLE001 - housekeeping: the next run tries again
