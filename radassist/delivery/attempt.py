@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from radassist.config import Settings
 from radassist.db.tables import Delivery, Job
 from radassist.db.transitions import set_delivery_state
-from radassist.delivery.in_order import Deferred, take_study_turn, wait_for_older
+from radassist.delivery.in_order import Deferred, take_oru_study_turn, wait_for_older
 from radassist.delivery.send import send_delivery
 from radassist.delivery.superseded import cancel_if_superseded
 from radassist.errors import RadAssistError, TransientFailure
@@ -32,7 +32,7 @@ def claim_delivery(session: Session, delivery_id: uuid.UUID, now: dt.datetime,
     """Move a due pending delivery to sending and commit; detached copies of it and its job, or None
     (also when a newer draft's ORU replaced it: :mod:`radassist.delivery.superseded`), or when to try
     again (an older draft's ORU to the same RIS is still being sent: :mod:`radassist.delivery.in_order`)."""
-    if take_study_turn(session, delivery_id):
+    if take_oru_study_turn(session, delivery_id):
         if cancel_if_superseded(session, delivery_id, now):
             session.commit()
             return None

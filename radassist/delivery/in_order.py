@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased
 
-from radassist.db.tables import Delivery, Job, Study
+from radassist.db.study_turn import take_study_turn
+from radassist.db.tables import Delivery, Job
 from radassist.events import EventTag, record_event
 from radassist.states import DeliveryChannel, DeliveryState, JobPriority
 
@@ -43,16 +44,16 @@ class Deferred:
     priority: JobPriority
 
 
-def take_study_turn(session: Session, delivery_id: uuid.UUID) -> bool:
-    """Start the claim of an ORU with a write to its study's row (the study's turn, held until the
-    commit); False, with nothing written, for a delivery that is not an ORU."""
+def take_oru_study_turn(session: Session, delivery_id: uuid.UUID) -> bool:
+    """Start the claim of an ORU with its study's turn (:mod:`radassist.db.study_turn`, held until
+    the commit); False, with nothing written, for a delivery that is not an ORU."""
     study_id = session.scalar(
         select(Job.study_id).join(Delivery, Delivery.job_id == Job.id)
         .where(Delivery.id == delivery_id, Delivery.channel == DeliveryChannel.HL7)
     )
     if study_id is None:
         return False
-    session.execute(update(Study).where(Study.id == study_id).values(state=Study.state))
+    take_study_turn(session, study_id)
     return True
 
 
@@ -94,4 +95,4 @@ def wait_for_older(session: Session, delivery_id: uuid.UUID, now: dt.datetime) -
     return Deferred(WAIT_FOR_OLDER_S, JobPriority(priority))
 
 
-__all__ = ["WAITING_CODE", "WAIT_FOR_OLDER_S", "Deferred", "take_study_turn", "wait_for_older"]
+__all__ = ["WAITING_CODE", "WAIT_FOR_OLDER_S", "Deferred", "take_oru_study_turn", "wait_for_older"]

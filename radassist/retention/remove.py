@@ -21,6 +21,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from radassist.db.engine import write_turn
+from radassist.db.study_turn import take_study_turn
 from radassist.db.tables import Instance, Job, Series, Study
 from radassist.events import EventTag, record_event
 from radassist.identifiers import study_handle
@@ -46,8 +47,7 @@ def remove_study(
     """Remove a done study's instances, outputs and the inputs kept for its questions (``prepared``);
     None when it is no longer done (left alone)."""
     with write_turn(session_factory), session_factory() as session:
-        # A write first: from here on the study is ours until the commit.
-        session.execute(update(Study).where(Study.id == study_id).values(files_removed_at=Study.files_removed_at))
+        take_study_turn(session, study_id)  # from here on the study is ours until the commit
         study = session.execute(done_studies(study_id=study_id)).one_or_none()
         if study is None:
             session.rollback()

@@ -16,7 +16,7 @@ from radassist.db.base import utcnow
 from radassist.db.tables import Delivery, Event, Job, Study
 from radassist.db.transitions import set_delivery_state
 from radassist.delivery.attempt import claim_delivery
-from radassist.delivery.in_order import WAIT_FOR_OLDER_S, WAITING_CODE, Deferred, take_study_turn
+from radassist.delivery.in_order import WAIT_FOR_OLDER_S, WAITING_CODE, Deferred, take_oru_study_turn
 from radassist.delivery.outcome import record_outcome
 from radassist.states import DeliveryChannel, DeliveryState, JobPriority, JobState, StudyState
 
@@ -101,7 +101,7 @@ def test_two_claims_at_once_take_turns_on_the_study(factory: sessionmaker[Sessio
     outcome: list[object] = []
     first = factory()
     try:
-        assert take_study_turn(first, older)  # the older ORU's claim, up to its commit
+        assert take_oru_study_turn(first, older)  # the older ORU's claim, up to its commit
         assert set_delivery_state(first, older, DeliveryState.PENDING, DeliveryState.SENDING)
 
         def newer_claim() -> None:
