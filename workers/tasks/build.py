@@ -35,7 +35,6 @@ def build_outputs(self: RadAssistTask, job_id: str) -> None:
 
 @retry_while_db_down("building the outputs")
 def _build(task: RadAssistTask, job_id: uuid.UUID) -> None:
-
     with task.session() as session, log_context(job_id=job_id, study=handle_of_job(session, job_id)):
         pending = build_job_outputs(session, job_id, task.settings, task.outputs, utcnow())
         if pending is None:
