@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from radassist.db.tables import Job, Study
+from radassist.db.tables import Delivery, Job, Study
 from radassist.identifiers import study_handle
 from radassist.states import JobPriority
 
@@ -29,3 +29,12 @@ def job_priorities(session: Session, job_ids: list[uuid.UUID]) -> dict[uuid.UUID
         return {}
     rows = session.execute(select(Job.id, Job.priority).where(Job.id.in_(job_ids)))
     return {job_id: priority for job_id, priority in rows}
+
+
+def delivery_priorities(session: Session, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, JobPriority]:
+    """The priority of each delivery's job (a delivery not found is absent)."""
+    if not delivery_ids:
+        return {}
+    rows = session.execute(select(Delivery.id, Job.priority).join(Job, Job.id == Delivery.job_id)
+                           .where(Delivery.id.in_(delivery_ids)))
+    return {delivery_id: priority for delivery_id, priority in rows}

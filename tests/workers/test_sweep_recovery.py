@@ -13,13 +13,13 @@ from celery import Celery
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from radassist.broker import DRAFT_TASK, PREPARE_TASK
+from radassist.broker import DELIVER_TASK, DRAFT_TASK, PREPARE_TASK
 from radassist.config import Settings
 from radassist.db.base import utcnow
 from radassist.db.tables import Job
-from radassist.states import JobPriority, JobState
+from radassist.states import DeliveryState, JobPriority, JobState
 from tests.workers.sweep_sends import record_sweep_sends
-from tests.workers.test_tasks import add_job, app, session  # noqa: F401 - fixtures
+from tests.workers.test_tasks import add_hl7_delivery, add_job, app, session  # noqa: F401 - fixtures
 
 
 @pytest.fixture
@@ -57,9 +57,10 @@ def test_a_stale_queued_job_with_an_empty_queue_is_queued_again(
 
 
 def test_a_lost_stat_job_is_sent_again_at_its_priority(
-    app: Celery, session: Session, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    app: Celery, session: Session, monkeypatch: pytest.MonkeyPatch, migrated_settings: Settings  # noqa: F811
 ) -> None:
-    """Its first message went at STAT's place; so does the one that replaces it."""
+    """Its first message went at STAT's place; so does the one that replaces it, for a delivery too."""
+    from radassist.delivery.recover import LOST_MESSAGE_GRACE_S
     from radassist.drafting.recover import LOST_JOB_GRACE_S
     from workers.tasks import sweep as sweep_module
 
@@ -67,11 +68,15 @@ def test_a_lost_stat_job_is_sent_again_at_its_priority(
     monkeypatch.setattr(sweep_module, "send_job_task",
                         lambda _app, _url, task, item, priority, **_: sent.append((task, str(item), str(priority))))
     stat, routine = add_job(session, JobState.QUEUED), add_job(session, JobState.PREPARED)
-    session.execute(update(Job).where(Job.id == stat.id).values(priority=JobPriority.STAT))
+    delivering = add_job(session, JobState.DELIVERING)
+    session.execute(update(Job).where(Job.id.in_([stat.id, delivering.id])).values(priority=JobPriority.STAT))
+    due = utcnow() - dt.timedelta(seconds=LOST_MESSAGE_GRACE_S + 5)
+    delivery = add_hl7_delivery(session, migrated_settings, delivering, DeliveryState.PENDING, due=due)
     for job in (stat, routine):
         _age(session, job, LOST_JOB_GRACE_S + 5)
     sweep_module.sweep.apply().get()
-    assert sorted(sent) == sorted([(PREPARE_TASK, str(stat.id), "stat"), (DRAFT_TASK, str(routine.id), "routine")])
+    assert sorted(sent) == sorted([(PREPARE_TASK, str(stat.id), "stat"), (DRAFT_TASK, str(routine.id), "routine"),
+                                   (DELIVER_TASK, str(delivery.id), "stat")])
 
 
 def test_nothing_is_sent_again_while_the_queue_holds_messages(

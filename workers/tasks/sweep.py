@@ -34,7 +34,7 @@ from radassist.broker import (
 )
 from radassist.completion.claim import claim_all
 from radassist.db.base import utcnow
-from radassist.db.handles import job_priorities
+from radassist.db.handles import delivery_priorities, job_priorities
 from radassist.delivery import recover as delivery_recover
 from radassist.drafting import recover as drafting_recover
 from radassist.outputs import recover as outputs_recover
@@ -86,8 +86,10 @@ def sweep(self: RadAssistTask) -> None:
         lost_prepares = _if_queue_empty(self, CPU_QUEUE, drafting_recover.queued_without_message(session, now))
         lost_drafts = _if_queue_empty(self, GPU_QUEUE, drafting_recover.prepared_without_message(session, now))
         lost_builds = _if_queue_empty(self, IO_QUEUE, outputs_recover.drafted_without_message(session, now))
-        send = _Sender(self.app, settings.broker_url, job_priorities(session, lost_prepares + lost_drafts + lost_builds))
-    send.each(DELIVER_TASK, due)  # a delivery's claim takes STAT deliveries first (delivery.recover.stat_due)
+        priorities = {**job_priorities(session, lost_prepares + lost_drafts + lost_builds),
+                      **delivery_priorities(session, due)}
+        send = _Sender(self.app, settings.broker_url, priorities)
+    send.each(DELIVER_TASK, due)
     send.each(PREPARE_TASK, lost_prepares)
     send.each(DRAFT_TASK, lost_drafts)
     send.each(BUILD_TASK, lost_builds)
@@ -98,7 +100,7 @@ def sweep(self: RadAssistTask) -> None:
 
 @dataclass(frozen=True)
 class _Sender:
-    """Sends one task per id, each at its job's priority (routine when not known)."""
+    """Sends one task per id (a job's, or a delivery's), each at its job's priority (routine when not known)."""
 
     app: Celery
     broker_url: str
