@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import case, update
+from sqlalchemy import case, literal, update
 from sqlalchemy.orm import Session
 
 from radassist.db.tables import WorkerPresence
@@ -32,7 +32,8 @@ def report_seen(session: Session, name: str, now: dt.datetime, heartbeat_s: floa
     """
     broken = WorkerPresence.seen_at < now - dt.timedelta(seconds=run_broken_after_s(heartbeat_s))
     result = session.execute(update(WorkerPresence).where(WorkerPresence.name == name).values(
-        seen_at=now, answering_since=case((broken, now), else_=WorkerPresence.answering_since)))
+        seen_at=now, answering_since=case((broken, literal(now, WorkerPresence.answering_since.type)),
+                                          else_=WorkerPresence.answering_since)))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -95,6 +95,7 @@ def test_a_report_after_a_gap_starts_a_new_run(factory: sessionmaker[Session]) -
         session.commit()
         assert session.get(WorkerPresence, "gpu-0@host").answering_since == start  # type: ignore[union-attr]
         back = start + dt.timedelta(seconds=3 * HEARTBEAT_S + 120)  # two minutes of failed reports
+        back = back.astimezone(dt.timezone(dt.timedelta(hours=2)))  # a host not on UTC: stored as UTC
         report_seen(session, "gpu-0@host", back, HEARTBEAT_S)
         session.commit()
         session.expire_all()
