@@ -4,7 +4,7 @@ A worker killed with its jobs (out of memory, a crash, a machine reboot) leaves 
 or ``drafting`` under its node name (``jobs.held_by``).  Started again under the same name (the
 ``--name`` of ``radassist worker``, or the same unit on the same host), it holds nothing yet, so
 every job still held under that name lost its holder: each goes back to ``queued`` or
-``prepared`` and its message is sent again, at start-up, instead of after the sweep's cutoff (the
+``prepared`` (a delivery an io worker was sending, to ``pending``) and its message is sent again, at start-up, instead of after the sweep's cutoff (the
 time limit and a minute) or a broker's redelivery (Redis: its visibility timeout, an hour).
 """
 
@@ -16,10 +16,20 @@ from collections.abc import Iterable
 
 from celery import Celery
 
-from radassist.broker import CPU_QUEUE, DRAFT_TASK, GPU_QUEUE, PREPARE_TASK, send_job_task
+from radassist.broker import (
+    CPU_QUEUE,
+    DELIVER_TASK,
+    DRAFT_TASK,
+    GPU_QUEUE,
+    IO_QUEUE,
+    PREPARE_TASK,
+    send_job_task,
+)
 from radassist.config import Settings
+from radassist.db.base import utcnow
 from radassist.db.engine import make_sessionmaker
-from radassist.db.handles import job_priorities
+from radassist.db.handles import delivery_priorities, job_priorities
+from radassist.delivery import recover as delivery_recover
 from radassist.drafting.recover import hand_back_held_by
 from radassist.states import JobPriority, JobState
 
@@ -33,25 +43,28 @@ mistake (the default ``--name``) but serve different queues never hand back each
 
 def hand_back_on_start(app: Celery, hostname: str, queues: Iterable[str]) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
     """Hand back the jobs held under ``hostname`` by a worker of ``queues`` and send their messages;
-    the drafts' and the preparations' ids."""
+    the drafts' and the preparations' ids.  An io worker also hands back the deliveries it was sending."""
+    queues = list(queues)
     states = [_HELD_ON[q] for q in queues if q in _HELD_ON]
-    if not states:
+    serves_io = IO_QUEUE in queues
+    if not states and not serves_io:
         return [], []
     settings: Settings = app.radassist_settings
     sessions = make_sessionmaker(settings)
     try:
         with sessions() as session:
-            drafts, preparing = hand_back_held_by(session, hostname, states)
-            priorities = job_priorities(session, drafts + preparing)
+            drafts, preparing = hand_back_held_by(session, hostname, states) if states else ([], [])
+            deliveries = delivery_recover.hand_back_held_by(session, hostname, utcnow()) if serves_io else []
+            priorities = {**job_priorities(session, drafts + preparing), **delivery_priorities(session, deliveries)}
             session.commit()
     finally:
         sessions.kw["bind"].dispose()
-    for task, ids in ((PREPARE_TASK, preparing), (DRAFT_TASK, drafts)):
-        for job_id in ids:
-            send_job_task(app, settings.broker_url, task, job_id, priorities.get(job_id, JobPriority.ROUTINE))
-    if drafts or preparing:
-        logger.warning("this worker started again: %d drafts and %d preparations it held when it stopped "
-                       "are handed back", len(drafts), len(preparing))
+    for task, ids in ((PREPARE_TASK, preparing), (DRAFT_TASK, drafts), (DELIVER_TASK, deliveries)):
+        for item_id in ids:
+            send_job_task(app, settings.broker_url, task, item_id, priorities.get(item_id, JobPriority.ROUTINE))
+    if drafts or preparing or deliveries:
+        logger.warning("this worker started again: %d drafts, %d preparations and %d deliveries it held when "
+                       "it stopped are handed back", len(drafts), len(preparing), len(deliveries))
     return drafts, preparing
 
 

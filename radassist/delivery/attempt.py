@@ -27,11 +27,12 @@ from radassist.store.outputs import OutputStore
 logger = logging.getLogger(__name__)
 
 
-def claim_delivery(session: Session, delivery_id: uuid.UUID, now: dt.datetime,
+def claim_delivery(session: Session, delivery_id: uuid.UUID, now: dt.datetime, holder: str | None = None,
                    ) -> tuple[Delivery, Job] | Deferred | None:
-    """Move a due pending delivery to sending and commit; detached copies of it and its job, or None
-    (also when a newer draft's ORU replaced it: :mod:`radassist.delivery.superseded`), or when to try
-    again (an older draft's ORU to the same RIS is still being sent: :mod:`radassist.delivery.in_order`)."""
+    """Move a due pending delivery to sending under ``holder`` (the io worker's node name) and commit;
+    detached copies of it and its job, or None (also when a newer draft's ORU replaced it:
+    :mod:`radassist.delivery.superseded`), or when to try again (an older draft's ORU to the same RIS
+    is still being sent: :mod:`radassist.delivery.in_order`)."""
     if take_oru_study_turn(session, delivery_id):
         if cancel_if_superseded(session, delivery_id, now):
             session.commit()
@@ -46,6 +47,7 @@ def claim_delivery(session: Session, delivery_id: uuid.UUID, now: dt.datetime,
         attempts=Delivery.attempts + 1,
         first_attempt_at=func.coalesce(Delivery.first_attempt_at, now),
         next_attempt_at=now,
+        held_by=holder,
     )
     session.commit()
     if not claimed:

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
-from radassist.db.tables import Delivery, Job
+from radassist.db.tables import Delivery, Job, WorkerPresence
 from radassist.db.transitions import STAT_AHEAD, set_delivery_state
 from radassist.delivery.outcome import finish_job_if_delivered
 from radassist.events import EventTag, record_event
+from radassist.presence.silence import lost
 from radassist.states import FINAL_DELIVERY_STATES, DeliveryState, JobPriority, JobState
 
 LOST_BATCH = 100
@@ -32,6 +34,46 @@ def hand_back_stuck(session: Session, now: dt.datetime, ack_timeout_s: float) ->
     ).all():
         if set_delivery_state(session, delivery_id, DeliveryState.SENDING, DeliveryState.PENDING, next_attempt_at=now):
             record_event(session, EventTag.DELIVERY_REQUEUED, job_id=job_id, delivery=str(delivery_id))
+
+
+_HeldRow = Row[uuid.UUID, uuid.UUID, uuid.UUID, str | None]
+_SENDING_HELD = (select(Delivery.id, Delivery.job_id, Job.study_id, Delivery.held_by)
+                 .join(Job, Job.id == Delivery.job_id).where(Delivery.state == DeliveryState.SENDING))
+
+
+def _hand_back_sending(session: Session, rows: Sequence[_HeldRow], now: dt.datetime, reason: str) -> list[uuid.UUID]:
+    """Each row's delivery back to pending and due now, while still held by the row's holder (one
+    claimed again meanwhile stays with its new holder); their ids."""
+    handed_back = []
+    for delivery_id, job_id, study_id, holder in rows:
+        if set_delivery_state(session, delivery_id, DeliveryState.SENDING, DeliveryState.PENDING,
+                              Delivery.held_by == holder, next_attempt_at=now, held_by=None):
+            record_event(session, EventTag.DELIVERY_REQUEUED, study_id=study_id, job_id=job_id,
+                         delivery=str(delivery_id), reason=reason)
+            handed_back.append(delivery_id)
+    return handed_back
+
+
+def hand_back_held_by(session: Session, holder: str, now: dt.datetime) -> list[uuid.UUID]:
+    """The deliveries an io worker named ``holder`` was sending when it died, handed back as it starts
+    again under that name (it sends nothing yet); the caller sends their messages."""
+    rows = session.execute(_SENDING_HELD.where(Delivery.held_by == holder)).all()
+    return _hand_back_sending(session, rows, now, "its worker restarted")
+
+
+def hand_back_from_silent(session: Session, now: dt.datetime, lost_after_s: float, heartbeat_s: float,
+                          ) -> list[uuid.UUID]:
+    """The deliveries held by an io worker that stopped, or is silent while others answer
+    (:func:`radassist.presence.silence.lost`), handed back; the caller sends their messages.
+
+    A worker only slow to report in may still be sending: the delivery is then sent twice, as after
+    :func:`hand_back_stuck`, with the same SOP Instance UID (SR) or MSH-10 (ORU) both times.
+    """
+    rows = session.execute(
+        _SENDING_HELD.join(WorkerPresence, WorkerPresence.name == Delivery.held_by)
+        .where(lost(now, lost_after_s, heartbeat_s))
+    ).all()
+    return _hand_back_sending(session, rows, now, "its worker stopped answering")
 
 
 def close_settled_jobs(session: Session, now: dt.datetime) -> list[uuid.UUID]:

@@ -36,7 +36,7 @@ def deliver(self: RadAssistTask, delivery_id: str) -> None:
 
 def _attempt(self: RadAssistTask, delivery_id: uuid.UUID) -> None:
     with self.session() as session:
-        claimed = claim_delivery(session, delivery_id, utcnow())
+        claimed = claim_delivery(session, delivery_id, utcnow(), self.request.hostname)
         handle = handle_of_job(session, claimed[1].id) if isinstance(claimed, tuple) else "-"
     if isinstance(claimed, Deferred):  # an older draft's ORU is still on its way to the RIS
         send_job_task(self.app, self.settings.broker_url, DELIVER_TASK, delivery_id, claimed.priority,

@@ -70,11 +70,15 @@ def sweep(self: RadAssistTask) -> None:
         else:
             preparing = new_jobs + preparing
         delivery_recover.hand_back_stuck(session, now, settings.hl7.ack_timeout_seconds)
+        deliveries = delivery_recover.hand_back_from_silent(
+            session, now, settings.queue.worker_lost_after_seconds, settings.queue.worker_heartbeat_seconds)
         closed = delivery_recover.close_settled_jobs(session, now)
-        send = _Sender(self.app, settings.broker_url, job_priorities(session, searches + preparing + drafts))
+        send = _Sender(self.app, settings.broker_url, {**job_priorities(session, searches + preparing + drafts),
+                                                       **delivery_priorities(session, deliveries)})
         after_commit(session, partial(send.each, PRIORS_TASK, searches))
         after_commit(session, partial(send.each, PREPARE_TASK, preparing))
         after_commit(session, partial(send.each, DRAFT_TASK, drafts))
+        after_commit(session, partial(send.each, DELIVER_TASK, deliveries))
         session.commit()
     if new_jobs:
         logger.info("%d jobs queued", len(new_jobs))

@@ -109,6 +109,9 @@ class Delivery(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     first_attempt_at: Mapped[dt.datetime | None]
     delivered_at: Mapped[dt.datetime | None]
+    held_by: Mapped[str | None] = mapped_column(String(255))
+    """The io worker (Celery node name) of its last claim: while it is ``sending``, a restart of that
+    worker under its name or its silence hands it back (:mod:`radassist.delivery.recover`)."""
 
     job: Mapped[Job] = relationship(back_populates="deliveries")
 
