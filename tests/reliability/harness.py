@@ -179,12 +179,13 @@ class Ris:
 
     def __init__(self) -> None:
         self.port = free_port()
-        self.messages: list[tuple[str, str, str]] = []  # (control id, accession, ack code)
-        self.answer = "AA"
+        self.messages: list[tuple[str, str, str | None]] = []  # (control id, accession, ack code or None)
+        self.answer: str | None = "AA"
+        """The ACK code it answers with; None: it reads the message and never answers."""
         self._stack: contextlib.ExitStack | None = None
         self._lock = threading.Lock()
 
-    def _policy(self, message: hl7.Message, _seen: int) -> str:
+    def _policy(self, message: hl7.Message, _seen: int) -> str | None:
         control_id = str(message.segment("MSH")[10])
         accession = str(message.segment("OBR")[3]).split("^")[0]
         code = self.answer

@@ -11,6 +11,7 @@ runs as separate ``radassist listener|worker|beat|web`` processes so one can be 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import signal
 import subprocess
@@ -234,6 +235,33 @@ def test_pacs_down_then_up(rig: Rig, record: list[Counts]) -> None:
     studies, log, started, outage = _burst_through_outage(rig, "PD", rig.pacs.stop, rig.pacs.start)
     check(_finish("4c. PACS (storescp) down, then up", rig, studies, log, started, record,
                   notes=f"down {outage:.0f} s"))
+
+
+def test_delivery_worker_killed_mid_send_and_restarted_sends_again(rig: Rig, record: list[Counts]) -> None:
+    """SIGKILL of the io worker while ORUs wait for the RIS's ACK (the RIS reads them and does not
+    answer), then the worker started again under its name: as it starts it hands back the deliveries
+    it was sending (``deliveries.held_by``), instead of their waiting three ACK timeouts for the sweep."""
+    stack = rig.service(draft_workers=1)
+    rig.ris.answer = None  # read, never acknowledged: the ORUs stay sending
+    studies, log = _studies(rig, "KS"), SendLog()
+    started = time.monotonic()
+    senders = send_paced(stack.dicom_port, studies, log, seconds=20, parallel=PARALLEL)
+    wait_until(lambda: stack.query("SELECT 1 FROM deliveries WHERE channel = 'hl7' AND state = 'sending'"),
+               timeout=240, interval=0.05)
+    rig.ris.answer = "AA"
+    stack.restart("io")
+    senders.join()
+    result = _finish("4d. delivery worker SIGKILLed mid-send, restarted", rig, studies, log, started, record,
+                     notes="what it was sending handed back as it started again")
+    handed = dict(stack.query(
+        "SELECT d.channel, count(*) FROM events e JOIN deliveries d ON d.id::text = e.detail->>'delivery'"
+        " WHERE e.tag = 'delivery:requeued' AND e.detail->>'reason' = 'its worker restarted' GROUP BY d.channel"))
+    assert handed.get("hl7", 0) >= 1, f"the restarted io worker handed back no ORU: {handed}"
+    # An SR the PACS had stored as the worker died is stored again, with the same SOP Instance UID: a
+    # delivery is sent at least once.  The ORUs were never acknowledged, so none is accepted twice.
+    assert result.sr_duplicates <= handed.get("sr", 0), (result, handed)
+    result.notes += f"; {handed} handed back, {result.sr_duplicates} SRs stored again (same SOP Instance UID)"
+    check(dataclasses.replace(result, sr_duplicates=0))
 
 
 # --- 5. the listener killed mid-association --------------------------------------------------------
