@@ -4,8 +4,10 @@ A worker killed with its jobs (out of memory, a crash, a machine reboot) leaves 
 or ``drafting`` under its node name (``jobs.held_by``).  Started again under the same name (the
 ``--name`` of ``radassist worker``, or the same unit on the same host), it holds nothing yet, so
 every job still held under that name lost its holder: each goes back to ``queued`` or
-``prepared`` (a delivery an io worker was sending, to ``pending``) and its message is sent again, at start-up, instead of after the sweep's cutoff (the
-time limit and a minute) or a broker's redelivery (Redis: its visibility timeout, an hour).
+``prepared`` (a delivery an io worker was sending, to ``pending``: ``deliveries.held_by``) and its
+message is sent again, at start-up, instead of after the sweep's cutoff (the time limit and a
+minute; three ACK timeouts for a delivery) or a broker's redelivery (Redis: its visibility
+timeout, an hour).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def hand_back_on_start(app: Celery, hostname: str, queues: Iterable[str]) -> tup
     sessions = make_sessionmaker(settings)
     try:
         with sessions() as session:
-            drafts, preparing = hand_back_held_by(session, hostname, states) if states else ([], [])
+            drafts, preparing = hand_back_held_by(session, hostname, states)
             deliveries = delivery_recover.hand_back_held_by(session, hostname, utcnow()) if serves_io else []
             priorities = {**job_priorities(session, drafts + preparing), **delivery_priorities(session, deliveries)}
             session.commit()
