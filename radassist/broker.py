@@ -24,7 +24,7 @@ before the job of the message that woke them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from radassist.config import Settings
@@ -123,6 +123,13 @@ def send_job_task(app: Celery, broker_url: str, task: str, item_id: object, job_
     if countdown is not None:
         options["countdown"] = countdown
     app.send_task(task, (str(item_id),), **options)
+
+
+def send_job_tasks(app: Celery, broker_url: str, task: str, item_ids: Iterable[object],
+                   priorities: Mapping[Any, str]) -> None:
+    """:func:`send_job_task` for each id, at the priority ``priorities`` gives it (routine when none)."""
+    for item_id in item_ids:
+        send_job_task(app, broker_url, task, item_id, priorities.get(item_id, "routine"))
 
 
 def celery_conf(settings: Settings) -> dict[str, Any]:

@@ -25,15 +25,15 @@ from radassist.broker import (
     GPU_QUEUE,
     IO_QUEUE,
     PREPARE_TASK,
-    send_job_task,
+    send_job_tasks,
 )
 from radassist.config import Settings
 from radassist.db.base import utcnow
 from radassist.db.engine import make_sessionmaker
-from radassist.db.handles import delivery_priorities, job_priorities
+from radassist.db.handles import priorities_of
 from radassist.delivery import recover as delivery_recover
 from radassist.drafting.recover import hand_back_held_by
-from radassist.states import JobPriority, JobState
+from radassist.states import JobState
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +57,12 @@ def hand_back_on_start(app: Celery, hostname: str, queues: Iterable[str]) -> tup
         with sessions() as session:
             drafts, preparing = hand_back_held_by(session, hostname, states)
             deliveries = delivery_recover.hand_back_held_by(session, hostname, utcnow()) if serves_io else []
-            priorities = {**job_priorities(session, drafts + preparing), **delivery_priorities(session, deliveries)}
+            priorities = priorities_of(session, drafts + preparing, deliveries)
             session.commit()
     finally:
         sessions.kw["bind"].dispose()
     for task, ids in ((PREPARE_TASK, preparing), (DRAFT_TASK, drafts), (DELIVER_TASK, deliveries)):
-        for item_id in ids:
-            send_job_task(app, settings.broker_url, task, item_id, priorities.get(item_id, JobPriority.ROUTINE))
+        send_job_tasks(app, settings.broker_url, task, ids, priorities)
     if drafts or preparing or deliveries:
         logger.warning("this worker started again: %d drafts, %d preparations and %d deliveries it held when "
                        "it stopped are handed back", len(drafts), len(preparing), len(deliveries))

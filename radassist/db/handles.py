@@ -38,3 +38,10 @@ def delivery_priorities(session: Session, delivery_ids: list[uuid.UUID]) -> dict
     rows = session.execute(select(Delivery.id, Job.priority).join(Job, Job.id == Delivery.job_id)
                            .where(Delivery.id.in_(delivery_ids)))
     return {delivery_id: priority for delivery_id, priority in rows}
+
+
+def priorities_of(session: Session, job_ids: list[uuid.UUID],
+                  delivery_ids: list[uuid.UUID] | None = None) -> dict[uuid.UUID, JobPriority]:
+    """The priority of each job, and of each delivery's job, keyed by the job's or the delivery's id
+    (ids are UUIDs, so the two never collide): what a sender of both needs."""
+    return {**job_priorities(session, job_ids), **delivery_priorities(session, delivery_ids or [])}

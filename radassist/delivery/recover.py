@@ -16,7 +16,7 @@ from radassist.db.tables import Delivery, Job, WorkerPresence
 from radassist.db.transitions import STAT_AHEAD, set_delivery_state
 from radassist.delivery.outcome import finish_job_if_delivered
 from radassist.events import EventTag, record_event
-from radassist.presence.silence import lost
+from radassist.presence.silence import HOLDER_RESTARTED, HOLDER_SILENT, lost
 from radassist.states import FINAL_DELIVERY_STATES, DeliveryState, JobPriority, JobState
 
 LOST_BATCH = 100
@@ -24,21 +24,20 @@ LOST_MESSAGE_GRACE_S = 60.0
 """A due delivery not picked up this long after its time is assumed lost and queued again."""
 
 
-def hand_back_stuck(session: Session, now: dt.datetime, ack_timeout_s: float) -> None:
-    """Deliveries sending for three times the ACK timeout (at least three minutes) lost their worker."""
-    cutoff = now - dt.timedelta(seconds=max(ack_timeout_s, 60) * 3)
-    for delivery_id, job_id in session.execute(
-        select(Delivery.id, Delivery.job_id).where(
-            Delivery.state == DeliveryState.SENDING, Delivery.next_attempt_at < cutoff
-        )
-    ).all():
-        if set_delivery_state(session, delivery_id, DeliveryState.SENDING, DeliveryState.PENDING, next_attempt_at=now):
-            record_event(session, EventTag.DELIVERY_REQUEUED, job_id=job_id, delivery=str(delivery_id))
-
-
 _HeldRow = Row[uuid.UUID, uuid.UUID, uuid.UUID, str | None]
 _SENDING_HELD = (select(Delivery.id, Delivery.job_id, Job.study_id, Delivery.held_by)
                  .join(Job, Job.id == Delivery.job_id).where(Delivery.state == DeliveryState.SENDING))
+
+
+STUCK_REASON = "sending for three ACK timeouts"
+
+
+def hand_back_stuck(session: Session, now: dt.datetime, ack_timeout_s: float) -> list[uuid.UUID]:
+    """Deliveries sending for three times the ACK timeout (at least three minutes) lost their worker,
+    whoever held them (one that never named its worker included); handed back, their ids."""
+    cutoff = now - dt.timedelta(seconds=max(ack_timeout_s, 60) * 3)
+    rows = session.execute(_SENDING_HELD.where(Delivery.next_attempt_at < cutoff)).all()
+    return _hand_back_sending(session, rows, now, STUCK_REASON)
 
 
 def _hand_back_sending(session: Session, rows: Sequence[_HeldRow], now: dt.datetime, reason: str) -> list[uuid.UUID]:
@@ -58,7 +57,7 @@ def hand_back_held_by(session: Session, holder: str, now: dt.datetime) -> list[u
     """The deliveries an io worker named ``holder`` was sending when it died, handed back as it starts
     again under that name (it sends nothing yet); the caller sends their messages."""
     rows = session.execute(_SENDING_HELD.where(Delivery.held_by == holder)).all()
-    return _hand_back_sending(session, rows, now, "its worker restarted")
+    return _hand_back_sending(session, rows, now, HOLDER_RESTARTED)
 
 
 def hand_back_from_silent(session: Session, now: dt.datetime, lost_after_s: float, heartbeat_s: float,
@@ -73,7 +72,7 @@ def hand_back_from_silent(session: Session, now: dt.datetime, lost_after_s: floa
         _SENDING_HELD.join(WorkerPresence, WorkerPresence.name == Delivery.held_by)
         .where(lost(now, lost_after_s, heartbeat_s))
     ).all()
-    return _hand_back_sending(session, rows, now, "its worker stopped answering")
+    return _hand_back_sending(session, rows, now, HOLDER_SILENT)
 
 
 def close_settled_jobs(session: Session, now: dt.datetime) -> list[uuid.UUID]:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from radassist.db.tables import Job, WorkerPresence
 from radassist.db.transitions import set_job_state
 from radassist.events import EventTag, record_event
-from radassist.presence.silence import lost
+from radassist.presence.silence import HOLDER_RESTARTED, HOLDER_SILENT, lost
 from radassist.states import JobState
 
 LOST_JOB_GRACE_S = 120.0
@@ -77,7 +77,7 @@ def hand_back_held_by(session: Session, holder: str, states: Collection[JobState
         if state not in states:
             return []
         rows = session.execute(_HELD.where(Job.held_by == holder, Job.state == state)).all()
-        return _requeue(session, rows, "its worker restarted", held=True)
+        return _requeue(session, rows, HOLDER_RESTARTED, held=True)
 
     return held_in(JobState.DRAFTING), held_in(JobState.PREPARING)
 
@@ -100,7 +100,7 @@ def hand_back_from_silent(session: Session, now: dt.datetime, lost_after_s: floa
         _HELD.join(WorkerPresence, WorkerPresence.name == Job.held_by)
         .where(Job.state.in_(tuple(_BACK)), lost(now, lost_after_s, heartbeat_s))
     ).all()
-    handed = set(_requeue(session, rows, "its worker stopped answering", held=True))
+    handed = set(_requeue(session, rows, HOLDER_SILENT, held=True))
     drafts = [r.id for r in rows if r.id in handed and r.state == JobState.DRAFTING]
     return drafts, [r.id for r in rows if r.id in handed and r.state == JobState.PREPARING]
 

@@ -10,6 +10,11 @@ from sqlalchemy.orm import aliased
 
 from radassist.db.tables import WorkerPresence
 
+HOLDER_RESTARTED = "its worker restarted"
+"""Why a job or a delivery was handed back as its holder started again under its name."""
+HOLDER_SILENT = "its worker stopped answering"
+"""Why a job or a delivery was handed back once its holder was :func:`lost`."""
+
 
 def gone(now: dt.datetime, lost_after_s: float) -> ColumnElement[bool]:
     """A worker that stopped, or has not reported in for ``lost_after_s``."""

@@ -91,3 +91,19 @@ def test_a_delivery_claimed_again_meanwhile_stays_with_its_new_worker(factory: s
         session.commit()
         session.expire_all()
         assert session.get(Delivery, delivery_id).held_by == "io@b"  # type: ignore[union-attr]
+
+
+def test_a_delivery_sending_for_three_ack_timeouts_goes_back_whoever_held_it(factory: sessionmaker[Session]) -> None:
+    from radassist.delivery.recover import STUCK_REASON, hand_back_stuck
+
+    with factory() as session:
+        unnamed, named, recent = (_delivery(session, DeliveryState.SENDING, holder) for holder in (None, "io@a", "io@b"))
+        long_ago = utcnow() - dt.timedelta(minutes=4)
+        for delivery_id in (unnamed, named):
+            session.get(Delivery, delivery_id).next_attempt_at = long_ago  # type: ignore[union-attr]
+        session.commit()
+        assert sorted(hand_back_stuck(session, utcnow(), 30.0)) == sorted([unnamed, named])
+        session.commit()
+        assert session.get(Delivery, recent).state is DeliveryState.SENDING  # type: ignore[union-attr]
+        events = session.scalars(select(Event).where(Event.tag == "delivery:requeued")).all()
+        assert {e.detail["reason"] for e in events} == {STUCK_REASON} and all(e.study_id for e in events)

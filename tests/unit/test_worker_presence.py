@@ -197,3 +197,17 @@ def test_workers_gone_for_a_week_are_forgotten_unless_they_hold_a_job(factory: s
         session.commit()
         names = session.scalars(select(WorkerPresence.name).order_by(WorkerPresence.name)).all()
     assert names == ["alive@e", "lost-holding@c", "stopped-yesterday@d"]
+
+
+def test_a_worker_gone_for_a_week_that_was_sending_a_delivery_is_kept(factory: sessionmaker[Session]) -> None:
+    from radassist.db.tables import Delivery
+    from radassist.presence.forget import FORGET_AFTER, forget_gone_workers
+    from radassist.states import DeliveryChannel, DeliveryState
+
+    with factory() as session:
+        _worker(session, "io@lost", seen_ago_s=FORGET_AFTER.total_seconds() + 60)
+        job_id = _held(session, JobState.DELIVERING, None)
+        session.add(Delivery(job_id=job_id, channel=DeliveryChannel.SR, destination="pacs",
+                             state=DeliveryState.SENDING, held_by="io@lost"))
+        session.commit()
+        assert forget_gone_workers(session, utcnow()) == 0

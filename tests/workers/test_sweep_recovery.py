@@ -60,12 +60,13 @@ def test_a_lost_stat_job_is_sent_again_at_its_priority(
     app: Celery, session: Session, monkeypatch: pytest.MonkeyPatch, migrated_settings: Settings  # noqa: F811
 ) -> None:
     """Its first message went at STAT's place; so does the one that replaces it, for a delivery too."""
+    from radassist import broker
     from radassist.delivery.recover import LOST_MESSAGE_GRACE_S
     from radassist.drafting.recover import LOST_JOB_GRACE_S
     from workers.tasks import sweep as sweep_module
 
     sent: list[tuple[str, str, str]] = []
-    monkeypatch.setattr(sweep_module, "send_job_task",
+    monkeypatch.setattr(broker, "send_job_task",
                         lambda _app, _url, task, item, priority, **_: sent.append((task, str(item), str(priority))))
     stat, routine = add_job(session, JobState.QUEUED), add_job(session, JobState.PREPARED)
     delivering = add_job(session, JobState.DELIVERING)

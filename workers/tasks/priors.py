@@ -14,13 +14,12 @@ import uuid
 
 from celery import shared_task
 
-from radassist.broker import PREPARE_TASK, PRIORS_TASK, send_job_task
+from radassist.broker import PREPARE_TASK, PRIORS_TASK, send_job_tasks
 from radassist.db.base import utcnow
 from radassist.db.handles import handle_of_study, job_priorities
 from radassist.logging import log_context
 from radassist.prefetch.record import StartedSearch, record_search, start_search, waits_for_its_study_job
 from radassist.prefetch.run import SearchOutcome, search_priors
-from radassist.states import JobPriority
 from workers.base import RadAssistTask, retry_while_db_down
 from workers.enqueue import after_commit
 
@@ -63,7 +62,6 @@ def _record(task: RadAssistTask, started: StartedSearch, outcome: SearchOutcome)
         queued = record_search(session, started, outcome.result, profile=outcome.profile,
                                study_ids=outcome.study_ids, now=utcnow())
         priorities = job_priorities(session, queued)
-        for job_id in queued:
-            after_commit(session, functools.partial(send_job_task, task.app, task.settings.broker_url, PREPARE_TASK,
-                                                    job_id, priorities.get(job_id, JobPriority.ROUTINE)))
+        after_commit(session, functools.partial(send_job_tasks, task.app, task.settings.broker_url, PREPARE_TASK,
+                                                queued, priorities))
         session.commit()

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 from functools import partial
 
-from celery import Celery, shared_task
+from celery import shared_task
 
 from radassist.broker import (
     BUILD_TASK,
@@ -30,17 +29,16 @@ from radassist.broker import (
     PRIORS_TASK,
     SWEEP_TASK,
     queue_depths,
-    send_job_task,
+    send_job_tasks,
 )
 from radassist.completion.claim import claim_all
 from radassist.db.base import utcnow
-from radassist.db.handles import delivery_priorities, job_priorities
+from radassist.db.handles import priorities_of
 from radassist.delivery import recover as delivery_recover
 from radassist.drafting import recover as drafting_recover
 from radassist.outputs import recover as outputs_recover
 from radassist.prefetch import recover as prefetch_recover
 from radassist.prefetch.start import fetches_priors
-from radassist.states import JobPriority
 from workers.base import RadAssistTask
 from workers.enqueue import after_commit
 
@@ -69,16 +67,14 @@ def sweep(self: RadAssistTask) -> None:
             searches = new_jobs + searches
         else:
             preparing = new_jobs + preparing
-        delivery_recover.hand_back_stuck(session, now, settings.hl7.ack_timeout_seconds)
-        deliveries = delivery_recover.hand_back_from_silent(
+        deliveries = delivery_recover.hand_back_stuck(session, now, settings.hl7.ack_timeout_seconds)
+        deliveries += delivery_recover.hand_back_from_silent(
             session, now, settings.queue.worker_lost_after_seconds, settings.queue.worker_heartbeat_seconds)
         closed = delivery_recover.close_settled_jobs(session, now)
-        send = _Sender(self.app, settings.broker_url, {**job_priorities(session, searches + preparing + drafts),
-                                                       **delivery_priorities(session, deliveries)})
-        after_commit(session, partial(send.each, PRIORS_TASK, searches))
-        after_commit(session, partial(send.each, PREPARE_TASK, preparing))
-        after_commit(session, partial(send.each, DRAFT_TASK, drafts))
-        after_commit(session, partial(send.each, DELIVER_TASK, deliveries))
+        priorities = priorities_of(session, searches + preparing + drafts, deliveries)
+        for task, ids in ((PRIORS_TASK, searches), (PREPARE_TASK, preparing), (DRAFT_TASK, drafts),
+                          (DELIVER_TASK, deliveries)):
+            after_commit(session, partial(send_job_tasks, self.app, settings.broker_url, task, ids, priorities))
         session.commit()
     if new_jobs:
         logger.info("%d jobs queued", len(new_jobs))
@@ -90,29 +86,13 @@ def sweep(self: RadAssistTask) -> None:
         lost_prepares = _if_queue_empty(self, CPU_QUEUE, drafting_recover.queued_without_message(session, now))
         lost_drafts = _if_queue_empty(self, GPU_QUEUE, drafting_recover.prepared_without_message(session, now))
         lost_builds = _if_queue_empty(self, IO_QUEUE, outputs_recover.drafted_without_message(session, now))
-        priorities = {**job_priorities(session, lost_prepares + lost_drafts + lost_builds),
-                      **delivery_priorities(session, due)}
-        send = _Sender(self.app, settings.broker_url, priorities)
-    send.each(DELIVER_TASK, due)
-    send.each(PREPARE_TASK, lost_prepares)
-    send.each(DRAFT_TASK, lost_drafts)
-    send.each(BUILD_TASK, lost_builds)
+        priorities = priorities_of(session, lost_prepares + lost_drafts + lost_builds, due)
+    for task, ids in ((DELIVER_TASK, due), (PREPARE_TASK, lost_prepares), (DRAFT_TASK, lost_drafts),
+                      (BUILD_TASK, lost_builds)):
+        send_job_tasks(self.app, settings.broker_url, task, ids, priorities)
     if lost_prepares or lost_drafts or lost_builds:
         logger.warning("%d queued, %d prepared and %d drafted jobs had no message in their queue; queued again",
                        len(lost_prepares), len(lost_drafts), len(lost_builds))
-
-
-@dataclass(frozen=True)
-class _Sender:
-    """Sends one task per id (a job's, or a delivery's), each at its job's priority (routine when not known)."""
-
-    app: Celery
-    broker_url: str
-    priorities: dict[uuid.UUID, JobPriority]
-
-    def each(self, task: str, ids: list[uuid.UUID]) -> None:
-        for item in ids:
-            send_job_task(self.app, self.broker_url, task, item, self.priorities.get(item, JobPriority.ROUTINE))
 
 
 def _if_queue_empty(task: RadAssistTask, queue: str, ids: list[uuid.UUID]) -> list[uuid.UUID]:
